@@ -1,0 +1,189 @@
+"""Plain data shared by every layer: service definitions, state, events, actions.
+
+Nothing here performs I/O or reads a clock; times are monotonic seconds passed in.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CrashPolicy:
+    """When repeated deaths make a service bail (s6-supervise has no such rule)."""
+
+    max_deaths: int = 5
+    window: float = 60.0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service as read from its servicedir, after config overrides."""
+
+    name: str
+    directory: str
+    has_finish: bool = False
+    normally_up: bool = True
+    notification_fd: int | None = None
+    timeout_kill_ms: int = 0  # 0: no timeout of its own, the grace time applies
+    timeout_finish_ms: int = 5000
+    down_signal: int = signal.SIGTERM
+    essential: bool = False
+    crash: CrashPolicy = CrashPolicy()
+    problems: tuple[str, ...] = ()  # what is wrong with the definition, for the log
+
+
+class Phase(enum.Enum):
+    DOWN = "down"  # no process, nothing scheduled
+    WAITING = "waiting"  # down, a start is scheduled at the deadline
+    UP = "up"  # the run process is alive
+    FINISHING = "finishing"  # the run process died, ./finish is running
+
+
+class Want(enum.Enum):
+    UP = "up"
+    DOWN = "down"
+    ONCE = "once"  # up, but not restarted when it dies (s6-svc -o)
+
+
+class Timer(enum.Enum):
+    START = "start"
+    KILL = "kill"  # SIGKILL the group: the down-signal was not enough
+    KILL_FINISH = "kill-finish"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What the supervisor knows of one service; replaced, never mutated."""
+
+    phase: Phase = Phase.DOWN
+    want: Want = Want.DOWN
+    pid: int | None = None
+    started: bool = False  # has it ever been started
+    since: float = 0.0  # when it last went up or down
+    ready_at: float | None = None
+    last_start: float | None = None
+    deaths: tuple[float, ...] = ()  # unexpected deaths still inside the crash window
+    exitcode: int | None = None  # of the last death
+    signum: int | None = None  # of the last death
+    bailed: bool = False
+    stopping: bool = False  # the down-signal was sent: the coming death is expected
+    shutting_down: bool = False
+    finish_pid: int | None = None
+    deadline: float | None = None
+    timer: Timer | None = None
+
+
+# --- events: what happened ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Boot:
+    """The supervisor is ready to run services: go to the wanted state."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    """./run could not be executed at all; it counts as a death (exit 126/127)."""
+
+    exitcode: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Exited:
+    exitcode: int | None
+    signum: int | None
+
+
+@dataclass(frozen=True)
+class FinishSpawned:
+    pid: int
+
+
+@dataclass(frozen=True)
+class FinishExited:
+    exitcode: int | None
+
+
+@dataclass(frozen=True)
+class Ready:
+    pass
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    pass
+
+
+class Verb(enum.Enum):
+    UP = "up"  # also clears a bail
+    DOWN = "down"
+    ONCE = "once"
+    ONCE_AT_MOST = "once-at-most"
+    RESTART = "restart"
+    SHUTDOWN = "shutdown"  # the container is stopping: down with the grace time
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: Verb
+
+
+Event = Boot | Spawned | SpawnFailed | Exited | FinishSpawned | FinishExited | Ready | TimerFired | Command
+
+
+# --- actions: what the effect layer must do ----------------------------------
+
+
+@dataclass(frozen=True)
+class Spawn:
+    pass
+
+
+@dataclass(frozen=True)
+class RunFinish:
+    args: tuple[str, ...]  # exit code (256 if killed), signal number, name, pgid
+
+
+@dataclass(frozen=True)
+class SignalGroup:
+    signum: int
+
+
+@dataclass(frozen=True)
+class KillFinish:
+    pass
+
+
+@dataclass(frozen=True)
+class Note:
+    """A structured log event: name and fields."""
+
+    event: str
+    level: str = "info"
+    fields: tuple[tuple[str, object], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class EssentialBailed:
+    """An essential service bailed: the container must stop with this code."""
+
+    exitcode: int
+
+
+Action = Spawn | RunFinish | SignalGroup | KillFinish | Note | EssentialBailed
+
+
+def death_code(exitcode: int | None, signum: int | None) -> int:
+    """A process's fate as one exit code, the shell's way: 128+N when killed by N."""
+    if signum is not None:
+        return 128 + signum
+    return exitcode if exitcode is not None else 0

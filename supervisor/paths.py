@@ -1,0 +1,74 @@
+"""Where the runtime directory and the control socket are: one rule for server and clients.
+
+Standard library only: the client CLIs import this.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+SYSTEM_RUNDIR = "/run/pys6"
+SOCKET_NAME = "control.sock"
+
+
+class RuntimeDirError(Exception):
+    """The runtime directory cannot be used safely."""
+
+
+def fallback_rundir(uid: int | None = None) -> str:
+    return f"/tmp/pys6-{os.getuid() if uid is None else uid}"
+
+
+def candidate_rundirs(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Where a client looks for the socket, in order."""
+    if environ.get("PYS6_RUNDIR"):
+        return [environ["PYS6_RUNDIR"]]
+    return [SYSTEM_RUNDIR, fallback_rundir()]
+
+
+def check_owned_private(path: str) -> None:
+    """Refuse a directory we do not own or that others may write (a planted /tmp/pys6-1000)."""
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise RuntimeDirError(f"runtime directory {path} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise RuntimeDirError(f"runtime directory {path} belongs to uid {info.st_uid}, not to us (uid {os.geteuid()})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RuntimeDirError(f"runtime directory {path} is writable by others (mode {stat.S_IMODE(info.st_mode):o})")
+
+
+def _make_private(path: str) -> bool:
+    """Create `path` 0700; False if it cannot be made (no permission, read-only /run)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def prepare_rundir(environ: dict[str, str] | os._Environ[str]) -> str:
+    """Choose, create and check the runtime directory as SPEC.md says.
+
+    PYS6_RUNDIR when set; else /run/pys6 where it is ours or can be made;
+    else /tmp/pys6-<uid>. The directory chosen must be ours and private.
+    """
+    explicit = environ.get("PYS6_RUNDIR")
+    if explicit:
+        if not _make_private(explicit):
+            raise RuntimeDirError(f"cannot create runtime directory {explicit}")
+        check_owned_private(explicit)
+        return explicit
+    if _make_private(SYSTEM_RUNDIR):
+        try:
+            check_owned_private(SYSTEM_RUNDIR)
+            return SYSTEM_RUNDIR
+        except RuntimeDirError:
+            pass  # another user's /run/pys6: ours is the per-uid fallback
+    path = fallback_rundir()
+    if not _make_private(path):
+        raise RuntimeDirError(f"cannot create runtime directory {path}")
+    check_owned_private(path)
+    return path
