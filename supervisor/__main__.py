@@ -1,0 +1,3 @@
+from .init import main
+
+main()

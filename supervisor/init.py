@@ -1,0 +1,91 @@
+"""pyinit: the container's PID 1 (or a subreaper in a developer's shell).
+
+Order: settings (fail before anything starts), log, runtime dir, subreaper, then
+one anyio run whose root task group holds the signal loop, the output writer and
+the stages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+USAGE = """\
+usage: pyinit [PROG ARGS...]
+
+PID 1 for containers, a drop-in for s6-overlay's /init. Runs $PYS6_ETC/cont-init.d,
+supervises $PYS6_ETC/services.d, and on SIGTERM runs $PYS6_ETC/cont-finish.d and
+stops everything. With PROG, runs it once services are up and exits with its code.
+
+exit codes: 0 clean shutdown; PROG's code; an essential service's code;
+100 bad configuration; 111 the runtime directory or a system call failed.
+See README.md for every variable.
+"""
+
+EXIT_USAGE = 100
+EXIT_SYSTEM = 111
+
+
+def _ensure_standard_fds() -> None:
+    """A PID 1 may start with 0, 1 or 2 closed; a pipe landing there would be a mess."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open("/dev/null", os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"pyinit: fatal: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def run(argv: Sequence[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0
+    _ensure_standard_fds()
+    from . import log, paths
+    from .config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        return _fail(f"bad configuration: {exc}", EXIT_USAGE)
+    log.configure(settings.log_format, settings.verbosity)
+    try:
+        rundir = paths.prepare_rundir(os.environ)
+    except (paths.RuntimeDirError, OSError) as exc:
+        return _fail(str(exc), EXIT_SYSTEM)
+    is_pid1 = os.getpid() == 1
+    if not is_pid1:
+        from .reaper import become_subreaper
+
+        try:
+            become_subreaper()
+        except OSError as exc:
+            return _fail(str(exc), EXIT_SYSTEM)
+
+    import anyio
+
+    from .main_loop import supervise
+
+    return anyio.run(supervise, settings, list(argv), rundir, is_pid1)
+
+
+def main() -> None:
+    code = run(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: no interpreter teardown (it would only wait for idle worker threads).
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
+

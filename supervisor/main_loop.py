@@ -1,0 +1,59 @@
+"""The root task group: output writer, signal loop and the stages.
+
+Signal handlers only enqueue (anyio's receiver); this loop turns each signal into
+an action: SIGCHLD into a reap, SIGTERM/SIGINT/SIGQUIT into a shutdown request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from . import log
+from .config import Settings
+from .output import OutputWriter
+from .reaper import Reaper
+from .stages import Supervisor
+
+HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+FINAL_FLUSH_TIMEOUT = 1.0
+
+
+async def _signal_loop(signals: AsyncIterator[int], supervisor: Supervisor, reaper: Reaper, logger: Any) -> None:
+    async for signum in signals:
+        if signum == signal.SIGCHLD:
+            reaper.reap()
+        elif signum in STOP_SIGNALS:
+            supervisor.request_shutdown(f"received {signal.Signals(signum).name}")
+        else:
+            logger.info("signal ignored", signal=signal.Signals(signum).name)
+
+
+async def supervise(settings: Settings, main_argv: list[str], rundir: str, is_pid1: bool) -> int:
+    logger = log.get()
+    writer = OutputWriter()
+
+    def on_orphan(pid: int, exitcode: int | None, signum: int | None) -> None:
+        logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)
+
+    reaper = Reaper(on_orphan)
+    supervisor = Supervisor(settings, reaper, writer, logger, is_pid1)
+    async with anyio.create_task_group() as root:
+        root.start_soon(writer.run)
+        log.route_to(lambda data: writer.write_nowait(2, data))
+        with anyio.open_signal_receiver(*HANDLED_SIGNALS) as signals:
+            root.start_soon(_signal_loop, signals, supervisor, reaper, logger)
+            mode = "pid1" if is_pid1 else "subreaper"
+            logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
+            reaper.reap()  # anything that died before our SIGCHLD handler existed
+            code = await supervisor.run(main_argv)
+            with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):
+                await writer.flush()
+            log.route_to_stderr()
+            root.cancel_scope.cancel()
+    return code

@@ -1,0 +1,93 @@
+"""The one writer of PID 1's stdout and stderr.
+
+Everything that reaches the container's log goes through here, in one queue, so
+lines from different sources never interleave mid-line and each stream keeps its
+order. Writes happen in a worker thread: PID 1's stdout may be a slow pipe, and a
+blocking write there must not stop the event loop (respawns, signals, control).
+Setting O_NONBLOCK on fd 1 instead would leak into every process sharing it.
+When more than `limit` bytes wait, `write` waits too: the services' pipes then
+fill and the services slow down, instead of their lines being dropped.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import deque
+
+import anyio
+import anyio.to_thread
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            # Someone else made the shared file description non-blocking: wait for room.
+            import select
+
+            select.select([], [fd], [])
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
+                return  # nobody reads our log any more; nothing better to do with it
+            raise
+        view = view[written:]
+
+
+class OutputWriter:
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self.limit = limit
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._pending = 0  # bytes queued or being written
+        self._wake = anyio.Event()
+        self._room = anyio.Event()
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    def write_nowait(self, fd: int, data: bytes) -> None:
+        """Queue without waiting: for the supervisor's own, small, events."""
+        if not data:
+            return
+        self._queue.append((fd, data))
+        self._pending += len(data)
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+        self._wake.set()
+
+    async def write(self, fd: int, data: bytes) -> None:
+        """Queue, first waiting while too much is already queued (back-pressure)."""
+        while self._pending >= self.limit:
+            if self._room.is_set():
+                self._room = anyio.Event()
+            await self._room.wait()
+        self.write_nowait(fd, data)
+
+    def _take_batch(self) -> list[tuple[int, bytes]]:
+        """All that is queued, neighbours for the same fd joined into one write."""
+        batch: list[tuple[int, list[bytes]]] = []
+        while self._queue:
+            fd, data = self._queue.popleft()
+            if batch and batch[-1][0] == fd:
+                batch[-1][1].append(data)
+            else:
+                batch.append((fd, [data]))
+        return [(fd, b"".join(parts)) for fd, parts in batch]
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            while self._queue:
+                for fd, data in self._take_batch():
+                    await anyio.to_thread.run_sync(write_all, fd, data)
+                    self._pending -= len(data)
+                    self._room.set()
+            self._idle.set()
+
+    async def flush(self) -> None:
+        await self._idle.wait()

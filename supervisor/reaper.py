@@ -1,0 +1,77 @@
+"""The only place that calls waitpid: PID 1 must reap everything, orphans included.
+
+On each SIGCHLD, `reap()` loops waitpid(-1, WNOHANG) until nothing is left to
+collect (SIGCHLD coalesces) and hands each status to whoever watches that pid.
+Nothing else may reap: no asyncio child watcher, no Popen.wait/poll.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Callable
+
+import anyio
+
+PR_SET_CHILD_SUBREAPER = 36
+
+ExitCallback = Callable[[int | None, int | None], None]  # exit code, signal number
+
+
+def become_subreaper() -> None:
+    """Make orphans of our descendants re-parent to us, as they do to a real PID 1."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+def decode_status(status: int) -> tuple[int | None, int | None]:
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+class Reaper:
+    def __init__(self, on_orphan: Callable[[int, int | None, int | None], None] | None = None) -> None:
+        self._watched: dict[int, ExitCallback] = {}
+        self._on_orphan = on_orphan
+        self._childless = anyio.Event()
+        self.orphans_reaped = 0
+
+    def watch(self, pid: int, callback: ExitCallback) -> None:
+        """Call `callback` when `pid` exits. Register before the next await after spawning."""
+        self._watched[pid] = callback
+
+    def is_watched(self, pid: int) -> bool:
+        return pid in self._watched
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self._childless.set()
+                return
+            except InterruptedError:
+                continue
+            if pid == 0:
+                return
+            exitcode, signum = decode_status(status)
+            callback = self._watched.pop(pid, None)
+            if callback is not None:
+                callback(exitcode, signum)
+            else:
+                self.orphans_reaped += 1
+                if self._on_orphan is not None:
+                    self._on_orphan(pid, exitcode, signum)
+
+    async def wait_childless(self) -> None:
+        """Return once we have no child left at all (waitpid says ECHILD)."""
+        while True:
+            self._childless = anyio.Event()
+            self.reap()
+            if self._childless.is_set():
+                return
+            await self._childless.wait()

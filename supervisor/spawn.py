@@ -1,0 +1,84 @@
+"""The only place that starts processes. It never waits for them: the reaper does.
+
+os.posix_spawn gives a new session (setsid), fd remapping (for notification-fd),
+default signal dispositions and the exec error reported back to us (glibc), at
+vfork cost. Python 3.11's posix_spawn has no chdir, so the event loop (the only
+thread that spawns) changes directory around the call and back.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+
+# Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ).
+_DEFAULT_SIGNALS = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
+_home_fd: int | None = None
+
+
+def _return_home() -> None:
+    global _home_fd
+    if _home_fd is None:
+        _home_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.fchdir(_home_fd)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: str | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    extra_fds: Mapping[int, int] | None = None,
+    new_session: bool = True,
+    env: Mapping[str, str] | None = None,
+    search_path: bool = False,
+) -> int:
+    """Start `argv` and return its pid; raise OSError if it cannot be executed.
+
+    stdin is /dev/null when `stdout` is given (a service), else inherited (the
+    main program). `extra_fds` maps child fd -> our fd. A service gets its own
+    session; the main program stays in ours, so it keeps the container's terminal.
+    """
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
+    if stdout is not None:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
+        actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
+    if stderr is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
+    for child_fd, our_fd in (extra_fds or {}).items():
+        actions.append((os.POSIX_SPAWN_DUP2, our_fd, child_fd))
+    launcher = os.posix_spawnp if search_path else os.posix_spawn
+    if cwd is not None:
+        _return_home()  # remember where home is before leaving it
+        os.chdir(cwd)
+    try:
+        return launcher(
+            argv[0],
+            list(argv),
+            dict(os.environ if env is None else env),
+            file_actions=actions,
+            setsigdef=_DEFAULT_SIGNALS,
+            setsigmask=(),
+            setsid=new_session,
+        )
+    finally:
+        if cwd is not None:
+            _return_home()
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to a whole process group; False if the group is gone."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def exec_failure_code(exc: OSError) -> int:
+    """The shell's convention for a command that could not run: 127 not found, 126 otherwise."""
+    import errno
+
+    return 127 if exc.errno == errno.ENOENT else 126
