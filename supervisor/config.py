@@ -36,7 +36,7 @@ class Settings:
     services_gracetime: int = 3000  # ms, services' down-signal to SIGKILL
     kill_gracetime: int = 3000  # ms, everything else: SIGTERM to SIGKILL
     cmd_wait_for_services: bool = False
-    cmd_wait_for_services_maxtime: int = 5000  # ms, 0 = forever
+    cmd_wait_for_services_maxtime: int = 0  # ms, 0 = forever (s6-overlay 3.2 and later)
     verbosity: int = 2
     log_format: str = "text"
     crash_deaths: int = 5

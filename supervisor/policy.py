@@ -173,6 +173,8 @@ def _on_spawn_failed(spec: ServiceSpec, state: ServiceState, event: SpawnFailed,
 def _on_finish_spawned(
     spec: ServiceSpec, state: ServiceState, event: FinishSpawned, now: float, grace: float
 ) -> Result:
+    if state.phase is not Phase.FINISHING:
+        return state, []
     return replace(state, finish_pid=event.pid), []
 
 

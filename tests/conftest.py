@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import UNPRIVILEGED_UID, Pod, can_unshare, unprivileged_python_problem  # noqa: E402
+
+_NAMESPACE_PROBLEM = can_unshare()
+_UNPRIVILEGED_PROBLEM: list[str | None] = []
+
+
+def _fresh_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="pys6-test-"))
+    root.chmod(0o755)
+    return root
+
+
+@pytest.fixture
+def pod() -> Iterator[Pod]:
+    """A pod whose pyinit the test starts (as PID 1 of a new PID namespace by default)."""
+    if _NAMESPACE_PROBLEM:
+        pytest.skip(_NAMESPACE_PROBLEM)
+    root = _fresh_root()
+    the_pod = Pod(root)
+    try:
+        yield the_pod
+    finally:
+        the_pod.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def subreaper_pod() -> Iterator[Pod]:
+    """A pod whose pyinit runs as a child subreaper of the test: works everywhere."""
+    root = _fresh_root()
+    the_pod = Pod(root)
+    try:
+        yield the_pod
+    finally:
+        the_pod.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def unprivileged_pod() -> Iterator[Pod]:
+    """PID 1 of a new namespace, running as uid 1000 with no capabilities."""
+    if _NAMESPACE_PROBLEM:
+        pytest.skip(_NAMESPACE_PROBLEM)
+    if not _UNPRIVILEGED_PROBLEM:
+        _UNPRIVILEGED_PROBLEM.append(unprivileged_python_problem())
+    if _UNPRIVILEGED_PROBLEM[0]:
+        pytest.skip(_UNPRIVILEGED_PROBLEM[0])
+    root = _fresh_root()
+    the_pod = Pod(root, uid=UNPRIVILEGED_UID)
+    try:
+        yield the_pod
+    finally:
+        the_pod.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,276 @@
+"""Start a real pyinit on a throw-away tree and watch it from outside.
+
+pyinit runs as PID 1 of a new PID namespace (`unshare --pid --fork --mount-proc`,
+root only), optionally dropped to an unprivileged uid with setpriv, or as a plain
+subreaper child of the test. Every wait polls a condition with a deadline.
+Everything started is killed by pid at the end: SIGKILL to the namespace's PID 1
+takes the whole namespace with it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+UNPRIVILEGED_UID = 1000
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.01) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def can_unshare() -> str | None:
+    """None if PID namespaces work here, else why not."""
+    if os.geteuid() != 0:
+        return "PID namespaces need root here (unshare --pid)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
+    if probe.returncode != 0:
+        return f"the kernel refuses PID namespaces: {probe.stderr.decode(errors='replace').strip()}"
+    return None
+
+
+_shared_source: Path | None = None
+
+
+def world_readable_source() -> Path:
+    """A copy of the package that any uid can import (the checkout may sit under /root)."""
+    global _shared_source
+    if _shared_source is None:
+        base = Path(tempfile.mkdtemp(prefix="pys6-src-"))
+        os.chmod(base, 0o755)
+        shutil.copytree(REPO / "supervisor", base / "supervisor", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in base.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        _shared_source = base
+    return _shared_source
+
+
+def unprivileged_python_problem() -> str | None:
+    """None if uid 1000 can run this interpreter with our dependencies, else why not."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return "needs root and setpriv to drop to uid 1000"
+    probe = subprocess.run(
+        ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+         sys.executable, "-c", "import anyio, structlog, psutil"],
+        capture_output=True, cwd="/",
+    )
+    if probe.returncode != 0:
+        return (f"uid {UNPRIVILEGED_UID} cannot run {sys.executable} with the dependencies "
+                f"(run the tests from /opt/pys6-venv as scripts/run-tests does): {probe.stderr.decode(errors='replace')[-200:]}")
+    return None
+
+
+class Pod:
+    """A tree of cont-init.d, services.d, cont-finish.d and a pyinit running on it."""
+
+    def __init__(self, root: Path, uid: int | None = None) -> None:
+        self.root = root
+        self.uid = uid
+        self.etc = root / "etc"
+        self.state = root / "state"  # scripts write what they see here
+        self.rundir = root / "run"
+        for sub in ("cont-init.d", "services.d", "cont-finish.d"):
+            (self.etc / sub).mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(exist_ok=True)
+        self.stdout_path = root / "stdout.log"
+        self.stderr_path = root / "stderr.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+        self.returncode: int | None = None
+
+    # --- building the tree -----------------------------------------------------
+
+    def script(self, relative: str, body: str, executable: bool = True) -> Path:
+        path = self.etc / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = textwrap.dedent(body).lstrip("\n")
+        if not text.startswith("#!"):
+            text = "#!/bin/bash\n" + text
+        path.write_text(text)
+        os.chmod(path, 0o755 if executable else 0o644)
+        return path
+
+    def service(self, name: str, run: str, **files: str) -> Path:
+        self.script(f"services.d/{name}/run", run)
+        for filename, content in files.items():
+            filename = filename.replace("_", "-")
+            if filename == "finish":
+                self.script(f"services.d/{name}/finish", content)
+            else:
+                (self.etc / "services.d" / name / filename).write_text(content)
+        return self.etc / "services.d" / name
+
+    def read_state(self, name: str) -> str:
+        try:
+            return (self.state / name).read_text()
+        except FileNotFoundError:
+            return ""
+
+    # --- running ---------------------------------------------------------------
+
+    def _chown_tree(self) -> None:
+        assert self.uid is not None
+        for path in [self.root, *self.root.rglob("*")]:
+            os.lchown(path, self.uid, self.uid)
+        os.chmod(self.root, 0o755)
+
+    def start(self, *args: str, mode: str = "namespace", env: dict[str, str] | None = None,
+              stdout: int | None = None) -> None:
+        environ = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYS6_ETC": str(self.etc),
+            "PYS6_RUNDIR": str(self.rundir),
+            "STATE": str(self.state),
+            "PYTHONPATH": str(REPO),
+            "LANG": "C.UTF-8",
+        }
+        environ.update(env or {})
+        command = [sys.executable, "-m", "supervisor", *args]
+        if self.uid is not None:
+            environ["PYTHONPATH"] = str(world_readable_source())
+            self._chown_tree()
+            command = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", *command]
+        if mode == "namespace":
+            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
+        self.env = environ
+        self._stdout_file = open(self.stdout_path, "wb")
+        self._stderr_file = open(self.stderr_path, "wb")
+        self.process = subprocess.Popen(
+            command, env=environ, cwd="/", stdin=subprocess.DEVNULL,
+            stdout=self._stdout_file if stdout is None else stdout, stderr=self._stderr_file,
+            start_new_session=True,
+        )
+        self.mode = mode
+
+    @property
+    def init_pid(self) -> int:
+        """Host pid of pyinit: the child of unshare, or the process itself as subreaper."""
+        assert self.process is not None
+        if self.mode != "namespace":
+            return self.process.pid
+
+        def find() -> int | None:
+            try:
+                children = psutil.Process(self.process.pid).children()  # type: ignore[union-attr]
+            except psutil.NoSuchProcess:
+                return None
+            return children[0].pid if children else None
+
+        return wait_for(find, 10, "pyinit to start inside unshare")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_bytes().decode("utf-8", "replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_bytes().decode("utf-8", "replace")
+
+    def wait_stderr(self, text: str, timeout: float = 10.0) -> str:
+        return wait_for(lambda: text in self.stderr() and self.stderr(), timeout, f"{text!r} in pyinit's stderr")
+
+    def wait_stdout(self, text: str, timeout: float = 10.0) -> str:
+        return wait_for(lambda: text in self.stdout() and self.stdout(), timeout, f"{text!r} in pyinit's stdout")
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.init_pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def host_pid(self, ns_pid: int) -> int:
+        """The host pid of a process known by its pid inside the namespace."""
+        if self.mode != "namespace":
+            return ns_pid
+        for proc in self.descendants():
+            try:
+                with open(f"/proc/{proc.pid}/status") as status:
+                    for line in status:
+                        if line.startswith("NSpid:") and int(line.split()[-1]) == ns_pid:
+                            return proc.pid
+            except OSError:
+                continue
+        raise LookupError(f"no process with namespace pid {ns_pid}")
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.init_pid, signum)
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        self.returncode = self.process.wait(timeout)
+        return self.returncode
+
+    def stop(self, timeout: float = 30.0) -> int:
+        self.signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            for proc in [psutil.Process(self.process.pid), *self._all_below()]:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        for handle in (self._stdout_file, self._stderr_file):
+            handle.close()
+
+    def _all_below(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)  # type: ignore[union-attr]
+        except psutil.NoSuchProcess:
+            return []
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def mode_bits(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def lines_of(text: str, prefix: str) -> list[str]:
+    return [line[len(prefix):] for line in text.splitlines() if line.startswith(prefix)]
+
+
+def read_int(pod: Pod, name: str) -> int | None:
+    text = pod.read_state(name).strip()
+    return int(text) if text.isdigit() else None
+

@@ -1,0 +1,67 @@
+"""Settings from the environment and the YAML file, and the errors that name the key."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from supervisor.config import ConfigError, load_settings
+
+
+def test_defaults_are_s6_overlays(tmp_path):
+    settings = load_settings({"PYS6_ETC": str(tmp_path)})
+    assert settings.behaviour_if_stage2_fails == 0
+    assert (settings.kill_finish_maxtime, settings.services_gracetime, settings.kill_gracetime) == (5000, 3000, 3000)
+    assert settings.cmd_wait_for_services_maxtime == 0
+    assert (settings.crash.max_deaths, settings.crash.window) == (5, 60.0)
+
+
+def test_environment_variables_are_read(tmp_path):
+    settings = load_settings({
+        "PYS6_ETC": str(tmp_path), "S6_BEHAVIOUR_IF_STAGE2_FAILS": "2", "S6_SERVICES_GRACETIME": "700",
+        "PYS6_CRASH_DEATHS": "3", "PYS6_CRASH_WINDOW": "10", "PYS6_LOG_FORMAT": "json",
+    })
+    assert settings.behaviour_if_stage2_fails == 2 and settings.services_gracetime == 700
+    assert (settings.crash.max_deaths, settings.crash.window, settings.log_format) == (3, 10.0, "json")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("S6_BEHAVIOUR_IF_STAGE2_FAILS", "3"), ("S6_KILL_GRACETIME", "-1"), ("S6_KILL_GRACETIME", "soon"),
+    ("PYS6_CRASH_DEATHS", "0"), ("PYS6_CRASH_WINDOW", "0"), ("PYS6_LOG_FORMAT", "xml"),
+    ("PYS6_FINISH_AFTER_SERVICES", "maybe"),
+])
+def test_a_bad_variable_is_an_error_naming_it(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_settings({"PYS6_ETC": str(tmp_path), name: value})
+
+
+def test_yaml_sets_knobs_and_service_overrides_and_the_environment_wins(tmp_path):
+    (tmp_path / "pys6.yaml").write_text(
+        "crash_deaths: 7\nservices_gracetime: 1000\nservices:\n  cron:\n    essential: true\n    down_signal: HUP\n"
+    )
+    settings = load_settings({"PYS6_ETC": str(tmp_path), "S6_SERVICES_GRACETIME": "2000"})
+    assert settings.crash_deaths == 7 and settings.services_gracetime == 2000
+    assert settings.services["cron"].essential is True
+    assert settings.services["cron"].down_signal == signal.SIGHUP
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("crash_deaths: many\n", "crash_deaths"),
+    ("bogus: 1\n", "bogus"),
+    ("services:\n  cron:\n    timeout_kill: -5\n", "services.cron.timeout_kill"),
+    ("services:\n  cron:\n    colour: red\n", "services.cron.colour"),
+    ("services: [1, 2]\n", "services"),
+    ("key: [unclosed\n", "not valid YAML"),
+    ("- a list\n", "top level"),
+])
+def test_bad_yaml_is_an_error_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace("[", r"\[")):
+        load_settings({"PYS6_ETC": str(tmp_path), "PYS6_CONFIG": str(path)})
+
+
+def test_a_named_config_file_that_is_missing_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings({"PYS6_CONFIG": str(tmp_path / "nope.yaml")})

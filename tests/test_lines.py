@@ -1,0 +1,57 @@
+"""The pure line splitter and formatters of the merged log."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from supervisor.lines import CUT_MARK, LineSplitter, json_formatter, text_formatter
+
+
+def split_all(chunks: list[bytes], max_line: int = 64) -> list[bytes]:
+    splitter = LineSplitter(max_line)
+    out = b"".join(splitter.feed(c) for c in chunks) + splitter.flush()
+    return out.split(b"\n")[:-1] if out else []
+
+
+def test_whole_lines_pass_and_the_tail_waits():
+    splitter = LineSplitter()
+    assert splitter.feed(b"one\ntw") == b"one\n"
+    assert splitter.feed(b"o\nthree") == b"two\n"
+    assert splitter.flush() == b"three\n"
+    assert splitter.flush() == b""
+
+
+def test_a_long_line_is_cut_into_marked_pieces_and_the_last_is_plain():
+    assert split_all([b"x" * 150 + b"\nnext\n"], max_line=64) == [
+        b"x" * 64 + CUT_MARK, b"x" * 64 + CUT_MARK, b"x" * 22, b"next"
+    ]
+
+
+def test_a_long_line_without_newline_is_cut_as_it_arrives():
+    splitter = LineSplitter(10)
+    out = splitter.feed(b"a" * 25)
+    assert out == (b"a" * 10 + CUT_MARK + b"\n") * 2
+    assert splitter.flush() == b"a" * 5 + b"\n"
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30), st.data())
+def test_any_chunking_gives_back_the_same_lines(lines, data):
+    stream = b"".join(line + b"\n" for line in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    assert split_all(chunks, max_line=64) == lines
+
+
+def test_text_formatter_prefixes_every_line_keeping_bytes():
+    fmt = text_formatter(b"[svc] ")
+    assert fmt(b"a\n\xff\xfe\n\n") == b"[svc] a\n[svc] \xff\xfe\n[svc] \n"
+
+
+def test_json_formatter_makes_one_object_per_line_even_for_bad_utf8():
+    fmt = json_formatter("svc", "stderr")
+    records = [json.loads(line) for line in fmt(b"hello\n\xff\n").decode().splitlines()]
+    assert records[0] == {"service": "svc", "stream": "stderr", "message": "hello"}
+    assert records[1]["message"] == "\\xff"
