@@ -199,6 +199,16 @@ class Pod:
         except psutil.NoSuchProcess:
             return []
 
+    def descendant_info(self) -> list[tuple[int, str, list[str]]]:
+        """(pid, status, cmdline) of every descendant, skipping those gone meanwhile."""
+        info = []
+        for proc in self.descendants():
+            try:
+                info.append((proc.pid, proc.status(), proc.cmdline()))
+            except psutil.Error:
+                continue
+        return info
+
     def host_pid(self, ns_pid: int) -> int:
         """The host pid of a process known by its pid inside the namespace."""
         if self.mode != "namespace":

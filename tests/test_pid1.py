@@ -1,0 +1,342 @@
+"""pyinit as a real PID 1: stages, supervision, isolation, crash loops, reaping, shutdown."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+import pytest
+
+from harness import Pod, alive, is_zombie, lines_of, read_int, wait_for
+
+SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
+
+
+# --- stage 1: cont-init.d ----------------------------------------------------
+
+
+def test_cont_init_runs_in_byte_order_each_to_completion(pod: Pod):
+    for name in ("9-y", "10-x", "B-upper", "a-lower"):
+        pod.script(f"cont-init.d/{name}", f'echo start {name} >> "$STATE/order"; sleep 0.1; echo end {name} >> "$STATE/order"; echo said {name}')
+    pod.script("cont-init.d/50-not-executable", 'echo ran >> "$STATE/order"', executable=False)
+    pod.start()
+    pod.wait_stderr("services started")
+    names = ["10-x", "9-y", "B-upper", "a-lower"]
+    assert pod.read_state("order").split("\n")[:-1] == [f"{w} {n}" for n in names for w in ("start", "end")]
+    for name in names:
+        assert f"[cont-init.d/{name}] said {name}" in pod.stdout()
+    assert "script is not executable, skipped script=cont-init.d/50-not-executable" in pod.stderr()
+
+
+@pytest.mark.parametrize(("behaviour", "services_start", "warned"), [("0", True, False), ("1", True, True), ("2", False, False)])
+def test_a_failing_cont_init_follows_s6_behaviour_if_stage2_fails(pod: Pod, behaviour, services_start, warned):
+    pod.script("cont-init.d/10-fail", "exit 3")
+    pod.script("cont-init.d/20-after", 'touch "$STATE/after"')
+    pod.service("svc", SLEEPER)
+    pod.script("cont-finish.d/10-hook", 'touch "$STATE/finished"')
+    pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": behaviour})
+    if services_start:
+        wait_for(lambda: read_int(pod, "svc.pid"), what="the service to start")
+        assert ("cont-init scripts failed, continuing" in pod.stderr()) == warned
+        assert pod.stop() == 0
+    else:
+        assert pod.wait_exit() == 3
+        assert not pod.read_state("svc.pid")
+        assert pod.read_state("finished") == ""  # touched: stage 3 still ran
+        assert (pod.state / "finished").exists()
+    assert (pod.state / "after").exists()  # every script runs even after one fails
+
+
+# --- stage 2: services -------------------------------------------------------
+
+
+def test_each_service_runs_in_its_own_session_with_stdin_from_dev_null(pod: Pod):
+    pod.service("probe", 'echo "$$ $(ps -o sid= -p $$) $(ps -o pgid= -p $$) $(readlink /proc/$$/fd/0) $1 $PWD" > "$STATE/probe"\nexec sleep 1000')
+    pod.start()
+    fields = wait_for(lambda: pod.read_state("probe").split(), what="the probe service")
+    pid, sid, pgid, stdin, arg, cwd = fields
+    assert pid == sid == pgid
+    assert stdin == "/dev/null"
+    assert arg == "probe" and cwd.endswith("services.d/probe")
+
+
+def test_a_dying_service_is_restarted_no_sooner_than_a_second_after_its_start(pod: Pod):
+    pod.service("crasher", 'date +%s.%N >> "$STATE/starts"; exit 1')
+    pod.start(env={"PYS6_CRASH_DEATHS": "100"})
+    starts = wait_for(lambda: [float(x) for x in pod.read_state("starts").split()][:4] if len(pod.read_state("starts").split()) >= 4 else None, 15, "four starts")
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert all(gap >= 0.99 for gap in gaps), gaps
+
+
+def test_a_long_lived_service_is_back_at_once_after_sigkill(pod: Pod):
+    pod.service("svc", SLEEPER)
+    pod.start()
+    first = wait_for(lambda: read_int(pod, "svc.pid"), what="first start")
+    wait_for(lambda: time.sleep(1.1) or True, 2)  # let it be up for more than a second (s6's rule)
+    pod.host_pid(first)
+    psutil.Process(pod.host_pid(first)).kill()
+    killed_at = time.monotonic()
+    second = wait_for(lambda: read_int(pod, "svc.pid") != first and read_int(pod, "svc.pid"), 5, "the respawn")
+    assert second != first
+    assert time.monotonic() - killed_at < 0.9  # not paced: it had been ready for more than 1 s
+
+
+def test_finish_runs_after_each_death_with_s6s_arguments(pod: Pod):
+    pod.service("svc", 'echo $$ > "$STATE/svc.pid"; exit 7', finish='echo "$@" >> "$STATE/finish"')
+    pod.start(env={"PYS6_CRASH_DEATHS": "2"})
+    wait_for(lambda: len(pod.read_state("finish").splitlines()) >= 2, 10, "two finish runs")
+    code, sig, name, pgid = pod.read_state("finish").splitlines()[0].split()
+    assert (code, sig, name) == ("7", "0", "svc") and int(pgid) > 1
+
+
+def test_finish_exit_125_keeps_the_service_down(pod: Pod):
+    pod.service("svc", 'echo x >> "$STATE/starts"; exit 1', finish="exit 125")
+    pod.start()
+    pod.wait_stderr("finish asked not to restart")
+    time.sleep(1.3)  # a restart would have come within a second
+    assert pod.read_state("starts") == "x\n"
+
+
+def test_a_down_file_keeps_a_service_down(pod: Pod):
+    pod.service("idle", 'touch "$STATE/idle-ran"; exec sleep 1000', down="")
+    pod.service("busy", SLEEPER)
+    pod.start()
+    wait_for(lambda: read_int(pod, "busy.pid"), what="busy")
+    assert not (pod.state / "idle-ran").exists()
+
+
+def test_broken_service_definitions_are_reported_and_disturb_nothing(pod: Pod):
+    pod.service("good", SLEEPER)
+    pod.script("services.d/noexec/run", "exec sleep 1000", executable=False)
+    (pod.etc / "services.d" / "norun").mkdir()
+    pod.script("services.d/badexec/run", "\x7fELF garbage, not a program")
+    (pod.etc / "services.d" / "badexec" / "run").write_text("no shebang here")
+    (pod.etc / "services.d" / "stray-file").write_text("")
+    pod.start(env={"PYS6_CRASH_DEATHS": "2"})
+    good = wait_for(lambda: read_int(pod, "good.pid"), what="the good service")
+    for name in ("noexec", "norun", "badexec"):
+        pod.wait_stderr(f"service bailed service={name}", 15)
+    err = pod.stderr()
+    assert "service definition is broken service=noexec problem=\"run is not an executable file\"" in err
+    assert "service definition is broken service=norun problem=\"no run file\"" in err
+    assert "services.d entry skipped entry=\"stray-file: not a directory\"" in err
+    assert "service could not start service=badexec" in err
+    assert read_int(pod, "good.pid") == good and alive(pod.init_pid)
+    assert pod.stop() == 0
+
+
+# --- crash loops -------------------------------------------------------------
+
+
+def test_a_crash_looping_service_bails_after_five_deaths_while_others_run(pod: Pod):
+    pod.service("crasher", 'echo x >> "$STATE/starts"; echo dying; exit 4')
+    pod.service("steady", SLEEPER)
+    pod.start()
+    steady = wait_for(lambda: read_int(pod, "steady.pid"), what="steady")
+    pod.wait_stderr("service bailed service=crasher deaths=5", 15)
+    time.sleep(1.2)  # a sixth start would come within a second
+    assert pod.read_state("starts") == "x\n" * 5
+    assert read_int(pod, "steady.pid") == steady and alive(pod.host_pid(steady))
+    assert alive(pod.init_pid)
+    assert pod.stop() == 0
+
+
+def test_the_crash_window_is_settable(pod: Pod):
+    pod.service("crasher", 'echo x >> "$STATE/starts"; exit 4')
+    pod.start(env={"PYS6_CRASH_DEATHS": "2", "PYS6_CRASH_WINDOW": "30"})
+    pod.wait_stderr("service bailed service=crasher deaths=2 window=30.0")
+    assert pod.read_state("starts") == "x\n" * 2
+
+
+def test_an_essential_service_that_bails_stops_the_container_with_its_exit_code(pod: Pod):
+    pod.service("core", "exit 42", essential="")
+    pod.service("other", SLEEPER)
+    pod.script("cont-finish.d/10-hook", 'touch "$STATE/finished"')
+    pod.start(env={"PYS6_CRASH_DEATHS": "2"})
+    assert pod.wait_exit(20) == 42
+    assert (pod.state / "finished").exists()
+    assert "shutting down reason=\"essential service core bailed\" exit_code=42" in pod.stderr()
+
+
+# --- isolation (the 2026-04-26 SIGHUP incident) --------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL])
+def test_a_signal_to_one_services_group_reaches_only_that_service(pod: Pod, signum):
+    for name in ("one", "two", "three"):
+        pod.service(name, f'echo $$ > "$STATE/{name}.pid"\nsleep 1000 &\nwait')
+    pod.start()
+    pids = {n: wait_for(lambda n=n: read_int(pod, f"{n}.pid"), what=n) for n in ("one", "two", "three")}
+    hosts = {n: pod.host_pid(p) for n, p in pids.items()}
+    init = pod.init_pid
+    psutil.Process(hosts["two"]).send_signal(0)
+    import os
+
+    os.killpg(hosts["two"], signum)
+    wait_for(lambda: read_int(pod, "two.pid") not in (None, pids["two"]), 5, "service two to respawn")
+    assert read_int(pod, "one.pid") == pids["one"] and alive(hosts["one"])
+    assert read_int(pod, "three.pid") == pids["three"] and alive(hosts["three"])
+    assert alive(init)
+    assert pod.stop() == 0
+
+
+# --- reaping -----------------------------------------------------------------
+
+
+def test_a_thousand_orphans_made_in_a_burst_are_all_reaped(pod: Pod):
+    pod.service("forker", '''
+        for i in $(seq 1000); do ( sleep 0.5 & ) ; done
+        echo done > "$STATE/forked"
+        exec sleep 1000
+    ''')
+    pod.start(env={"S6_VERBOSITY": "3"})
+    wait_for(lambda: pod.read_state("forked"), 60, "the orphans to be made")
+
+    def no_sleepers_left() -> bool:
+        return not [pid for pid, _status, cmd in pod.descendant_info() if cmd == ["sleep", "0.5"]]
+
+    wait_for(no_sleepers_left, 30, "every orphan to exit and be reaped")
+    wait_for(lambda: not any(st == psutil.STATUS_ZOMBIE for _p, st, _c in pod.descendant_info()), 10, "no zombies")
+    assert pod.stderr().count("orphan reaped") >= 1000
+
+
+def test_a_double_forked_daemon_is_reaped_when_it_exits(pod: Pod):
+    pod.service("svc", '''
+        ( setsid sh -c 'echo $$ > "$STATE/daemon.pid"; sleep 0.3' & )
+        exec sleep 1000
+    ''')
+    pod.start()
+    daemon = wait_for(lambda: read_int(pod, "daemon.pid"), what="the daemon")
+    host = pod.host_pid(daemon)
+    assert psutil.Process(host).ppid() == pod.init_pid  # re-parented to PID 1
+    wait_for(lambda: not psutil.pid_exists(host) or not is_zombie(host) and not alive(host), 10, "the daemon to be reaped")
+    assert not psutil.pid_exists(host)
+
+
+# --- stage 3: shutdown -------------------------------------------------------
+
+
+def test_cont_finish_runs_in_order_while_services_are_still_alive(pod: Pod):
+    pod.service("svc", SLEEPER)
+    for name in ("02-second", "01-first", "10-third"):
+        pod.script(f"cont-finish.d/{name}", f'''
+            pid=$(cat "$STATE/svc.pid")
+            if kill -0 "$pid" 2>/dev/null; then state=alive; else state=gone; fi
+            echo "{name} $state" >> "$STATE/finish-order"
+        ''')
+    pod.start()
+    wait_for(lambda: read_int(pod, "svc.pid"), what="svc")
+    assert pod.stop() == 0
+    assert pod.read_state("finish-order").splitlines() == ["01-first alive", "02-second alive", "10-third alive"]
+
+
+def test_finish_after_services_gives_s6_overlay_v3s_order(pod: Pod):
+    pod.service("svc", SLEEPER)
+    pod.script("cont-finish.d/01-check", 'kill -0 "$(cat "$STATE/svc.pid")" 2>/dev/null && echo alive > "$STATE/seen" || echo gone > "$STATE/seen"')
+    pod.start(env={"PYS6_FINISH_AFTER_SERVICES": "1"})
+    wait_for(lambda: read_int(pod, "svc.pid"), what="svc")
+    assert pod.stop() == 0
+    assert pod.read_state("seen") == "gone\n"
+
+
+def test_a_cont_finish_script_that_hangs_is_cut_at_s6_kill_finish_maxtime(pod: Pod):
+    pod.script("cont-finish.d/01-hang", "exec sleep 1000")
+    pod.script("cont-finish.d/02-next", 'touch "$STATE/next"')
+    pod.start(env={"S6_KILL_FINISH_MAXTIME": "300"})
+    pod.wait_stderr("services started")
+    assert pod.stop(10) == 0
+    assert (pod.state / "next").exists()
+    assert "script timed out, killing it script=cont-finish.d/01-hang timeout_ms=300" in pod.stderr()
+
+
+def test_stubborn_and_daemonized_processes_are_gone_inside_the_budget(pod: Pod):
+    pod.service("stubborn", "trap '' TERM\necho $$ > \"$STATE/stubborn.pid\"\nwhile :; do sleep 0.1; done")
+    pod.service("daemonizer", '''
+        ( setsid bash -c 'trap "" TERM; echo $$ > "$STATE/daemon.pid"; while :; do sleep 0.1; done' & )
+        exec sleep 1000
+    ''')
+    pod.start(env={"S6_SERVICES_GRACETIME": "500", "S6_KILL_GRACETIME": "500"})
+    stubborn = pod.host_pid(wait_for(lambda: read_int(pod, "stubborn.pid"), what="stubborn"))
+    daemon = pod.host_pid(wait_for(lambda: read_int(pod, "daemon.pid"), what="daemon"))
+    started = time.monotonic()
+    assert pod.stop(10) == 0
+    elapsed = time.monotonic() - started
+    assert not psutil.pid_exists(stubborn) and not psutil.pid_exists(daemon)
+    assert elapsed < 0.5 + 0.5 + 5  # both grace times and a generous margin, far from a 30 s budget
+    err = pod.stderr()
+    assert "service did not stop in time, killing its group service=stubborn" in err
+    assert "sending SIGKILL to remaining processes" in err
+
+
+def test_a_second_sigterm_during_shutdown_changes_nothing(pod: Pod):
+    pod.service("slow", "trap 'sleep 0.5; exit 0' TERM\necho $$ > \"$STATE/slow.pid\"\nsleep 1000 & wait")
+    pod.start()
+    wait_for(lambda: read_int(pod, "slow.pid"), what="slow")
+    pod.signal(signal.SIGTERM)
+    pod.wait_stderr("shutting down")
+    pod.signal(signal.SIGTERM)
+    assert pod.wait_exit(15) == 0
+    err = pod.stderr()
+    assert err.count("[pyinit] shutting down reason") == 1 and "already shutting down" in err
+    assert err.count("services started") == 1
+
+
+def test_polite_services_stop_without_waiting_out_any_grace_time(pod: Pod):
+    for n in range(5):
+        pod.service(f"s{n}", SLEEPER)
+    pod.start()
+    wait_for(lambda: all(read_int(pod, f"s{n}.pid") for n in range(5)), what="five services")
+    started = time.monotonic()
+    assert pod.stop() == 0
+    assert time.monotonic() - started < 2.5  # well under S6_SERVICES_GRACETIME + S6_KILL_GRACETIME (6 s)
+
+
+# --- the main program --------------------------------------------------------
+
+
+def test_the_main_programs_exit_code_is_the_containers(pod: Pod):
+    pod.service("svc", SLEEPER)
+    pod.script("cont-finish.d/01-hook", 'touch "$STATE/finished"')
+    pod.start("sh", "-c", 'test -s "$STATE/svc.pid" || sleep 0.5; echo main says hi; exit 9',
+              env={"S6_CMD_WAIT_FOR_SERVICES": "1"})
+    assert pod.wait_exit(20) == 9
+    assert "main says hi" in pod.stdout()
+    assert (pod.state / "finished").exists()
+
+
+def test_a_main_program_killed_by_a_signal_gives_128_plus_the_signal(pod: Pod):
+    pod.start("sh", "-c", "kill -USR1 $$")
+    assert pod.wait_exit(20) == 128 + signal.SIGUSR1
+
+
+def test_a_main_program_that_cannot_be_run_gives_127(pod: Pod):
+    pod.start("/nonexistent/program")
+    assert pod.wait_exit(20) == 127
+    assert "main program could not start" in pod.stderr()
+
+
+# --- configuration -------------------------------------------------------------
+
+
+def test_bad_configuration_stops_pyinit_before_anything_starts(pod: Pod):
+    pod.script("cont-init.d/01-mark", 'touch "$STATE/init-ran"')
+    pod.start(env={"S6_KILL_GRACETIME": "soon"})
+    assert pod.wait_exit(10) == 100
+    assert "pyinit: fatal: bad configuration: S6_KILL_GRACETIME: bad value 'soon'" in pod.stderr()
+    assert not (pod.state / "init-ran").exists()
+
+
+def test_bad_yaml_names_the_key(pod: Pod):
+    (pod.etc / "pys6.yaml").write_text("services:\n  sshd:\n    crash_deaths: lots\n")
+    pod.start()
+    assert pod.wait_exit(10) == 100
+    assert "services.sshd.crash_deaths" in pod.stderr()
+
+
+def test_log_lines_are_prefixed(pod: Pod):
+    pod.service("svc", 'echo to-out; echo to-err >&2; exec sleep 1000')
+    pod.start()
+    pod.wait_stdout("[svc] to-out")
+    pod.wait_stderr("[svc] to-err")
+    assert lines_of(pod.stdout(), "[svc] ") == ["to-out"]
