@@ -67,6 +67,14 @@ class Reaper:
                 if self._on_orphan is not None:
                     self._on_orphan(pid, exitcode, signum)
 
+    def has_children(self) -> bool:
+        """Whether any child is left, without reaping it (WNOWAIT)."""
+        try:
+            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return False
+        return True
+
     async def wait_childless(self) -> None:
         """Return once we have no child left at all (waitpid says ECHILD)."""
         while True:

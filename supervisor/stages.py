@@ -207,7 +207,7 @@ class Supervisor:
 
     async def kill_everything(self) -> None:
         self.reaper.reap()
-        if not self._has_children():
+        if not self.reaper.has_children():
             return
         self.log.info("sending SIGTERM to remaining processes")
         self._signal_everyone(signal.SIGTERM)
@@ -219,13 +219,6 @@ class Supervisor:
         self._signal_everyone(signal.SIGKILL)
         with anyio.move_on_after(1.0):
             await self.reaper.wait_childless()
-
-    def _has_children(self) -> bool:
-        try:
-            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return False
-        return True
 
     async def run(self, main_argv: Sequence[str]) -> int:
         """The whole container life; returns the exit code."""
