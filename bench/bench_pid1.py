@@ -71,7 +71,8 @@ def poll(condition, timeout: float, interval: float = 0.0005):
 
 
 class Bench:
-    def __init__(self, services: int, run_body: str = "exec sleep 100000", stdout=subprocess.DEVNULL) -> None:
+    def __init__(self, services: int, run_body: str = "exec sleep 100000", stdout=subprocess.DEVNULL,
+                 env: dict[str, str] | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="pys6-bench-"))
         for n in range(services):
             directory = self.root / "services.d" / f"s{n:03d}"
@@ -80,7 +81,7 @@ class Bench:
             os.chmod(directory / "run", 0o755)
         self.services = services
         env = {**os.environ, "PYS6_ETC": str(self.root), "PYS6_RUNDIR": str(self.root / "run"),
-               "PYTHONPATH": str(REPO)}
+               "PYTHONPATH": str(REPO), **(env or {})}
         command = [sys.executable, "-m", "supervisor"]
         self.namespace = os.geteuid() == 0
         if self.namespace:
@@ -141,7 +142,7 @@ def measure_size(services: int, runs: int, idle: float) -> dict[str, float]:
 
 
 def measure_respawn(runs: int) -> float:
-    bench = Bench(1)
+    bench = Bench(1, env={"PYS6_CRASH_DEATHS": "1000"})  # each kill is a death: do not bail
     try:
         bench.wait_all_up()
         delays = []
