@@ -42,6 +42,8 @@ class Settings:
     crash_deaths: int = 5
     crash_window: float = 60.0  # seconds
     finish_after_services: bool = False
+    control_group: str = ""  # group (name or gid) also allowed on the control socket
+    control_timeout: int = 5000  # ms a client has to send its request
     services: Mapping[str, ServiceOverride] = field(default_factory=dict)
 
     @property
@@ -120,6 +122,20 @@ def parse_signal(value: object) -> int:
         raise ValueError(f"{value!r} is not a signal name") from None
 
 
+def parse_group(value: object) -> str:
+    import grp
+
+    text = str(value).strip()
+    try:
+        if text.isdigit():
+            grp.getgrgid(int(text))
+        else:
+            grp.getgrnam(text)
+    except KeyError:
+        raise ValueError(f"no group {text!r}") from None
+    return text
+
+
 # (Settings field, environment variable, parser); the YAML key is the field name.
 KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
     ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", parse_behaviour),
@@ -133,6 +149,8 @@ KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
     ("crash_deaths", "PYS6_CRASH_DEATHS", parse_positive_int),
     ("crash_window", "PYS6_CRASH_WINDOW", parse_seconds),
     ("finish_after_services", "PYS6_FINISH_AFTER_SERVICES", parse_bool),
+    ("control_group", "PYS6_CONTROL_GROUP", parse_group),
+    ("control_timeout", "PYS6_CONTROL_TIMEOUT", parse_positive_int),
 )
 
 SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {

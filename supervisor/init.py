@@ -62,6 +62,12 @@ def run(argv: Sequence[str]) -> int:
         rundir = paths.prepare_rundir(os.environ)
     except (paths.RuntimeDirError, OSError) as exc:
         return _fail(str(exc), EXIT_SYSTEM)
+    from .server import ControlSocketError, bind_control_socket
+
+    try:
+        listener = bind_control_socket(rundir, settings.control_group)
+    except (ControlSocketError, OSError) as exc:
+        return _fail(f"control socket: {exc}", EXIT_SYSTEM)
     is_pid1 = os.getpid() == 1
     if not is_pid1:
         from .reaper import become_subreaper
@@ -75,7 +81,14 @@ def run(argv: Sequence[str]) -> int:
 
     from .main_loop import supervise
 
-    return anyio.run(supervise, settings, list(argv), rundir, is_pid1)
+    try:
+        return anyio.run(supervise, settings, list(argv), rundir, listener, is_pid1)
+    finally:
+        listener.close()
+        try:
+            os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
+        except OSError:
+            pass
 
 
 def main() -> None:

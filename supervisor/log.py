@@ -44,6 +44,8 @@ class SinkLogger:
 
 
 def _quote(value: object) -> str:
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
     text = str(value)
     if text == "" or any(c in text for c in ' ="\n\t'):
         return json.dumps(text, ensure_ascii=False)

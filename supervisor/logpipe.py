@@ -9,6 +9,7 @@ reads what it left and completes its unfinished last line.
 from __future__ import annotations
 
 import os
+from collections import deque
 
 import anyio
 
@@ -17,7 +18,14 @@ from .output import OutputWriter
 
 
 class LogPipe:
-    def __init__(self, writer: OutputWriter, target_fd: int, formatter: Formatter, keep_write_end: bool) -> None:
+    def __init__(
+        self,
+        writer: OutputWriter,
+        target_fd: int,
+        formatter: Formatter,
+        keep_write_end: bool,
+        recent: deque[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self._writer = writer
@@ -27,6 +35,8 @@ class LogPipe:
         self._keep_write_end = keep_write_end
         self._lock = anyio.Lock()
         self._closed = False
+        self._recent = recent  # the last lines, for pysvstat --log and forensics
+        self._stream = "stdout" if target_fd == 1 else "stderr"
 
     def child_started(self) -> None:
         """The child has its copy of the write end; drop ours unless we keep it."""
@@ -34,8 +44,19 @@ class LogPipe:
             os.close(self.write_fd)
             self.write_fd = -1
 
+    def _remember(self, lines: bytes) -> None:
+        """Keep the block's last lines; rsplit with a limit scans only the end of a big block."""
+        assert self._recent is not None and self._recent.maxlen is not None
+        keep = self._recent.maxlen
+        parts = lines[:-1].rsplit(b"\n", keep)
+        if len(parts) > keep:
+            parts = parts[1:]
+        self._recent.extend((self._stream, part) for part in parts)
+
     async def _emit(self, lines: bytes) -> None:
         if lines:
+            if self._recent is not None:
+                self._remember(lines)
             await self._writer.write(self._target_fd, self._format(lines))
 
     async def _read_once(self) -> bool:

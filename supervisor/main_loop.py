@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from . import log
 from .config import Settings
 from .output import OutputWriter
 from .reaper import Reaper
+from .server import ControlServer
 from .stages import Supervisor
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
@@ -34,7 +36,9 @@ async def _signal_loop(signals: AsyncIterator[int], supervisor: Supervisor, reap
             logger.info("signal ignored", signal=signal.Signals(signum).name)
 
 
-async def supervise(settings: Settings, main_argv: list[str], rundir: str, is_pid1: bool) -> int:
+async def supervise(
+    settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool
+) -> int:
     logger = log.get()
     writer = OutputWriter()
 
@@ -48,6 +52,8 @@ async def supervise(settings: Settings, main_argv: list[str], rundir: str, is_pi
         log.route_to(lambda data: writer.write_nowait(2, data))
         with anyio.open_signal_receiver(*HANDLED_SIGNALS) as signals:
             root.start_soon(_signal_loop, signals, supervisor, reaper, logger)
+            server = ControlServer(listener, supervisor, settings.control_group, settings.control_timeout)
+            root.start_soon(server.serve)
             mode = "pid1" if is_pid1 else "subreaper"
             logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
             reaper.reap()  # anything that died before our SIGCHLD handler existed

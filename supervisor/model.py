@@ -61,6 +61,7 @@ class ServiceState:
     phase: Phase = Phase.DOWN
     want: Want = Want.DOWN
     pid: int | None = None
+    pgid: int | None = None  # of the last instance, kept after it dies (s6-svstat's pgid)
     started: bool = False  # has it ever been started
     since: float = 0.0  # when it last went up or down
     ready_at: float | None = None
@@ -173,13 +174,20 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Forensics:
+    """Record a snapshot of the service (process tree, deaths, last lines) in the log."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class EssentialBailed:
     """An essential service bailed: the container must stop with this code."""
 
     exitcode: int
 
 
-Action = Spawn | RunFinish | SignalGroup | KillFinish | Note | EssentialBailed
+Action = Spawn | RunFinish | SignalGroup | KillFinish | Note | Forensics | EssentialBailed
 
 
 def death_code(exitcode: int | None, signum: int | None) -> int:

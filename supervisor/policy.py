@@ -20,6 +20,7 @@ from .model import (
     Exited,
     FinishExited,
     FinishSpawned,
+    Forensics,
     KillFinish,
     Note,
     Phase,
@@ -123,7 +124,15 @@ def _on_boot(spec: ServiceSpec, state: ServiceState, event: Boot, now: float, gr
 def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: float, grace: float) -> Result:
     ready_at = now if spec.notification_fd is None else None
     state = replace(
-        state, phase=Phase.UP, pid=event.pid, started=True, since=now, last_start=now, ready_at=ready_at, stopping=False
+        state,
+        phase=Phase.UP,
+        pid=event.pid,
+        pgid=event.pid,
+        started=True,
+        since=now,
+        last_start=now,
+        ready_at=ready_at,
+        stopping=False,
     )
     return _arm(state, None, None), [_note("service started", spec, pid=event.pid)]
 
@@ -146,6 +155,7 @@ def _death(spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum:
                 "service bailed", spec, "error", deaths=len(deaths), window=spec.crash.window, essential=spec.essential
             )
         )
+        actions.append(Forensics("bailed"))
         if spec.essential:
             actions.append(EssentialBailed(death_code(exitcode, signum)))
     if spec.has_finish:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import os
 import signal
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio
 
-from . import policy
+from . import control, policy
 from .lines import Formatter, json_formatter, text_formatter
 from .logpipe import LogPipe
 from .model import (
@@ -27,6 +28,7 @@ from .model import (
     Exited,
     FinishExited,
     FinishSpawned,
+    Forensics,
     KillFinish,
     Note,
     Ready,
@@ -69,8 +71,11 @@ class ServiceRunner:
         self.state = ServiceState()
         self._runtime = runtime
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[Event](math.inf)
-        self.stdout = LogPipe(runtime.writer, 1, formatter_for(runtime, spec.name, "stdout"), keep_write_end=True)
-        self.stderr = LogPipe(runtime.writer, 2, formatter_for(runtime, spec.name, "stderr"), keep_write_end=True)
+        self.recent: deque[tuple[str, bytes]] = deque(maxlen=control.RECENT_LINES)
+        out_format = formatter_for(runtime, spec.name, "stdout")
+        err_format = formatter_for(runtime, spec.name, "stderr")
+        self.stdout = LogPipe(runtime.writer, 1, out_format, keep_write_end=True, recent=self.recent)
+        self.stderr = LogPipe(runtime.writer, 2, err_format, keep_write_end=True, recent=self.recent)
         self._changed = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
 
@@ -136,6 +141,9 @@ class ServiceRunner:
             return None
         if isinstance(action, Note):
             getattr(self._runtime.log, action.level)(action.event, **dict(action.fields))
+            return None
+        if isinstance(action, Forensics):
+            control.log_forensics(self, anyio.current_time(), action.reason, self._runtime.log)
             return None
         if isinstance(action, EssentialBailed):
             self._runtime.essential_bailed(self.spec.name, action.exitcode)

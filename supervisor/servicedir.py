@@ -7,14 +7,12 @@ fails, which counts as a death, so it is paced, logged and bails like any crash 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import replace
 
 from .config import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
 from .model import CrashPolicy, ServiceSpec
-
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@+-]{0,127}")
+from .protocol import NAME_PATTERN
 
 
 def valid_name(name: str) -> bool:

@@ -18,6 +18,7 @@ from supervisor.model import (
     Exited,
     FinishExited,
     FinishSpawned,
+    Forensics,
     KillFinish,
     Note,
     Phase,
@@ -44,8 +45,8 @@ def step(state, event, now, spec=SPEC):
 
 
 def effects(actions):
-    """The actions that do something, without the log notes."""
-    return [a for a in actions if not isinstance(a, Note)]
+    """The actions that change processes, without the log notes and snapshots."""
+    return [a for a in actions if not isinstance(a, Note | Forensics)]
 
 
 def notes(actions):
@@ -182,6 +183,7 @@ def test_crash_loop_bails_after_exactly_five_deaths_and_logs_it():
     assert starts == 5
     assert state.bailed and state.phase is Phase.DOWN and state.want is Want.UP
     assert "service bailed" in notes(actions)
+    assert Forensics("bailed") in actions
     assert state.deadline is None
     assert not any(isinstance(a, EssentialBailed) for a in actions)
 

@@ -1,0 +1,196 @@
+"""The control protocol, pure and standard-library only (the clients import it).
+
+One connection carries one request and one response, each a single JSON object
+on one line, at most MAX_FRAME bytes:
+
+    request:  {"v": 1, "verb": "status", "services": ["sshd"]}
+    response: {"ok": true, ...} or {"ok": false, "error": "...", "code": 100}
+
+Verbs: ping; status [services]; control services actions [wait timeout_ms];
+log service [lines]; forensics service; audit message (a refusal seen by a client).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+VERSION = 1
+MAX_FRAME = 65536
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@+-]{0,127}")
+
+# Exit codes, as s6's tools use them.
+EXIT_OK = 0
+EXIT_TIMEOUT = 1  # a wait timed out, or pysvstat --check found a service not as it should be
+EXIT_FORBIDDEN = 3  # the service's state forbids the action (pys6's own)
+EXIT_USAGE = 100  # wrong usage: bad flag, unknown service
+EXIT_NOT_RUNNING = 102  # the supervisor is not running or not listening
+EXIT_SYSTEM = 111  # a system call failed, or the supervisor refused us
+
+STATE_ACTIONS = ("up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart")
+WAITS = ("up", "ready", "down", "finished", "restarted", "restarted-ready")
+
+# s6-svc's signal letters: (signal, to the whole process group?)
+SIGNAL_LETTERS: dict[str, tuple[int, bool]] = {
+    "a": (signal.SIGALRM, False), "b": (signal.SIGABRT, False), "q": (signal.SIGQUIT, False),
+    "h": (signal.SIGHUP, False), "k": (signal.SIGKILL, False), "t": (signal.SIGTERM, False),
+    "i": (signal.SIGINT, False), "1": (signal.SIGUSR1, False), "2": (signal.SIGUSR2, False),
+    "p": (signal.SIGSTOP, False), "c": (signal.SIGCONT, False), "y": (signal.SIGWINCH, False),
+    "P": (signal.SIGSTOP, True), "C": (signal.SIGCONT, True), "K": (signal.SIGKILL, True),
+}
+STATE_LETTERS = {"u": "up", "U": "up-remove-down", "d": "down", "D": "down-create-down", "o": "once",
+                 "O": "once-at-most", "r": "restart"}
+WAIT_LETTERS = {"u": "up", "U": "ready", "d": "down", "D": "finished", "r": "restarted", "R": "restarted-ready"}
+# s6-svc -s accepts only the signals it has letters for.
+ALLOWED_SIGNALS = {number for number, _group in SIGNAL_LETTERS.values()}
+
+
+class ProtocolError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def service_name(argument: str) -> str:
+    """A bare name, or the last component of an s6 path (/run/service/sshd)."""
+    name = argument.rstrip("/").rsplit("/", 1)[-1]
+    if not NAME_PATTERN.fullmatch(name):
+        raise ProtocolError(f"invalid service name: {argument!r}")
+    return name
+
+
+def signal_number(text: str) -> int:
+    """s6-svc -s: a name (any case, with or without SIG) or a number, among the allowed ones."""
+    upper = text.strip().upper()
+    try:
+        number = int(upper) if upper.isdigit() else int(signal.Signals[upper if upper.startswith("SIG") else "SIG" + upper])
+    except KeyError:
+        raise ProtocolError(f"unknown signal: {text}") from None
+    if number not in ALLOWED_SIGNALS:
+        raise ProtocolError(f"signal not allowed: {text} (only those s6-svc has letters for)")
+    return number
+
+
+@dataclass(frozen=True)
+class Action:
+    """One control action: a state change, or a signal."""
+
+    do: str  # one of STATE_ACTIONS, or "signal"
+    signum: int = 0
+    group: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        if self.do == "signal":
+            return {"do": "signal", "signal": self.signum, "group": self.group}
+        return {"do": self.do}
+
+
+@dataclass(frozen=True)
+class Request:
+    verb: str
+    services: tuple[str, ...] = ()
+    actions: tuple[Action, ...] = ()
+    wait: str | None = None
+    timeout_ms: int = 0
+    lines: int = 100
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"v": VERSION, "verb": self.verb}
+        if self.services:
+            body["services"] = list(self.services)
+        if self.actions:
+            body["actions"] = [a.to_json() for a in self.actions]
+        if self.wait:
+            body["wait"] = self.wait
+            body["timeout_ms"] = self.timeout_ms
+        if self.verb == "log":
+            body["lines"] = self.lines
+        if self.verb == "audit":
+            body["message"] = self.message
+        return body
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    if len(data) > MAX_FRAME:
+        raise ProtocolError("frame too large")
+    return data
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProtocolError(f"{what}: wrong type")
+    return value
+
+
+def _action(raw: Any) -> Action:
+    _expect(raw, dict, "action")
+    do = _expect(raw.get("do"), str, "action.do")
+    if do == "signal":
+        signum = _expect(raw.get("signal"), int, "action.signal")
+        if signum not in ALLOWED_SIGNALS:
+            raise ProtocolError(f"signal not allowed: {signum}")
+        return Action("signal", signum, bool(_expect(raw.get("group", False), bool, "action.group")))
+    if do not in STATE_ACTIONS:
+        raise ProtocolError(f"unknown action: {do[:40]!r}")
+    return Action(do)
+
+
+def decode_request(frame: bytes) -> Request:
+    """Parse and check one request line; every problem is a ProtocolError."""
+    if len(frame) > MAX_FRAME:
+        raise ProtocolError("request too large")
+    try:
+        raw = json.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("request is not JSON") from None
+    _expect(raw, dict, "request")
+    if raw.get("v") != VERSION:
+        raise ProtocolError(f"unsupported protocol version (this pyinit speaks {VERSION})")
+    verb = _expect(raw.get("verb"), str, "verb")
+    services = tuple(service_name(_expect(s, str, "services[]")) for s in _expect(raw.get("services", []), list, "services"))
+    if verb == "ping":
+        return Request(verb)
+    if verb == "status":
+        return Request(verb, services)
+    if verb == "control":
+        if not services:
+            raise ProtocolError("control: no service named")
+        actions = tuple(_action(a) for a in _expect(raw.get("actions", []), list, "actions"))
+        wait = raw.get("wait")
+        if wait is not None and wait not in WAITS:
+            raise ProtocolError(f"unknown wait: {str(wait)[:40]!r}")
+        timeout_ms = _expect(raw.get("timeout_ms", 0), int, "timeout_ms")
+        if timeout_ms < 0:
+            raise ProtocolError("timeout_ms: must be 0 or more")
+        if not actions and wait is None:
+            raise ProtocolError("control: nothing to do")
+        return Request(verb, services, actions, wait, timeout_ms)
+    if verb in ("log", "forensics"):
+        if len(services) != 1:
+            raise ProtocolError(f"{verb}: name exactly one service")
+        lines = _expect(raw.get("lines", 100), int, "lines")
+        if not 0 < lines <= 100_000:
+            raise ProtocolError("lines: must be 1 to 100000")
+        return Request(verb, services, lines=lines)
+    if verb == "audit":
+        return Request(verb, message=str(_expect(raw.get("message", ""), str, "message"))[:1000])
+    raise ProtocolError(f"unknown verb: {verb[:40]!r}")
+
+
+def decode_response(frame: bytes) -> dict[str, Any]:
+    try:
+        raw = json.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM) from None
+    if not isinstance(raw, dict) or "ok" not in raw:
+        raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
+    return raw
+
+
+def error(message: str, code: int = EXIT_USAGE) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code}

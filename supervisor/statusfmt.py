@@ -1,0 +1,98 @@
+"""Status records to s6-svstat's words and fields. Pure, standard library only.
+
+A status record is the JSON object pysvstat --json prints (see README): the
+server builds it, the client formats it.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+Record = dict[str, Any]
+
+TAI_OFFSET = 2**62 + 37  # TAI64 label base, and TAI - UTC since 2017 (s6 prints TAI64N)
+
+
+def tai64n(unix_time: float | None) -> str:
+    if unix_time is None:
+        return "NA"
+    seconds = int(unix_time)
+    nanos = int((unix_time - seconds) * 1e9)
+    return f"@{seconds + TAI_OFFSET:016x}{nanos:08x}"
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+FIELDS = {
+    "up": lambda r: _bool(r["state"] == "up"),
+    "wantedup": lambda r: _bool(r["want"] == "up"),
+    "normallyup": lambda r: _bool(r["normally"] == "up"),
+    "ready": lambda r: _bool(r["ready"]),
+    "paused": lambda r: _bool(r["paused"]),
+    "pid": lambda r: str(r["pid"] if r["state"] == "up" and r["pid"] else -1),
+    "pgid": lambda r: str(r["pgid"] if r["pgid"] else -1),
+    "exitcode": lambda r: str(r["exitcode"] if r["state"] == "down" and r["exitcode"] is not None else -1),
+    "signal": lambda r: _signal_name(r["signum"]) if r["state"] == "down" and r["signum"] else "NA",
+    "signum": lambda r: str(r["signum"] if r["state"] == "down" and r["signum"] else -1),
+    "updownsince": lambda r: tai64n(r["since"]),
+    "readysince": lambda r: tai64n(r["ready_since"]),
+    "updownfor": lambda r: str(int(r["seconds"])),
+    "readyfor": lambda r: str(int(r["ready_seconds"])) if r["ready_seconds"] is not None else "-1",
+}
+SHORT_FLAGS = {"u": "up", "w": "wantedup", "N": "normallyup", "r": "ready", "p": "pid", "g": "pgid",
+               "e": "exitcode", "s": "signal", "t": "updownfor"}
+
+
+def fields_line(record: Record, fields: list[str]) -> str:
+    return " ".join(FIELDS[name](record) for name in fields)
+
+
+def words(record: Record, numeric_signal: bool = False) -> str:
+    """The human summary, s6-svstat's words first, then pys6's (bailed)."""
+    if record["state"] == "up":
+        parts = [f"up (pid {record['pid']} pgid {record['pgid']}) {int(record['seconds'])} seconds"]
+    elif not record["started"]:
+        parts = ["down (not started yet)"]
+    else:
+        if record["signum"]:
+            how = f"signal {record['signum'] if numeric_signal else _signal_name(record['signum'])}"
+        else:
+            how = f"exitcode {record['exitcode']}"
+        parts = [f"down ({how}) {int(record['seconds'])} seconds"]
+    if record["started"] or record["normally"] == "down":
+        parts.append(f"normally {record['normally']}")
+    if record["want"] != record["state"] and record["started"]:
+        parts.append(f"want {record['want']}")
+    if record["paused"]:
+        parts.append("paused")
+    if record["state"] == "up" and record["ready"] and record["ready_seconds"] is not None:
+        parts.append(f"ready {int(record['ready_seconds'])} seconds")
+    if record["finishing"]:
+        parts.append("finishing")
+    if record["bailed"]:
+        parts.append(f"bailed ({record['crash_deaths']} deaths in {record['window']:g} seconds)")
+    return ", ".join(parts)
+
+
+def summary(records: list[Record]) -> str:
+    up = sum(1 for r in records if r["state"] == "up")
+    bailed = sum(1 for r in records if r["bailed"])
+    text = f"{len(records)} services: {up} up, {len(records) - up} down"
+    return text + (f", {bailed} bailed" if bailed else "")
+
+
+def is_as_it_should_be(record: Record) -> bool:
+    """pysvstat --check: a normally-up service is up, and ready if it says when it is."""
+    if record["normally"] != "up":
+        return True
+    return record["state"] == "up" and record["ready"]

@@ -1,0 +1,141 @@
+"""pysvstat: s6-svstat for pys6's services. Standard library only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from . import client, protocol, statusfmt
+from .protocol import ProtocolError
+
+USAGE = """\
+usage: pysvstat [-uwNrpgest | -o FIELD,...] [-n] [--json] [--check] [SERVICE...]
+       pysvstat --log SERVICE [-n LINES]
+       pysvstat --forensics SERVICE
+
+Status of pys6's services, in s6-svstat's words (all services, and a summary
+line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
+
+  -o FIELDS    print these fields, space-separated: up wantedup normallyup ready
+               paused pid pgid exitcode signal signum updownsince readysince
+               updownfor readyfor
+  -u -w -N -r -p -g -e -s -t   short for -o up, wantedup, normallyup, ready,
+               pid, pgid, exitcode, signal, updownfor
+  -n           print signal numbers instead of names
+  --json       one JSON object per service
+  --check      exit 0 only if every normally-up service is up (and ready when it
+               has a notification-fd); for Kubernetes exec probes
+  --log SERVICE [-n LINES]   the service's last lines (default 100, kept: 1000)
+  --forensics SERVICE        its process tree, recent deaths and last lines
+
+exit codes: 0 ok; 1 --check found a service not as it should be; 100 wrong
+usage or unknown service; 102 pyinit is not running; 111 a system call failed
+or pyinit refused us.
+"""
+
+
+def _parse(argv: Sequence[str]) -> dict[str, object]:
+    opts: dict[str, object] = {"fields": [], "numeric": False, "json": False, "check": False, "log": None,
+                               "forensics": None, "lines": 100, "services": []}
+    args = list(argv)
+    fields: list[str] = []
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            raise SystemExit(0)
+        if arg == "--":
+            opts["services"] = [*opts["services"], *args]  # type: ignore[list-item]
+            break
+        if arg in ("--json", "--check"):
+            opts[arg[2:]] = True
+        elif arg in ("--log", "--forensics"):
+            if not args:
+                raise ProtocolError(f"{arg} needs a SERVICE")
+            opts[arg[2:]] = args.pop(0)
+        elif arg == "-o":
+            if not args:
+                raise ProtocolError("-o needs a list of fields")
+            fields += args.pop(0).split(",")
+        elif arg.startswith("-o"):
+            fields += arg[2:].split(",")
+        elif arg == "-n" and opts["log"] is not None:
+            if not args or not args[0].isdigit():
+                raise ProtocolError("-n needs a number of lines with --log")
+            opts["lines"] = int(args.pop(0))
+        elif arg.startswith("-") and len(arg) > 1 and not arg.startswith("--"):
+            for letter in arg[1:]:
+                if letter == "n":
+                    opts["numeric"] = True
+                elif letter in statusfmt.SHORT_FLAGS:
+                    fields.append(statusfmt.SHORT_FLAGS[letter])
+                else:
+                    raise ProtocolError(f"unknown option -{letter}")
+        elif arg.startswith("--"):
+            raise ProtocolError(f"unknown option {arg}")
+        else:
+            opts["services"] = [*opts["services"], arg]  # type: ignore[list-item]
+    unknown = [f for f in fields if f not in statusfmt.FIELDS]
+    if unknown:
+        raise ProtocolError(f"unknown field: {', '.join(unknown)}")
+    opts["fields"] = fields
+    return opts
+
+
+def _show_log(name: str, lines: int) -> int:
+    response = client.call({"v": protocol.VERSION, "verb": "log", "services": [protocol.service_name(name)],
+                            "lines": lines})
+    for entry in response["lines"]:
+        stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
+        stream.write(entry["line"] + "\n")
+    return 0
+
+
+def _show_forensics(name: str) -> int:
+    response = client.call({"v": protocol.VERSION, "verb": "forensics", "services": [protocol.service_name(name)]})
+    sys.stdout.write(json.dumps(response["forensics"], indent=2) + "\n")
+    return 0
+
+
+def run(argv: Sequence[str]) -> int:
+    opts = _parse(argv)
+    if opts["log"] is not None:
+        return _show_log(str(opts["log"]), int(opts["lines"]))  # type: ignore[call-overload]
+    if opts["forensics"] is not None:
+        return _show_forensics(str(opts["forensics"]))
+    names = [protocol.service_name(s) for s in opts["services"]]  # type: ignore[attr-defined]
+    records = client.call({"v": protocol.VERSION, "verb": "status", "services": names})["services"]
+    single = len(names) == 1
+    for record in records:
+        if opts["json"]:
+            line = json.dumps(record, sort_keys=True)
+        elif opts["fields"]:
+            line = statusfmt.fields_line(record, opts["fields"])  # type: ignore[arg-type]
+        else:
+            line = statusfmt.words(record, bool(opts["numeric"]))
+        if not opts["json"] and not single:
+            line = f"{record['name']}: {line}"
+        if not opts["check"] or not statusfmt.is_as_it_should_be(record):
+            sys.stdout.write(line + "\n")
+    if not names and not opts["json"] and not opts["fields"] and not opts["check"]:
+        sys.stdout.write(statusfmt.summary(records) + "\n")
+    if opts["check"]:
+        return 0 if all(statusfmt.is_as_it_should_be(r) for r in records) else protocol.EXIT_TIMEOUT
+    return 0
+
+
+def main() -> None:
+    try:
+        code = run(sys.argv[1:])
+    except ProtocolError as exc:
+        sys.stderr.write(f"pysvstat: {'fatal' if exc.code != protocol.EXIT_USAGE else 'usage'}: {exc}\n")
+        code = exc.code
+    except BrokenPipeError:
+        code = 0
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
