@@ -62,6 +62,13 @@ def service_name(argument: str) -> str:
     return name
 
 
+def _bare_name(name: str) -> str:
+    """On the wire only bare names: clients reduce s6 paths before sending."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ProtocolError(f"invalid service name: {name[:40]!r}")
+    return name
+
+
 def signal_number(text: str) -> int:
     """s6-svc -s: a name (any case, with or without SIG) or a number, among the allowed ones."""
     upper = text.strip().upper()
@@ -152,7 +159,7 @@ def decode_request(frame: bytes) -> Request:
     if raw.get("v") != VERSION:
         raise ProtocolError(f"unsupported protocol version (this pyinit speaks {VERSION})")
     verb = _expect(raw.get("verb"), str, "verb")
-    services = tuple(service_name(_expect(s, str, "services[]")) for s in _expect(raw.get("services", []), list, "services"))
+    services = tuple(_bare_name(_expect(s, str, "services[]")) for s in _expect(raw.get("services", []), list, "services"))
     if verb == "ping":
         return Request(verb)
     if verb == "status":

@@ -125,7 +125,7 @@ def ssh_forced(command: str) -> int:
 
 
 def run(argv: Sequence[str]) -> int:
-    if argv and argv[0] in ("-h", "--help"):
+    if argv and argv[0] == "--help":  # not -h: that is SIGHUP, as in s6-svc
         sys.stdout.write(USAGE)
         return 0
     if argv and argv[0] == "--ssh-forced":

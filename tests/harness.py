@@ -225,6 +225,24 @@ class Pod:
                 continue
         raise LookupError(f"no process with namespace pid {ns_pid}")
 
+    def cli(self, tool: str, *args: str, uid: int | None = None, env: dict[str, str] | None = None,
+            rundir: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run pysvstat or pysvc (`tool` is svstat or svc) as a fresh process, maybe as another uid."""
+        environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8"}
+        if rundir:
+            environ["PYS6_RUNDIR"] = str(self.rundir)
+        environ.update(env or {})
+        command = [sys.executable, "-m", f"supervisor.{tool}", *args]
+        if uid is not None:
+            environ["PYTHONPATH"] = str(world_readable_source())
+            command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]
+        return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=timeout, cwd="/")
+
+    def wait_control(self, timeout: float = 10.0) -> None:
+        """Until pysvstat answers (the socket is up and services are scanned)."""
+        wait_for(lambda: self.cli("svstat").returncode == 0 and "services:" in self.cli("svstat").stdout,
+                 timeout, "the control socket to answer")
+
     def signal(self, signum: int) -> None:
         os.kill(self.init_pid, signum)
 

@@ -1,0 +1,127 @@
+"""The pure control protocol, s6-svstat's words and fields, and pysvc's flag parsing."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor import protocol, statusfmt
+from supervisor.protocol import Action, ProtocolError, decode_request
+from supervisor.svc import parse
+
+
+def frame(**body):
+    return json.dumps({"v": 1, **body}).encode()
+
+
+@pytest.mark.parametrize("argument", ["sshd", "/run/service/sshd", "/etc/services.d/sshd/", "sshd@1"])
+def test_service_names_are_bare_or_the_last_component_of_a_path(argument):
+    assert protocol.service_name(argument).startswith("sshd")
+
+
+def test_a_path_only_ever_names_its_last_component():
+    assert protocol.service_name("../../etc/sshd") == "sshd"
+
+
+@pytest.mark.parametrize("argument", ["", "..", "/etc/..", "a b", "x;rm -rf /", "$(id)", "-d", "a" * 200])
+def test_bad_service_names_are_refused(argument):
+    with pytest.raises(ProtocolError):
+        protocol.service_name(argument)
+
+
+def test_requests_round_trip():
+    request = parse(["-d", "-wD", "-T", "500", "/run/service/sshd", "cron"])
+    again = decode_request(protocol.encode(request.to_json()).rstrip(b"\n"))
+    assert again == request
+    assert again.actions == (Action("down"),) and again.wait == "finished" and again.timeout_ms == 500
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"", "not JSON"), (b"\xff\xfe", "not JSON"), (b"[1]", "wrong type"), (b'{"verb":"status"}', "version"),
+    (frame(verb="nope"), "unknown verb"), (frame(verb="status", services="sshd"), "wrong type"),
+    (frame(verb="status", services=["../x"]), "invalid service"), (frame(verb="control", services=["a"]), "nothing"),
+    (frame(verb="control", services=["a"], actions=[{"do": "signal", "signal": 11}]), "not allowed"),
+    (frame(verb="control", services=["a"], actions=[{"do": "explode"}]), "unknown action"),
+    (frame(verb="control", services=["a"], wait="later"), "unknown wait"),
+    (frame(verb="control", services=["a"], wait="up", timeout_ms=-1), "timeout_ms"),
+    (frame(verb="log", services=["a", "b"]), "exactly one"), (frame(verb="log", services=["a"], lines=0), "lines"),
+    (frame(verb="status", services=[True]), "wrong type"), (b"{" * 70000, "too large"),
+])
+def test_garbage_is_a_clear_protocol_error(raw, message):
+    with pytest.raises(ProtocolError, match=message):
+        decode_request(raw)
+
+
+@settings(max_examples=2000)
+@given(st.one_of(st.binary(max_size=300), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20).map(lambda v: json.dumps(v).encode())))
+def test_any_frame_decodes_or_raises_a_protocol_error(raw):
+    try:
+        decode_request(raw)
+    except ProtocolError as exc:
+        assert exc.code == protocol.EXIT_USAGE
+
+
+def test_pysvc_letters_map_to_s6s_meanings():
+    request = parse(["-abqhkti12pcy", "svc"])
+    assert [a.signum for a in request.actions] == [
+        signal.SIGALRM, signal.SIGABRT, signal.SIGQUIT, signal.SIGHUP, signal.SIGKILL, signal.SIGTERM,
+        signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGSTOP, signal.SIGCONT, signal.SIGWINCH]
+    assert not any(a.group for a in request.actions)
+    assert [(a.signum, a.group) for a in parse(["-PCK", "svc"]).actions] == [
+        (signal.SIGSTOP, True), (signal.SIGCONT, True), (signal.SIGKILL, True)]
+    assert [a.do for a in parse(["-uUdDoOr", "svc"]).actions] == [
+        "up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart"]
+    assert parse(["-s", "hup", "x"]).actions == (Action("signal", signal.SIGHUP),)
+    assert parse(["-sSIGUSR1", "x"]).actions == (Action("signal", signal.SIGUSR1),)
+    assert parse(["-wR", "-T0", "x"]).wait == "restarted-ready"
+
+
+@pytest.mark.parametrize("argv", [["-d"], ["svc"], ["-z", "svc"], ["-w", "svc"], ["-wz", "svc"], ["-T", "soon", "-d", "x"],
+                                  ["-s", "SEGV", "x"], ["-x", "svc"], ["-d", "bad/../name/.."]])
+def test_pysvc_refuses_wrong_usage(argv):
+    with pytest.raises(ProtocolError) as caught:
+        parse(argv)
+    assert caught.value.code == protocol.EXIT_USAGE
+
+
+def record(**changes):
+    base = {"name": "svc", "state": "up", "pid": 123, "pgid": 123, "seconds": 4567.9, "since": 1.0, "exitcode": None,
+            "signal": None, "signum": None, "normally": "up", "want": "up", "ready": True, "ready_seconds": 4566.2,
+            "ready_since": 2.0, "paused": False, "finishing": False, "started": True, "bailed": False, "deaths": 0,
+            "crash_deaths": 5, "window": 60.0, "essential": False}
+    return base | changes
+
+
+def test_the_spec_examples_word_for_word():
+    assert statusfmt.words(record()) == "up (pid 123 pgid 123) 4567 seconds, normally up, ready 4566 seconds"
+    assert statusfmt.words(record(state="down", pid=None, exitcode=1, seconds=12.4, ready_seconds=12.4, bailed=True,
+                                  deaths=5)) == (
+        "down (exitcode 1) 12 seconds, normally up, want up, bailed (5 deaths in 60 seconds)")
+    assert statusfmt.words(record(state="down", pid=None, signum=15, seconds=3.2, normally="down", want="down")) == (
+        "down (signal SIGTERM) 3 seconds, normally down")
+    assert statusfmt.words(record(state="down", pid=None, started=False, seconds=0)) == "down (not started yet)"
+    assert statusfmt.words(record(state="down", pid=None, signum=15, seconds=3), numeric_signal=True).startswith(
+        "down (signal 15) 3 seconds")
+
+
+def test_s6_fields_as_s6_svstat_prints_them():
+    up = record()
+    down = record(state="down", pid=None, signum=15, seconds=7.9)
+    fields = ["up", "wantedup", "normallyup", "ready", "pid", "pgid", "exitcode", "signal", "signum", "updownfor"]
+    assert statusfmt.fields_line(up, fields) == "true true true true 123 123 -1 NA -1 4567"
+    assert statusfmt.fields_line(down, fields) == "false true true true -1 123 -1 SIGTERM 15 7"
+    assert statusfmt.tai64n(0.0) == "@400000000000002500000000"
+
+
+def test_check_wants_normally_up_services_up_and_ready():
+    assert statusfmt.is_as_it_should_be(record())
+    assert not statusfmt.is_as_it_should_be(record(state="down"))
+    assert not statusfmt.is_as_it_should_be(record(ready=False))
+    assert statusfmt.is_as_it_should_be(record(state="down", normally="down"))
