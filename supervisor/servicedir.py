@@ -12,11 +12,7 @@ from dataclasses import replace
 
 from .config import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
 from .model import CrashPolicy, ServiceSpec
-from .protocol import NAME_PATTERN
-
-
-def valid_name(name: str) -> bool:
-    return NAME_PATTERN.fullmatch(name) is not None
+from .protocol import valid_name
 
 
 def is_executable_file(path: str) -> bool:

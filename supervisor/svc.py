@@ -106,7 +106,7 @@ def ssh_forced(command: str) -> int:
     except ValueError:
         words = []
     verb, rest = (words[0], words[1:]) if words else ("", [])
-    valid_name = len(rest) == 1 and protocol.NAME_PATTERN.fullmatch(rest[0]) is not None
+    valid_name = len(rest) == 1 and protocol.valid_name(rest[0])
     from . import svstat
 
     if verb == "status" and (not rest or valid_name):
