@@ -91,6 +91,10 @@ def test_pysvstat_fields_json_and_check(pod: Pod):
     assert (crasher["state"], crasher["bailed"], crasher["deaths"], crasher["exitcode"]) == ("down", True, 1, 3)
     check = pod.cli("svstat", "--check")
     assert check.returncode == 1 and check.stdout.startswith("crasher: down")
+    assert 'forensics service=crasher reason=bailed processes=[] deaths_seconds_ago=[' in pod.stderr()
+    snapshot = json.loads(pod.cli("svstat", "--forensics", "web").stdout)
+    assert snapshot["service"] == "web" and snapshot["processes"][0]["pid"] == pid
+    assert snapshot["processes"][0]["cmd"] == "sleep 1000" and snapshot["last_lines"] == ["web says hello"]
     assert pod.cli("svstat", "--check", "web").returncode == 0
 
 
