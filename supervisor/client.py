@@ -39,7 +39,10 @@ def call(body: dict[str, Any]) -> dict[str, Any]:
     """Send one request, return the response; a failed one raises ProtocolError with its exit code."""
     sock = _connect()
     try:
-        sock.sendall(protocol.encode(body))
+        try:
+            sock.sendall(protocol.encode(body))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # pyinit may have answered (a refusal) before reading: read what it said
         buffer = b""
         while b"\n" not in buffer:
             chunk = sock.recv(1 << 20)

@@ -148,6 +148,8 @@ class ControlServer:
             pid, uid, gid = peer_credentials(conn)
             if not self.allowed(pid, uid, gid):
                 self.log.warning("control refused", peer_pid=pid, peer_uid=uid, peer_gid=gid)
+                with anyio.move_on_after(self.timeout):
+                    await self._read_frame(conn)  # so the client's send completes and it reads our answer
                 await self._send(conn, protocol.error("permission denied", protocol.EXIT_SYSTEM))
                 return
             response = await self._answer(conn, pid, uid)
