@@ -28,9 +28,10 @@ def _stderr_sink(data: bytes) -> None:
 
 
 class _Router:
-    """Where rendered events go; swapped to the output writer once it runs."""
+    """Where rendered events go (swapped to the output writer once it runs), and whose they are."""
 
     sink: Sink = _stderr_sink
+    source: str = "pyinit"
 
 
 ROUTER = _Router()
@@ -54,7 +55,7 @@ def _quote(value: object) -> str:
 
 def render_text(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
     message = event.pop("event", "")
-    parts = [f"[pyinit] {message}"]
+    parts = [f"[{ROUTER.source}] {message}"]
     parts += [f"{key}={_quote(value)}" for key, value in event.items()]
     if method not in ("info", "debug"):
         parts.append(f"level={method}")
@@ -62,13 +63,14 @@ def render_text(_logger: object, method: str, event: MutableMapping[str, Any]) -
 
 
 def render_json(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
-    record = {"source": "pyinit", "level": method, "time": round(time.time(), 3)}
+    record = {"source": ROUTER.source, "level": method, "time": round(time.time(), 3)}
     record.update(event)
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
-def configure(log_format: str = "text", verbosity: int = 2) -> None:
+def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit") -> None:
     floor = VERBOSITY_FLOOR.get(verbosity, 10)
+    ROUTER.source = source
     structlog.configure(
         processors=[render_json if log_format == "json" else render_text],
         wrapper_class=structlog.make_filtering_bound_logger(floor),

@@ -1,0 +1,126 @@
+"""pycrond CRONTAB: the cron runner that replaces supercronic (a supervised service of pys6)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+DESCRIPTION = """\
+Runs the jobs of CRONTAB (a file, or a directory of crontab files) with
+supercronic's syntax: 5 fields; 6 (the last is the year); 7 (seconds first, year
+last); L W LW # 5L, names, @yearly..@hourly, @reboot, @every DURATION;
+NAME=value lines (SHELL, CRON_TZ or TZ, PYCROND_TIMEOUT=DURATION) for the lines
+below. Edits are applied when the file changes (or on SIGUSR2); SIGTERM stops
+scheduling, lets running jobs finish within --grace, then stops their groups.
+
+exit codes: 0 stopped cleanly, or --test found no error; 1 --test found bad
+lines or could not read CRONTAB; 2 wrong usage.
+"""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pycrond", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("crontab", metavar="CRONTAB")
+    parser.add_argument("--test", action="store_true", help="parse, print each job with its next 3 runs, exit")
+    parser.add_argument("--json", action="store_true", help="log events and job lines as JSON")
+    parser.add_argument("--overlapping", action="store_true", help="let a job start while its last run still runs")
+    parser.add_argument("--grace", type=float, default=30.0, metavar="S",
+                        help="on SIGTERM, how long running jobs may finish before SIGTERM (default 30)")
+    parser.add_argument("--kill-after", type=float, default=10.0, metavar="S",
+                        help="SIGTERM to SIGKILL, at shutdown and on a job's timeout (default 10)")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics over HTTP")
+    parser.add_argument("--metrics-file", metavar="PATH", help="write Prometheus metrics atomically to PATH")
+    parser.add_argument("--pushgateway", metavar="URL", help="push metrics to this Pushgateway after each run")
+    parser.add_argument("--push-timeout", type=float, default=5.0, metavar="S")
+    args = parser.parse_args(argv)
+    if args.metrics_listen:
+        host, _, port = args.metrics_listen.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error("--metrics-listen takes HOST:PORT")
+        args.metrics_address = (host.strip("[]"), int(port))
+    if args.grace < 0 or args.kill_after < 0:
+        parser.error("--grace and --kill-after take seconds, 0 or more")
+    return args
+
+
+def crontab_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+        return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+    return [path]
+
+
+def read_crontabs(path: str, anchor: datetime) -> tuple[list[Any], list[Any], str]:
+    """Jobs, bad lines and a digest of the contents; OSError if unreadable."""
+    from .crontab import parse_crontab
+
+    jobs: list[Any] = []
+    bad: list[Any] = []
+    digest = hashlib.sha256()
+    for file in crontab_files(path):
+        with open(file, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+        digest.update(file.encode() + b"\0" + text.encode())
+        more_jobs, more_bad = parse_crontab(text, file, anchor, first_position=len(jobs))
+        jobs += more_jobs
+        bad += more_bad
+    return jobs, bad, digest.hexdigest()
+
+
+def run_test(path: str) -> int:
+    from .schedule import RebootSchedule
+
+    now = datetime.now(timezone.utc)
+    try:
+        jobs, bad, _ = read_crontabs(path, now)
+    except OSError as exc:
+        sys.stderr.write(f"pycrond: cannot read {path}: {exc.strerror}\n")
+        return 1
+    for line in bad:
+        sys.stderr.write(f"{line}\n")
+    for job in jobs:
+        times: list[str] = []
+        when: datetime | None = now
+        for _ in range(3):
+            if isinstance(job.schedule, RebootSchedule):
+                times = ["at start"]
+                break
+            when = job.schedule.next_after(when) if when else None
+            if when is None:
+                times.append("never again")
+                break
+            times.append(when.astimezone().isoformat(timespec="seconds"))
+        sys.stdout.write(f"{job.source}:{job.line}: {job.schedule_text} -> {job.command}\n")
+        sys.stdout.write(f"    next: {', '.join(times)}\n")
+    if bad:
+        sys.stderr.write(f"pycrond: {len(bad)} bad line(s)\n")
+        return 1
+    return 0
+
+
+def main() -> None:
+    args = parse_args(sys.argv[1:])
+    if args.test:
+        raise SystemExit(run_test(args.crontab))
+    from .. import log
+
+    log.configure("json" if args.json else "text", 2, source="pycrond")
+    import anyio
+
+    from .service import serve
+
+    code = anyio.run(serve, args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
+

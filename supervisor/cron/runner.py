@@ -1,0 +1,164 @@
+"""pycrond's scheduling loop. The clock and the launcher are parameters, so tests can run
+hours of schedule against a fake clock without processes; jobs.py launches real ones.
+
+The next run is always computed from the previous scheduled time (no drift), and
+the loop sleeps until the next due time, woken early only by a reload or a stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import anyio
+
+from .crontab import JobSpec
+from .schedule import RebootSchedule
+
+UTC = timezone.utc
+LATE_LIMIT = timedelta(seconds=1)  # later than this (a suspended machine): skip to the next time
+OVERLAP_WARNING_EVERY = timedelta(minutes=1)
+MAX_SLEEP = 60.0  # re-read the wall clock at least this often: it may have been stepped
+BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)  # supercronic's histogram
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    async def sleep_until(self, when: datetime | None, wake: anyio.Event) -> None: ...
+
+
+class RealClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, when: datetime | None, wake: anyio.Event) -> None:
+        delay = MAX_SLEEP if when is None else (when - self.now()).total_seconds()
+        with anyio.move_on_after(max(0.0, min(delay, MAX_SLEEP))):
+            await wake.wait()
+
+
+@dataclass
+class JobState:
+    spec: JobSpec
+    next_due: datetime | None = None
+    running: int = 0
+    runs: int = 0
+    successes: int = 0
+    failures: int = 0
+    deadline_exceeded: int = 0
+    last_start: float | None = None
+    last_success: float | None = None
+    last_failure: float | None = None
+    duration_sum: float = 0.0
+    bucket_counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
+    last_overlap_warning: datetime | None = None
+    retired: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.spec.schedule_text, self.spec.command)
+
+    def finished(self, ok: bool, timed_out: bool, duration: float, at: float) -> None:
+        self.running -= 1
+        self.duration_sum += duration
+        for index, bound in enumerate(BUCKETS):
+            if duration <= bound:
+                self.bucket_counts[index] += 1
+        if timed_out:
+            self.deadline_exceeded += 1
+        if ok:
+            self.successes += 1
+            self.last_success = at
+        else:
+            self.failures += 1
+            self.last_failure = at
+
+
+Launcher = Callable[[JobState, int, datetime], Awaitable[None]]
+
+
+class CronRunner:
+    def __init__(self, clock: Clock, launch: Launcher, log: Any, overlapping: bool = False) -> None:
+        self.clock = clock
+        self.launch = launch
+        self.log = log
+        self.overlapping = overlapping
+        self.jobs: list[JobState] = []
+        self.run_numbers = 0
+        self.stopping = False
+        self._wake = anyio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake()
+
+    def load(self, specs: list[JobSpec], boot: bool = False) -> None:
+        """Replace the jobs; a job that stays keeps its counters. Runs in progress are left alone."""
+        now = self.clock.now()
+        old = {state.key: state for state in self.jobs}
+        self.jobs = []
+        for spec in specs:
+            state = old.pop((spec.schedule_text, spec.command), None) or JobState(spec)
+            state.spec = spec
+            if isinstance(spec.schedule, RebootSchedule):
+                state.next_due = now if boot else None
+            else:
+                state.next_due = spec.schedule.next_after(now)
+                state.retired = state.next_due is None
+                if state.retired:
+                    self._retire(state)
+            self.jobs.append(state)
+        self.wake()
+
+    def _retire(self, state: JobState) -> None:
+        self.log.warning("job can never run again, retired", job_line=state.spec.line,
+                         schedule=state.spec.schedule_text, command=state.spec.command)
+
+    def _advance(self, state: JobState, now: datetime) -> None:
+        if isinstance(state.spec.schedule, RebootSchedule) or state.next_due is None:
+            state.next_due = None
+            return
+        following = state.spec.schedule.next_after(state.next_due)
+        if following is not None and following < now - LATE_LIMIT:
+            following = state.spec.schedule.next_after(now)  # we were asleep: do not replay the past
+        state.next_due = following
+        if following is None and not state.retired:
+            state.retired = True
+            self._retire(state)
+
+    async def _fire(self, state: JobState, scheduled: datetime, now: datetime) -> None:
+        if state.running and not self.overlapping:
+            last = state.last_overlap_warning
+            if last is None or now - last >= OVERLAP_WARNING_EVERY:
+                state.last_overlap_warning = now
+                self.log.warning("job still running, skipped", job_line=state.spec.line,
+                                 command=state.spec.command, running=state.running)
+            return
+        self.run_numbers += 1
+        state.running += 1
+        state.runs += 1
+        state.last_start = now.timestamp()
+        await self.launch(state, self.run_numbers, scheduled)
+
+    async def run(self) -> None:
+        while not self.stopping:
+            now = self.clock.now()
+            for state in list(self.jobs):
+                if state.next_due is not None and state.next_due <= now:
+                    scheduled = state.next_due
+                    self._advance(state, now)
+                    await self._fire(state, scheduled, now)
+            if self.stopping:
+                break
+            upcoming = [s.next_due for s in self.jobs if s.next_due is not None]
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+                continue
+            await self.clock.sleep_until(min(upcoming) if upcoming else None, self._wake)
+

@@ -1,0 +1,55 @@
+"""Tell when a crontab may have changed: inotify on its directory, through ctypes.
+
+Watching the directory, not the file, sees an editor's write-then-rename and
+Kubernetes' atomic swap of the `..data` symlink. The caller re-reads the file and
+compares contents, so a spurious wake-up costs one read.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import anyio
+
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        | IN_DELETE_SELF | IN_MOVE_SELF)
+
+
+class DirectoryWatch:
+    def __init__(self, directory: str) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        if libc.inotify_add_watch(self.fd, os.fsencode(directory), MASK) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(err, f"cannot watch {directory}: {os.strerror(err)}")
+
+    async def changed(self) -> None:
+        """Return after the next batch of events in the directory."""
+        while True:
+            await anyio.wait_readable(self.fd)
+            try:
+                while os.read(self.fd, 65536):
+                    pass
+            except BlockingIOError:
+                return
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
