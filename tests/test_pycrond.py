@@ -1,0 +1,297 @@
+"""A live pycrond: jobs really run on seconds-level schedules, reloads, shutdown, metrics."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness import REPO, Pod, alive, wait_for
+
+
+class Cron:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.crontab = root / "crontab"
+        self.out = root / "out.log"
+        self.err = root / "err.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str, crontab: Path | None = None) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "STATE": str(self.root)}
+        self._files = (open(self.out, "wb"), open(self.err, "wb"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.cron.main", str(crontab or self.crontab), *args],
+            stdout=self._files[0], stderr=self._files[1], env=env, cwd=str(self.root), start_new_session=True)
+        self.wait_err("crontab loaded" if (crontab or self.crontab).exists() else "starting")
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def wait_out(self, text: str, timeout: float = 10) -> None:
+        wait_for(lambda: text in self.stdout(), timeout, f"{text!r} in pycrond's stdout")
+
+    def wait_err(self, text: str, timeout: float = 10) -> None:
+        wait_for(lambda: text in self.stderr(), timeout, f"{text!r} in pycrond's stderr")
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            for proc in [*psutil.Process(self.process.pid).children(recursive=True), psutil.Process(self.process.pid)]:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            self.process.wait(10)
+        for handle in getattr(self, "_files", ()):
+            handle.close()
+
+
+@pytest.fixture
+def cron(tmp_path: Path):
+    runner = Cron(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+def replace_like_vi(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".swp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def test_seconds_level_jobs_run_with_their_identity_and_environment(cron: Cron):
+    cron.crontab.write_text('WHO="the crontab"\n* * * * * * * echo "hello from $WHO"\n'
+                            "* * * * * * * exit 3\n* * * * * * * no-such-command-here\n")
+    cron.start()
+    cron.wait_out('[line 2 run ', 10)
+    cron.wait_err("job failed job_line=4", 10)
+    assert re.search(r'^\[line 2 run \d+: echo "hello from \$WHO"\] hello from the crontab$', cron.stdout(), re.M)
+    err = cron.stderr()
+    assert "job failed job_line=3" in err and "exitcode=3" in err
+    assert "job failed job_line=4" in err and "exitcode=127" in err
+    assert "not found" in err  # the shell's complaint, tagged with the job
+    assert cron.stop() == 0
+
+
+def test_a_job_still_running_is_skipped(cron: Cron):
+    cron.crontab.write_text("* * * * * * * sleep 2.5; echo done\n")
+    cron.start()
+    cron.wait_err("job still running, skipped", 10)
+    assert cron.stop() == 0
+    assert "[line 1 run 1: sleep 2.5; echo done] done" in cron.stdout()
+
+
+def test_an_edit_saved_by_rename_is_picked_up_without_a_restart(cron: Cron):
+    cron.crontab.write_text("* * * * * * * echo old-job\n")
+    cron.start()
+    cron.wait_out("old-job")
+    replace_like_vi(cron.crontab, "* * * * * * * echo new-job\n")
+    cron.wait_out("new-job")
+    cron.wait_err("crontab loaded path=")
+    marker = len(cron.stdout())
+    time.sleep(1.5)  # the old job would have run again in this time
+    assert "old-job" not in cron.stdout()[marker:]
+
+
+def test_a_kubernetes_style_symlink_swap_is_picked_up(cron: Cron):
+    data1 = cron.root / "..2026_a"
+    data1.mkdir()
+    (data1 / "crontab").write_text("* * * * * * * echo first-version\n")
+    (cron.root / "..data").symlink_to(data1.name)
+    (cron.root / "crontab").symlink_to("..data/crontab")
+    cron.start()
+    cron.wait_out("first-version")
+    data2 = cron.root / "..2026_b"
+    data2.mkdir()
+    (data2 / "crontab").write_text("* * * * * * * echo second-version\n")
+    (cron.root / "..data_tmp").symlink_to(data2.name)
+    os.replace(cron.root / "..data_tmp", cron.root / "..data")
+    cron.wait_out("second-version")
+
+
+def test_an_edit_with_errors_keeps_the_previous_jobs_and_names_every_bad_line(cron: Cron):
+    cron.crontab.write_text("* * * * * * * echo still-here\n")
+    cron.start()
+    cron.wait_out("still-here")
+    replace_like_vi(cron.crontab, "* * * * * * * echo replacement\nnonsense line\n99 * * * * bad\n")
+    cron.wait_err("crontab has errors, keeping the previous jobs")
+    err = cron.stderr()
+    assert "bad crontab line" in err and "line=2" in err and "line=3" in err
+    marker = len(cron.stdout())
+    wait_for(lambda: "still-here" in cron.stdout()[marker:], 5, "the previous job to keep running")
+    assert "replacement" not in cron.stdout()
+
+
+def test_a_deleted_crontab_keeps_the_last_good_jobs_and_sigusr2_reloads(cron: Cron):
+    cron.crontab.write_text("* * * * * * * echo survivor\n")
+    cron.start()
+    cron.wait_out("survivor")
+    cron.crontab.unlink()
+    cron.wait_err("crontab unreadable, keeping the previous jobs")
+    marker = len(cron.stdout())
+    wait_for(lambda: "survivor" in cron.stdout()[marker:], 5, "the job to keep running")
+    assert cron.process is not None and cron.process.poll() is None
+
+
+def test_sigusr2_reloads(cron: Cron):
+    cron.crontab.write_text("* * * * * * * echo before\n")
+    cron.start()
+    cron.wait_out("before")
+    assert cron.process is not None
+    cron.process.send_signal(signal.SIGUSR2)
+    cron.wait_err('why="received SIGUSR2"')
+
+
+def test_shutdown_lets_jobs_finish_within_the_grace_then_stops_their_groups(cron: Cron):
+    cron.crontab.write_text(
+        "@reboot sleep 1; echo finished-in-grace\n"
+        "@reboot trap '' TERM; echo $$ > \"$STATE/stubborn.pid\"; while :; do sleep 0.1; done\n"
+        "@reboot setsid sh -c 'echo $$ > \"$STATE/daemon.pid\"; exec sleep 1000' & echo forked\n")
+    cron.start("--grace", "2", "--kill-after", "1")
+    wait_for(lambda: (cron.root / "stubborn.pid").exists() and (cron.root / "daemon.pid").exists(), 10, "the jobs")
+    stubborn = int((cron.root / "stubborn.pid").read_text())
+    daemon = int((cron.root / "daemon.pid").read_text())
+    started = time.monotonic()
+    assert cron.stop() == 0
+    elapsed = time.monotonic() - started
+    assert "finished-in-grace" in cron.stdout()
+    err = cron.stderr()
+    assert "jobs still running after the grace time, stopping them count=1" in err
+    assert not alive(stubborn) and not alive(daemon)
+    assert elapsed < 2 + 1 + 5  # grace, kill-after, margin
+
+
+def test_a_job_timeout_stops_its_group_and_counts_a_deadline(cron: Cron):
+    metrics_file = cron.root / "metrics.prom"
+    cron.crontab.write_text("PYCROND_TIMEOUT=1s\n@reboot trap '' TERM; sleep 30\n")
+    cron.start("--kill-after", "0.5", "--metrics-file", str(metrics_file))
+    cron.wait_err("job timed out, stopping it", 10)
+    cron.wait_err("job failed job_line=2", 10)
+    wait_for(lambda: metrics_file.exists() and 'supercronic_deadline_exceeded{' in metrics_file.read_text(), 5, "metrics")
+    text = metrics_file.read_text()
+    assert 'supercronic_deadline_exceeded{command="trap \'\' TERM; sleep 30",position="0",schedule="@reboot"} 1' in text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_metrics_over_http_keep_supercronics_names_and_add_last_success(cron: Cron):
+    port = _free_port()
+    cron.crontab.write_text("* * * * * * * true\n* * * * * * * false\n")
+    cron.start("--metrics-listen", f"127.0.0.1:{port}")
+    cron.wait_err("job failed", 10)
+    cron.wait_err("job finished", 10)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for name in ("supercronic_executions", "supercronic_successful_executions", "supercronic_failed_executions",
+                 "supercronic_deadline_exceeded", "supercronic_currently_running",
+                 "supercronic_cron_execution_time_seconds_bucket", "pycrond_last_success_timestamp_seconds"):
+        assert f"\n{name}{{" in text, name
+    assert 'supercronic_successful_executions{command="true",position="0",schedule="* * * * * * *"}' in text
+    last_success = [line for line in text.splitlines()
+                    if line.startswith('pycrond_last_success_timestamp_seconds{command="true"')]
+    assert abs(float(last_success[0].split()[-1]) - time.time()) < 10
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+
+
+def test_metrics_are_pushed_to_a_pushgateway(cron: Cron):
+    received: list[tuple[str, str]] = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, body.decode()))
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cron.crontab.write_text("@reboot echo pushed\n")
+        cron.start("--pushgateway", f"http://127.0.0.1:{server.server_port}")
+        wait_for(lambda: any("supercronic_executions{" in body and '} 1' in body for _, body in received), 10,
+                 "a push")
+        assert received[-1][0] == "/metrics/job/pycrond"
+    finally:
+        server.shutdown()
+
+
+def test_json_lines(cron: Cron):
+    cron.crontab.write_text("@reboot echo structured\n")
+    cron.start("--json")
+    cron.wait_out("structured")
+    record = json.loads(cron.stdout().splitlines()[0])
+    assert record == {"job_line": 1, "run": 1, "command": "echo structured", "stream": "stdout", "message": "structured"}
+    events = [json.loads(line) for line in cron.stderr().splitlines()]
+    assert any(e["event"] == "job finished" and e["source"] == "pycrond" for e in events)
+
+
+def test_dash_dash_test_lists_next_runs_or_every_bad_line(tmp_path: Path):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text("*/5 * * * * * * echo a\n@reboot echo b\n")
+    bad.write_text("* * * * * ok\nbroken\n\n61 * * * * x\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "supervisor.cron.main", *args], capture_output=True, text=True,
+                              env=env)
+
+    ok = run("--test", str(good))
+    assert ok.returncode == 0 and ok.stdout.count("next: ") == 2 and "at start" in ok.stdout
+    assert len(ok.stdout.splitlines()[1].split(", ")) == 3
+    failed = run("--test", str(bad))
+    assert failed.returncode == 1
+    assert f"{bad}:2: expected a schedule" in failed.stderr and f"{bad}:4: " in failed.stderr
+    assert run("--test", str(tmp_path / "missing")).returncode == 1
+    assert run().returncode == 2 and run("--bogus", str(good)).returncode == 2
+
+
+def test_a_directory_of_crontabs(cron: Cron):
+    directory = cron.root / "crontabs"
+    directory.mkdir()
+    (directory / "a").write_text("@reboot echo from-a\n")
+    (directory / "b").write_text("@reboot echo from-b\n")
+    cron.start(crontab=directory)
+    cron.wait_out("from-a")
+    cron.wait_out("from-b")
+
+
+def test_pycrond_as_the_pods_cron_service_under_pyinit(pod: Pod):
+    crontab = pod.root / "crontab"
+    crontab.write_text("* * * * * * * echo tick-from-cron\n")
+    pod.service("cron", f'exec {sys.executable} -m supervisor.cron.main {crontab}')
+    pod.start()
+    pod.wait_stdout("[cron] [line 1 run ", 15)
+    assert "tick-from-cron" in pod.stdout()
+    assert pod.stop() == 0
+    assert "[cron] [pycrond] stopped" in pod.stderr()
