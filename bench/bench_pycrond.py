@@ -48,6 +48,25 @@ def main() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+    measure_punctuality(root)
+
+
+def measure_punctuality(root: Path, seconds: int = 20) -> None:
+    """How late a seconds-level job starts after its scheduled second (the job itself notes the time)."""
+    stamps = root / "stamps"
+    crontab = root / "punctual"
+    crontab.write_text(f"* * * * * * * date +%s.%N >> {stamps}\n")
+    process = subprocess.Popen([sys.executable, "-m", "supervisor.cron.main", str(crontab)],
+                               env={**os.environ, "PYTHONPATH": str(REPO)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(seconds + 1.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    late = sorted((float(x) % 1.0) * 1000 for x in stamps.read_text().split())
+    print(f"  a per-second job over {seconds} s: {len(late)} runs, start after its second: "
+          f"median {late[len(late) // 2]:.1f} ms, max {late[-1]:.1f} ms (target < 100 ms)")
 
 
 if __name__ == "__main__":

@@ -295,3 +295,11 @@ def test_pycrond_as_the_pods_cron_service_under_pyinit(pod: Pod):
     assert "tick-from-cron" in pod.stdout()
     assert pod.stop() == 0
     assert "[cron] [pycrond] stopped" in pod.stderr()
+
+
+def test_a_flooding_job_does_not_stop_others_running_on_time(cron: Cron):
+    cron.crontab.write_text("@reboot yes flood | head -c 20000000\n* * * * * * * echo punctual\n")
+    cron.start()
+    cron.wait_err("job finished job_line=1", 30)
+    wait_for(lambda: cron.stdout().count("punctual") >= 2, 10, "the other job to keep running")
+    assert cron.stdout().count("[line 1 run 1: yes flood | head -c 20000000] flood") >= 1_000_000
