@@ -33,6 +33,26 @@ def decode_status(status: int) -> tuple[int | None, int | None]:
     return os.WEXITSTATUS(status), None
 
 
+class ChildExit:
+    """A child's exit as something to await: the reaper calls it, tasks wait on it."""
+
+    def __init__(self) -> None:
+        self.exitcode: int | None = None
+        self.signum: int | None = None
+        self._done = anyio.Event()
+
+    def __call__(self, exitcode: int | None, signum: int | None) -> None:
+        self.exitcode, self.signum = exitcode, signum
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+
 class Reaper:
     def __init__(self, on_orphan: Callable[[int, int | None, int | None], None] | None = None) -> None:
         self._watched: dict[int, ExitCallback] = {}
@@ -43,6 +63,12 @@ class Reaper:
     def watch(self, pid: int, callback: ExitCallback) -> None:
         """Call `callback` when `pid` exits. Register before the next await after spawning."""
         self._watched[pid] = callback
+
+    def watch_exit(self, pid: int) -> ChildExit:
+        """Watch `pid` and return its awaitable exit."""
+        child_exit = ChildExit()
+        self.watch(pid, child_exit)
+        return child_exit
 
     def is_watched(self, pid: int) -> bool:
         return pid in self._watched

@@ -74,14 +74,7 @@ class Supervisor:
             err.close()
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
-        exited = anyio.Event()
-        fate: list[int] = []
-
-        def on_exit(code: int | None, sig: int | None) -> None:
-            fate.append(death_code(code, sig))
-            exited.set()
-
-        self.reaper.watch(pid, on_exit)
+        exited = self.reaper.watch_exit(pid)
         out.child_started()
         err.child_started()
         # Pumps outlive the script while something it started still holds the pipe.
@@ -102,7 +95,7 @@ class Supervisor:
         with anyio.move_on_after(SCRIPT_DRAIN_TIMEOUT):
             await out.drain()
             await err.drain()
-        return fate[0]
+        return death_code(exited.exitcode, exited.signum)
 
     async def run_scripts(self, kind: str, timeout_ms: int = 0) -> list[tuple[str, int]]:
         """Every executable in $PYS6_ETC/<kind>, in byte order; the failures."""
@@ -174,19 +167,13 @@ class Supervisor:
             self.request_shutdown("main program could not start", exec_failure_code(exc))
             return
         self.main_pid = pid
-        done = anyio.Event()
-        fate: list[int] = []
-
-        def on_exit(code: int | None, sig: int | None) -> None:
-            fate.append(death_code(code, sig))
-            done.set()
-
-        self.reaper.watch(pid, on_exit)
+        exited = self.reaper.watch_exit(pid)
         self.log.info("main program started", program=argv[0], pid=pid)
-        await done.wait()
+        await exited.wait()
         self.main_pid = None
-        self.log.info("main program exited", exitcode=fate[0])
-        self.request_shutdown("main program exited", fate[0])
+        code = death_code(exited.exitcode, exited.signum)
+        self.log.info("main program exited", exitcode=code)
+        self.request_shutdown("main program exited", code)
 
     # --- the end -----------------------------------------------------------------
 

@@ -22,30 +22,28 @@ def _fresh_root() -> Path:
     return root
 
 
+def _pod(uid: int | None = None) -> Iterator[Pod]:
+    root = _fresh_root()
+    the_pod = Pod(root, uid=uid)
+    try:
+        yield the_pod
+    finally:
+        the_pod.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def pod() -> Iterator[Pod]:
     """A pod whose pyinit the test starts (as PID 1 of a new PID namespace by default)."""
     if _NAMESPACE_PROBLEM:
         pytest.skip(_NAMESPACE_PROBLEM)
-    root = _fresh_root()
-    the_pod = Pod(root)
-    try:
-        yield the_pod
-    finally:
-        the_pod.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from _pod()
 
 
 @pytest.fixture
 def subreaper_pod() -> Iterator[Pod]:
     """A pod whose pyinit runs as a child subreaper of the test: works everywhere."""
-    root = _fresh_root()
-    the_pod = Pod(root)
-    try:
-        yield the_pod
-    finally:
-        the_pod.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from _pod()
 
 
 @pytest.fixture
@@ -57,10 +55,4 @@ def unprivileged_pod() -> Iterator[Pod]:
         _UNPRIVILEGED_PROBLEM.append(unprivileged_python_problem())
     if _UNPRIVILEGED_PROBLEM[0]:
         pytest.skip(_UNPRIVILEGED_PROBLEM[0])
-    root = _fresh_root()
-    the_pod = Pod(root, uid=UNPRIVILEGED_UID)
-    try:
-        yield the_pod
-    finally:
-        the_pod.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    yield from _pod(UNPRIVILEGED_UID)

@@ -20,7 +20,7 @@ import anyio
 from ..lines import Formatter
 from ..logpipe import LogPipe
 from ..output import OutputWriter
-from ..reaper import Reaper
+from ..reaper import ChildExit, Reaper
 from ..spawn import signal_group, spawn
 from .runner import JobState
 
@@ -71,14 +71,7 @@ class JobProcesses:
             state.finished(False, False, 0.0, time.time())
             self.on_finished(state)
             return
-        exited = anyio.Event()
-        fate: list[tuple[int | None, int | None]] = []
-
-        def on_exit(code: int | None, sig: int | None) -> None:
-            fate.append((code, sig))
-            exited.set()
-
-        self.reaper.watch(pid, on_exit)
+        exited = self.reaper.watch_exit(pid)
         out.child_started()
         err.child_started()
         self.running[pid] = state
@@ -88,22 +81,22 @@ class JobProcesses:
                       scheduled=scheduled.isoformat(timespec="seconds"))
         self.task_group.start_soon(out.pump)
         self.task_group.start_soon(err.pump)
-        self.task_group.start_soon(self._watch, state, run, pid, exited, fate, (out, err), started)
+        self.task_group.start_soon(self._watch, state, run, pid, exited, (out, err), started)
 
-    async def _watch(self, state: JobState, run: int, pid: int, exited: anyio.Event,
-                     fate: list[tuple[int | None, int | None]], pipes: tuple[LogPipe, LogPipe], started: float) -> None:
+    async def _watch(self, state: JobState, run: int, pid: int, exited: ChildExit,
+                     pipes: tuple[LogPipe, LogPipe], started: float) -> None:
         timed_out = False
         timeout = state.spec.timeout.total_seconds() if state.spec.timeout else float("inf")
         with anyio.move_on_after(timeout):
             await exited.wait()
-        if not exited.is_set():
+        if not exited.done:
             timed_out = True
             self.log.warning("job timed out, stopping it", job_line=state.spec.line, run=run, timeout_s=timeout)
             await self.stop_group(pid, exited)
         for pipe in pipes:
             with anyio.move_on_after(1.0):
                 await pipe.drain()
-        code, sig = fate[0]
+        code, sig = exited.exitcode, exited.signum
         duration = time.monotonic() - started
         ok = code == 0 and sig is None and not timed_out
         fields: dict[str, Any] = {"job_line": state.spec.line, "run": run, "duration_s": round(duration, 3)}
@@ -115,13 +108,13 @@ class JobProcesses:
         if not self.running:
             self._all_done.set()
 
-    async def stop_group(self, pid: int, exited: anyio.Event) -> None:
+    async def stop_group(self, pid: int, exited: ChildExit) -> None:
         """SIGTERM the run's process group, SIGKILL it after kill_after, and wait for the run."""
         signal_group(pid, signal.SIGTERM)
         signal_group(pid, signal.SIGCONT)
         with anyio.move_on_after(self.kill_after):
             await exited.wait()
-        if not exited.is_set():
+        if not exited.done:
             signal_group(pid, signal.SIGKILL)
             await exited.wait()
         signal_group(pid, signal.SIGKILL)  # whatever of its group outlived it
