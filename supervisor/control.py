@@ -6,6 +6,7 @@ Reads the runners' state; changes nothing. psutil is loaded only for forensics.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,7 @@ def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
         "seconds": max(0.0, now - state.since),
         "since": state.since + wall_offset if state.started else None,
         "exitcode": None if up else state.exitcode,
-        "signal": None,
+        "signal": None if up else _signal_name(state.signum),
         "signum": None if up else state.signum,
         "normally": "up" if spec.normally_up else "down",
         "want": "down" if state.want is Want.DOWN else "up",
@@ -63,18 +64,16 @@ def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
         "crash_deaths": spec.crash.max_deaths,
         "window": spec.crash.window,
         "essential": spec.essential,
-    } | _signal_name(state.signum if not up else None)
+    }
 
 
-def _signal_name(signum: int | None) -> dict[str, Any]:
-    import signal
-
+def _signal_name(signum: int | None) -> str | None:
     if signum is None:
-        return {}
+        return None
     try:
-        return {"signal": signal.Signals(signum).name}
+        return signal.Signals(signum).name
     except ValueError:
-        return {"signal": str(signum)}
+        return str(signum)
 
 
 def log_tail(runner: ServiceRunner, count: int) -> list[dict[str, str]]:

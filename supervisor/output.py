@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 from collections import deque
 
 import anyio
@@ -28,8 +29,6 @@ def write_all(fd: int, data: bytes) -> None:
             continue
         except BlockingIOError:
             # Someone else made the shared file description non-blocking: wait for room.
-            import select
-
             select.select([], [fd], [])
             continue
         except OSError as exc:
