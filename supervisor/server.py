@@ -76,7 +76,7 @@ def bind_control_socket(rundir: str, group: str = "") -> socket.socket:
         os.chmod(path, 0o660)
     else:
         os.chmod(path, 0o600)
-    listener.listen(128)
+    listener.listen(socket.SOMAXCONN)
     listener.setblocking(False)
     return listener
 
@@ -106,6 +106,7 @@ class ControlServer:
         self.gid = _group_id(group) if group else None
         self.timeout = timeout_ms / 1000
         self.active = 0
+        self._starved = False
         self.handlers: dict[str, Callable[[Request], Any]] = {
             "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
             "forensics": self.forensics, "audit": self.audit,
@@ -126,22 +127,33 @@ class ControlServer:
         async with anyio.create_task_group() as group:
             while True:
                 await anyio.wait_readable(self.listener)
-                try:
-                    conn, _ = self.listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError as exc:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                        self.log.error("control socket cannot accept", reason=exc.strerror)
-                        await anyio.sleep(0.1)  # out of fds: let connections finish first
+                for conn in self._accept_all():
+                    if self.active >= MAX_CONNECTIONS:
+                        conn.close()
                         continue
+                    conn.setblocking(False)
+                    self.active += 1
+                    group.start_soon(self._connection, conn)
+                if self._starved:
+                    await anyio.sleep(0.1)  # out of fds: let connections finish first
+
+    def _accept_all(self) -> list[socket.socket]:
+        """Everything waiting in the backlog, so a burst of clients is not refused."""
+        accepted: list[socket.socket] = []
+        self._starved = False
+        while len(accepted) < MAX_CONNECTIONS:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     raise
-                if self.active >= MAX_CONNECTIONS:
-                    conn.close()
-                    continue
-                conn.setblocking(False)
-                self.active += 1
-                group.start_soon(self._connection, conn)
+                self.log.error("control socket cannot accept", reason=exc.strerror)
+                self._starved = True
+                break
+            accepted.append(conn)
+        return accepted
 
     async def _connection(self, conn: socket.socket) -> None:
         try:

@@ -35,8 +35,8 @@ def control_path(pod: Pod) -> str:
 
 def raw_exchange(pod: Pod, data: bytes, timeout: float = 10.0) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(control_path(pod))  # blocking, as the real client: a full backlog makes it wait
         sock.settimeout(timeout)
-        sock.connect(control_path(pod))
         sock.sendall(data)
         try:
             sock.shutdown(socket.SHUT_WR)
