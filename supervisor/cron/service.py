@@ -43,6 +43,8 @@ class Pycrond:
         try:
             jobs, bad, digest = read_crontabs(self.args.crontab, datetime.now(timezone.utc))
         except OSError as exc:
+            if boot and isinstance(exc, FileNotFoundError):
+                return  # no crontab yet: serve() says we wait for one
             kept = len(self.runner.jobs)
             self.log.error("crontab unreadable, keeping the previous jobs", path=self.args.crontab,
                            reason=exc.strerror, jobs_kept=kept)
