@@ -5,8 +5,9 @@ lines from different sources never interleave mid-line and each stream keeps its
 order. Writes happen in a worker thread: PID 1's stdout may be a slow pipe, and a
 blocking write there must not stop the event loop (respawns, signals, control).
 Setting O_NONBLOCK on fd 1 instead would leak into every process sharing it.
-When more than `limit` bytes wait, `write` waits too: the services' pipes then
-fill and the services slow down, instead of their lines being dropped.
+When more than `limit` bytes wait, the writer is `full`: readers pause (see
+logpipe), the services' pipes fill and the services slow down, instead of their
+lines being dropped. `when_room` callbacks resume them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import errno
 import os
 import select
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
@@ -44,12 +46,20 @@ class OutputWriter:
         self._queue: deque[tuple[int, bytes]] = deque()
         self._pending = 0  # bytes queued or being written
         self._wake = anyio.Event()
-        self._room = anyio.Event()
+        self._waiting_for_room: list[Callable[[], None]] = []
         self._idle = anyio.Event()
         self._idle.set()
 
+    @property
+    def full(self) -> bool:
+        return self._pending >= self.limit
+
+    def when_room(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the queue is below the limit again."""
+        self._waiting_for_room.append(callback)
+
     def write_nowait(self, fd: int, data: bytes) -> None:
-        """Queue without waiting: for the supervisor's own, small, events."""
+        """Queue; callers that can be paused check `full` afterwards."""
         if not data:
             return
         self._queue.append((fd, data))
@@ -57,14 +67,6 @@ class OutputWriter:
         if self._idle.is_set():
             self._idle = anyio.Event()
         self._wake.set()
-
-    async def write(self, fd: int, data: bytes) -> None:
-        """Queue, first waiting while too much is already queued (back-pressure)."""
-        while self._pending >= self.limit:
-            if self._room.is_set():
-                self._room = anyio.Event()
-            await self._room.wait()
-        self.write_nowait(fd, data)
 
     def _take_batch(self) -> list[tuple[int, bytes]]:
         """All that is queued, neighbours for the same fd joined into one write."""
@@ -85,7 +87,10 @@ class OutputWriter:
                 for fd, data in self._take_batch():
                     await anyio.to_thread.run_sync(write_all, fd, data)
                     self._pending -= len(data)
-                    self._room.set()
+                    if not self.full and self._waiting_for_room:
+                        resume, self._waiting_for_room = self._waiting_for_room, []
+                        for callback in resume:
+                            callback()
             self._idle.set()
 
     async def flush(self) -> None:

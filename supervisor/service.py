@@ -95,8 +95,8 @@ class ServiceRunner:
             self._runtime.log.error("service definition is broken", service=self.spec.name, problem=problem)
         async with anyio.create_task_group() as tg:
             self._task_group = tg
-            tg.start_soon(self.stdout.pump)
-            tg.start_soon(self.stderr.pump)
+            self.stdout.start()
+            self.stderr.start()
             task_status.started()
             await self._handle(Boot())
             while True:
@@ -106,16 +106,16 @@ class ServiceRunner:
                     event = await self._inbox.receive()
                 await self._handle(event)
 
-    async def drain(self) -> None:
-        await self.stdout.drain()
-        await self.stderr.drain()
+    def drain(self) -> None:
+        self.stdout.drain()
+        self.stderr.drain()
 
     async def _handle(self, first: Event) -> None:
         pending = [first]
         while pending:
             event = pending.pop(0)
             if isinstance(event, Exited):
-                await self.drain()  # its last words come before the news of its death
+                self.drain()  # its last words come before the news of its death
             self.state, actions = policy.step(
                 self.spec, self.state, event, anyio.current_time(), self._runtime.services_gracetime
             )

@@ -26,8 +26,6 @@ from .service import ServiceRunner, formatter_for
 from .servicedir import is_executable_file, scan
 from .spawn import exec_failure_code, signal_group, spawn
 
-SCRIPT_DRAIN_TIMEOUT = 1.0  # a killed one-shot's leftovers get this long to flush its output
-
 
 class Supervisor:
     """Holds the container-wide state; implements service.Runtime."""
@@ -44,7 +42,7 @@ class Supervisor:
         self.exit_code = 0
         self.stopping = anyio.Event()
         self.main_pid: int | None = None
-        self._background: anyio.abc.TaskGroup | None = None
+        self._script_pipes: list[LogPipe] = []
 
     # --- shutdown requests -----------------------------------------------------
 
@@ -64,7 +62,6 @@ class Supervisor:
 
     async def run_script(self, path: str, source: str, timeout_ms: int = 0) -> int:
         """Run one script to completion, its output merged; return its fate as an exit code."""
-        assert self._background is not None
         out = LogPipe(self.writer, 1, formatter_for(self, source, "stdout"), keep_write_end=False)
         err = LogPipe(self.writer, 2, formatter_for(self, source, "stderr"), keep_write_end=False)
         try:
@@ -77,9 +74,10 @@ class Supervisor:
         exited = self.reaper.watch_exit(pid)
         out.child_started()
         err.child_started()
-        # Pumps outlive the script while something it started still holds the pipe.
-        self._background.start_soon(out.pump)
-        self._background.start_soon(err.pump)
+        # The pipes outlive the script while something it started still holds them.
+        out.start()
+        err.start()
+        self._script_pipes += [out, err]
         try:
             with anyio.move_on_after(timeout_ms / 1000 if timeout_ms > 0 else math.inf) as scope:
                 await exited.wait()
@@ -92,9 +90,8 @@ class Supervisor:
                 signal_group(pid, signal.SIGKILL)
                 await exited.wait()
             raise
-        with anyio.move_on_after(SCRIPT_DRAIN_TIMEOUT):
-            await out.drain()
-            await err.drain()
+        out.drain()
+        err.drain()
         return death_code(exited.exitcode, exited.signum)
 
     async def run_scripts(self, kind: str, timeout_ms: int = 0) -> list[tuple[str, int]]:
@@ -154,7 +151,7 @@ class Supervisor:
             runner.command(Verb.SHUTDOWN)
         for runner in self.services.values():
             await runner.wait_until(policy.is_settled_down)
-            await runner.drain()
+            runner.drain()
         self.log.info("services stopped")
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
@@ -209,17 +206,16 @@ class Supervisor:
 
     async def run(self, main_argv: Sequence[str]) -> int:
         """The whole container life; returns the exit code."""
-        async with anyio.create_task_group() as background:
-            self._background = background
-            async with anyio.create_task_group() as services_group:
-                stage2_ok = await self._stage2(services_group, main_argv)
-                if stage2_ok:
-                    await self.stopping.wait()
-                await self._stage3()
-                services_group.cancel_scope.cancel()
-            for runner in self.services.values():
-                runner.close()
-            background.cancel_scope.cancel()
+        async with anyio.create_task_group() as services_group:
+            stage2_ok = await self._stage2(services_group, main_argv)
+            if stage2_ok:
+                await self.stopping.wait()
+            await self._stage3()
+            services_group.cancel_scope.cancel()
+        for runner in self.services.values():
+            runner.close()
+        for pipe in self._script_pipes:
+            pipe.close()
         return self.exit_code
 
     async def _cont_init(self) -> list[tuple[str, int]] | None:

@@ -79,8 +79,8 @@ class JobProcesses:
             self._all_done = anyio.Event()
         self.log.info("job started", job_line=spec.line, run=run, pid=pid, command=spec.command,
                       scheduled=scheduled.isoformat(timespec="seconds"))
-        self.task_group.start_soon(out.pump)
-        self.task_group.start_soon(err.pump)
+        out.start()  # each closes itself at EOF, when the run and all it started are gone
+        err.start()
         self.task_group.start_soon(self._watch, state, run, pid, exited, (out, err), started)
 
     async def _watch(self, state: JobState, run: int, pid: int, exited: ChildExit,
@@ -94,8 +94,7 @@ class JobProcesses:
             self.log.warning("job timed out, stopping it", job_line=state.spec.line, run=run, timeout_s=timeout)
             await self.stop_group(pid, exited)
         for pipe in pipes:
-            with anyio.move_on_after(1.0):
-                await pipe.drain()
+            pipe.drain()
         code, sig = exited.exitcode, exited.signum
         duration = time.monotonic() - started
         ok = code == 0 and sig is None and not timed_out
