@@ -16,7 +16,6 @@ import structlog
 
 from .output import write_all
 
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 # S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
 VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
 

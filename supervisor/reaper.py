@@ -58,7 +58,6 @@ class Reaper:
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
         self._childless = anyio.Event()
-        self.orphans_reaped = 0
 
     def watch(self, pid: int, callback: ExitCallback) -> None:
         """Call `callback` when `pid` exits. Register before the next await after spawning."""
@@ -69,9 +68,6 @@ class Reaper:
         child_exit = ChildExit()
         self.watch(pid, child_exit)
         return child_exit
-
-    def is_watched(self, pid: int) -> bool:
-        return pid in self._watched
 
     def reap(self) -> None:
         while True:
@@ -88,10 +84,8 @@ class Reaper:
             callback = self._watched.pop(pid, None)
             if callback is not None:
                 callback(exitcode, signum)
-            else:
-                self.orphans_reaped += 1
-                if self._on_orphan is not None:
-                    self._on_orphan(pid, exitcode, signum)
+            elif self._on_orphan is not None:
+                self._on_orphan(pid, exitcode, signum)
 
     def has_children(self) -> bool:
         """Whether any child is left, without reaping it (WNOWAIT)."""
