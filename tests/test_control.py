@@ -9,10 +9,8 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 
 import psutil
-import pytest
 
 from harness import REPO, Pod, read_int, wait_for
 

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -48,7 +47,7 @@ def test_root_is_served_and_another_uid_is_refused(unprivileged_pod: Pod):
     try:
         stranger = pod.cli("svc", "-k", "svc", uid=OTHER_UID, env={"PYS6_RUNDIR": "/tmp/pys6-1000"}, rundir=False)
         assert stranger.returncode == 111 and "permission denied" in stranger.stderr
-        pod.wait_stderr(f"control refused peer_pid=")
+        pod.wait_stderr("control refused peer_pid=")
         assert f"peer_uid={OTHER_UID}" in pod.stderr()
     finally:
         os.chmod("/tmp/pys6-1000", 0o700)

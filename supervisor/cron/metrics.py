@@ -58,7 +58,7 @@ def render(jobs: Iterable[JobState]) -> str:
     out += [f"# HELP {name} duration of the cron executions", f"# TYPE {name} histogram"]
     for s in jobs:
         finished = s.successes + s.failures
-        for bound, count in [*zip(map(_number, BUCKETS), s.bucket_counts), ("+Inf", finished)]:
+        for bound, count in [*zip(map(_number, BUCKETS), s.bucket_counts, strict=True), ("+Inf", finished)]:
             le = ',le="' + bound + '"'
             out.append(f"{name}_bucket{_labels(s, le)} {count}")
         out.append(f"{name}_sum{_labels(s)} {round(s.duration_sum, 6)}")
