@@ -14,7 +14,7 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +107,7 @@ class ControlServer:
         self.timeout = timeout_ms / 1000
         self.active = 0
         self._starved = False
-        self.handlers: dict[str, Callable[[Request], Any]] = {
+        self.handlers: dict[str, Callable[[Request, int, int], Awaitable[dict[str, Any]]]] = {
             "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
             "forensics": self.forensics, "audit": self.audit,
         }
@@ -190,7 +190,7 @@ class ControlServer:
 
     async def _dispatch(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
         try:
-            return await self.handlers[request.verb](request, pid=pid, uid=uid)
+            return await self.handlers[request.verb](request, pid, uid)
         except ProtocolError as exc:
             return protocol.error(str(exc), exc.code)
 
@@ -229,19 +229,19 @@ class ControlServer:
             raise ProtocolError(f"unknown service: {', '.join(unknown)}")
         return [services[n] for n in names] if names else list(services.values())
 
-    async def ping(self, request: Request, **_: Any) -> dict[str, Any]:
+    async def ping(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
         return {"ok": True, "pid": os.getpid()}
 
-    async def status(self, request: Request, **_: Any) -> dict[str, Any]:
+    async def status(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
         now = anyio.current_time()
         records = [control.status_record(runner, now) for runner in self._runners(request.services)]
         return {"ok": True, "services": records}
 
-    async def log_tail(self, request: Request, **_: Any) -> dict[str, Any]:
+    async def log_tail(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
         (runner,) = self._runners(request.services)
         return {"ok": True, "service": runner.spec.name, "lines": control.log_tail(runner, request.lines)}
 
-    async def forensics(self, request: Request, **_: Any) -> dict[str, Any]:
+    async def forensics(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
         (runner,) = self._runners(request.services)
         return {"ok": True, "forensics": control.forensics(runner, anyio.current_time(), "asked")}
 

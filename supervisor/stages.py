@@ -19,7 +19,7 @@ import anyio
 from . import policy
 from .config import Settings
 from .logpipe import LogPipe
-from .model import Verb, death_code
+from .model import ServiceState, Verb, death_code
 from .output import OutputWriter
 from .reaper import Reaper
 from .service import ServiceRunner, formatter_for
@@ -139,12 +139,12 @@ class Supervisor:
     async def wait_services_ready(self) -> None:
         """For S6_CMD_WAIT_FOR_SERVICES: every normally-up service up and ready (or given up)."""
 
-        def settled(runner: ServiceRunner) -> bool:
-            state = runner.state
-            return not runner.spec.normally_up or state.bailed or state.ready_at is not None
+        def settled(state: ServiceState) -> bool:
+            return state.bailed or state.ready_at is not None
 
         for runner in self.services.values():
-            await runner.wait_until(lambda _state, r=runner: settled(r))
+            if runner.spec.normally_up:
+                await runner.wait_until(settled)
 
     async def stop_services(self) -> None:
         for runner in self.services.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from . import client, protocol, statusfmt
 from .protocol import ProtocolError
@@ -35,51 +36,62 @@ or pyinit refused us.
 """
 
 
-def _parse(argv: Sequence[str]) -> dict[str, object]:
-    opts: dict[str, object] = {"fields": [], "numeric": False, "json": False, "check": False, "log": None,
-                               "forensics": None, "lines": 100, "services": []}
+@dataclass
+class Options:
+    fields: list[str] = field(default_factory=list)
+    numeric: bool = False
+    json: bool = False
+    check: bool = False
+    log: str | None = None
+    forensics: str | None = None
+    lines: int = 100
+    services: list[str] = field(default_factory=list)
+
+
+def _parse(argv: Sequence[str]) -> Options:
+    opts = Options()
     args = list(argv)
-    fields: list[str] = []
     while args:
         arg = args.pop(0)
         if arg in ("-h", "--help"):
             sys.stdout.write(USAGE)
             raise SystemExit(0)
         if arg == "--":
-            opts["services"] = [*opts["services"], *args]  # type: ignore[list-item]
+            opts.services += args
             break
-        if arg in ("--json", "--check"):
-            opts[arg[2:]] = True
+        if arg == "--json":
+            opts.json = True
+        elif arg == "--check":
+            opts.check = True
         elif arg in ("--log", "--forensics"):
             if not args:
                 raise ProtocolError(f"{arg} needs a SERVICE")
-            opts[arg[2:]] = args.pop(0)
+            setattr(opts, arg[2:], args.pop(0))
         elif arg == "-o":
             if not args:
                 raise ProtocolError("-o needs a list of fields")
-            fields += args.pop(0).split(",")
+            opts.fields += args.pop(0).split(",")
         elif arg.startswith("-o"):
-            fields += arg[2:].split(",")
-        elif arg == "-n" and opts["log"] is not None:
+            opts.fields += arg[2:].split(",")
+        elif arg == "-n" and opts.log is not None:
             if not args or not args[0].isdigit():
                 raise ProtocolError("-n needs a number of lines with --log")
-            opts["lines"] = int(args.pop(0))
+            opts.lines = int(args.pop(0))
         elif arg.startswith("-") and len(arg) > 1 and not arg.startswith("--"):
             for letter in arg[1:]:
                 if letter == "n":
-                    opts["numeric"] = True
+                    opts.numeric = True
                 elif letter in statusfmt.SHORT_FLAGS:
-                    fields.append(statusfmt.SHORT_FLAGS[letter])
+                    opts.fields.append(statusfmt.SHORT_FLAGS[letter])
                 else:
                     raise ProtocolError(f"unknown option -{letter}")
         elif arg.startswith("--"):
             raise ProtocolError(f"unknown option {arg}")
         else:
-            opts["services"] = [*opts["services"], arg]  # type: ignore[list-item]
-    unknown = [f for f in fields if f not in statusfmt.FIELDS]
+            opts.services.append(arg)
+    unknown = [f for f in opts.fields if f not in statusfmt.FIELDS]
     if unknown:
         raise ProtocolError(f"unknown field: {', '.join(unknown)}")
-    opts["fields"] = fields
     return opts
 
 
@@ -100,27 +112,27 @@ def _show_forensics(name: str) -> int:
 
 def run(argv: Sequence[str]) -> int:
     opts = _parse(argv)
-    if opts["log"] is not None:
-        return _show_log(str(opts["log"]), int(opts["lines"]))  # type: ignore[call-overload]
-    if opts["forensics"] is not None:
-        return _show_forensics(str(opts["forensics"]))
-    names = [protocol.service_name(s) for s in opts["services"]]  # type: ignore[attr-defined]
+    if opts.log is not None:
+        return _show_log(opts.log, opts.lines)
+    if opts.forensics is not None:
+        return _show_forensics(opts.forensics)
+    names = [protocol.service_name(s) for s in opts.services]
     records = client.call({"v": protocol.VERSION, "verb": "status", "services": names})["services"]
     single = len(names) == 1
     for record in records:
-        if opts["json"]:
+        if opts.json:
             line = json.dumps(record, sort_keys=True)
-        elif opts["fields"]:
-            line = statusfmt.fields_line(record, opts["fields"])  # type: ignore[arg-type]
+        elif opts.fields:
+            line = statusfmt.fields_line(record, opts.fields)
         else:
-            line = statusfmt.words(record, bool(opts["numeric"]))
-        if not opts["json"] and not single:
+            line = statusfmt.words(record, opts.numeric)
+        if not opts.json and not single:
             line = f"{record['name']}: {line}"
-        if not opts["check"] or not statusfmt.is_as_it_should_be(record):
+        if not opts.check or not statusfmt.is_as_it_should_be(record):
             sys.stdout.write(line + "\n")
-    if not names and not opts["json"] and not opts["fields"] and not opts["check"]:
+    if not names and not opts.json and not opts.fields and not opts.check:
         sys.stdout.write(statusfmt.summary(records) + "\n")
-    if opts["check"]:
+    if opts.check:
         return 0 if all(statusfmt.is_as_it_should_be(r) for r in records) else protocol.EXIT_TIMEOUT
     return 0
 

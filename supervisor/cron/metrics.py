@@ -65,7 +65,10 @@ def render(jobs: Iterable[JobState]) -> str:
         out.append(f"{name}_count{_labels(s)} {finished}")
     for name, help_text, value in TIMESTAMPS:
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-        out += [f"{name}{_labels(s)} {round(value(s), 3)}" for s in jobs if value(s) is not None]
+        for s in jobs:
+            stamp = value(s)
+            if stamp is not None:
+                out.append(f"{name}{_labels(s)} {round(float(stamp), 3)}")
     return "\n".join(out) + "\n"
 
 
