@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import CrashPolicy
+from .signames import parse_signal_name
 
 
 class ConfigError(Exception):
@@ -54,32 +55,63 @@ class Settings:
         return os.path.join(self.etc, kind)
 
 
-# --- value parsers: each takes the raw value and returns the typed one or raises ValueError
+# --- value parsers: each takes the raw value and returns the typed one or raises ValueError.
+# A value is checked for its type before anything converts it: str() of a YAML
+# alias bomb is gigabytes, and int() of a 400-digit string is a number no timer takes.
+
+MAX_MS = 2**32 - 1  # s6 reads its timeouts as unsigned ints: about 49.7 days
+MAX_COUNT = 100_000
+MAX_SECONDS = 10 * 365 * 86400.0
+MAX_DIGITS = 12
+
+
+def _scalar(value: object) -> str:
+    """The text of a plain scalar (string, number, boolean); anything else is refused unread."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float | str):
+        text = str(value).strip() if not isinstance(value, str) or len(value) <= 1000 else value[:1001]
+        if len(text) > 1000:
+            raise ValueError("too long")
+        return text
+    raise ValueError(f"must be a plain value, not a {type(value).__name__}")
+
+
+def _whole(value: object, low: int, high: int, what: str) -> int:
+    text = _scalar(value)
+    if isinstance(value, float) or not text.isdigit() or len(text) > MAX_DIGITS:
+        raise ValueError(f"must be {what}")
+    number = int(text)
+    if not low <= number <= high:
+        raise ValueError(f"must be {what}")
+    return number
 
 
 def parse_ms(value: object) -> int:
-    number = int(str(value).strip())
-    if number < 0:
-        raise ValueError("must be a whole number of milliseconds, 0 or more")
-    return number
+    return _whole(value, 0, MAX_MS, f"a whole number of milliseconds from 0 to {MAX_MS}")
+
+
+def parse_positive_ms(value: object) -> int:
+    return _whole(value, 1, MAX_MS, f"a whole number of milliseconds from 1 to {MAX_MS}")
 
 
 def parse_positive_int(value: object) -> int:
-    number = int(str(value).strip())
-    if number < 1:
-        raise ValueError("must be a whole number, 1 or more")
-    return number
+    return _whole(value, 1, MAX_COUNT, f"a whole number from 1 to {MAX_COUNT}")
 
 
 def parse_seconds(value: object) -> float:
-    number = float(str(value).strip())
-    if not number > 0:
-        raise ValueError("must be a number of seconds above 0")
+    text = _scalar(value)
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < number <= MAX_SECONDS:
+        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SECONDS:.0f}")
     return number
 
 
 def parse_bool(value: object) -> bool:
-    text = str(value).strip().lower()
+    text = _scalar(value).lower()
     if text in ("1", "true", "yes", "on"):
         return True
     if text in ("0", "false", "no", "off", ""):
@@ -88,44 +120,33 @@ def parse_bool(value: object) -> bool:
 
 
 def parse_behaviour(value: object) -> int:
-    number = int(str(value).strip())
-    if number not in (0, 1, 2):
+    text = _scalar(value)
+    if text not in ("0", "1", "2"):
         raise ValueError("must be 0 (continue), 1 (continue with a warning) or 2 (stop the container)")
-    return number
+    return int(text)
 
 
 def parse_verbosity(value: object) -> int:
-    number = int(str(value).strip())
-    if number < 0:
-        raise ValueError("must be 0 or more")
-    return number
+    return _whole(value, 0, 9, "a whole number from 0 to 9")
 
 
 def parse_log_format(value: object) -> str:
-    text = str(value).strip().lower()
+    text = _scalar(value).lower()
     if text not in ("text", "json"):
         raise ValueError("must be text or json")
     return text
 
 
 def parse_signal(value: object) -> int:
-    text = str(value).strip().upper()
-    if text.isdigit():
-        number = int(text)
-        if number not in {int(s) for s in signal.valid_signals()}:
-            raise ValueError(f"{number} is not a signal number")
-        return number
-    name = text if text.startswith("SIG") else "SIG" + text
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"{value!r} is not a signal name") from None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a signal name or number")
+    return parse_signal_name(str(value))
 
 
 def parse_group(value: object) -> str:
     import grp
 
-    text = str(value).strip()
+    text = _scalar(value)
     try:
         if text.isdigit():
             grp.getgrgid(int(text))
@@ -150,11 +171,11 @@ KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
     ("crash_window", "PYS6_CRASH_WINDOW", parse_seconds),
     ("finish_after_services", "PYS6_FINISH_AFTER_SERVICES", parse_bool),
     ("control_group", "PYS6_CONTROL_GROUP", parse_group),
-    ("control_timeout", "PYS6_CONTROL_TIMEOUT", parse_positive_int),
+    ("control_timeout", "PYS6_CONTROL_TIMEOUT", parse_positive_ms),
 )
 
 SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {
-    "essential": lambda v: v if isinstance(v, bool) else parse_bool(v),
+    "essential": parse_bool,
     "crash_deaths": parse_positive_int,
     "crash_window": parse_seconds,
     "timeout_kill": parse_ms,
@@ -163,23 +184,46 @@ SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {
 }
 
 
+def shown(value: object) -> str:
+    """A value for an error message: short, and never the expansion of a structure."""
+    if isinstance(value, bool | int | float | str):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _key(value: object) -> str:
+    """A YAML key inside a dotted path: as written, cut short."""
+    text = str(value) if isinstance(value, str | int | float) else f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _convert(where: str, parser: Callable[[object], Any], value: object) -> Any:
     try:
         return parser(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: bad value {value!r}: {exc}") from None
+        raise ConfigError(f"{where}: bad value {shown(value)}: {exc}") from None
+
+
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
     import yaml  # only when a config file exists: it costs start-up time
 
+    from .files import read_regular_file
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        text = read_regular_file(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 1 MiB file in milliseconds
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {str(exc)[:500]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -190,16 +234,18 @@ def _read_yaml(path: str) -> dict[str, Any]:
 def _service_overrides(path: str, raw: object) -> dict[str, ServiceOverride]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: services: must be a mapping of service name to settings")
+    if len(raw) > MAX_COUNT:
+        raise ConfigError(f"{path}: services: more than {MAX_COUNT} entries")
     result: dict[str, ServiceOverride] = {}
     for name, knobs in raw.items():
         if not isinstance(knobs, dict):
-            raise ConfigError(f"{path}: services.{name}: must be a mapping")
+            raise ConfigError(f"{path}: services.{_key(name)}: must be a mapping")
         values: dict[str, Any] = {}
         for key, value in knobs.items():
             if key not in SERVICE_KNOBS:
                 known = ", ".join(sorted(SERVICE_KNOBS))
-                raise ConfigError(f"{path}: services.{name}.{key}: unknown setting (known: {known})")
-            values[key] = _convert(f"{path}: services.{name}.{key}", SERVICE_KNOBS[key], value)
+                raise ConfigError(f"{path}: services.{_key(name)}.{_key(key)}: unknown setting (known: {known})")
+            values[key] = _convert(f"{path}: services.{_key(name)}.{key}", SERVICE_KNOBS[key], value)
         result[str(name)] = ServiceOverride(**values)
     return result
 
@@ -214,7 +260,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         known = {knob[0] for knob in KNOBS} | {"services"}
         for key, value in data.items():
             if key not in known:
-                raise ConfigError(f"{config_path}: {key}: unknown setting (known: {', '.join(sorted(known))})")
+                raise ConfigError(f"{config_path}: {_key(key)}: unknown setting (known: {', '.join(sorted(known))})")
             if key == "services":
                 values["services"] = _service_overrides(config_path, value)
         for name, _env, parser in KNOBS:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import policy
 from .model import Phase, Want
+from .signames import signal_name
 
 if TYPE_CHECKING:
     from .service import ServiceRunner
@@ -49,7 +50,7 @@ def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
         "seconds": max(0.0, now - state.since),
         "since": state.since + wall_offset if state.started else None,
         "exitcode": None if up else state.exitcode,
-        "signal": None if up else _signal_name(state.signum),
+        "signal": None if up or state.signum is None else signal_name(state.signum),
         "signum": None if up else state.signum,
         "normally": "up" if spec.normally_up else "down",
         "want": "down" if state.want is Want.DOWN else "up",
@@ -66,14 +67,6 @@ def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
         "essential": spec.essential,
     }
 
-
-def _signal_name(signum: int | None) -> str | None:
-    if signum is None:
-        return None
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
 
 
 def log_tail(runner: ServiceRunner, count: int) -> list[dict[str, str]]:

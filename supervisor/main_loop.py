@@ -19,6 +19,7 @@ from .config import Settings
 from .output import OutputWriter
 from .reaper import Reaper
 from .server import ControlServer
+from .signames import signal_name
 from .stages import Supervisor
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
@@ -31,9 +32,9 @@ async def _signal_loop(signals: AsyncIterator[int], supervisor: Supervisor, reap
         if signum == signal.SIGCHLD:
             reaper.reap()
         elif signum in STOP_SIGNALS:
-            supervisor.request_shutdown(f"received {signal.Signals(signum).name}")
+            supervisor.request_shutdown(f"received {signal_name(signum)}")
         else:
-            logger.info("signal ignored", signal=signal.Signals(signum).name)
+            logger.info("signal ignored", signal=signal_name(signum))
 
 
 async def supervise(

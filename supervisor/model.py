@@ -27,8 +27,8 @@ class ServiceSpec:
     has_finish: bool = False
     normally_up: bool = True
     notification_fd: int | None = None
-    timeout_kill_ms: int = 0  # 0: no timeout of its own, the grace time applies
-    timeout_finish_ms: int = 5000
+    timeout_kill_ms: int | None = None  # None: the grace time applies; 0: never SIGKILL on down (s6)
+    timeout_finish_ms: int = 5000  # 0: finish may run for ever (s6)
     down_signal: int = signal.SIGTERM
     essential: bool = False
     crash: CrashPolicy = CrashPolicy()
@@ -116,7 +116,9 @@ class FinishExited:
 
 @dataclass(frozen=True)
 class Ready:
-    pass
+    """The incarnation `pid` wrote its readiness newline."""
+
+    pid: int
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import replace
 
+from .signames import signal_name
 from .model import (
     Action,
     Boot,
@@ -88,15 +89,38 @@ def _start_or_schedule(spec: ServiceSpec, state: ServiceState, now: float, at: f
     return _arm(replace(state, phase=Phase.WAITING), Timer.START, at), []
 
 
+def kill_delay(spec: ServiceSpec, shutting_down: bool, grace: float) -> float | None:
+    """Seconds from the down-signal to SIGKILL of the group; None for never.
+
+    timeout-kill as s6 reads it (0: never), the grace time when there is no such
+    file (SPEC.md), and never more than the grace time once the container stops.
+    """
+    if spec.timeout_kill_ms is None:
+        return grace
+    own = spec.timeout_kill_ms / 1000 if spec.timeout_kill_ms > 0 else None
+    if shutting_down:
+        return grace if own is None else min(own, grace)
+    return own
+
+
+def finish_delay(spec: ServiceSpec, shutting_down: bool, grace: float) -> float | None:
+    """Seconds a finish script may run; None for ever (timeout-finish 0, s6), capped once stopping."""
+    own = spec.timeout_finish_ms / 1000 if spec.timeout_finish_ms > 0 else None
+    if shutting_down:
+        return grace if own is None else min(own, grace)
+    return own
+
+
 def _stop(spec: ServiceSpec, state: ServiceState, now: float, grace: float) -> Result:
     """Send the down-signal (and SIGCONT, so a stopped process can act on it)."""
-    kill_after = spec.timeout_kill_ms / 1000 if spec.timeout_kill_ms > 0 else grace
-    if state.shutting_down:
-        kill_after = min(kill_after, grace)
+    delay = kill_delay(spec, state.shutting_down, grace)
     actions: list[Action] = [SignalGroup(spec.down_signal)]
     if spec.down_signal not in (signal.SIGCONT, signal.SIGKILL):
         actions.append(SignalGroup(signal.SIGCONT))
-    return _arm(replace(state, stopping=True), Timer.KILL, now + kill_after), actions
+    state = replace(state, stopping=True)
+    if delay is None:
+        return _arm(state, None, None), actions
+    return _arm(state, Timer.KILL, now + delay), actions
 
 
 def _went_down(spec: ServiceSpec, state: ServiceState, now: float, died_at: float) -> Result:
@@ -137,7 +161,9 @@ def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: flo
     return _arm(state, None, None), [_note("service started", spec, pid=event.pid)]
 
 
-def _death(spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum: int | None, now: float) -> Result:
+def _death(
+    spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum: int | None, now: float, grace: float
+) -> Result:
     """The run process is gone (or never ran): record it, then finish or go down."""
     expected = state.stopping or state.want is not Want.UP
     deaths = state.deaths if expected else record_death(state.deaths, now, spec.crash)
@@ -145,7 +171,7 @@ def _death(spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum:
     pgid = state.pid if state.pid is not None else 0
     state = replace(state, exitcode=exitcode, signum=signum, deaths=deaths, bailed=state.bailed or bails, since=now)
     level = "info" if expected else "warning"
-    how = ("signal", signal.Signals(signum).name) if signum is not None else ("exitcode", exitcode)
+    how = ("signal", signal_name(signum)) if signum is not None else ("exitcode", exitcode)
     actions: list[Action] = [
         Note("service died", level, (("service", spec.name), how, ("deaths", len(deaths)), ("expected", expected)))
     ]
@@ -161,7 +187,9 @@ def _death(spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum:
     if spec.has_finish:
         code_arg = "256" if signum is not None else str(exitcode if exitcode is not None else 0)
         args = (code_arg, str(signum if signum is not None else 0), spec.name, str(pgid))
-        state = _arm(replace(state, phase=Phase.FINISHING, pid=None), Timer.KILL_FINISH, now + spec.timeout_finish_ms / 1000)
+        delay = finish_delay(spec, state.shutting_down, grace)
+        state = replace(state, phase=Phase.FINISHING, pid=None)
+        state = _arm(state, None, None) if delay is None else _arm(state, Timer.KILL_FINISH, now + delay)
         # `last_death` for the pacing rule is `since`, read again when the finish ends.
         return state, [*actions, RunFinish(args)]
     new_state, more = _went_down(spec, state, now, now)
@@ -171,12 +199,12 @@ def _death(spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum:
 def _on_exited(spec: ServiceSpec, state: ServiceState, event: Exited, now: float, grace: float) -> Result:
     if state.phase is not Phase.UP:
         return state, []
-    return _death(spec, state, event.exitcode, event.signum, now)
+    return _death(spec, state, event.exitcode, event.signum, now, grace)
 
 
 def _on_spawn_failed(spec: ServiceSpec, state: ServiceState, event: SpawnFailed, now: float, grace: float) -> Result:
     state = replace(state, started=True, last_start=now, ready_at=None, pid=None)
-    state, actions = _death(spec, replace(state, phase=Phase.UP), event.exitcode, None, now)
+    state, actions = _death(spec, replace(state, phase=Phase.UP), event.exitcode, None, now, grace)
     return state, [_note("service could not start", spec, "error", reason=event.reason), *actions]
 
 
@@ -200,7 +228,8 @@ def _on_finish_exited(spec: ServiceSpec, state: ServiceState, event: FinishExite
 
 
 def _on_ready(spec: ServiceSpec, state: ServiceState, event: Ready, now: float, grace: float) -> Result:
-    if state.phase is not Phase.UP or state.ready_at is not None:
+    # A newline from an earlier incarnation (or an orphan of it) says nothing of this one.
+    if state.phase is not Phase.UP or state.ready_at is not None or event.pid != state.pid:
         return state, []
     return replace(state, ready_at=now), [_note("service ready", spec)]
 
@@ -226,9 +255,14 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
         if state.phase is Phase.DOWN:
             return _start_or_schedule(spec, state, now, next_start(state, now, now))
         return state, []
-    if verb in (Verb.ONCE, Verb.ONCE_AT_MOST):
-        if verb is Verb.ONCE_AT_MOST and state.phase is not Phase.UP:
-            return state, []
+    if verb is Verb.ONCE_AT_MOST:
+        # s6-svc -O: not restarted when it dies; a service waiting to restart stays down.
+        if state.phase in (Phase.UP, Phase.FINISHING):
+            return replace(state, want=Want.ONCE), []
+        if state.phase is Phase.WAITING:
+            return _arm(replace(state, phase=Phase.DOWN, want=Want.DOWN), None, None), []
+        return replace(state, want=Want.DOWN), []
+    if verb is Verb.ONCE:
         state = replace(state, want=Want.ONCE, bailed=False)
         if state.phase is Phase.DOWN:
             return _start_or_schedule(spec, state, now, next_start(state, now, now))
@@ -243,9 +277,13 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
         return _arm(replace(state, phase=Phase.DOWN), None, None), []
     if state.phase is Phase.UP and not state.stopping:
         return _stop(spec, state, now, grace)
-    if state.phase is Phase.UP and state.shutting_down and state.deadline is not None:
-        # Already stopping on its own timeout-kill: the container's grace time caps it.
-        return _arm(state, Timer.KILL, min(state.deadline, now + grace)), []
+    if state.phase is Phase.UP and state.shutting_down:
+        # Already stopping on its own timeout-kill (or none): the container's grace time caps it.
+        deadline = now + grace if state.deadline is None else min(state.deadline, now + grace)
+        return _arm(state, Timer.KILL, deadline), []
+    if state.phase is Phase.FINISHING and state.shutting_down:
+        deadline = now + grace if state.deadline is None else min(state.deadline, now + grace)
+        return _arm(state, Timer.KILL_FINISH, deadline), []
     return state, []
 
 

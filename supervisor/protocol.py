@@ -16,6 +16,8 @@ import json
 import signal
 from typing import Any, NamedTuple
 
+from .signames import parse_signal_name
+
 VERSION = 1
 MAX_FRAME = 65536
 _NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@")
@@ -79,13 +81,12 @@ def _bare_name(name: str) -> str:
 
 def signal_number(text: str) -> int:
     """s6-svc -s: a name (any case, with or without SIG) or a number, among the allowed ones."""
-    upper = text.strip().upper()
     try:
-        number = int(upper) if upper.isdigit() else int(signal.Signals[upper if upper.startswith("SIG") else "SIG" + upper])
-    except KeyError:
-        raise ProtocolError(f"unknown signal: {text}") from None
+        number = parse_signal_name(text)
+    except ValueError as exc:
+        raise ProtocolError(f"unknown signal: {exc}") from None
     if number not in ALLOWED_SIGNALS:
-        raise ProtocolError(f"signal not allowed: {text} (only those s6-svc has letters for)")
+        raise ProtocolError(f"signal not allowed: {text[:20]} (only those s6-svc has letters for)")
     return number
 
 

@@ -11,6 +11,7 @@ import stat
 from dataclasses import replace
 
 from .config import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
+from .files import read_small_text
 from .model import CrashPolicy, ServiceSpec
 from .protocol import valid_name
 
@@ -21,14 +22,6 @@ def is_executable_file(path: str) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)
-
-
-def _read_small(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read(4096).strip()
-    except FileNotFoundError:
-        return None
 
 
 def read_service(directory: str, settings: Settings) -> ServiceSpec:
@@ -62,20 +55,24 @@ def read_service(directory: str, settings: Settings) -> ServiceSpec:
     )
     for filename, attribute, parser in readers:
         try:
-            text = _read_small(os.path.join(directory, filename))
+            text = read_small_text(os.path.join(directory, filename))
             if text is not None:
                 fields[attribute] = parser(text)
         except (OSError, ValueError) as exc:
-            problems.append(f"{filename}: {exc}; the default is used")
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            problems.append(f"{filename}: {reason}; the default is used")
     spec = replace(spec, problems=tuple(problems), **fields)  # type: ignore[arg-type]
     return apply_override(spec, settings.services.get(name))
 
 
+MAX_NOTIFICATION_FD = 1023
+
+
 def _parse_notification_fd(text: str) -> int:
-    number = int(text)
-    if number < 3:
-        raise ValueError("must be 3 or more: 0, 1 and 2 are stdin, stdout and stderr")
-    return number
+    if not text.isdigit() or len(text) > 4 or not 3 <= int(text) <= MAX_NOTIFICATION_FD:
+        raise ValueError(f"must be a whole number from 3 to {MAX_NOTIFICATION_FD} "
+                         "(0, 1 and 2 are stdin, stdout and stderr)")
+    return int(text)
 
 
 def apply_override(spec: ServiceSpec, override: ServiceOverride | None) -> ServiceSpec:

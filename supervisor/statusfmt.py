@@ -6,8 +6,9 @@ server builds it, the client formats it.
 
 from __future__ import annotations
 
-import signal
 from typing import Any
+
+from .signames import signal_name
 
 Record = dict[str, Any]
 
@@ -21,12 +22,6 @@ def tai64n(unix_time: float | None) -> str:
     nanos = int((unix_time - seconds) * 1e9)
     return f"@{seconds + TAI_OFFSET:016x}{nanos:08x}"
 
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return str(signum)
 
 
 def _bool(value: bool) -> str:
@@ -42,7 +37,7 @@ FIELDS = {
     "pid": lambda r: str(r["pid"] if r["state"] == "up" and r["pid"] else -1),
     "pgid": lambda r: str(r["pgid"] if r["pgid"] else -1),
     "exitcode": lambda r: str(r["exitcode"] if r["state"] == "down" and r["exitcode"] is not None else -1),
-    "signal": lambda r: _signal_name(r["signum"]) if r["state"] == "down" and r["signum"] else "NA",
+    "signal": lambda r: signal_name(r["signum"]) if r["state"] == "down" and r["signum"] else "NA",
     "signum": lambda r: str(r["signum"] if r["state"] == "down" and r["signum"] else -1),
     "updownsince": lambda r: tai64n(r["since"]),
     "readysince": lambda r: tai64n(r["ready_since"]),
@@ -65,7 +60,7 @@ def words(record: Record, numeric_signal: bool = False) -> str:
         parts = ["down (not started yet)"]
     else:
         if record["signum"]:
-            how = f"signal {record['signum'] if numeric_signal else _signal_name(record['signum'])}"
+            how = f"signal {record['signum'] if numeric_signal else signal_name(record['signum'])}"
         else:
             how = f"exitcode {record['exitcode']}"
         parts = [f"down ({how}) {int(record['seconds'])} seconds"]

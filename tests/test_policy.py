@@ -126,9 +126,9 @@ def test_spawned_is_not_ready_with_notification_fd_until_it_says_so():
     spec = replace(SPEC, notification_fd=3)
     state = up(5.0, spec=spec)
     assert state.ready_at is None
-    state, _ = step(state, Ready(), 6.5, spec)
+    state, _ = step(state, Ready(100), 6.5, spec)
     assert state.ready_at == 6.5
-    again, actions = step(state, Ready(), 7.0, spec)
+    again, actions = step(state, Ready(100), 7.0, spec)
     assert again.ready_at == 6.5 and actions == []
 
 
@@ -328,9 +328,70 @@ def test_once_at_most_does_nothing_to_a_down_service():
 
 
 @pytest.mark.parametrize(
-    "event", [Exited(0, None), FinishExited(0), Ready(), TimerFired(), FinishSpawned(1)], ids=repr
+    "event", [Exited(0, None), FinishExited(0), Ready(1), TimerFired(), FinishSpawned(1)], ids=repr
 )
 def test_events_that_do_not_apply_to_a_down_service_change_nothing(event):
     state, _ = step(ServiceState(), Boot(), 0.0, replace(SPEC, normally_up=False))
     after, actions = step(state, event, 1.0)
     assert after == state and actions == []
+
+
+# --- issue 7: stale readiness, -O while waiting, s6's meaning of 0 -----------------
+
+
+def test_a_newline_from_an_earlier_incarnation_does_not_make_this_one_ready():
+    spec = replace(SPEC, notification_fd=3)
+    state = up(5.0, pid=100, spec=spec)
+    state, _ = step(state, Exited(1, None), 9.0, spec)
+    state, _ = step(state, Spawned(200), 9.0, spec)
+    stale, actions = step(state, Ready(100), 9.5, spec)
+    assert stale.ready_at is None and actions == []
+    fresh, _ = step(stale, Ready(200), 9.6, spec)
+    assert fresh.ready_at == 9.6
+
+
+def test_once_at_most_keeps_a_service_waiting_to_restart_down():
+    state = up(0.0)
+    state, actions = step(state, Exited(1, None), 0.2)
+    assert state.phase is Phase.WAITING and state.timer is Timer.START
+    state, actions = step(state, Command(Verb.ONCE_AT_MOST), 0.5)
+    assert (state.phase, state.want, state.timer, actions) == (Phase.DOWN, Want.DOWN, None, [])
+    after, actions = step(state, TimerFired(), 1.0)
+    assert effects(actions) == [] and after.phase is Phase.DOWN
+
+
+def test_once_at_most_during_finish_means_no_restart_after_it():
+    spec = replace(SPEC, has_finish=True)
+    state = up(0.0, spec=spec)
+    state, _ = step(state, Exited(1, None), 5.0, spec)
+    assert state.phase is Phase.FINISHING
+    state, _ = step(state, Command(Verb.ONCE_AT_MOST), 5.1, spec)
+    state, actions = step(state, FinishExited(0), 5.2, spec)
+    assert state.phase is Phase.DOWN and effects(actions) == []
+
+
+def test_timeout_kill_zero_never_kills_on_down_but_shutdown_still_does():
+    spec = replace(SPEC, timeout_kill_ms=0)
+    state = up(0.0, spec=spec)
+    state, actions = step(state, Command(Verb.DOWN), 1.0, spec)
+    assert effects(actions) == [SignalGroup(signal.SIGTERM), SignalGroup(signal.SIGCONT)]
+    assert state.timer is None and state.deadline is None
+    state, actions = step(state, Command(Verb.SHUTDOWN), 2.0, spec)
+    assert (state.timer, state.deadline) == (Timer.KILL, 2.0 + GRACE)
+
+
+def test_no_timeout_kill_file_means_the_grace_time():
+    state = up(0.0)
+    state, _ = step(state, Command(Verb.DOWN), 1.0)
+    assert (state.timer, state.deadline) == (Timer.KILL, 1.0 + GRACE)
+
+
+def test_timeout_finish_zero_lets_finish_run_until_the_container_stops():
+    spec = replace(SPEC, has_finish=True, timeout_finish_ms=0)
+    state = up(0.0, spec=spec)
+    state, actions = step(state, Exited(1, None), 5.0, spec)
+    assert state.phase is Phase.FINISHING and state.timer is None and state.deadline is None
+    state, _ = step(state, Command(Verb.SHUTDOWN), 6.0, spec)
+    assert (state.timer, state.deadline) == (Timer.KILL_FINISH, 6.0 + GRACE)
+    state, actions = step(state, TimerFired(), 6.0 + GRACE, spec)
+    assert effects(actions) == [KillFinish()]

@@ -21,6 +21,7 @@ from ..lines import Formatter
 from ..logpipe import LogPipe
 from ..output import OutputWriter
 from ..reaper import ChildExit, Reaper
+from ..signames import signal_name
 from ..spawn import signal_group, spawn
 from .runner import JobState
 
@@ -99,7 +100,7 @@ class JobProcesses:
         duration = time.monotonic() - started
         ok = code == 0 and sig is None and not timed_out
         fields: dict[str, Any] = {"job_line": state.spec.line, "run": run, "duration_s": round(duration, 3)}
-        fields |= {"signal": signal.Signals(sig).name} if sig is not None else {"exitcode": code}
+        fields |= {"signal": signal_name(sig)} if sig is not None else {"exitcode": code}
         (self.log.info if ok else self.log.warning)("job finished" if ok else "job failed", **fields)
         del self.running[pid]
         state.finished(ok, timed_out, duration, time.time())

@@ -14,6 +14,7 @@ import anyio.to_thread
 from .. import log
 from ..output import OutputWriter
 from ..reaper import Reaper, become_subreaper
+from ..signames import signal_name
 from . import metrics
 from .jobs import JobProcesses
 from .main import read_crontabs
@@ -151,11 +152,11 @@ class Pycrond:
             if signum == signal.SIGCHLD:
                 self.reaper.reap()
             elif signum in (signal.SIGTERM, signal.SIGINT):
-                self.log.info("stopping", signal=signal.Signals(signum).name)
+                self.log.info("stopping", signal=signal_name(signum))
                 self.runner.stop()
             else:
                 self.digest = None  # an explicit reload reads and reports even an unchanged file
-                self.reload(f"received {signal.Signals(signum).name}")
+                self.reload(f"received {signal_name(signum)}")
 
     async def kill_leftovers(self) -> None:
         """As a subreaper, daemons that jobs left behind are our children: end them too."""

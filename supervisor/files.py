@@ -1,0 +1,62 @@
+"""Reading small configuration files that anyone may have put there.
+
+`open()` of a FIFO blocks until a writer comes (PID 1 would hang in boot, deaf
+to SIGTERM), and /dev/zero never ends. So a file is opened without blocking,
+must turn out to be a regular file, and is read up to a limit.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """The whole content of the regular file `path`, at most `limit` bytes.
+
+    Raises FileNotFoundError when it is missing, and OSError with a readable
+    strerror when it is not a regular file, is larger than `limit`, or cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or a FIFO's far end: not a file either way
+            raise OSError(errno.EINVAL, "not a regular file") from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({_kind(info.st_mode)})")
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes ({info.st_size})")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(65536, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while we read it
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_small_text(path: str, limit: int = 4096) -> str | None:
+    """A small settings file (timeout-kill, down-signal, ...), stripped; None when missing."""
+    try:
+        data = read_regular_file(path, limit)
+    except FileNotFoundError:
+        return None
+    return data.decode("utf-8", "replace").strip()
