@@ -1,63 +1,213 @@
-"""A blocking client for the control socket. Standard library only: the CLIs must start fast."""
+"""A blocking client for the control socket. Standard library only: the CLIs must start fast.
+
+It trusts only the real pyinit (SPEC.md): a candidate runtime directory must
+belong to root or to the uid it is meant for, neither it nor the socket may be
+writable by others, and the server's SO_PEERCRED uid must be root or the
+directory's owner. A candidate that exists but fails a check is an error
+(exit 111) naming the path, its owner and its mode, never a reason to try the
+next one. Connecting and answering have a timeout, and answers a size limit.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 import socket
+import stat
+import struct
+from collections.abc import Iterator
 from typing import Any
 
 from . import protocol
-from .paths import SOCKET_NAME, candidate_rundirs
+from .paths import SOCKET_NAME, candidate_rundirs, fallback_rundir
 from .protocol import ProtocolError
+
+CONNECT_TIMEOUT = 5.0  # seconds
+ANSWER_MARGIN = 10.0  # seconds beyond the wait's own timeout
+
+
+def _untrusted(message: str) -> ProtocolError:
+    return ProtocolError(message, protocol.EXIT_SYSTEM)
+
+
+def _described(info: os.stat_result) -> str:
+    return f"owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+
+
+def _meant_for(rundir: str) -> int | None:
+    """The uid a per-user fallback directory must belong to; None: whoever owns it (/run/pys6, PYS6_RUNDIR)."""
+    return os.getuid() if rundir == fallback_rundir() else None
+
+
+def _check_directory(rundir: str) -> os.stat_result | None:
+    """The directory's status if it may be trusted, None if it is not there; anything else raises."""
+    try:
+        info = os.lstat(rundir)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise _untrusted(f"{rundir}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise _untrusted(f"{rundir} is not a directory ({_described(info)}): refusing it")
+    owner = _meant_for(rundir)
+    if owner is not None and info.st_uid not in (0, owner):
+        raise _untrusted(f"{rundir} is {_described(info)}, not by uid {owner} or root: "
+                         f"someone else made it; refusing it (remove it if it is not yours)")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _untrusted(f"{rundir} is writable by others ({_described(info)}): refusing it")
+    return info
+
+
+def _check_socket(path: str, directory: os.stat_result) -> bool:
+    """Whether a trustworthy socket file is there (False: none); anything else raises."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise _untrusted(f"permission denied: {os.path.dirname(path)} is {_described(directory)}") from None
+    except OSError as exc:
+        raise _untrusted(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISSOCK(info.st_mode):
+        raise _untrusted(f"{path} is not a socket ({_described(info)}): refusing it")
+    if info.st_uid not in (0, directory.st_uid) or info.st_mode & stat.S_IWOTH:
+        raise _untrusted(f"{path} is {_described(info)} in a directory of uid {directory.st_uid}: refusing it")
+    return True
+
+
+def _server_uid(sock: socket.socket) -> int:
+    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", data)[1])
+
+
+def _connect_to(rundir: str) -> socket.socket | None:
+    """A connection to the pyinit of `rundir` once every check passed; None if nobody is there."""
+    directory = _check_directory(rundir)
+    if directory is None:
+        return None
+    path = os.path.join(rundir, SOCKET_NAME)
+    if not _check_socket(path, directory):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect(path)
+        server = _server_uid(sock)
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        return None  # a stale socket: no pyinit listens there
+    except PermissionError:
+        sock.close()
+        raise _untrusted(f"permission denied: {path} ({_described(directory)} for its directory)") from None
+    except TimeoutError:
+        sock.close()
+        raise _untrusted(f"{path}: pyinit did not accept the connection within {CONNECT_TIMEOUT:g} s") from None
+    except OSError as exc:
+        sock.close()
+        raise _untrusted(f"{path}: {exc.strerror}") from None
+    if server not in (0, directory.st_uid):
+        sock.close()
+        raise _untrusted(f"{path} is served by uid {server}, not by root or the directory's owner "
+                         f"uid {directory.st_uid}: refusing it")
+    return sock
 
 
 def _connect() -> socket.socket:
-    """The first socket that answers, in the order SPEC.md gives (works from an SSH login)."""
-    refused: list[str] = []
-    denied: list[str] = []
+    """The first candidate where a pyinit answers, in the order SPEC.md gives (works from an SSH login)."""
+    tried: list[str] = []
     for rundir in candidate_rundirs(os.environ):
-        path = os.path.join(rundir, SOCKET_NAME)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(path)
+        sock = _connect_to(rundir)
+        if sock is not None:
             return sock
-        except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError):
-            refused.append(path)
-        except PermissionError:
-            denied.append(path)
-        except OSError as exc:
-            sock.close()
-            raise ProtocolError(f"{path}: {exc.strerror}", protocol.EXIT_SYSTEM) from None
-        sock.close()
-    if denied:
-        raise ProtocolError(f"permission denied: {', '.join(denied)}", protocol.EXIT_SYSTEM)
-    raise ProtocolError(f"pyinit is not running (no socket answers at {', '.join(refused)})", protocol.EXIT_NOT_RUNNING)
+        tried.append(os.path.join(rundir, SOCKET_NAME))
+    raise ProtocolError(f"pyinit is not running (no socket answers at {', '.join(tried)})", protocol.EXIT_NOT_RUNNING)
 
 
-def call(body: dict[str, Any]) -> dict[str, Any]:
-    """Send one request, return the response; a failed one raises ProtocolError with its exit code."""
+class _LineReader:
+    """Lines of an answer, each and all of them within the protocol's limits."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.total = 0
+
+    def line(self) -> bytes | None:
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line, self.buffer = self.buffer[:end], self.buffer[end + 1:]
+                return line
+            if len(self.buffer) > protocol.MAX_ANSWER_LINE:
+                raise _untrusted(f"an answer line is larger than {protocol.MAX_ANSWER_LINE} bytes")
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except TimeoutError:
+                raise _untrusted("pyinit did not answer in time") from None
+            except OSError as exc:
+                if exc.errno in (errno.ECONNRESET, errno.EPIPE):
+                    raise ProtocolError("pyinit closed the connection", protocol.EXIT_NOT_RUNNING) from None
+                raise _untrusted(f"control socket: {exc.strerror}") from None
+            if not chunk:
+                return None
+            self.total += len(chunk)
+            if self.total > protocol.MAX_ANSWER:
+                raise _untrusted(f"the answer is larger than {protocol.MAX_ANSWER} bytes")
+            self.buffer += chunk
+
+
+def _items(reader: _LineReader, count: int) -> Iterator[dict[str, Any]]:
+    try:
+        for _ in range(count):
+            line = reader.line()
+            if line is None:
+                raise _untrusted("pyinit's answer was cut short")
+            yield protocol.decode_answer_item(line)
+    finally:
+        reader.sock.close()
+
+
+def call_stream(body: dict[str, Any], timeout: float | None = ANSWER_MARGIN) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """Send one request; return the answer's head and an iterator over its items (read as they come).
+
+    A refusal or error raises ProtocolError with its exit code. `timeout` bounds
+    each wait for the server (None: for ever, for a wait without a limit).
+    """
     sock = _connect()
     try:
+        sock.settimeout(timeout)
         try:
             sock.sendall(protocol.encode(body))
         except (BrokenPipeError, ConnectionResetError):
             pass  # pyinit may have answered (a refusal) before reading: read what it said
-        buffer = b""
-        while b"\n" not in buffer:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            buffer += chunk
-    except OSError as exc:
-        if exc.errno in (errno.ECONNRESET, errno.EPIPE):
-            raise ProtocolError("pyinit closed the connection", protocol.EXIT_NOT_RUNNING) from None
-        raise ProtocolError(f"control socket: {exc.strerror}", protocol.EXIT_SYSTEM) from None
-    finally:
+        except TimeoutError:
+            raise _untrusted("pyinit did not take the request in time") from None
+        reader = _LineReader(sock)
+        line = reader.line()
+        if line is None:
+            raise ProtocolError("pyinit closed the connection without answering", protocol.EXIT_NOT_RUNNING)
+        head = protocol.decode_answer_head(line)
+    except BaseException:
         sock.close()
-    if not buffer:
-        raise ProtocolError("pyinit closed the connection without answering", protocol.EXIT_NOT_RUNNING)
-    response = protocol.decode_response(buffer.split(b"\n", 1)[0])
-    if not response.get("ok"):
-        raise ProtocolError(str(response.get("error", "failed")), int(response.get("code", protocol.EXIT_SYSTEM)))
-    return response
+        raise
+    if not head.get("ok"):
+        sock.close()
+        raise ProtocolError(str(head.get("error", "failed"))[:4000], _exit_code(head.get("code")))
+    return head, _items(reader, head.get("items", 0))
+
+
+def _exit_code(code: object) -> int:
+    if isinstance(code, int) and not isinstance(code, bool) and 0 < code < 256:
+        return code
+    return protocol.EXIT_SYSTEM
+
+
+def call(body: dict[str, Any], timeout: float | None = ANSWER_MARGIN) -> dict[str, Any]:
+    """Send one request; the head of the answer, its items (if any) as a list under "items"."""
+    head, items = call_stream(body, timeout)
+    head["items"] = list(items)
+    return head
+
+
+def answer_timeout(wait_ms: int) -> float | None:
+    """How long to wait for the answer to a wait of `wait_ms` (0: for ever)."""
+    return None if wait_ms == 0 else wait_ms / 1000 + ANSWER_MARGIN

@@ -6,7 +6,6 @@ The environment wins over the YAML file. Every error names the variable or key.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any

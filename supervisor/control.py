@@ -1,12 +1,10 @@
-"""What the control socket reports about a service: status records, log tails, forensics.
+"""What the control socket reports about a service: status records and log tails.
 
-Reads the runners' state; changes nothing. psutil is loaded only for forensics.
+Reads the runners' state; changes nothing. Forensics snapshots live in forensics.py.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +14,6 @@ from .signames import signal_name
 
 if TYPE_CHECKING:
     from .service import ServiceRunner
-
-RECENT_LINES = 1000  # per service, for pysvstat --log and forensics
-FORENSIC_LINES = 20
 
 
 def _is_paused(pid: int | None) -> bool:
@@ -70,50 +65,5 @@ def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
 
 
 def log_tail(runner: ServiceRunner, count: int) -> list[dict[str, str]]:
-    recent = list(runner.recent)[-count:]
-    return [{"stream": stream, "line": line.decode("utf-8", "backslashreplace")} for stream, line in recent]
-
-
-def process_tree(session: int | None) -> list[dict[str, Any]]:
-    """Every process of the service's session (its run process is the session leader)."""
-    if session is None:
-        return []
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) != session:
-                continue
-            with proc.oneshot():
-                times = proc.cpu_times()
-                found.append({
-                    "pid": proc.pid,
-                    "ppid": proc.ppid(),
-                    "cmd": " ".join(proc.cmdline())[:200] or proc.name(),
-                    "state": proc.status(),
-                    "rss_kib": proc.memory_info().rss // 1024,
-                    "cpu_s": round(times.user + times.system, 2),
-                    "fds": proc.num_fds(),
-                })
-        except (OSError, psutil.Error):
-            continue
-    return found
-
-
-def forensics(runner: ServiceRunner, now: float, reason: str) -> dict[str, Any]:
-    state = runner.state
-    return {
-        "service": runner.spec.name,
-        "reason": reason,
-        "processes": process_tree(state.pid if state.phase is Phase.UP else state.pgid),
-        "deaths_seconds_ago": [round(now - t, 1) for t in policy.deaths_in_window(state.deaths, now, runner.spec.crash)],
-        "last_exit": {"exitcode": state.exitcode, "signum": state.signum},
-        "last_lines": [entry["line"] for entry in log_tail(runner, FORENSIC_LINES)],
-    }
-
-
-def log_forensics(runner: ServiceRunner, now: float, reason: str, log: Any) -> dict[str, Any]:
-    snapshot = forensics(runner, now, reason)
-    log.warning("forensics", **snapshot)
-    return snapshot
+    return [{"stream": stream, "line": line.decode("utf-8", "backslashreplace")}
+            for stream, line in runner.recent.tail(count)]

@@ -83,12 +83,33 @@ def run(argv: Sequence[str]) -> int:
 
     try:
         return anyio.run(supervise, settings, list(argv), rundir, listener, is_pid1)
+    except BaseException as exc:  # noqa: BLE001 (the event loop itself is gone: still orphan nothing)
+        _emergency_stop(is_pid1, settings.kill_gracetime / 1000, exc)
+        return EXIT_SYSTEM
     finally:
         listener.close()
         try:
             os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
         except OSError:
             pass
+
+
+def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
+    """Stage 3's kill path without an event loop: TERM everyone, KILL after the grace time, reap."""
+    import signal
+    import time
+    import traceback
+
+    from .reaper import reap_until
+    from .spawn import signal_everyone
+
+    detail = "".join(traceback.format_exception(exc))
+    _fail(f"the event loop failed, stopping everything:\n{detail}", EXIT_SYSTEM)
+    signal_everyone(is_pid1, signal.SIGTERM)
+    signal_everyone(is_pid1, signal.SIGCONT)
+    if not reap_until(time.monotonic() + grace):
+        signal_everyone(is_pid1, signal.SIGKILL)
+        reap_until(time.monotonic() + 1.0)
 
 
 def main() -> None:

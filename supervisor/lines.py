@@ -7,7 +7,9 @@ bytes.replace per read, not one Python call per line.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
 
 READ_SIZE = 65536
 MAX_LINE = 65536  # longer lines are cut into pieces
@@ -16,12 +18,41 @@ CUT_MARK = b" [...]"  # ends every piece of a cut line but the last
 Formatter = Callable[[bytes], bytes]
 
 
+# What could make a line display as another's: C0 controls but TAB and the line's
+# own newline (a carriage return, a backspace, a vertical tab...), DEL, every
+# escape sequence but SGR (colours survive), C1 controls in UTF-8 (NEL...) and
+# U+2028/U+2029. Each is written as a visible escape: \\x0d, \\x1b, \\u2028.
+_SUSPECT = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, 0xC2, 0xE2])
+_DISPLAY_HAZARD = re.compile(rb"\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    found = match.group()
+    if found[0] == 0x1B and len(found) > 1:
+        return found  # SGR: colours
+    if found[0] == 0xE2:
+        return b"\\u%04x" % (0x2000 + (found[2] & 0x3F))
+    return b"\\x%02x" % (found[1] if found[0] == 0xC2 else found[0])
+
+
+def displayable(text: bytes) -> bytes:
+    """Lines that can only ever display as themselves (newlines are left alone).
+
+    The fast path is one C-level pass: most blocks hold none of the suspect bytes
+    (0xC2 and 0xE2 lead many ordinary UTF-8 characters, so they only send a block
+    to the slow path, which leaves them be).
+    """
+    if len(text.translate(None, _SUSPECT)) == len(text):
+        return text
+    return _DISPLAY_HAZARD.sub(_escape, text)
+
+
 def text_formatter(prefix: bytes) -> Formatter:
-    """`block` holds whole lines, each ending in \\n; return them prefixed."""
+    """`block` holds whole lines, each ending in \\n; return them prefixed, each displayable as itself."""
     joined = b"\n" + prefix
 
     def format_block(block: bytes) -> bytes:
-        return prefix + block[:-1].replace(b"\n", joined) + b"\n"
+        return prefix + displayable(block[:-1]).replace(b"\n", joined) + b"\n"
 
     return format_block
 
@@ -75,3 +106,33 @@ class LineSplitter:
         """The unfinished last line, completed, or nothing."""
         tail, self.tail = self.tail, b""
         return tail + b"\n" if tail else b""
+
+
+RECENT_LINES = 1000  # per service, for pysvstat --log and forensics...
+RECENT_BYTES = 128 * 1024  # ...and at most this many bytes of them (the newest line is always kept)
+
+
+class RecentLines:
+    """A service's last lines, bounded by count and by bytes: 1,000 lines of 64 KiB would be 64 MB."""
+
+    def __init__(self, max_lines: int = RECENT_LINES, max_bytes: int = RECENT_BYTES) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self._lines: deque[tuple[str, bytes]] = deque()
+        self.size = 0
+
+    def extend(self, stream: str, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            self._lines.append((stream, line))
+            self.size += len(line)
+        while len(self._lines) > 1 and (len(self._lines) > self.max_lines or self.size > self.max_bytes):
+            self.size -= len(self._lines.popleft()[1])
+
+    def tail(self, count: int) -> list[tuple[str, bytes]]:
+        if count <= 0:
+            return []
+        kept = len(self._lines)
+        return [self._lines[i] for i in range(max(0, kept - count), kept)]
+
+    def __len__(self) -> int:
+        return len(self._lines)

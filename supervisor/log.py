@@ -14,7 +14,8 @@ from typing import Any
 
 import structlog
 
-from .output import write_all
+from .lines import displayable
+from .output import write_all, write_if_room
 
 # S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
 VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
@@ -58,7 +59,9 @@ def render_text(_logger: object, method: str, event: MutableMapping[str, Any]) -
     parts += [f"{key}={_quote(value)}" for key, value in event.items()]
     if method not in ("info", "debug"):
         parts.append(f"level={method}")
-    return " ".join(parts)
+    text = " ".join(parts)
+    # A value (a client's message, a file's content) must not forge another line on a terminal.
+    return displayable(text.encode("utf-8", "backslashreplace")).decode("utf-8", "backslashreplace")
 
 
 def render_json(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
@@ -86,6 +89,54 @@ def route_to_stderr() -> None:
     ROUTER.sink = _stderr_sink
 
 
+def route_to_stderr_if_room() -> None:
+    """After the output writer stops: a wedged stderr must not hold up the exit."""
+    ROUTER.sink = lambda data: None if write_if_room(2, data) else None
+
+
 def get() -> Any:
     return structlog.get_logger()
 
+
+
+class BurstLog:
+    """Log the first of a burst of like events; count the rest and report them once the burst is over.
+
+    A flood of refused peers or of connections over the cap costs one line per
+    burst, not one per connection. The summary is a one-shot loop timer armed
+    only while a burst lasts, so an idle supervisor still never wakes up.
+    """
+
+    def __init__(self, logger: Any, event: str, level: str = "warning", quiet: float = 1.0) -> None:
+        self._emit = getattr(logger, level)
+        self.event = event
+        self.quiet = quiet
+        self._last = -1e18
+        self._suppressed = 0
+        self._timer: Any = None
+
+    def __call__(self, **fields: Any) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last >= self.quiet and self._suppressed == 0:
+            self._emit(self.event, **fields)
+        else:
+            self._suppressed += 1
+            if self._timer is None:
+                self._timer = loop.call_later(self.quiet, self._burst_over)
+        self._last = now
+
+    def _burst_over(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        remaining = self._last + self.quiet - loop.time()
+        if remaining > 0:
+            self._timer = loop.call_later(remaining, self._burst_over)
+            return
+        self._timer = None
+        count, self._suppressed = self._suppressed, 0
+        if count:
+            self._emit(f"{self.event} (burst)", more=count)

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import deque
 
-from .lines import READ_SIZE, Formatter, LineSplitter
+from .lines import READ_SIZE, Formatter, LineSplitter, RecentLines
 from .output import OutputWriter
 
 DRAIN_CHUNKS = 16  # a dead writer left at most a pipe's capacity; more comes from others
@@ -30,7 +29,7 @@ class LogPipe:
         target_fd: int,
         formatter: Formatter,
         keep_write_end: bool,
-        recent: deque[tuple[str, bytes]] | None = None,
+        recent: RecentLines | None = None,
     ) -> None:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
@@ -73,12 +72,12 @@ class LogPipe:
 
     def _remember(self, lines: bytes) -> None:
         """Keep the block's last lines; rsplit with a limit scans only the end of a big block."""
-        assert self._recent is not None and self._recent.maxlen is not None
-        keep = self._recent.maxlen
+        assert self._recent is not None
+        keep = self._recent.max_lines
         parts = lines[:-1].rsplit(b"\n", keep)
         if len(parts) > keep:
             parts = parts[1:]
-        self._recent.extend((self._stream, part) for part in parts)
+        self._recent.extend(self._stream, parts)
 
     def _emit(self, lines: bytes) -> None:
         if lines:

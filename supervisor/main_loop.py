@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import anyio
 
 from . import log
 from .config import Settings
-from .output import OutputWriter
+from .output import OutputWriter, write_if_room
 from .reaper import Reaper
 from .server import ControlServer
 from .signames import signal_name
@@ -25,16 +26,20 @@ from .stages import Supervisor
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 FINAL_FLUSH_TIMEOUT = 1.0
+EXIT_CANNOT_GO_ON = 111
 
 
 async def _signal_loop(signals: AsyncIterator[int], supervisor: Supervisor, reaper: Reaper, logger: Any) -> None:
     async for signum in signals:
-        if signum == signal.SIGCHLD:
-            reaper.reap()
-        elif signum in STOP_SIGNALS:
-            supervisor.request_shutdown(f"received {signal_name(signum)}")
-        else:
-            logger.info("signal ignored", signal=signal_name(signum))
+        try:
+            if signum == signal.SIGCHLD:
+                reaper.reap()
+            elif signum in STOP_SIGNALS:
+                supervisor.request_shutdown(f"received {signal_name(signum)}")
+            else:
+                logger.info("signal ignored", signal=signal_name(signum))
+        except Exception:  # noqa: BLE001 (the next signal must still be read)
+            logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
 
 
 async def supervise(
@@ -58,9 +63,20 @@ async def supervise(
             mode = "pid1" if is_pid1 else "subreaper"
             logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
             reaper.reap()  # anything that died before our SIGCHLD handler existed
-            code = await supervisor.run(main_argv)
+            try:
+                code = await supervisor.run(main_argv)
+            except Exception:  # noqa: BLE001 (PID 1 cannot go on: leave nothing behind, then exit)
+                logger.critical("pyinit cannot go on, stopping everything", traceback=traceback.format_exc())
+                code = EXIT_CANNOT_GO_ON
+                with anyio.CancelScope(shield=True):
+                    await supervisor.kill_everything()
+            # stdout may be a pipe nobody reads: wait for it only this long, then abandon the writer.
             with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):
                 await writer.flush()
-            log.route_to_stderr()
+            unwritten = writer.unwritten
+            log.route_to_stderr_if_room()
             root.cancel_scope.cancel()
+    if unwritten:
+        write_if_room(2, f"[pyinit] log output lost bytes={unwritten} reason=\"stdout or stderr blocked at exit\" "
+                         "level=error\n".encode())
     return code

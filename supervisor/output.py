@@ -8,11 +8,14 @@ Setting O_NONBLOCK on fd 1 instead would leak into every process sharing it.
 When more than `limit` bytes wait, the writer is `full`: readers pause (see
 logpipe), the services' pipes fill and the services slow down, instead of their
 lines being dropped. `when_room` callbacks resume them.
+
+Nothing waits on a wedged stdout for ever: a blocked write is abandoned when
+the task is cancelled (shutdown's deadline), and what never got out is counted
+so pyinit can say so on stderr, if stderr can take it.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 from collections import deque
@@ -33,16 +36,27 @@ def write_all(fd: int, data: bytes) -> None:
             # Someone else made the shared file description non-blocking: wait for room.
             select.select([], [fd], [])
             continue
-        except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
-                return  # nobody reads our log any more; nothing better to do with it
-            raise
+        except OSError:
+            return  # EPIPE, EIO, ENOSPC...: nobody can read our log any more; PID 1 goes on regardless
         view = view[written:]
+
+
+def write_if_room(fd: int, data: bytes) -> bool:
+    """Write a short message only if `fd` can take it now (a wedged pipe is left alone)."""
+    try:
+        _, writable, _ = select.select([], [fd], [], 0)
+        if writable:
+            os.write(fd, data[:4096])  # one pipe page: a writable pipe takes it without blocking
+            return True
+    except OSError:
+        pass
+    return False
 
 
 class OutputWriter:
     def __init__(self, limit: int = 1 << 20) -> None:
         self.limit = limit
+        self._thread = anyio.CapacityLimiter(1)  # its own: forensics threads never delay the log
         self._queue: deque[tuple[int, bytes]] = deque()
         self._pending = 0  # bytes queued or being written
         self._wake = anyio.Event()
@@ -85,7 +99,8 @@ class OutputWriter:
             self._wake = anyio.Event()
             while self._queue:
                 for fd, data in self._take_batch():
-                    await anyio.to_thread.run_sync(write_all, fd, data)
+                    await anyio.to_thread.run_sync(write_all, fd, data, abandon_on_cancel=True,
+                                                   limiter=self._thread)
                     self._pending -= len(data)
                     if not self.full and self._waiting_for_room:
                         resume, self._waiting_for_room = self._waiting_for_room, []
@@ -95,3 +110,8 @@ class OutputWriter:
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    @property
+    def unwritten(self) -> int:
+        """Bytes queued or in a write that has not finished."""
+        return self._pending

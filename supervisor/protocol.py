@@ -1,10 +1,20 @@
 """The control protocol, pure and standard-library only (the clients import it).
 
-One connection carries one request and one response, each a single JSON object
-on one line, at most MAX_FRAME bytes:
+One connection carries one request and one answer. The request is a single
+JSON object on one line, at most MAX_FRAME bytes:
 
-    request:  {"v": 1, "verb": "status", "services": ["sshd"]}
-    response: {"ok": true, ...} or {"ok": false, "error": "...", "code": 100}
+    {"v": 2, "verb": "status", "services": ["sshd"]}
+
+The answer is a head line, then as many item lines as the head's "items" says
+(none when it has no "items"), each a JSON object on its own line of at most
+MAX_ANSWER_LINE bytes. So an answer of any size (1,000 services, a log of long
+lines, 2,000 processes) is streamed, and a client holds one line at a time:
+
+    {"ok": true, "items": 2}
+    {"name": "cron", ...}
+    {"name": "sshd", ...}
+
+    {"ok": false, "error": "...", "code": 100}
 
 Verbs: ping; status [services]; control services actions [wait timeout_ms];
 log service [lines]; forensics service; audit message (a refusal seen by a client).
@@ -18,8 +28,12 @@ from typing import Any, NamedTuple
 
 from .signames import parse_signal_name
 
-VERSION = 1
-MAX_FRAME = 65536
+VERSION = 2
+MAX_FRAME = 65536  # a request
+MAX_ANSWER_LINE = 1 << 20  # one line of an answer: a head or an item
+MAX_ANSWER = 64 << 20  # a whole answer, as a client accepts it
+MAX_ITEMS = 1_000_000
+MAX_TIMEOUT_MS = 2**32 - 1
 _NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@")
 _NAME_REST = _NAME_FIRST | frozenset(".+-")
 
@@ -128,11 +142,28 @@ class Request(NamedTuple):
         return body
 
 
-def encode(obj: dict[str, Any]) -> bytes:
+def encode(obj: dict[str, Any], limit: int = MAX_FRAME) -> bytes:
     data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
-    if len(data) > MAX_FRAME:
+    if len(data) > limit:
         raise ProtocolError("frame too large")
     return data
+
+
+def encode_answer_line(obj: dict[str, Any]) -> bytes:
+    """One line of an answer; an item that cannot fit (it should never happen) says so instead."""
+    try:
+        return encode(obj, MAX_ANSWER_LINE)
+    except ProtocolError:
+        return encode({"error": "item too large to send"})
+
+
+def _loads(frame: bytes, what: str, code: int) -> Any:
+    try:
+        return json.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"{what} is not JSON", code) from None
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deep", code) from None
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -158,10 +189,7 @@ def decode_request(frame: bytes) -> Request:
     """Parse and check one request line; every problem is a ProtocolError."""
     if len(frame) > MAX_FRAME:
         raise ProtocolError("request too large")
-    try:
-        raw = json.loads(frame)
-    except (ValueError, UnicodeDecodeError):
-        raise ProtocolError("request is not JSON") from None
+    raw = _loads(frame, "request", EXIT_USAGE)
     _expect(raw, dict, "request")
     if raw.get("v") != VERSION:
         raise ProtocolError(f"unsupported protocol version (this pyinit speaks {VERSION})")
@@ -179,8 +207,8 @@ def decode_request(frame: bytes) -> Request:
         if wait is not None and wait not in WAITS:
             raise ProtocolError(f"unknown wait: {str(wait)[:40]!r}")
         timeout_ms = _expect(raw.get("timeout_ms", 0), int, "timeout_ms")
-        if timeout_ms < 0:
-            raise ProtocolError("timeout_ms: must be 0 or more")
+        if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+            raise ProtocolError(f"timeout_ms: must be 0 (no limit) to {MAX_TIMEOUT_MS}")
         if not actions and wait is None:
             raise ProtocolError("control: nothing to do")
         return Request(verb, services, actions, wait, timeout_ms)
@@ -196,12 +224,19 @@ def decode_request(frame: bytes) -> Request:
     raise ProtocolError(f"unknown verb: {verb[:40]!r}")
 
 
-def decode_response(frame: bytes) -> dict[str, Any]:
-    try:
-        raw = json.loads(frame)
-    except (ValueError, UnicodeDecodeError):
-        raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM) from None
+def decode_answer_head(frame: bytes) -> dict[str, Any]:
+    raw = _loads(frame, "the supervisor's answer", EXIT_SYSTEM)
     if not isinstance(raw, dict) or "ok" not in raw:
+        raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
+    items = raw.get("items", 0)
+    if not isinstance(items, int) or isinstance(items, bool) or not 0 <= items <= MAX_ITEMS:
+        raise ProtocolError("the supervisor sent garbage (items)", EXIT_SYSTEM)
+    return raw
+
+
+def decode_answer_item(frame: bytes) -> dict[str, Any]:
+    raw = _loads(frame, "the supervisor's answer", EXIT_SYSTEM)
+    if not isinstance(raw, dict):
         raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
     return raw
 

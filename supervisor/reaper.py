@@ -103,3 +103,23 @@ class Reaper:
             if self._childless.is_set():
                 return
             await self._childless.wait()
+
+
+def reap_until(deadline: float) -> bool:
+    """Without an event loop (the emergency path): reap until no child is left or `deadline` (monotonic).
+
+    True when no child is left. It polls every 20 ms: only for a PID 1 whose loop is gone.
+    """
+    import time
+
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        except InterruptedError:
+            continue
+        if pid == 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)

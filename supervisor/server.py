@@ -1,9 +1,12 @@
-"""The control socket: one JSON request and one JSON response per connection.
+"""The control socket: one JSON request and one streamed answer per connection (protocol.py).
 
-Who may talk: root, our own uid, and members of PYS6_CONTROL_GROUP, checked with
-SO_PEERCRED on every connection (the socket's mode is the first fence, this the
-second). Requests are size- and time-limited and connections are capped; nothing
-a client sends can do more than get an error back.
+Who may talk: root, our own uid, and members of PYS6_CONTROL_GROUP (primary or
+supplementary, from SO_PEERGROUPS), checked with SO_PEERCRED on every connection
+(the socket's mode is the first fence, this the second). Requests are size- and
+time-limited, answers are written as fast as the client reads and dropped when
+it stops reading, connections are capped, a wait ends when its client leaves,
+and each connection has its own guard: nothing a client sends can do more than
+get an error back.
 """
 
 from __future__ import annotations
@@ -14,22 +17,29 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import control, protocol
+from . import control, forensics, protocol
+from .log import BurstLog
 from .model import Phase, Verb
 from .paths import SOCKET_NAME
 from .protocol import ProtocolError, Request
+from .signames import signal_name
+from .spawn import send_signal
 
 if TYPE_CHECKING:
     from .service import ServiceRunner
     from .stages import Supervisor
 
 MAX_CONNECTIONS = 256
+SEND_DEADLINE = 120.0  # seconds for a whole answer, however fast the client reads
+HANGUP_READ_LIMIT = 65536  # bytes a waiting client may send after its request before it is dropped
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
 
 
 class ControlSocketError(Exception):
@@ -52,12 +62,20 @@ def bind_control_socket(rundir: str, group: str = "") -> socket.socket:
             raise ControlSocketError(f"{path} exists and is not a socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(1.0)
+        left_by = f"left by uid {info.st_uid} (mode {stat.S_IMODE(info.st_mode):04o})"
         try:
             probe.connect(path)
         except (ConnectionRefusedError, FileNotFoundError):
-            os.unlink(path)  # stale: left by an earlier boot on a persistent volume
+            try:
+                os.unlink(path)  # stale: left by an earlier boot on a persistent volume
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ControlSocketError(f"{path} is a stale socket {left_by} that we cannot remove "
+                                         f"({exc.strerror}); remove it: rm {path}") from None
         except OSError as exc:
-            raise ControlSocketError(f"{path}: cannot check the existing socket: {exc.strerror}") from None
+            raise ControlSocketError(f"{path}: cannot check the existing socket {left_by}: {exc.strerror}; "
+                                     f"if no pyinit runs, remove it: rm {path}") from None
         else:
             raise ControlSocketError(f"{path} is served by another running pyinit")
         finally:
@@ -87,15 +105,44 @@ def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
-def _supplementary_groups(pid: int) -> set[int]:
+def peer_groups(conn: socket.socket) -> set[int]:
+    """The peer's supplementary groups as the kernel saw them at connect (not /proc of a pid that may be 0)."""
     try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("Groups:"):
-                    return {int(g) for g in line.split()[1:]}
-    except OSError:
-        pass
-    return set()
+        data = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 1024)  # Python's largest buffer
+    except OSError as exc:
+        if exc.errno != errno.ERANGE:
+            return set()
+        data = _peer_groups_large(conn)
+    count = len(data) // 4
+    return set(struct.unpack(f"{count}I", data[: count * 4]))
+
+
+def _peer_groups_large(conn: socket.socket) -> bytes:
+    """More than 256 groups: ask libc with a buffer for NGROUPS_MAX."""
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    size = ctypes.c_uint32(4 * 65536)
+    buffer = ctypes.create_string_buffer(size.value)
+    if libc.getsockopt(conn.fileno(), socket.SOL_SOCKET, SO_PEERGROUPS, buffer, ctypes.byref(size)) != 0:
+        return b""
+    return buffer.raw[: size.value]
+
+
+@dataclass(frozen=True)
+class Peer:
+    conn: socket.socket
+    pid: int
+    uid: int
+    gid: int
+
+
+Answer = tuple[dict[str, Any], Iterable[dict[str, Any]]]  # the head, and the items that follow it
+Handler = Callable[[Request, Peer], Awaitable[Answer]]
+
+
+def _plain(head: dict[str, Any]) -> Answer:
+    return head, ()
 
 
 class ControlServer:
@@ -107,35 +154,46 @@ class ControlServer:
         self.timeout = timeout_ms / 1000
         self.active = 0
         self._starved = False
-        self.handlers: dict[str, Callable[[Request, int, int], Awaitable[dict[str, Any]]]] = {
+        self._refused = BurstLog(self.log, "control refused")
+        self._over_cap = BurstLog(self.log, "control connections at the cap, closing new ones", "error")
+        self._silent = BurstLog(self.log, "control client sent no request in time", "info")
+        self.handlers: dict[str, Handler] = {
             "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
             "forensics": self.forensics, "audit": self.audit,
         }
 
     # --- who may talk ------------------------------------------------------------
 
-    def allowed(self, pid: int, uid: int, gid: int) -> bool:
+    def allowed(self, conn: socket.socket, uid: int, gid: int) -> bool:
         if uid in (0, os.geteuid()):
             return True
         if self.gid is None:
             return False
-        return gid == self.gid or self.gid in _supplementary_groups(pid)
+        return gid == self.gid or self.gid in peer_groups(conn)
 
     # --- the loop ----------------------------------------------------------------
 
     async def serve(self) -> None:
         async with anyio.create_task_group() as group:
             while True:
-                await anyio.wait_readable(self.listener)
-                for conn in self._accept_all():
-                    if self.active >= MAX_CONNECTIONS:
-                        conn.close()
-                        continue
-                    conn.setblocking(False)
-                    self.active += 1
-                    group.start_soon(self._connection, conn)
+                try:
+                    await anyio.wait_readable(self.listener)
+                    self._accept_into(group)
+                except Exception:  # noqa: BLE001 (the control socket must not take PID 1 down)
+                    self.log.error("control socket failed", traceback=traceback.format_exc())
+                    self._starved = True
                 if self._starved:
-                    await anyio.sleep(0.1)  # out of fds: let connections finish first
+                    await anyio.sleep(0.1)  # out of fds (or worse): let connections finish first
+
+    def _accept_into(self, group: anyio.abc.TaskGroup) -> None:
+        for conn in self._accept_all():
+            if self.active >= MAX_CONNECTIONS:
+                self._over_cap(limit=MAX_CONNECTIONS)
+                conn.close()
+                continue
+            conn.setblocking(False)
+            self.active += 1
+            group.start_soon(self._connection, conn)
 
     def _accept_all(self) -> list[socket.socket]:
         """Everything waiting in the backlog, so a burst of clients is not refused."""
@@ -158,41 +216,47 @@ class ControlServer:
     async def _connection(self, conn: socket.socket) -> None:
         try:
             pid, uid, gid = peer_credentials(conn)
-            if not self.allowed(pid, uid, gid):
-                self.log.warning("control refused", peer_pid=pid, peer_uid=uid, peer_gid=gid)
-                with anyio.move_on_after(self.timeout):
-                    await self._read_frame(conn)  # so the client's send completes and it reads our answer
-                await self._send(conn, protocol.error("permission denied", protocol.EXIT_SYSTEM))
-                return
-            response = await self._answer(conn, pid, uid)
-            if response is not None:
-                await self._send(conn, response)
-        except OSError:
-            pass  # the client went away
+            if not self.allowed(conn, uid, gid):
+                self._refused(peer_pid=pid, peer_uid=uid, peer_gid=gid)
+                self._send_now(conn, protocol.error("permission denied", protocol.EXIT_SYSTEM))
+                return  # closed at once: a refused peer holds no slot
+            answer = await self._answer(Peer(conn, pid, uid, gid))
+            if answer is not None:
+                await self._send_answer(conn, answer)
+        except (OSError, TimeoutError):
+            pass  # the client went away, or stopped reading
+        except Exception:  # noqa: BLE001 (one connection's bug must not end PID 1)
+            self.log.error("control connection failed", traceback=traceback.format_exc())
+            self._send_now(conn, protocol.error("internal error in pyinit (see its log)", protocol.EXIT_SYSTEM))
         finally:
             self.active -= 1
             conn.close()
 
-    async def _answer(self, conn: socket.socket, pid: int, uid: int) -> dict[str, Any] | None:
+    def _send_now(self, conn: socket.socket, head: dict[str, Any]) -> None:
+        """One small line without waiting: it fits in an empty socket buffer, or it is lost."""
+        try:
+            conn.send(protocol.encode(head))
+        except OSError:
+            pass
+
+    async def _answer(self, peer: Peer) -> Answer | None:
         """Read and handle the request; None when there is nothing worth answering."""
         request: Request | None = None
         with anyio.move_on_after(self.timeout):  # for the request only: waits have their own
-            frame = await self._read_frame(conn)
+            frame = await self._read_frame(peer.conn)
             if frame is None:
                 return None
             try:
                 request = protocol.decode_request(frame)
             except ProtocolError as exc:
-                return protocol.error(str(exc), exc.code)
+                return _plain(protocol.error(str(exc), exc.code))
         if request is None:
-            return protocol.error("no request in time")
-        return await self._dispatch(request, pid, uid)
-
-    async def _dispatch(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
+            self._silent(peer_pid=peer.pid, peer_uid=peer.uid)
+            return _plain(protocol.error("no request in time"))
         try:
-            return await self.handlers[request.verb](request, pid, uid)
+            return await self.handlers[request.verb](request, peer)
         except ProtocolError as exc:
-            return protocol.error(str(exc), exc.code)
+            return _plain(protocol.error(str(exc), exc.code))
 
     async def _read_frame(self, conn: socket.socket) -> bytes | None:
         buffer = b""
@@ -206,19 +270,31 @@ class ControlServer:
                 break
             buffer += chunk
             if len(buffer) > protocol.MAX_FRAME:
-                await self._send(conn, protocol.error("request too large"))
+                self._send_now(conn, protocol.error("request too large"))
                 return None
         return buffer.split(b"\n", 1)[0] if buffer else None
 
-    async def _send(self, conn: socket.socket, response: dict[str, Any]) -> None:
-        data = memoryview(protocol.encode(response))
-        with anyio.move_on_after(self.timeout):
-            while data:
+    async def _send_answer(self, conn: socket.socket, answer: Answer) -> None:
+        """The head, then each item, as fast as the client reads; a client that stops reading is dropped."""
+        head, items = answer
+        with anyio.fail_after(SEND_DEADLINE):
+            batch = bytearray(protocol.encode_answer_line(head))
+            for item in items:
+                batch += protocol.encode_answer_line(item)
+                if len(batch) >= 65536:
+                    await self._write(conn, batch)
+                    batch = bytearray()
+            await self._write(conn, batch)
+
+    async def _write(self, conn: socket.socket, data: bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            with anyio.fail_after(self.timeout):  # no byte taken for this long: the reader is gone
                 await anyio.wait_writable(conn)
-                try:
-                    data = data[conn.send(data):]
-                except BlockingIOError:
-                    continue
+            try:
+                view = view[conn.send(view):]
+            except BlockingIOError:
+                continue
 
     # --- the verbs -------------------------------------------------------------
 
@@ -229,27 +305,30 @@ class ControlServer:
             raise ProtocolError(f"unknown service: {', '.join(unknown)}")
         return [services[n] for n in names] if names else list(services.values())
 
-    async def ping(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
-        return {"ok": True, "pid": os.getpid()}
+    async def ping(self, request: Request, peer: Peer) -> Answer:
+        return _plain({"ok": True, "pid": os.getpid()})
 
-    async def status(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
+    async def status(self, request: Request, peer: Peer) -> Answer:
         now = anyio.current_time()
         records = [control.status_record(runner, now) for runner in self._runners(request.services)]
-        return {"ok": True, "services": records}
+        return {"ok": True, "items": len(records)}, records
 
-    async def log_tail(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
+    async def log_tail(self, request: Request, peer: Peer) -> Answer:
         (runner,) = self._runners(request.services)
-        return {"ok": True, "service": runner.spec.name, "lines": control.log_tail(runner, request.lines)}
+        lines = control.log_tail(runner, request.lines)
+        return {"ok": True, "service": runner.spec.name, "items": len(lines)}, lines
 
-    async def forensics(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
+    async def forensics(self, request: Request, peer: Peer) -> Answer:
         (runner,) = self._runners(request.services)
-        return {"ok": True, "forensics": control.forensics(runner, anyio.current_time(), "asked")}
+        record = await forensics.snapshot(runner.spec, runner.state, runner.recent, anyio.current_time(), "asked")
+        processes = record.pop("processes")
+        return {"ok": True, "forensics": record, "items": len(processes)}, processes
 
-    async def audit(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
-        self.log.warning("client refused a command", peer_pid=pid, peer_uid=uid, message=request.message)
-        return {"ok": True}
+    async def audit(self, request: Request, peer: Peer) -> Answer:
+        self.log.warning("client refused a command", peer_pid=peer.pid, peer_uid=peer.uid, message=request.message)
+        return _plain({"ok": True})
 
-    async def control(self, request: Request, pid: int, uid: int) -> dict[str, Any]:
+    async def control(self, request: Request, peer: Peer) -> Answer:
         runners = self._runners(request.services)
         if self.supervisor.stopping.is_set() and any(a.do != "signal" for a in request.actions):
             raise ProtocolError("the container is shutting down", protocol.EXIT_FORBIDDEN)
@@ -257,17 +336,30 @@ class ControlServer:
             for runner in runners:
                 self._check_allowed(runner, action)
         started = anyio.current_time()
+        problems: list[str] = []
         for action in request.actions:
             for runner in runners:
-                self._apply(runner, action, pid, uid)
+                problems += await self._apply(runner, action, peer)
+        if problems:
+            return _plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_SYSTEM))
         if request.wait is None:
-            return {"ok": True}
+            return _plain({"ok": True})
         timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
-        with anyio.move_on_after(timeout):
-            for runner in runners:
-                await runner.wait_until(WAIT_PREDICATES[request.wait](started))
-            return {"ok": True}
-        return protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT)
+        predicate = WAIT_PREDICATES[request.wait](started)
+        async with anyio.create_task_group() as group:
+
+            async def client_left() -> None:
+                await _hangup(peer.conn)
+                group.cancel_scope.cancel()
+
+            group.start_soon(client_left)
+            with anyio.move_on_after(timeout):
+                for runner in runners:
+                    await runner.wait_until(predicate)
+                group.cancel_scope.cancel()
+                return _plain({"ok": True})
+            group.cancel_scope.cancel()
+        return _plain(protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT))
 
     def _check_allowed(self, runner: ServiceRunner, action: protocol.Action) -> None:
         up = runner.state.phase is Phase.UP
@@ -276,32 +368,39 @@ class ControlServer:
         if action.do == "restart" and not up:
             raise ProtocolError(f"{runner.spec.name} is down: nothing to restart (use -u)", protocol.EXIT_FORBIDDEN)
 
-    def _apply(self, runner: ServiceRunner, action: protocol.Action, pid: int, uid: int) -> None:
+    async def _apply(self, runner: ServiceRunner, action: protocol.Action, peer: Peer) -> list[str]:
+        """Do one action to one service; the problems it met (a failed kill), never an exception."""
         name = runner.spec.name
-        detail = {"signal": action.signum, "group": action.group} if action.do == "signal" else {}
-        self.log.info("control", service=name, action=action.do, peer_uid=uid, **detail)
-        stops = action.do in ("down", "down-create-down", "restart") or action.do == "signal"
-        if stops and runner.state.phase is Phase.UP:
-            control.log_forensics(runner, anyio.current_time(), f"before {action.do}", self.log)
+        detail = {"signal": signal_name(action.signum), "group": action.group} if action.do == "signal" else {}
+        self.log.info("control", service=name, action=action.do, peer_uid=peer.uid, **detail)
+        stops = action.do in ("down", "down-create-down", "restart", "signal")
+        if stops and runner.state.phase is Phase.UP:  # forensics before force
+            record = await forensics.snapshot(runner.spec, runner.state, runner.recent, anyio.current_time(),
+                                              f"before {action.do}")
+            self.log.warning("forensics", **forensics.for_the_log(record))
         if action.do == "signal":
             target = runner.state.pid
-            if target is not None:
-                try:
-                    os.killpg(target, action.signum) if action.group else os.kill(target, action.signum)
-                except ProcessLookupError:
-                    pass
-            return
+            failure = send_signal(target, action.signum, action.group) if target is not None else None
+            if failure is None:
+                return []
+            what = "process group" if action.group else "process"
+            self.log.error("cannot signal service", service=name, pid=target, signal=signal_name(action.signum),
+                           reason=failure.strerror)
+            return [f"{name}: cannot send {signal_name(action.signum)} to {what} {target}: {failure.strerror}"]
         if action.do in ("up-remove-down", "down-create-down"):
             self._set_down_file(runner, create=action.do == "down-create-down")
         verb = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
                 "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART}[action.do]
-        runner.command(verb)
+        outcome = runner.command(verb)
+        with anyio.move_on_after(self.timeout):
+            await outcome.wait()
+        return outcome.problems
 
     def _set_down_file(self, runner: ServiceRunner, create: bool) -> None:
         path = os.path.join(runner.spec.directory, "down")
         try:
             if create:
-                open(path, "a").close()
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
             else:
                 os.unlink(path)
         except FileNotFoundError:
@@ -309,6 +408,22 @@ class ControlServer:
         except OSError as exc:
             raise ProtocolError(f"{path}: {exc.strerror}", protocol.EXIT_SYSTEM) from None
         runner.spec = replace(runner.spec, normally_up=not create)
+
+
+async def _hangup(conn: socket.socket) -> None:
+    """Return when the client closes its end (or floods us while it should be waiting)."""
+    received = 0
+    while received <= HANGUP_READ_LIMIT:
+        await anyio.wait_readable(conn)
+        try:
+            chunk = conn.recv(4096)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        if not chunk:
+            return
+        received += len(chunk)
 
 
 def _started_since(t0: float) -> Callable[[Any], bool]:

@@ -7,17 +7,18 @@ decides, and this module only performs the actions it returns.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import signal
-from collections import deque
+import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio
 
-from . import control, policy
-from .lines import Formatter, json_formatter, text_formatter
+from . import forensics, policy
+from .lines import Formatter, RecentLines, json_formatter, text_formatter
 from .logpipe import LogPipe
 from .model import (
     Action,
@@ -44,6 +45,7 @@ from .model import (
 )
 from .output import OutputWriter
 from .reaper import Reaper
+from .signames import signal_name
 from .spawn import exec_failure_code, signal_group, spawn
 
 
@@ -65,26 +67,48 @@ def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter:
     return text_formatter(f"[{source}] ".encode("utf-8", "backslashreplace"))
 
 
+class CommandOutcome:
+    """What became of one command: the problems its actions met (a kill that failed, ...)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self._done = anyio.Event()
+
+    def finish(self) -> None:
+        self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+
+
+Inbox = tuple[Event, CommandOutcome | None]
+
+
 class ServiceRunner:
     def __init__(self, spec: ServiceSpec, runtime: Runtime) -> None:
         self.spec = spec
         self.state = ServiceState()
         self._runtime = runtime
-        self._inbox_in, self._inbox = anyio.create_memory_object_stream[Event](math.inf)
-        self.recent: deque[tuple[str, bytes]] = deque(maxlen=control.RECENT_LINES)
+        self._inbox_in, self._inbox = anyio.create_memory_object_stream[Inbox](math.inf)
+        self.recent = RecentLines()
         out_format = formatter_for(runtime, spec.name, "stdout")
         err_format = formatter_for(runtime, spec.name, "stderr")
         self.stdout = LogPipe(runtime.writer, 1, out_format, keep_write_end=True, recent=self.recent)
         self.stderr = LogPipe(runtime.writer, 2, err_format, keep_write_end=True, recent=self.recent)
         self._changed = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._readiness: tuple[int, int] | None = None  # (incarnation pid, read end of its notification pipe)
+        self._problems: list[str] = []
 
     def send(self, event: Event) -> None:
         """Queue an event; safe from synchronous callbacks (the reaper)."""
-        self._inbox_in.send_nowait(event)
+        self._inbox_in.send_nowait((event, None))
 
-    def command(self, verb: Verb) -> None:
-        self.send(Command(verb))
+    def command(self, verb: Verb) -> CommandOutcome:
+        """Queue a command; its outcome completes once the service has acted on it."""
+        outcome = CommandOutcome()
+        self._inbox_in.send_nowait((Command(verb), outcome))
+        return outcome
 
     async def wait_until(self, predicate: Callable[[ServiceState], bool]) -> None:
         while not predicate(self.state):
@@ -98,33 +122,64 @@ class ServiceRunner:
             self.stdout.start()
             self.stderr.start()
             task_status.started()
-            await self._handle(Boot())
+            self._guarded(Boot(), None)
             while True:
                 deadline = self.state.deadline
-                event: Event = TimerFired()
+                item: Inbox = (TimerFired(), None)
                 with anyio.move_on_at(math.inf if deadline is None else deadline):
-                    event = await self._inbox.receive()
-                await self._handle(event)
+                    item = await self._inbox.receive()
+                self._guarded(*item)
 
     def drain(self) -> None:
         self.stdout.drain()
         self.stderr.drain()
 
-    async def _handle(self, first: Event) -> None:
+    def _guarded(self, event: Event, outcome: CommandOutcome | None) -> None:
+        """One event, whatever goes wrong in it: PID 1 and the other services go on."""
+        try:
+            self._handle(event)
+        except Exception:  # noqa: BLE001 (a PID 1 has no unexpected exception: log it and go on)
+            self._runtime.log.error("service event failed", service=self.spec.name, event=repr(event),
+                                    traceback=traceback.format_exc())
+            self._problems.append(f"{self.spec.name}: internal error handling {type(event).__name__}")
+        finally:
+            if outcome is not None:
+                outcome.problems, self._problems = self._problems, []
+                outcome.finish()
+            else:
+                self._problems = []
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    def _handle(self, first: Event) -> None:
         pending = [first]
         while pending:
             event = pending.pop(0)
             if isinstance(event, Exited):
                 self.drain()  # its last words come before the news of its death
+                self._stop_readiness()
             self.state, actions = policy.step(
                 self.spec, self.state, event, anyio.current_time(), self._runtime.services_gracetime
             )
             for action in actions:
-                follow_up = self._perform(action)
+                try:
+                    follow_up = self._perform(action)
+                except Exception:  # noqa: BLE001 (the next actions still run)
+                    self._runtime.log.error("service action failed", service=self.spec.name, action=repr(action),
+                                            traceback=traceback.format_exc())
+                    continue
                 if follow_up is not None:
                     pending.append(follow_up)
-        self._changed.set()
-        self._changed = anyio.Event()
+
+    def _signal(self, target: int | None, signum: int, what: str) -> None:
+        if target is None:
+            return
+        failure = signal_group(target, signum)
+        if failure is not None:
+            self._runtime.log.error("cannot signal service", service=self.spec.name, target=what, pgid=target,
+                                    signal=signal_name(signum), reason=failure.strerror)
+            self._problems.append(f"{self.spec.name}: cannot send {signal_name(signum)} to process group "
+                                  f"{target}: {failure.strerror}")
 
     def _perform(self, action: Action) -> Event | None:
         if isinstance(action, Spawn):
@@ -132,31 +187,37 @@ class ServiceRunner:
         if isinstance(action, RunFinish):
             return self._spawn_finish(action.args)
         if isinstance(action, SignalGroup):
-            if self.state.pid is not None:
-                signal_group(self.state.pid, action.signum)
+            self._signal(self.state.pid, action.signum, "run")
             return None
         if isinstance(action, KillFinish):
-            if self.state.finish_pid is not None:
-                signal_group(self.state.finish_pid, signal.SIGKILL)
+            self._signal(self.state.finish_pid, signal.SIGKILL, "finish")
             return None
         if isinstance(action, Note):
             getattr(self._runtime.log, action.level)(action.event, **dict(action.fields))
             return None
         if isinstance(action, Forensics):
-            control.log_forensics(self, anyio.current_time(), action.reason, self._runtime.log)
+            if self._task_group is not None:
+                self._task_group.start_soon(self._log_forensics, action.reason)
             return None
         if isinstance(action, EssentialBailed):
             self._runtime.essential_bailed(self.spec.name, action.exitcode)
             return None
         raise TypeError(f"unknown action {action!r}")
 
-    def _spawn_run(self) -> Event:
-        notify_fds: tuple[int, int] | None = None
-        extra: dict[int, int] = {}
-        if self.spec.notification_fd is not None:
-            notify_fds = os.pipe()
-            extra[self.spec.notification_fd] = notify_fds[1]
+    async def _log_forensics(self, reason: str) -> None:
         try:
+            record = await forensics.snapshot(self.spec, self.state, self.recent, anyio.current_time(), reason)
+            self._runtime.log.warning("forensics", **forensics.for_the_log(record))
+        except Exception:  # noqa: BLE001 (a snapshot is a courtesy; its failure is only logged)
+            self._runtime.log.error("forensics failed", service=self.spec.name, traceback=traceback.format_exc())
+
+    def _spawn_run(self) -> Event:
+        notify: tuple[int, int] | None = None
+        extra: dict[int, int] = {}
+        try:
+            if self.spec.notification_fd is not None:
+                notify = os.pipe()
+                extra[self.spec.notification_fd] = notify[1]
             pid = spawn(
                 ["./run", self.spec.name],
                 cwd=self.spec.directory,
@@ -164,16 +225,16 @@ class ServiceRunner:
                 stderr=self.stderr.write_fd,
                 extra_fds=extra,
             )
-        except OSError as exc:
-            return SpawnFailed(exec_failure_code(exc), f"{self.spec.directory}/run: {exc.strerror}")
+        except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
+            if notify is not None:
+                os.close(notify[0])
+            return SpawnFailed(exec_failure_code(exc), f"{self.spec.directory}/run: {exc.strerror or exc}")
         finally:
-            if notify_fds is not None:
-                os.close(notify_fds[1])
+            if notify is not None:
+                os.close(notify[1])
         self._runtime.reaper.watch(pid, lambda code, sig: self.send(Exited(code, sig)))
-        if notify_fds is not None and self._task_group is not None:
-            self._task_group.start_soon(self._watch_readiness, notify_fds[0])
-        elif notify_fds is not None:
-            os.close(notify_fds[0])
+        if notify is not None:
+            self._watch_readiness(pid, notify[0])
         return Spawned(pid)
 
     def _spawn_finish(self, args: tuple[str, ...]) -> Event | None:
@@ -190,20 +251,40 @@ class ServiceRunner:
         self._runtime.reaper.watch(pid, lambda code, sig: self.send(FinishExited(code)))
         return FinishSpawned(pid)
 
-    async def _watch_readiness(self, read_fd: int) -> None:
-        """s6's notification-fd: the service is ready when it writes a newline."""
+    # --- readiness (s6's notification-fd), one pipe per incarnation ------------------
+
+    def _watch_readiness(self, pid: int, read_fd: int) -> None:
+        """Read the pipe from a loop callback; it closes when that incarnation dies, even if an orphan holds it."""
+        self._stop_readiness()
+        os.set_blocking(read_fd, False)
+        self._readiness = (pid, read_fd)
+        asyncio.get_running_loop().add_reader(read_fd, self._on_notification)
+
+    def _on_notification(self) -> None:
+        if self._readiness is None:
+            return
+        pid, read_fd = self._readiness
         try:
-            while True:
-                await anyio.wait_readable(read_fd)
-                data = os.read(read_fd, 512)
-                if not data:
-                    return
-                if b"\n" in data:
-                    self.send(Ready())
-                    return
-        finally:
+            data = os.read(read_fd, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if b"\n" in data:
+            self.send(Ready(pid))
+        if b"\n" in data or not data:
+            self._stop_readiness()
+
+    def _stop_readiness(self) -> None:
+        if self._readiness is not None:
+            _pid, read_fd = self._readiness
+            self._readiness = None
+            asyncio.get_running_loop().remove_reader(read_fd)
             os.close(read_fd)
 
     def close(self) -> None:
+        if self._readiness is not None:
+            os.close(self._readiness[1])
+            self._readiness = None
         self.stdout.close()
         self.stderr.close()

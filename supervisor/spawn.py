@@ -68,13 +68,47 @@ def spawn(
             _return_home()
 
 
-def signal_group(pgid: int, signum: int) -> bool:
-    """Send `signum` to a whole process group; False if the group is gone."""
+def send_signal(target: int, signum: int, group: bool = True) -> OSError | None:
+    """Signal a process group (or one process); the failure, if any, is returned, never raised.
+
+    A target already gone is not a failure. EPERM is: a service that became
+    another user through a setuid helper cannot be signalled by a non-root PID 1.
+    """
     try:
-        os.killpg(pgid, signum)
+        if group:
+            os.killpg(target, signum)
+        else:
+            os.kill(target, signum)
     except ProcessLookupError:
-        return False
-    return True
+        return None
+    except OSError as exc:
+        return exc
+    return None
+
+
+def signal_group(pgid: int, signum: int) -> OSError | None:
+    return send_signal(pgid, signum, group=True)
+
+
+def signal_everyone(is_pid1: bool, signum: int) -> None:
+    """Every process we may own: the whole PID namespace as PID 1, our descendants as a subreaper."""
+    if is_pid1:
+        try:
+            os.kill(-1, signum)  # every process of our PID namespace but us
+        except OSError:
+            pass  # ESRCH: nobody left; EPERM: nobody we may signal
+        return
+    import psutil  # only here: a subreaper must not kill(-1) a developer's whole session
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.send_signal(signum)
+        except psutil.Error:
+            pass
 
 
 def exec_failure_code(exc: OSError) -> int:

@@ -21,10 +21,16 @@ from .config import Settings
 from .logpipe import LogPipe
 from .model import ServiceState, Verb, death_code
 from .output import OutputWriter
-from .reaper import Reaper
+from .reaper import ChildExit, Reaper
 from .service import ServiceRunner, formatter_for
+from .config import ConfigError
 from .servicedir import is_executable_file, scan
-from .spawn import exec_failure_code, signal_group, spawn
+from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
+
+
+EXIT_BAD_CONFIG = 100
+EXIT_SYSTEM = 111
+STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot be killed is given up
 
 
 class Supervisor:
@@ -40,6 +46,7 @@ class Supervisor:
         self.is_pid1 = is_pid1
         self.services: dict[str, ServiceRunner] = {}
         self.exit_code = 0
+        self._exit_code_fixed = False  # by a bail or a failed stage: the main program's end does not change it
         self.stopping = anyio.Event()
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
@@ -52,6 +59,7 @@ class Supervisor:
             return
         if exit_code is not None:
             self.exit_code = exit_code
+            self._exit_code_fixed = True
         self.log.info("shutting down", reason=reason, exit_code=self.exit_code)
         self.stopping.set()
 
@@ -62,13 +70,15 @@ class Supervisor:
 
     async def run_script(self, path: str, source: str, timeout_ms: int = 0) -> int:
         """Run one script to completion, its output merged; return its fate as an exit code."""
-        out = LogPipe(self.writer, 1, formatter_for(self, source, "stdout"), keep_write_end=False)
-        err = LogPipe(self.writer, 2, formatter_for(self, source, "stderr"), keep_write_end=False)
+        pipes: list[LogPipe] = []
         try:
+            pipes.append(LogPipe(self.writer, 1, formatter_for(self, source, "stdout"), keep_write_end=False))
+            pipes.append(LogPipe(self.writer, 2, formatter_for(self, source, "stderr"), keep_write_end=False))
+            out, err = pipes
             pid = spawn([path], cwd=os.path.dirname(path), stdout=out.write_fd, stderr=err.write_fd)
-        except OSError as exc:
-            out.close()
-            err.close()
+        except OSError as exc:  # any errno, EMFILE from the pipes included
+            for pipe in pipes:
+                pipe.close()
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
         exited = self.reaper.watch_exit(pid)
@@ -83,16 +93,26 @@ class Supervisor:
                 await exited.wait()
             if scope.cancelled_caught:
                 self.log.warning("script timed out, killing it", script=source, timeout_ms=timeout_ms)
-                signal_group(pid, signal.SIGKILL)
-                await exited.wait()
+                await self._kill_script(pid, source, exited)
         except BaseException:
             with anyio.CancelScope(shield=True):  # never leave it behind
-                signal_group(pid, signal.SIGKILL)
-                await exited.wait()
+                await self._kill_script(pid, source, exited)
             raise
         out.drain()
         err.drain()
+        if not exited.done:
+            return EXIT_SYSTEM
         return death_code(exited.exitcode, exited.signum)
+
+    async def _kill_script(self, pid: int, source: str, exited: ChildExit) -> None:
+        """SIGKILL its group and wait for it, but not for ever: a kill can fail (EPERM)."""
+        failure = signal_group(pid, signal.SIGKILL)
+        if failure is not None:
+            self.log.error("cannot kill script", script=source, pid=pid, reason=failure.strerror)
+        with anyio.move_on_after(STOP_MARGIN):
+            await exited.wait()
+        if not exited.done:
+            self.log.error("script outlived SIGKILL, going on without it", script=source, pid=pid)
 
     async def run_scripts(self, kind: str, timeout_ms: int = 0) -> list[tuple[str, int]]:
         """Every executable in $PYS6_ETC/<kind>, in byte order; the failures."""
@@ -126,15 +146,26 @@ class Supervisor:
 
     # --- services ----------------------------------------------------------------
 
-    async def start_services(self, task_group: anyio.abc.TaskGroup) -> None:
-        specs, skipped = scan(self.settings.dirs("services.d"), self.settings)
+    async def start_services(self, task_group: anyio.abc.TaskGroup) -> bool:
+        """Start every service; False (and a shutdown with 100) when services.d cannot be read at all."""
+        try:
+            specs, skipped = scan(self.settings.dirs("services.d"), self.settings)
+        except ConfigError as exc:
+            self.log.error("cannot read the services", reason=str(exc))
+            self.request_shutdown("services.d cannot be read", EXIT_BAD_CONFIG)
+            return False
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
         for spec in specs:
-            runner = ServiceRunner(spec, self)
+            try:
+                runner = ServiceRunner(spec, self)
+            except OSError as exc:  # its log pipes: EMFILE, ENFILE
+                self.log.error("service cannot be set up", service=spec.name, reason=exc.strerror)
+                continue
             self.services[spec.name] = runner
             await task_group.start(runner.run)
-        self.log.info("services started", count=len(specs))
+        self.log.info("services started", count=len(self.services))
+        return True
 
     async def wait_services_ready(self) -> None:
         """For S6_CMD_WAIT_FOR_SERVICES: every normally-up service up and ready (or given up)."""
@@ -147,12 +178,18 @@ class Supervisor:
                 await runner.wait_until(settled)
 
     async def stop_services(self) -> None:
+        """Down-signal, then SIGKILL at the grace time; bounded even when a kill fails (EPERM)."""
         for runner in self.services.values():
             runner.command(Verb.SHUTDOWN)
-        for runner in self.services.values():
-            await runner.wait_until(policy.is_settled_down)
-            runner.drain()
-        self.log.info("services stopped")
+        # A service settles within the grace time, and its finish within as much again.
+        with anyio.move_on_after(2 * self.services_gracetime + STOP_MARGIN):
+            for runner in self.services.values():
+                await runner.wait_until(policy.is_settled_down)
+                runner.drain()
+            self.log.info("services stopped")
+            return
+        stuck = [name for name, runner in self.services.items() if not policy.is_settled_down(runner.state)]
+        self.log.error("services could not be stopped, going on", services=", ".join(stuck))
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
@@ -170,37 +207,25 @@ class Supervisor:
         self.main_pid = None
         code = death_code(exited.exitcode, exited.signum)
         self.log.info("main program exited", exitcode=code)
+        if self.stopping.is_set() and not self._exit_code_fixed:
+            self.exit_code = code  # a SIGTERM's shutdown ended it: the container still exits with its code
+            return
         self.request_shutdown("main program exited", code)
 
     # --- the end -----------------------------------------------------------------
-
-    def _signal_everyone(self, signum: int) -> None:
-        if self.is_pid1:
-            try:
-                os.kill(-1, signum)  # every process of our PID namespace but us
-            except ProcessLookupError:
-                pass
-            return
-        import psutil  # only here: a subreaper must not kill(-1) a developer's whole session
-
-        for child in psutil.Process().children(recursive=True):
-            try:
-                child.send_signal(signum)
-            except psutil.Error:
-                pass
 
     async def kill_everything(self) -> None:
         self.reaper.reap()
         if not self.reaper.has_children():
             return
         self.log.info("sending SIGTERM to remaining processes")
-        self._signal_everyone(signal.SIGTERM)
-        self._signal_everyone(signal.SIGCONT)
+        signal_everyone(self.is_pid1, signal.SIGTERM)
+        signal_everyone(self.is_pid1, signal.SIGCONT)
         with anyio.move_on_after(self.settings.kill_gracetime / 1000):
             await self.reaper.wait_childless()
             return
         self.log.warning("sending SIGKILL to remaining processes")
-        self._signal_everyone(signal.SIGKILL)
+        signal_everyone(self.is_pid1, signal.SIGKILL)
         with anyio.move_on_after(1.0):
             await self.reaper.wait_childless()
 
@@ -242,7 +267,8 @@ class Supervisor:
         if failures and behaviour == 2:
             self.request_shutdown("a cont-init script failed", failures[0][1] or 1)
             return False
-        await self.start_services(services_group)
+        if not await self.start_services(services_group):
+            return False
         if main_argv:
             if self.settings.cmd_wait_for_services:
                 maxtime = self.settings.cmd_wait_for_services_maxtime
@@ -258,16 +284,10 @@ class Supervisor:
         if not self.settings.finish_after_services:
             await self.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         if self.main_pid is not None:
-            _kill(self.main_pid, signal.SIGTERM)
+            send_signal(self.main_pid, signal.SIGTERM, group=False)
         await self.stop_services()
         if self.settings.finish_after_services:
             await self.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         await self.kill_everything()
         self.log.info("exiting", exit_code=self.exit_code)
 
-
-def _kill(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

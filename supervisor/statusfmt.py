@@ -79,11 +79,37 @@ def words(record: Record, numeric_signal: bool = False) -> str:
     return ", ".join(parts)
 
 
+class Summary:
+    """The closing line of pysvstat, counted one record at a time."""
+
+    def __init__(self) -> None:
+        self.total = self.up = self.bailed = 0
+
+    def add(self, record: Record) -> None:
+        self.total += 1
+        self.up += record["state"] == "up"
+        self.bailed += bool(record["bailed"])
+
+    def line(self) -> str:
+        text = f"{self.total} services: {self.up} up, {self.total - self.up} down"
+        return text + (f", {self.bailed} bailed" if self.bailed else "")
+
+
 def summary(records: list[Record]) -> str:
-    up = sum(1 for r in records if r["state"] == "up")
-    bailed = sum(1 for r in records if r["bailed"])
-    text = f"{len(records)} services: {up} up, {len(records) - up} down"
-    return text + (f", {bailed} bailed" if bailed else "")
+    counts = Summary()
+    for record in records:
+        counts.add(record)
+    return counts.line()
+
+
+# C0 controls but TAB, DEL, C1 controls and the Unicode line and paragraph separators.
+_CONTROLS = [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _CONTROLS}
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (\\x1b), for a terminal that would act on them."""
+    return text.translate(_ESCAPES)
 
 
 def is_as_it_should_be(record: Record) -> bool:

@@ -131,7 +131,8 @@ def run(argv: Sequence[str]) -> int:
     if argv and argv[0] == "--ssh-forced":
         return ssh_forced(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
     request = parse(argv)
-    client.call(request.to_json())
+    timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.ANSWER_MARGIN
+    client.call(request.to_json(), timeout)
     return 0
 
 

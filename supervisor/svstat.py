@@ -12,7 +12,7 @@ from .protocol import ProtocolError
 
 USAGE = """\
 usage: pysvstat [-uwNrpgest | -o FIELD,...] [-n] [--json] [--check] [SERVICE...]
-       pysvstat --log SERVICE [-n LINES]
+       pysvstat --log SERVICE [-n LINES] [--raw]
        pysvstat --forensics SERVICE
 
 Status of pys6's services, in s6-svstat's words (all services, and a summary
@@ -27,7 +27,9 @@ line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
   --json       one JSON object per service
   --check      exit 0 only if every normally-up service is up (and ready when it
                has a notification-fd); for Kubernetes exec probes
-  --log SERVICE [-n LINES]   the service's last lines (default 100, kept: 1000)
+  --log SERVICE [-n LINES]   the service's last lines (default 100; kept: the
+               last 1000 lines or 128 KiB); control characters are shown
+               escaped on a terminal unless --raw
   --forensics SERVICE        its process tree, recent deaths and last lines
 
 exit codes: 0 ok; 1 --check found a service not as it should be; 100 wrong
@@ -45,6 +47,7 @@ class Options:
     log: str | None = None
     forensics: str | None = None
     lines: int = 100
+    raw: bool = False
     services: list[str] = field(default_factory=list)
 
 
@@ -63,6 +66,8 @@ def _parse(argv: Sequence[str]) -> Options:
             opts.json = True
         elif arg == "--check":
             opts.check = True
+        elif arg == "--raw":
+            opts.raw = True
         elif arg in ("--log", "--forensics"):
             if not args:
                 raise ProtocolError(f"{arg} needs a SERVICE")
@@ -95,31 +100,42 @@ def _parse(argv: Sequence[str]) -> Options:
     return opts
 
 
-def _show_log(name: str, lines: int) -> int:
-    response = client.call({"v": protocol.VERSION, "verb": "log", "services": [protocol.service_name(name)],
-                            "lines": lines})
-    for entry in response["lines"]:
-        stream = sys.stdout if entry["stream"] == "stdout" else sys.stderr
-        stream.write(entry["line"] + "\n")
+def _show_log(name: str, lines: int, raw: bool) -> int:
+    _head, entries = client.call_stream({"v": protocol.VERSION, "verb": "log",
+                                         "services": [protocol.service_name(name)], "lines": lines})
+    for entry in entries:
+        stream = sys.stdout if entry.get("stream") == "stdout" else sys.stderr
+        line = str(entry.get("line", ""))
+        if not raw and stream.isatty():  # a service's escape sequences must not drive the operator's terminal
+            line = statusfmt.escape_controls(line)
+        stream.write(line + "\n")
     return 0
 
 
 def _show_forensics(name: str) -> int:
-    response = client.call({"v": protocol.VERSION, "verb": "forensics", "services": [protocol.service_name(name)]})
-    sys.stdout.write(json.dumps(response["forensics"], indent=2) + "\n")
+    head, processes = client.call_stream({"v": protocol.VERSION, "verb": "forensics",
+                                          "services": [protocol.service_name(name)]})
+    record = dict(head.get("forensics") or {})
+    record["processes"] = list(processes)
+    sys.stdout.write(json.dumps(record, indent=2) + "\n")
     return 0
 
 
 def run(argv: Sequence[str]) -> int:
     opts = _parse(argv)
     if opts.log is not None:
-        return _show_log(opts.log, opts.lines)
+        return _show_log(opts.log, opts.lines, opts.raw)
     if opts.forensics is not None:
         return _show_forensics(opts.forensics)
     names = [protocol.service_name(s) for s in opts.services]
-    records = client.call({"v": protocol.VERSION, "verb": "status", "services": names})["services"]
+    _head, records = client.call_stream({"v": protocol.VERSION, "verb": "status", "services": names})
     single = len(names) == 1
-    for record in records:
+    counts = statusfmt.Summary()
+    all_fine = True
+    for record in records:  # printed as they come: an answer of any size needs one record in memory
+        fine = statusfmt.is_as_it_should_be(record)
+        all_fine = all_fine and fine
+        counts.add(record)
         if opts.json:
             line = json.dumps(record, sort_keys=True)
         elif opts.fields:
@@ -128,12 +144,12 @@ def run(argv: Sequence[str]) -> int:
             line = statusfmt.words(record, opts.numeric)
         if not opts.json and not single:
             line = f"{record['name']}: {line}"
-        if not opts.check or not statusfmt.is_as_it_should_be(record):
+        if not opts.check or not fine:
             sys.stdout.write(line + "\n")
     if not names and not opts.json and not opts.fields and not opts.check:
-        sys.stdout.write(statusfmt.summary(records) + "\n")
+        sys.stdout.write(counts.line() + "\n")
     if opts.check:
-        return 0 if all(statusfmt.is_as_it_should_be(r) for r in records) else protocol.EXIT_TIMEOUT
+        return 0 if all_fine else protocol.EXIT_TIMEOUT
     return 0
 
 

@@ -41,12 +41,19 @@ def test_root_is_served_and_another_uid_is_refused(unprivileged_pod: Pod):
     assert pod.cli("svstat", "svc", env={"PYS6_RUNDIR": "/tmp/pys6-1000"}, rundir=False).returncode == 0  # root
     stranger = pod.cli("svc", "-k", "svc", uid=OTHER_UID, env={"PYS6_RUNDIR": "/tmp/pys6-1000"}, rundir=False)
     assert stranger.returncode == 111 and "permission denied" in stranger.stderr
-    # If the file modes were ever loosened, SO_PEERCRED still refuses and says so in the log.
+    # If the file modes were ever loosened, SO_PEERCRED still refuses and says so in the log
+    # (the real client now refuses such a socket itself: a raw connection goes past it).
     os.chmod("/tmp/pys6-1000", 0o755)
     os.chmod("/tmp/pys6-1000/control.sock", 0o666)
     try:
         stranger = pod.cli("svc", "-k", "svc", uid=OTHER_UID, env={"PYS6_RUNDIR": "/tmp/pys6-1000"}, rundir=False)
-        assert stranger.returncode == 111 and "permission denied" in stranger.stderr
+        assert stranger.returncode == 111 and "mode 0666" in stranger.stderr
+        raw = subprocess.run(
+            ["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups", sys.executable, "-c",
+             "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/tmp/pys6-1000/control.sock'); "
+             "s.sendall(b'{\"v\":2,\"verb\":\"control\",\"services\":[\"svc\"],\"actions\":[{\"do\":\"down\"}]}\\n'); "
+             "print(s.recv(4096).decode())"], capture_output=True, text=True, timeout=30, cwd="/")
+        assert '"permission denied"' in raw.stdout and '"code":111' in raw.stdout
         pod.wait_stderr("control refused peer_pid=")
         assert f"peer_uid={OTHER_UID}" in pod.stderr()
     finally:

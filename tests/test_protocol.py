@@ -15,7 +15,7 @@ from supervisor.svc import parse
 
 
 def frame(**body):
-    return json.dumps({"v": 1, **body}).encode()
+    return json.dumps({"v": protocol.VERSION, **body}).encode()
 
 
 @pytest.mark.parametrize("argument", ["sshd", "/run/service/sshd", "/etc/services.d/sshd/", "sshd@1"])
