@@ -129,5 +129,8 @@ def parse_crontab(text: str, source: str, anchor: datetime, first_position: int 
         except ScheduleError as exc:
             bad.append(BadLine(source, number, raw, str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 (croniter's own surprises: a bad line, never a dead pycrond)
+            bad.append(BadLine(source, number, raw, f"cannot parse: {type(exc).__name__}: {str(exc)[:200]}"))
+            continue
         jobs.append(JobSpec(source, number, first_position + len(jobs), schedule, command, shell, environ, timeout))
     return jobs, bad

@@ -23,6 +23,9 @@ lines or could not read CRONTAB; 2 wrong usage.
 """
 
 
+MAX_FLAG_SECONDS = 7 * 86400
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pycrond", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,36 +44,61 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.metrics_listen:
         host, _, port = args.metrics_listen.rpartition(":")
-        if not host or not port.isdigit():
-            parser.error("--metrics-listen takes HOST:PORT")
+        if not host or not port.isdigit() or len(port) > 5 or not 0 < int(port) <= 65535:
+            parser.error("--metrics-listen takes HOST:PORT, the port from 1 to 65535")
         args.metrics_address = (host.strip("[]"), int(port))
-    if args.grace < 0 or args.kill_after < 0:
-        parser.error("--grace and --kill-after take seconds, 0 or more")
+    for flag, value in (("--grace", args.grace), ("--kill-after", args.kill_after), ("--push-timeout", args.push_timeout)):
+        if not 0 <= value <= MAX_FLAG_SECONDS:  # also refuses nan and inf
+            parser.error(f"{flag} takes seconds, from 0 to {MAX_FLAG_SECONDS}")
     return args
+
+
+MAX_CRONTAB_BYTES = 1 << 20
+MAX_CRONTAB_FILES = 1000
 
 
 def crontab_files(path: str) -> list[str]:
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if not n.startswith("."))
-        return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+        files = [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+        return files[:MAX_CRONTAB_FILES]
     return [path]
 
 
-def read_crontabs(path: str, anchor: datetime) -> tuple[list[Any], list[Any], str]:
-    """Jobs, bad lines and a digest of the contents; OSError if unreadable."""
+def read_crontab_texts(path: str) -> tuple[list[tuple[str, str]], str]:
+    """Each crontab file with its text, and a digest of them all; OSError if one cannot be read.
+
+    Only regular files, opened without blocking and read up to 1 MiB: a FIFO or
+    /dev/zero in CRONTAB's place is an error, not a hang.
+    """
+    from ..files import read_regular_file
+
+    texts: list[tuple[str, str]] = []
+    digest = hashlib.sha256()
+    for file in crontab_files(path):
+        data = read_regular_file(file, MAX_CRONTAB_BYTES)
+        digest.update(file.encode() + b"\0" + data + b"\0")
+        texts.append((file, data.decode("utf-8", "replace")))
+    return texts, digest.hexdigest()
+
+
+def parse_crontab_texts(texts: list[tuple[str, str]], anchor: datetime) -> tuple[list[Any], list[Any]]:
     from .crontab import parse_crontab
 
     jobs: list[Any] = []
     bad: list[Any] = []
-    digest = hashlib.sha256()
-    for file in crontab_files(path):
-        with open(file, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-        digest.update(file.encode() + b"\0" + text.encode())
+    for file, text in texts:
         more_jobs, more_bad = parse_crontab(text, file, anchor, first_position=len(jobs))
         jobs += more_jobs
         bad += more_bad
-    return jobs, bad, digest.hexdigest()
+    return jobs, bad
+
+
+def read_crontabs(path: str, anchor: datetime) -> tuple[list[Any], list[Any], str]:
+    """Jobs, bad lines and a digest of the contents; OSError if unreadable."""
+    texts, digest = read_crontab_texts(path)
+    jobs, bad = parse_crontab_texts(texts, anchor)
+    return jobs, bad, digest
 
 
 def run_test(path: str) -> int:

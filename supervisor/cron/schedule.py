@@ -27,6 +27,9 @@ MACROS = {
 FOLD_MARGIN = timedelta(hours=3)  # more than any UTC offset change (DST is 1 h, a few zones 2 h)
 
 
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+
+
 class ScheduleError(ValueError):
     pass
 
@@ -45,12 +48,12 @@ def parse_duration(text: str) -> timedelta:
         while rest and (rest[0].isdigit() or rest[0] == "."):
             number, rest = number + rest[0], rest[1:]
         unit = "ms" if rest.startswith("ms") else rest[:1]
-        if not number or unit not in units:
-            raise ScheduleError(f"bad duration {text!r} (use e.g. 30s, 5m, 1h30m)")
+        if not number or unit not in units or number.count(".") > 1 or number == ".":
+            raise ScheduleError(f"bad duration {text[:40]!r} (use e.g. 30s, 5m, 1h30m)")
         total += float(number) * units[unit]
         rest = rest[len(unit):]
-    if total <= 0:
-        raise ScheduleError(f"duration {text!r} must be above zero")
+    if not 0 < total <= MAX_DURATION_SECONDS:  # also refuses inf (a 400-digit number) and nan
+        raise ScheduleError(f"duration {text[:40]!r} must be above zero and at most 100 years")
     return timedelta(seconds=total)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import traceback
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..reaper import Reaper, become_subreaper
 from ..signames import signal_name
 from . import metrics
 from .jobs import JobProcesses
-from .main import read_crontabs
+from .main import parse_crontab_texts, read_crontab_texts
 from .runner import CronRunner, JobState, RealClock
 from .watch import DirectoryWatch
 
@@ -36,13 +37,28 @@ class Pycrond:
         self._pushing = False
         self._push_again = False
         self._group: anyio.abc.TaskGroup | None = None
+        self._reloading = anyio.Lock()
 
     # --- the crontab ---------------------------------------------------------------
 
-    def reload(self, why: str, boot: bool = False) -> None:
+    def reload_soon(self, why: str, *, force: bool = False) -> None:
+        """Reload in a task of its own, so that SIGTERM is read at once even while a crontab is parsed."""
+        if self._group is not None:
+            self._group.start_soon(self.reload, why, False, force)
+
+    async def reload(self, why: str, boot: bool = False, force: bool = False) -> None:
+        async with self._reloading:  # one at a time, in the order asked
+            try:
+                await self._reload(why, boot, force)
+            except Exception:  # noqa: BLE001 (a crontab must never end pycrond)
+                self.log.error("crontab reload failed, keeping the previous jobs", why=why,
+                               traceback=traceback.format_exc())
+
+    async def _reload(self, why: str, boot: bool, force: bool) -> None:
         assert self.runner is not None
         try:
-            jobs, bad, digest = read_crontabs(self.args.crontab, datetime.now(timezone.utc))
+            texts, digest = await anyio.to_thread.run_sync(read_crontab_texts, self.args.crontab,
+                                                           abandon_on_cancel=True)
         except OSError as exc:
             if boot and isinstance(exc, FileNotFoundError):
                 return  # no crontab yet: serve() says we wait for one
@@ -50,8 +66,10 @@ class Pycrond:
             self.log.error("crontab unreadable, keeping the previous jobs", path=self.args.crontab,
                            reason=exc.strerror, jobs_kept=kept)
             return
-        if digest == self.digest:
-            return
+        if digest == self.digest and not force:
+            return  # compared before parsing: an unchanged file costs one read
+        jobs, bad = await anyio.to_thread.run_sync(parse_crontab_texts, texts, datetime.now(timezone.utc),
+                                                   abandon_on_cancel=True)
         for line in bad:
             self.log.error("bad crontab line", file=line.source, line=line.line, reason=line.reason, text=line.text)
         if bad and not boot:
@@ -64,6 +82,21 @@ class Pycrond:
         self.log.info("crontab loaded", path=self.args.crontab, jobs=len(jobs), errors=len(bad), why=why)
         self.publish_metrics()
 
+    def _watched_names(self) -> set[str] | None:
+        """The names in the watched directory whose change can change the crontab (None: any)."""
+        path = self.args.crontab
+        if os.path.isdir(path):
+            return None
+        name = os.path.basename(path)
+        names = {name}
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return names
+        if not os.path.isabs(target):  # Kubernetes: crontab -> ..data/crontab, and ..data is swapped
+            names.add(target.split("/", 1)[0])
+        return names
+
     async def watch(self) -> None:
         path = self.args.crontab
         directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
@@ -74,9 +107,9 @@ class Pycrond:
             return
         try:
             while True:
-                await watcher.changed()
+                await watcher.changed(self._watched_names)
                 await anyio.sleep(0.05)  # let an editor finish its rename dance
-                self.reload("the crontab changed")
+                await self.reload("the crontab changed")
         finally:
             watcher.close()
 
@@ -116,6 +149,12 @@ class Pycrond:
         finally:
             self._pushing = False
 
+    async def serve_metrics_guarded(self) -> None:
+        try:
+            await self.serve_metrics()
+        except Exception as exc:  # noqa: BLE001 (no metrics is no reason to stop running jobs)
+            self.log.error("cannot serve metrics", address=self.args.metrics_listen, reason=str(exc))
+
     async def serve_metrics(self) -> None:
         host, port = self.args.metrics_address
         listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
@@ -123,6 +162,12 @@ class Pycrond:
         await listener.serve(self._http)
 
     async def _http(self, stream: Any) -> None:
+        try:
+            await self._http_exchange(stream)
+        except Exception:  # noqa: BLE001 (one scraper's trouble ends its connection only)
+            self.log.warning("metrics request failed", traceback=traceback.format_exc())
+
+    async def _http_exchange(self, stream: Any) -> None:
         async with stream:
             request = b""
             with anyio.move_on_after(HTTP_TIMEOUT):
@@ -154,9 +199,8 @@ class Pycrond:
             elif signum in (signal.SIGTERM, signal.SIGINT):
                 self.log.info("stopping", signal=signal_name(signum))
                 self.runner.stop()
-            else:
-                self.digest = None  # an explicit reload reads and reports even an unchanged file
-                self.reload(f"received {signal_name(signum)}")
+            else:  # an explicit reload reads and reports even an unchanged file
+                self.reload_soon(f"received {signal_name(signum)}", force=True)
 
     async def kill_leftovers(self) -> None:
         """As a subreaper, daemons that jobs left behind are our children: end them too."""
@@ -197,12 +241,12 @@ async def serve(args: argparse.Namespace) -> int:
                 daemon.runner = runner
                 group.start_soon(daemon.signals, receiver)
                 daemon.log.info("starting", crontab=args.crontab, pid=os.getpid())
-                daemon.reload("start", boot=True)
+                await daemon.reload("start", boot=True)
                 if daemon.digest is None:
                     daemon.log.warning("no jobs yet: waiting for the crontab to appear", path=args.crontab)
                 group.start_soon(daemon.watch)
                 if getattr(args, "metrics_address", None):
-                    group.start_soon(daemon.serve_metrics)
+                    group.start_soon(daemon.serve_metrics_guarded)
                 await runner.run()
                 await processes.shutdown(args.grace)
                 await daemon.kill_leftovers()
