@@ -23,7 +23,15 @@ from .paths import SOCKET_NAME, candidate_rundirs, fallback_rundir
 from .protocol import ProtocolError
 
 CONNECT_TIMEOUT = 5.0  # seconds
-ANSWER_MARGIN = 10.0  # seconds beyond the wait's own timeout
+DEFAULT_MARGIN_MS = 10_000  # beyond a wait's own timeout; PYS6_CLIENT_TIMEOUT changes it
+
+
+def answer_margin() -> float:
+    """Seconds a client waits for pyinit beyond a wait's own timeout (PYS6_CLIENT_TIMEOUT, in ms)."""
+    text = os.environ.get("PYS6_CLIENT_TIMEOUT", "")
+    if text.isdigit() and 0 < len(text) <= 9 and int(text) > 0:
+        return int(text) / 1000
+    return DEFAULT_MARGIN_MS / 1000
 
 
 def _untrusted(message: str) -> ProtocolError:
@@ -166,12 +174,15 @@ def _items(reader: _LineReader, count: int) -> Iterator[dict[str, Any]]:
         reader.sock.close()
 
 
-def call_stream(body: dict[str, Any], timeout: float | None = ANSWER_MARGIN) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+def call_stream(body: dict[str, Any], timeout: float | None = -1.0) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """Send one request; return the answer's head and an iterator over its items (read as they come).
 
     A refusal or error raises ProtocolError with its exit code. `timeout` bounds
-    each wait for the server (None: for ever, for a wait without a limit).
+    each wait for the server (None: for ever, for a wait without a limit; the
+    default: the margin alone).
     """
+    if timeout is not None and timeout < 0:
+        timeout = answer_margin()
     sock = _connect()
     try:
         sock.settimeout(timeout)
@@ -201,7 +212,7 @@ def _exit_code(code: object) -> int:
     return protocol.EXIT_SYSTEM
 
 
-def call(body: dict[str, Any], timeout: float | None = ANSWER_MARGIN) -> dict[str, Any]:
+def call(body: dict[str, Any], timeout: float | None = -1.0) -> dict[str, Any]:
     """Send one request; the head of the answer, its items (if any) as a list under "items"."""
     head, items = call_stream(body, timeout)
     head["items"] = list(items)
@@ -210,4 +221,4 @@ def call(body: dict[str, Any], timeout: float | None = ANSWER_MARGIN) -> dict[st
 
 def answer_timeout(wait_ms: int) -> float | None:
     """How long to wait for the answer to a wait of `wait_ms` (0: for ever)."""
-    return None if wait_ms == 0 else wait_ms / 1000 + ANSWER_MARGIN
+    return None if wait_ms == 0 else wait_ms / 1000 + answer_margin()

@@ -137,9 +137,9 @@ def parse_log_format(value: object) -> str:
 
 
 def parse_signal(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, bool | float):
         raise ValueError("must be a signal name or number")
-    return parse_signal_name(str(value))
+    return parse_signal_name(_scalar(value))
 
 
 def parse_group(value: object) -> str:

@@ -131,7 +131,7 @@ def run(argv: Sequence[str]) -> int:
     if argv and argv[0] == "--ssh-forced":
         return ssh_forced(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
     request = parse(argv)
-    timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.ANSWER_MARGIN
+    timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
     client.call(request.to_json(), timeout)
     return 0
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -56,3 +57,23 @@ def unprivileged_pod() -> Iterator[Pod]:
     if _UNPRIVILEGED_PROBLEM[0]:
         pytest.skip(_UNPRIVILEGED_PROBLEM[0])
     yield from _pod(UNPRIVILEGED_UID)
+
+
+@pytest.fixture
+def setuid_setpriv() -> Iterator[str]:
+    """A setuid-root copy of setpriv that only uid 1000 can reach: a service that becomes root
+    through a setuid helper, which a non-root PID 1 then cannot signal (EPERM)."""
+    found = shutil.which("setpriv")
+    if os.geteuid() != 0 or found is None:
+        pytest.skip("needs root and setpriv to make a setuid helper")
+    base = Path(tempfile.mkdtemp(prefix="pys6-suid-"))
+    try:
+        os.chown(base, 0, UNPRIVILEGED_UID)
+        os.chmod(base, 0o750)
+        helper = base / "setpriv"
+        shutil.copy2(found, helper)
+        os.chown(helper, 0, 0)
+        os.chmod(helper, 0o4755)
+        yield str(helper)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -304,3 +304,10 @@ def read_int(pod: Pod, name: str) -> int | None:
     text = pod.read_state(name).strip()
     return int(text) if text.isdigit() else None
 
+
+
+def alias_bomb(key: str = "crash_window") -> str:
+    """A billion laughs inside one legitimate key: 9**10 leaves, a few hundred bytes."""
+    levels = ['&a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    return f"services:\n  x:\n    {key}: [" + ", ".join(levels) + "]\n"
