@@ -133,15 +133,18 @@ def run(argv: Sequence[str]) -> int:
     counts = statusfmt.Summary()
     all_fine = True
     for record in records:  # printed as they come: an answer of any size needs one record in memory
-        fine = statusfmt.is_as_it_should_be(record)
+        try:
+            fine = statusfmt.is_as_it_should_be(record)
+            counts.add(record)
+            if opts.json:
+                line = json.dumps(record, sort_keys=True)
+            elif opts.fields:
+                line = statusfmt.fields_line(record, opts.fields)
+            else:
+                line = statusfmt.words(record, opts.numeric)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProtocolError("pyinit sent a status record pysvstat cannot read", protocol.EXIT_SYSTEM) from None
         all_fine = all_fine and fine
-        counts.add(record)
-        if opts.json:
-            line = json.dumps(record, sort_keys=True)
-        elif opts.fields:
-            line = statusfmt.fields_line(record, opts.fields)
-        else:
-            line = statusfmt.words(record, opts.numeric)
         if not opts.json and not single:
             line = f"{record['name']}: {line}"
         if not opts.check or not fine:

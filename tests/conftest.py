@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import UNPRIVILEGED_UID, Pod, can_unshare, unprivileged_python_problem  # noqa: E402
+from harness import UNPRIVILEGED_UID, Cron, Pod, can_unshare, unprivileged_python_problem  # noqa: E402
 
 _NAMESPACE_PROBLEM = can_unshare()
 _UNPRIVILEGED_PROBLEM: list[str | None] = []
@@ -77,3 +77,12 @@ def setuid_setpriv() -> Iterator[str]:
         yield str(helper)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def cron(tmp_path: Path):
+    runner = Cron(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.close()

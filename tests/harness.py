@@ -311,3 +311,48 @@ def alias_bomb(key: str = "crash_window") -> str:
     levels = ['&a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     levels += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     return f"services:\n  x:\n    {key}: [" + ", ".join(levels) + "]\n"
+
+
+class Cron:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.crontab = root / "crontab"
+        self.out = root / "out.log"
+        self.err = root / "err.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str, crontab: Path | None = None) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "STATE": str(self.root)}
+        self._files = (open(self.out, "wb"), open(self.err, "wb"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.cron.main", str(crontab or self.crontab), *args],
+            stdout=self._files[0], stderr=self._files[1], env=env, cwd=str(self.root), start_new_session=True)
+        self.wait_err("crontab loaded" if (crontab or self.crontab).exists() else "starting")
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def wait_out(self, text: str, timeout: float = 10) -> None:
+        wait_for(lambda: text in self.stdout(), timeout, f"{text!r} in pycrond's stdout")
+
+    def wait_err(self, text: str, timeout: float = 10) -> None:
+        wait_for(lambda: text in self.stderr(), timeout, f"{text!r} in pycrond's stderr")
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            for proc in [*psutil.Process(self.process.pid).children(recursive=True), psutil.Process(self.process.pid)]:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            self.process.wait(10)
+        for handle in getattr(self, "_files", ()):
+            handle.close()

@@ -173,6 +173,8 @@ def test_a_forced_command_key_runs_only_the_allowed_verbs(sshd):
     pod, ssh, _bindir = sshd
     assert ssh("forced", "status svc").stdout.startswith("up (pid ")
     assert ssh("forced", "status").stdout.endswith("1 services: 1 up, 0 down\n")
+    log = ssh("forced", "log svc")
+    assert log.returncode == 0, log.stderr
     before = read_int(pod, "svc.pid")
     assert ssh("forced", "restart svc").returncode == 0
     wait_for(lambda: read_int(pod, "svc.pid") not in (None, before), 10, "the restart")
