@@ -138,7 +138,7 @@ class Pod:
         os.chmod(self.root, 0o755)
 
     def start(self, *args: str, mode: str = "namespace", env: dict[str, str] | None = None,
-              stdout: int | None = None, default_rundir: bool = False) -> None:
+              stdout: int | None = None, default_rundir: bool = False, wrapper: list[str] | None = None) -> None:
         environ = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYS6_ETC": str(self.etc),
@@ -150,7 +150,7 @@ class Pod:
         environ.update(env or {})
         if default_rundir:
             del environ["PYS6_RUNDIR"]
-        command = [sys.executable, "-m", "supervisor", *args]
+        command = [*(wrapper or []), sys.executable, "-m", "supervisor", *args]
         if self.uid is not None:
             environ["PYTHONPATH"] = str(world_readable_source())
             self._chown_tree()

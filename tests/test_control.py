@@ -266,6 +266,7 @@ def test_a_silent_client_is_dropped_and_others_are_served_meanwhile(pod: Pod):
         answer = silent.recv(65536)
         assert b"no request in time" in answer
         assert silent.recv(65536) == b""
+    pod.wait_stderr("control client sent no request in time")
 
 
 def test_two_hundred_clients_at_once(pod: Pod):

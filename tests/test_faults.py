@@ -316,3 +316,16 @@ def test_empty_ill_typed_and_huge_number_frames_get_errors(pod: Pod):
     for frame in (b"\n", b"{}\n", b'{"v":2}\n', b'{"v":2,"verb":"log","services":["svc"],"lines":' + b"9" * 400 + b"}\n"):
         assert head(pod, frame)["ok"] is False
     assert alive(pod.init_pid)
+
+
+def test_running_out_of_file_descriptors_is_a_failed_start_not_a_dead_pid1(pod: Pod):
+    # 30 services with a notification-fd under a limit of 64 fds: some cannot even get their log
+    # pipes, others cannot get a readiness pipe at spawn. Whatever fails is logged; PID 1 goes on.
+    for i in range(30):
+        pod.service(f"s{i:02d}", "echo >&3; exec sleep 1000\n", notification_fd="3")
+    pod.start(env={**SHORT_GRACES, "PYS6_CRASH_DEATHS": "1"}, wrapper=["prlimit", "--nofile=64:64"])
+    pod.wait_stderr("services started")
+    wait_for(lambda: "Too many open files" in pod.stderr(), 20, "an EMFILE to be met")
+    assert "Traceback" not in pod.stderr()
+    assert alive(pod.init_pid)
+    assert pod.stop() == 0
