@@ -38,8 +38,10 @@ def parse_signal_name(text: str) -> int:
         number = int(upper)
     else:
         name = upper if upper.startswith("SIG") else "SIG" + upper
-        number = _real_time(name)
-        if number is None:
+        real_time = _real_time(name)
+        if real_time is not None:
+            number = real_time
+        else:
             try:
                 number = int(signal.Signals[name])
             except KeyError:
