@@ -356,3 +356,14 @@ class Cron:
             self.process.wait(10)
         for handle in getattr(self, "_files", ()):
             handle.close()
+
+
+def assert_answer_head(reply: bytes) -> dict:
+    """The first line of a control answer is a head: ok, and on error a message and an exit code."""
+    import json
+
+    answer = json.loads(reply.split(b"\n", 1)[0])
+    assert "ok" in answer
+    if answer["ok"] is False:
+        assert isinstance(answer["error"], str) and isinstance(answer["code"], int)
+    return answer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grp
 import json
 import os
 import pty
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, Pod, read_int, wait_for, world_readable_source
+from harness import REPO, Pod, assert_answer_head, read_int, wait_for, world_readable_source
 
 SLEEPER = 'echo $$ > "$STATE/$1.pid"\nprintf "%s says \\033[2Khello\\r\\n" "$1"\nexec sleep 1000\n'
 FALLBACK_1000 = Path("/tmp/pys6-1000")
@@ -79,19 +78,24 @@ def private_dir() -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
 def squatted_fallback() -> Iterator[FakeServer]:
     """Another uid made /tmp/pys6-1000 first and serves forged answers there."""
     _needs_root()
     if FALLBACK_1000.exists():
-        probe = socket.socket(socket.AF_UNIX)
-        try:
-            probe.connect(str(FALLBACK_1000 / "control.sock"))
+        try:  # a pyinit of uid 1000 that an earlier test just killed may take a moment to go
+            wait_for(lambda: not _answers(FALLBACK_1000 / "control.sock"), 5, "no pyinit at /tmp/pys6-1000")
+        except AssertionError:
             pytest.skip("a real pyinit of uid 1000 runs on this machine")
-        except OSError:
-            pass
-        finally:
-            probe.close()
         shutil.rmtree(FALLBACK_1000)
     FALLBACK_1000.mkdir(mode=0o700)
     os.chown(FALLBACK_1000, SQUATTER, SQUATTER)
@@ -233,23 +237,6 @@ def test_a_refused_peer_is_answered_and_closed_at_once(pod: Pod):
     pod.wait_stderr("control refused peer_pid=")
 
 
-def test_a_supplementary_member_of_the_control_group_is_served(pod: Pod):
-    _needs_root()
-    try:
-        gid = grp.getgrnam("users").gr_gid
-    except KeyError:
-        pytest.skip("no 'users' group on this machine")
-    pod.service("svc", SLEEPER)
-    pod.start(env={"PYS6_CONTROL_GROUP": "users"})
-    pod.wait_control()
-    member = subprocess.run(
-        ["setpriv", f"--reuid={SQUATTER}", f"--regid={SQUATTER}", f"--groups={gid}", sys.executable, "-m",
-         "supervisor.svstat", "svc"],
-        env={"PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(world_readable_source()), "PATH": os.environ["PATH"]},
-        capture_output=True, text=True, cwd="/", timeout=30)
-    assert member.returncode == 0 and member.stdout.startswith("up (pid "), member.stderr
-
-
 def test_a_stale_socket_of_another_uid_says_what_to_remove(unprivileged_pod: Pod):
     pod = unprivileged_pod
     volume = Path(tempfile.mkdtemp(prefix="pys6-volume-"))
@@ -316,10 +303,7 @@ def test_thousands_of_nested_huge_and_ill_typed_requests_leave_pid1_serving(pod:
                 if not chunk:
                     break
                 data += chunk
-        answer = json.loads(data.split(b"\n", 1)[0])
-        assert "ok" in answer
-        if answer["ok"] is False:
-            assert isinstance(answer["error"], str) and isinstance(answer["code"], int)
+        assert_answer_head(data)
         sent[0] += 1
 
     throw()

@@ -12,7 +12,7 @@ import threading
 
 import psutil
 
-from harness import REPO, Pod, read_int, wait_for
+from harness import REPO, Pod, assert_answer_head, read_int, wait_for
 
 SLEEPER = 'echo $$ > "$STATE/$1.pid"\necho "$1 says hello"\nexec sleep 1000\n'
 
@@ -317,10 +317,7 @@ def test_ten_thousand_random_frames_leave_everything_up(pod: Pod):
             frame = frame.replace(b'"wait"', b'"wa1t"')
         reply = raw_exchange(pod, frame + b"\n")
         if reply:
-            answer = json.loads(reply.split(b"\n", 1)[0])
-            assert "ok" in answer
-            if answer["ok"] is False:
-                assert isinstance(answer["error"], str) and isinstance(answer["code"], int)
+            assert_answer_head(reply)
         counted[0] += 1
 
     throw()

@@ -73,11 +73,11 @@ def test_a_configured_group_may_use_the_socket(pod: Pod):
     pod.start(env={"PYS6_CONTROL_GROUP": "users"})
     pod.wait_control()
     assert oct(os.stat(pod.rundir / "control.sock").st_mode & 0o777) == "0o660"
-    member = subprocess.run(
-        ["setpriv", "--reuid=1001", f"--regid={gid}", "--clear-groups", sys.executable, "-m", "supervisor.svstat", "svc"],
-        env={"PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(world_readable_source()), "PATH": os.environ["PATH"]},
-        capture_output=True, text=True, cwd="/")
-    assert member.returncode == 0, member.stderr
+    env = {"PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(world_readable_source()), "PATH": os.environ["PATH"]}
+    for groups in ([f"--regid={gid}", "--clear-groups"], ["--regid=1001", f"--groups={gid}"]):  # primary, supplementary
+        member = subprocess.run(["setpriv", "--reuid=1001", *groups, sys.executable, "-m", "supervisor.svstat", "svc"],
+                                env=env, capture_output=True, text=True, cwd="/", timeout=30)
+        assert member.returncode == 0 and member.stdout.startswith("up (pid "), (groups, member.stderr)
     os.chmod(pod.rundir, 0o711)  # let a non-member reach the socket file, to test the SO_PEERCRED fence
     os.chmod(pod.rundir / "control.sock", 0o666)
     outsider = pod.cli("svstat", "svc", uid=1003)
