@@ -157,6 +157,8 @@ class ControlServer:
         self._refused = BurstLog(self.log, "control refused")
         self._over_cap = BurstLog(self.log, "control connections at the cap, closing new ones", "error")
         self._silent = BurstLog(self.log, "control client sent no request in time", "info")
+        self._failing = BurstLog(self.log, "control socket failed", "error")
+        self._cannot_accept = BurstLog(self.log, "control socket cannot accept", "error")
         self.handlers: dict[str, Handler] = {
             "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
             "forensics": self.forensics, "audit": self.audit,
@@ -180,7 +182,7 @@ class ControlServer:
                     await anyio.wait_readable(self.listener)
                     self._accept_into(group)
                 except Exception:  # noqa: BLE001 (the control socket must not take PID 1 down)
-                    self.log.error("control socket failed", traceback=traceback.format_exc())
+                    self._failing(traceback=traceback.format_exc())
                     self._starved = True
                 if self._starved:
                     await anyio.sleep(0.1)  # out of fds (or worse): let connections finish first
@@ -207,7 +209,7 @@ class ControlServer:
             except OSError as exc:
                 if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     raise
-                self.log.error("control socket cannot accept", reason=exc.strerror)
+                self._cannot_accept(reason=exc.strerror)
                 self._starved = True
                 break
             accepted.append(conn)
