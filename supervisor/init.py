@@ -100,11 +100,12 @@ def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
     import time
     import traceback
 
+    from .output import write_if_room
     from .reaper import reap_until
     from .spawn import signal_everyone
 
-    detail = "".join(traceback.format_exception(exc))
-    _fail(f"the event loop failed, stopping everything:\n{detail}", EXIT_SYSTEM)
+    detail = "".join(traceback.format_exception(exc))[-3000:]
+    write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())
     signal_everyone(is_pid1, signal.SIGTERM)
     signal_everyone(is_pid1, signal.SIGCONT)
     if not reap_until(time.monotonic() + grace):
