@@ -38,7 +38,11 @@ def client(tool: str, *args: str, uid: int = 1000, env: dict[str, str] | None = 
 
 class FakeServer:
     def __init__(self, path: Path, mode: str, run_as: int | None = None, drop_to: int | None = None) -> None:
-        command = [sys.executable, str(REPO / "tests" / "fake_server.py"), str(path), mode]
+        script = world_readable_source() / "fake_server.py"  # another uid may run it: the checkout may be private
+        if not script.exists():
+            shutil.copy(REPO / "tests" / "fake_server.py", script)
+            os.chmod(script, 0o644)
+        command = [sys.executable, str(script), str(path), mode]
         if drop_to is not None:
             command.append(str(drop_to))
         if run_as is not None:
@@ -46,7 +50,10 @@ class FakeServer:
         self.path = path
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd="/")
         assert self.process.stdout is not None
-        assert self.process.stdout.readline() == b"ready\n"
+        ready = self.process.stdout.readline()  # bounded: the server prints or dies at once
+        if ready != b"ready\n":
+            self.stop()
+            raise AssertionError(f"the fake server did not start: {ready!r}")
 
     def requests(self) -> bytes:
         try:
@@ -97,13 +104,15 @@ def squatted_fallback() -> Iterator[FakeServer]:
         except AssertionError:
             pytest.skip("a real pyinit of uid 1000 runs on this machine")
         shutil.rmtree(FALLBACK_1000)
-    FALLBACK_1000.mkdir(mode=0o700)
-    os.chown(FALLBACK_1000, SQUATTER, SQUATTER)
-    server = FakeServer(FALLBACK_1000 / "control.sock", "forge", run_as=SQUATTER)
+    server: FakeServer | None = None
     try:
+        FALLBACK_1000.mkdir(mode=0o700)
+        os.chown(FALLBACK_1000, SQUATTER, SQUATTER)
+        server = FakeServer(FALLBACK_1000 / "control.sock", "forge", run_as=SQUATTER)
         yield server
-    finally:
-        server.stop()
+    finally:  # never leave the squat behind: every later uid-1000 pod would rightly refuse it
+        if server is not None:
+            server.stop()
         shutil.rmtree(FALLBACK_1000, ignore_errors=True)
 
 
