@@ -313,7 +313,7 @@ class ControlServer:
     async def status(self, request: Request, peer: Peer) -> Answer:
         now = anyio.current_time()
         records = [control.status_record(runner, now) for runner in self._runners(request.services)]
-        return {"ok": True, "items": len(records)}, records
+        return {"ok": True, "stage": self.supervisor.stage, "items": len(records)}, records
 
     async def log_tail(self, request: Request, peer: Peer) -> Answer:
         (runner,) = self._runners(request.services)

@@ -48,6 +48,7 @@ class Supervisor:
         self.exit_code = 0
         self._exit_code_fixed = False  # by a bail or a failed stage: the main program's end does not change it
         self.stopping = anyio.Event()
+        self.stage = "starting"  # starting (cont-init), running (services started), stopping
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
 
@@ -269,6 +270,8 @@ class Supervisor:
             return False
         if not await self.start_services(services_group):
             return False
+        if not self.stopping.is_set():
+            self.stage = "running"
         if main_argv:
             if self.settings.cmd_wait_for_services:
                 maxtime = self.settings.cmd_wait_for_services_maxtime
@@ -281,6 +284,7 @@ class Supervisor:
         return True
 
     async def _stage3(self) -> None:
+        self.stage = "stopping"
         if not self.settings.finish_after_services:
             await self.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         if self.main_pid is not None:

@@ -25,8 +25,9 @@ line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
                pid, pgid, exitcode, signal, updownfor
   -n           print signal numbers instead of names
   --json       one JSON object per service
-  --check      exit 0 only if every normally-up service is up (and ready when it
-               has a notification-fd); for Kubernetes exec probes
+  --check      exit 0 only if pyinit runs its services (not booting, not
+               stopping) and every normally-up service is up (and ready when
+               it has a notification-fd); for Kubernetes exec probes
   --log SERVICE [-n LINES]   the service's last lines (default 100; kept: the
                last 1000 lines or 128 KiB); control characters are shown
                escaped on a terminal unless --raw
@@ -128,7 +129,8 @@ def run(argv: Sequence[str]) -> int:
     if opts.forensics is not None:
         return _show_forensics(opts.forensics)
     names = [protocol.service_name(s) for s in opts.services]
-    _head, records = client.call_stream({"v": protocol.VERSION, "verb": "status", "services": names})
+    head, records = client.call_stream({"v": protocol.VERSION, "verb": "status", "services": names})
+    stage = head.get("stage", "running")
     single = len(names) == 1
     counts = statusfmt.Summary()
     all_fine = True
@@ -152,6 +154,9 @@ def run(argv: Sequence[str]) -> int:
     if not names and not opts.json and not opts.fields and not opts.check:
         sys.stdout.write(counts.line() + "\n")
     if opts.check:
+        if stage != "running":  # booting (cont-init) or stopping: not ready, whatever the services say
+            sys.stdout.write(f"pyinit is {str(stage)[:20]}\n")
+            return protocol.EXIT_TIMEOUT
         return 0 if all_fine else protocol.EXIT_TIMEOUT
     return 0
 

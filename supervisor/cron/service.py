@@ -230,8 +230,8 @@ async def serve(args: argparse.Namespace) -> int:
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
         log.route_to(lambda data: writer.write_nowait(2, data))
-        with anyio.open_signal_receiver(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2,
-                                        signal.SIGHUP) as receiver:
+        # Not SIGHUP: as for supercronic, it ends pycrond (its supervisor restarts it).
+        with anyio.open_signal_receiver(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2) as receiver:
             async with anyio.create_task_group() as group:
                 daemon._group = group
                 processes = JobProcesses(writer, reaper, daemon.log, group, args.json, args.kill_after,

@@ -1,0 +1,80 @@
+"""pys6-notify-listening: readiness for a daemon that cannot report it, as s6-notifyoncheck does.
+
+    pys6-notify-listening [--fd N] [--timeout S] HOST PORT PROG ARGS...
+
+It forks a watcher, then execs PROG in its own place (so PROG keeps the
+service's pid and no shell stays in between). The watcher, reparented to
+pyinit, tries to connect to HOST:PORT every 20 ms and writes a newline to fd N
+(the service's notification-fd, 3 by default) as soon as PROG accepts
+connections: "ready" means "the port answers". Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+
+USAGE = "usage: pys6-notify-listening [--fd N] [--timeout S] HOST PORT PROG ARGS...\n"
+POLL_INTERVAL = 0.02
+
+
+def _probe_address(host: str) -> str:
+    """Where to knock for a daemon listening on `host` (a wildcard is reached on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1", "*": "127.0.0.1"}.get(host, host)
+
+
+def _watch(host: str, port: int, fd: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((_probe_address(host), port), timeout=1.0):
+                pass
+        except OSError:
+            time.sleep(POLL_INTERVAL)
+            continue
+        try:
+            os.write(fd, b"\n")
+        except OSError:
+            return 1  # the service is gone already
+        return 0
+    return 1
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    fd, timeout = 3, 60.0
+    while args and args[0].startswith("--"):
+        flag = args.pop(0)
+        value = args.pop(0) if args else ""
+        if flag == "--fd" and value.isdigit() and len(value) < 5:
+            fd = int(value)
+        elif flag == "--timeout" and value.replace(".", "", 1).isdigit() and float(value) <= 86400:
+            timeout = float(value)
+        else:
+            sys.stderr.write(USAGE)
+            raise SystemExit(100)
+    if len(args) < 3 or not args[1].isdigit() or not 0 < int(args[1]) < 65536:
+        sys.stderr.write(USAGE)
+        raise SystemExit(100)
+    host, port, argv = args[0], int(args[1]), args[2:]
+    middle = os.fork()
+    if middle == 0:  # watcher: fork again so pyinit, not PROG, reaps it
+        if os.fork() == 0:
+            os._exit(_watch(host, port, fd, timeout))
+        os._exit(0)
+    os.waitpid(middle, 0)  # our own short-lived child, in the service's process: not pyinit's reaper
+    try:
+        os.close(fd)  # PROG never holds the readiness pipe
+    except OSError:
+        pass
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        sys.stderr.write(f"pys6-notify-listening: cannot run {argv[0]}: {exc.strerror}\n")
+        raise SystemExit(127 if isinstance(exc, FileNotFoundError) else 126) from None
+
+
+if __name__ == "__main__":
+    main()
