@@ -23,11 +23,14 @@ Formatter = Callable[[bytes], bytes]
 # escape sequence but SGR (colours survive), C1 controls in UTF-8 (NEL...) and
 # U+2028/U+2029. Each is written as a visible escape: \\x0d, \\x1b, \\u2028.
 _SUSPECT = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, 0xC2, 0xE2])
-_DISPLAY_HAZARD = re.compile(rb"\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+_DISPLAY_HAZARD = re.compile(
+    rb"(?P<eol>\r(?=\n)|\r\Z)|\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 
 
 def _escape(match: re.Match[bytes]) -> bytes:
     found = match.group()
+    if match.lastgroup == "eol":
+        return b""  # a CRLF line ending (sshd -e writes them): the line ends there, nothing is overwritten
     if found[0] == 0x1B and len(found) > 1:
         return found  # SGR: colours
     if found[0] == 0xE2:

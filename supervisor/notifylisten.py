@@ -4,9 +4,11 @@
 
 It forks a watcher, then execs PROG in its own place (so PROG keeps the
 service's pid and no shell stays in between). The watcher, reparented to
-pyinit, tries to connect to HOST:PORT every 20 ms and writes a newline to fd N
-(the service's notification-fd, 3 by default) as soon as PROG accepts
-connections: "ready" means "the port answers". Standard library only.
+pyinit, looks every 20 ms for a TCP socket listening on PORT in
+/proc/net/tcp and tcp6 (no connection, so nothing in PROG's log), or, where
+those cannot be read, connects to HOST:PORT; then it writes a newline to fd N
+(the service's notification-fd, 3 by default): "ready" means "the port
+accepts connections". Standard library only.
 """
 
 from __future__ import annotations
@@ -25,13 +27,39 @@ def _probe_address(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1", "*": "127.0.0.1"}.get(host, host)
 
 
+LISTEN = "0A"
+
+
+def listening(port: int) -> bool | None:
+    """Whether a TCP socket listens on `port`; None when /proc/net cannot tell."""
+    seen = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        seen = True
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == LISTEN and fields[1].rsplit(":", 1)[-1] == f"{port:04X}":
+                return True
+    return False if seen else None
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((_probe_address(host), port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def _watch(host: str, port: int, fd: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((_probe_address(host), port), timeout=1.0):
-                pass
-        except OSError:
+        found = listening(port)
+        if not (found if found is not None else _answers(host, port)):
             time.sleep(POLL_INTERVAL)
             continue
         try:

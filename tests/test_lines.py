@@ -55,3 +55,11 @@ def test_json_formatter_makes_one_object_per_line_even_for_bad_utf8():
     records = [json.loads(line) for line in fmt(b"hello\n\xff\n").decode().splitlines()]
     assert records[0] == {"service": "svc", "stream": "stderr", "message": "hello"}
     assert records[1]["message"] == "\\xff"
+
+
+def test_a_crlf_ending_is_a_plain_newline_but_a_carriage_return_inside_a_line_is_shown():
+    from supervisor.lines import text_formatter
+
+    block = b"Server listening\r\nok\r[sshd] forged\r\nlast\r\n"
+    assert text_formatter(b"[sshd] ")(block) == (
+        b"[sshd] Server listening\n[sshd] ok\\x0d[sshd] forged\n[sshd] last\n")
