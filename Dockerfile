@@ -1,0 +1,49 @@
+# The pys6 pod: pyinit as /init, sshd on 2222 and the cron runner as uid 1000,
+# people's tmux sessions saved at every stop. See README.md, "The pod".
+ARG BASE=debian:bookworm-slim
+FROM ${BASE}
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    LANG=C.UTF-8 \
+    PYS6_TEMPLATES=/opt \
+    PATH=/opt/pys6-venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# Debian's packages as the base release pins them: versions are not repeated here
+# (hadolint DL3008), a rebuild takes the release's security updates.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        python3 python3-venv openssh-server openssh-client tmux mosh git ca-certificates tzdata procps \
+ && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
+ && groupadd --gid 1000 claude \
+ && useradd --uid 1000 --gid 1000 --home-dir /home/claude --create-home --shell /bin/bash claude
+
+# Dependencies before the source: a code change rebuilds only the layers below.
+COPY pyproject.toml /src/pyproject.toml
+RUN python3 -m venv /opt/pys6-venv \
+ && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt \
+ && /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+
+# pys6 itself, installed from a wheel built from the context (not editable).
+COPY README.md /src/README.md
+COPY supervisor /src/supervisor
+RUN /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /src \
+ && rm -rf /src \
+ && ln -s /opt/pys6-venv/bin/pyinit /init \
+ && install -d -o 1000 -g 1000 -m 0700 /run/pys6
+
+COPY cont-init.d/ /etc/cont-init.d/
+COPY services.d/ /etc/services.d/
+COPY cont-finish.d/ /etc/cont-finish.d/
+COPY templates/ /opt/
+
+USER 1000:1000
+WORKDIR /home/claude
+ENV HOME=/home/claude
+EXPOSE 2222
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["pysvstat", "--check"]
+ENTRYPOINT ["/init"]
