@@ -10,6 +10,8 @@ ENV DEBIAN_FRONTEND=noninteractive \
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
+# The home stays empty in the image: a volume hides it (and podman would copy skel files
+# into a new volume, which Kubernetes does not); cont-init.d seeds it from /opt.
 # Debian's packages as the base release pins them: versions are not repeated here
 # (hadolint DL3008), a rebuild takes the release's security updates.
 # hadolint ignore=DL3008
@@ -18,7 +20,8 @@ RUN apt-get update \
         python3 python3-venv openssh-server openssh-client tmux mosh git ca-certificates tzdata procps \
  && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
  && groupadd --gid 1000 claude \
- && useradd --uid 1000 --gid 1000 --home-dir /home/claude --create-home --shell /bin/bash claude
+ && useradd --uid 1000 --gid 1000 --home-dir /home/claude --no-create-home --shell /bin/bash claude \
+ && install -d -o 1000 -g 1000 -m 0755 /home/claude
 
 # Dependencies before the source: a code change rebuilds only the layers below.
 COPY pyproject.toml /src/pyproject.toml
@@ -34,6 +37,9 @@ COPY supervisor /src/supervisor
 RUN /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /src \
  && rm -rf /src \
  && ln -s /opt/pys6-venv/bin/pyinit /init \
+ && for tool in pysvstat pysvc pycrond pys6-notify-listening pys6-tmux-save pys6-tmux-restore; do \
+        ln -s "/opt/pys6-venv/bin/$tool" "/usr/local/bin/$tool"; \
+    done \
  && install -d -o 1000 -g 1000 -m 0700 /run/pys6
 
 COPY cont-init.d/ /etc/cont-init.d/

@@ -55,9 +55,19 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-def _watch(host: str, port: int, fd: int, timeout: float) -> int:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _watch(host: str, port: int, fd: int, timeout: float, program: int) -> int:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and _alive(program):  # a dead PROG has nothing to report
         found = listening(port)
         if not (found if found is not None else _answers(host, port)):
             time.sleep(POLL_INTERVAL)
@@ -87,10 +97,11 @@ def main() -> None:
         sys.stderr.write(USAGE)
         raise SystemExit(100)
     host, port, argv = args[0], int(args[1]), args[2:]
+    program = os.getpid()  # PROG's pid once we exec it
     middle = os.fork()
     if middle == 0:  # watcher: fork again so pyinit, not PROG, reaps it
         if os.fork() == 0:
-            os._exit(_watch(host, port, fd, timeout))
+            os._exit(_watch(host, port, fd, timeout, program))
         os._exit(0)
     os.waitpid(middle, 0)  # our own short-lived child, in the service's process: not pyinit's reaper
     try:

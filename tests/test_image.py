@@ -1,0 +1,144 @@
+"""The real image, built from the Dockerfile and run with rootful podman, checked from outside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, wait_for
+
+pytestmark = pytest.mark.image
+BASE = "docker.io/library/debian:bookworm-slim"
+TAG = "localhost/pys6:test"
+
+
+def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)}: {result.stderr.strip()[-2000:]}")
+    return result
+
+
+def _podman_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "rootful podman needs root"
+    if shutil.which("podman") is None:
+        return "podman is not installed (scripts/podman-setup installs it, as .ci/run does)"
+    if podman("image", "exists", BASE, check=False).returncode != 0:
+        return f"no {BASE} in podman's storage (scripts/podman-setup makes it with debootstrap)"
+    probe = podman("run", "--rm", "--network=none", BASE, "true", check=False, timeout=60)
+    if probe.returncode != 0:
+        return f"podman cannot run a container here: {probe.stderr.strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[str]:
+    problem = _podman_problem()
+    if problem:
+        pytest.skip(problem)
+    # docker format: podman ignores HEALTHCHECK in OCI images
+    podman("build", "--quiet", "--format", "docker", "-t", TAG, str(REPO), timeout=1200)
+    try:
+        yield TAG
+    finally:
+        podman("rmi", "-f", TAG, check=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Container:
+    def __init__(self, image: str) -> None:
+        self.image = image
+        self.work = Path(tempfile.mkdtemp(prefix="pys6-image-"))
+        self.key = self.work / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
+        self.secret = self.work / "secret"
+        self.secret.mkdir()
+        shutil.copy(str(self.key) + ".pub", self.secret / "authorized_keys")
+        os.chmod(self.secret, 0o755)
+        os.chmod(self.secret / "authorized_keys", 0o644)
+        self.known_hosts = self.work / "known_hosts"
+        self.volume = f"pys6-test-home-{uuid.uuid4().hex[:8]}"
+        podman("volume", "create", self.volume)
+        self.name = ""
+        self.port = _free_port()  # kept across runs: known_hosts names host and port
+
+    def run(self) -> None:
+        self.name = f"pys6-test-{uuid.uuid4().hex[:8]}"
+        podman("run", "-d", "--name", self.name, "--read-only", "--cap-drop=ALL", "--user", "1000:1000",
+               "-p", f"127.0.0.1:{self.port}:2222", "-v", f"{self.volume}:/home/claude",
+               "-v", f"{self.secret}:/etc/ssh-keys:ro", self.image)
+        wait_for(lambda: podman("healthcheck", "run", self.name, check=False).returncode == 0, 60,
+                 "the container's healthcheck")
+
+    def ssh(self, command: str, strict: bool = False) -> subprocess.CompletedProcess[str]:
+        checking = "yes" if strict else "accept-new"
+        return subprocess.run(
+            ["ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+             "-o", f"StrictHostKeyChecking={checking}", "-o", f"UserKnownHostsFile={self.known_hosts}",
+             "-o", "LogLevel=ERROR", "claude@127.0.0.1", command], capture_output=True, text=True, timeout=30)
+
+    def logs(self) -> str:
+        result = podman("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def remove(self) -> None:
+        if self.name:
+            podman("rm", "-f", "-t", "0", self.name, check=False)
+            self.name = ""
+
+    def close(self) -> None:
+        self.remove()
+        podman("volume", "rm", "-f", self.volume, check=False)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+@pytest.fixture
+def container(image: str) -> Iterator[Container]:
+    made = Container(image)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_the_image_runs_hardened_and_stops_cleanly(container: Container):
+    container.run()
+    pid1 = podman("exec", container.name, "cat", "/proc/1/status", "/proc/1/cmdline").stdout
+    assert "\nUid:\t1000\t1000\t1000\t1000\n" in pid1 and "/init" in pid1
+    assert "CapEff:\t0000000000000000" in pid1
+    status = container.ssh("pysvstat")
+    assert status.returncode == 0, status.stderr
+    assert "sshd: up (pid " in status.stdout and "cron: up (pid " in status.stdout
+    made = container.ssh("tmux new-session -d -s work -c /home/claude && tmux list-sessions")
+    assert made.returncode == 0, made.stderr
+    wait_for(lambda: "[sshd] " in container.logs() and "[cron] " in container.logs(), 20, "both services' lines")
+
+    started = time.monotonic()
+    podman("stop", "-t", "30", container.name, timeout=60)
+    assert time.monotonic() - started < 20
+    state = podman("inspect", container.name, "--format", "{{.State.ExitCode}}").stdout.strip()
+    assert state == "0", container.logs()[-3000:]
+    assert "[cont-finish.d/02-tmux-save] tmux layout saved to" in container.logs()
+    first_host_key = container.known_hosts.read_text()
+    container.remove()
+
+    container.run()  # the same home volume: the same host keys
+    assert container.ssh("true", strict=True).returncode == 0
+    assert container.known_hosts.read_text() == first_host_key
+    assert "host keys kept" in container.logs()
+    podman("stop", "-t", "30", container.name, timeout=60)
