@@ -142,3 +142,47 @@ def test_the_image_runs_hardened_and_stops_cleanly(container: Container):
     assert container.known_hosts.read_text() == first_host_key
     assert "host keys kept" in container.logs()
     podman("stop", "-t", "30", container.name, timeout=60)
+
+
+def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_path: Path):
+    import yaml
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(str(key) + ".pub", keys / "authorized_keys")
+    for path in (tmp_path, keys, keys / "authorized_keys"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    port = _free_port()
+    documents = [doc for doc in yaml.safe_load_all((REPO / "deploy" / "pod.yaml").read_text())
+                 if doc["kind"] in ("PersistentVolumeClaim", "Deployment")]
+    volume = next(doc for doc in documents if doc["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+    for doc in documents:  # the two substitutions the manifest's comment names, and the image under test
+        if doc["kind"] == "Deployment":
+            spec = doc["spec"]["template"]["spec"]
+            spec["containers"][0]["image"] = image
+            spec["containers"][0]["ports"][0].update({"hostPort": port, "hostIP": "127.0.0.1"})
+            for entry in spec["volumes"]:
+                if "secret" in entry:
+                    entry.pop("secret")
+                    entry["hostPath"] = {"path": str(keys), "type": "Directory"}
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(yaml.safe_dump_all(documents))
+    podman("volume", "rm", "-f", volume, check=False)
+    try:
+        podman("kube", "play", str(manifest), timeout=120)
+
+        def login() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "claude@127.0.0.1", "pysvstat --check"],
+                capture_output=True, text=True, timeout=30)
+
+        wait_for(lambda: login().returncode == 0, 60, "an SSH login to the played pod")
+        started = time.monotonic()
+        podman("kube", "down", str(manifest), timeout=120)
+        assert time.monotonic() - started < 30
+    finally:
+        podman("kube", "down", str(manifest), check=False, timeout=120)
+        podman("volume", "rm", "-f", volume, check=False)
