@@ -367,3 +367,12 @@ def assert_answer_head(reply: bytes) -> dict:
     if answer["ok"] is False:
         assert isinstance(answer["error"], str) and isinstance(answer["code"], int)
     return answer
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, wait_for
+from harness import REPO, free_port, wait_for
 
 pytestmark = pytest.mark.image
 BASE = "docker.io/library/debian:bookworm-slim"
@@ -54,11 +53,6 @@ def image() -> Iterator[str]:
         podman("rmi", "-f", TAG, check=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class Container:
     def __init__(self, image: str) -> None:
@@ -75,7 +69,7 @@ class Container:
         self.volume = f"pys6-test-home-{uuid.uuid4().hex[:8]}"
         podman("volume", "create", self.volume)
         self.name = ""
-        self.port = _free_port()  # kept across runs: known_hosts names host and port
+        self.port = free_port()  # kept across runs: known_hosts names host and port
 
     def run(self) -> None:
         self.name = f"pys6-test-{uuid.uuid4().hex[:8]}"
@@ -154,7 +148,7 @@ def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_pat
     shutil.copy(str(key) + ".pub", keys / "authorized_keys")
     for path in (tmp_path, keys, keys / "authorized_keys"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    port = _free_port()
+    port = free_port()
     documents = [doc for doc in yaml.safe_load_all((REPO / "deploy" / "pod.yaml").read_text())
                  if doc["kind"] in ("PersistentVolumeClaim", "Deployment")]
     volume = next(doc for doc in documents if doc["kind"] == "PersistentVolumeClaim")["metadata"]["name"]

@@ -11,14 +11,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import REPO, Pod, wait_for, world_readable_source
+from harness import REPO, Pod, free_port, wait_for, world_readable_source
 
 PROGRAMS = {  # the image's console scripts, for uid 1000, from a copy of the package any uid can read
     "pysvstat": "-m supervisor.svstat", "pysvc": "-m supervisor.svc", "pycrond": "-m supervisor.cron.main",
@@ -26,11 +25,6 @@ PROGRAMS = {  # the image's console scripts, for uid 1000, from a copy of the pa
     "pys6-tmux-restore": "-m supervisor.tmuxstate restore",
 }
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PodImage:
@@ -65,7 +59,7 @@ class PodImage:
         self.tmux_dir.mkdir(mode=0o700)
         for path in (self.home, self.tmux_dir):
             os.chown(path, 1000, 1000)
-        self.port = _free_port()
+        self.port = free_port()
         self.user = pwd.getpwuid(1000).pw_name
         self.env = {
             "HOME": str(self.home), "SSHD_PORT": str(self.port), "SSHD_LISTEN": "127.0.0.1",

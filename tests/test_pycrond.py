@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, Cron, Pod, alive, wait_for
+from harness import REPO, Cron, Pod, alive, free_port, wait_for
 
 
 def replace_like_vi(path: Path, text: str) -> None:
@@ -139,14 +138,8 @@ def test_a_job_timeout_stops_its_group_and_counts_a_deadline(cron: Cron):
     assert 'supercronic_deadline_exceeded{command="trap \'\' TERM; sleep 30",position="0",schedule="@reboot"} 1' in text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_metrics_over_http_keep_supercronics_names_and_add_last_success(cron: Cron):
-    port = _free_port()
+    port = free_port()
     cron.crontab.write_text("* * * * * * * true\n* * * * * * * false\n")
     cron.start("--metrics-listen", f"127.0.0.1:{port}")
     cron.wait_err("job failed", 10)
