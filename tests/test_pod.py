@@ -82,9 +82,35 @@ class PodImage:
              f"{self.user}@127.0.0.1", f"export PATH={self.bin}:$PATH TMUX_TMPDIR={self.tmux_dir}; {command}"],
             capture_output=True, text=True, timeout=30)
 
+    def ssh_session(self, command: str) -> subprocess.Popen[bytes]:
+        """A login that stays open, reading its stdin, until the test is done with it."""
+        return subprocess.Popen(
+            ["ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={self.known_hosts}",
+             "-o", "LogLevel=ERROR", f"{self.user}@127.0.0.1", command],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+
     def as_user(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", *command],
                               env={**self.env}, capture_output=True, text=True, timeout=30, cwd="/")
+
+
+def _line(process: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """One line of a process's output, or an AssertionError after `timeout` seconds."""
+    import select
+
+    assert process.stdout is not None
+    line = b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no line from {process.args[0]} in {timeout} s (so far {line!r})")
+        byte = process.stdout.read(1)
+        if not byte:
+            break
+        line += byte
+    return line
 
 
 def _processes_of(root: Path) -> list[str]:
@@ -145,13 +171,24 @@ def test_the_pod_end_to_end(pod_image: PodImage):
                      f"tmux new-window -d -t work: -n notes -c {image.home}/notes && tmux list-windows -t work")
     assert made.returncode == 0 and made.stdout.count("\n") == 2, made.stderr
 
-    # SIGHUP to cron's whole process group: cron alone is respawned; sshd, the login and tmux live.
-    cron_pid = int(image.pysvstat("-p", "cron").stdout)
-    sshd_pid = int(image.pysvstat("-p", "sshd").stdout)
-    os.killpg(pod.host_pid(cron_pid), signal.SIGHUP)
-    wait_for(lambda: image.pysvstat("-p", "cron").stdout.strip() not in ("-1", str(cron_pid)), 10, "cron's respawn")
-    assert int(image.pysvstat("-p", "sshd").stdout) == sshd_pid
-    assert image.ssh("tmux list-sessions -F '#{session_name}'").stdout == "work\n"
+    # SIGHUP to cron's whole process group: cron alone is respawned; sshd, an open login and tmux live.
+    login = image.ssh_session("echo logged in; read line; echo still here")
+    try:
+        assert _line(login, 20) == b"logged in\n"
+        cron_pid = int(image.pysvstat("-p", "cron").stdout)
+        sshd_pid = int(image.pysvstat("-p", "sshd").stdout)
+        os.killpg(pod.host_pid(cron_pid), signal.SIGHUP)
+        wait_for(lambda: image.pysvstat("-p", "cron").stdout.strip() not in ("-1", str(cron_pid)), 10,
+                 "cron's respawn")
+        assert int(image.pysvstat("-p", "sshd").stdout) == sshd_pid
+        assert image.ssh("tmux list-sessions -F '#{session_name}'").stdout == "work\n"
+        assert login.stdin is not None
+        login.stdin.write(b"go\n")
+        assert _line(login, 20) == b"still here\n" and login.wait(10) == 0
+    finally:
+        if login.poll() is None:
+            login.kill()
+            login.wait()
 
     # SIGTERM: the tmux save happens while tmux lives; everything is gone; exit 0 inside the budget.
     started = time.monotonic()
