@@ -142,6 +142,13 @@ def parse_signal(value: object) -> int:
     return parse_signal_name(_scalar(value))
 
 
+def group_id(group: str) -> int:
+    """A group given by name or number, as its gid (KeyError if there is no such group)."""
+    import grp
+
+    return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+
+
 def parse_group(value: object) -> str:
     import grp
 

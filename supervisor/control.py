@@ -6,14 +6,12 @@ Reads the runners' state; changes nothing. Forensics snapshots live in forensics
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import policy
-from .model import Phase, Want
+from .lines import RecentLines
+from .model import Phase, ServiceSpec, ServiceState, Want
 from .signames import signal_name
-
-if TYPE_CHECKING:
-    from .service import ServiceRunner
 
 
 def _is_paused(pid: int | None) -> bool:
@@ -26,9 +24,8 @@ def _is_paused(pid: int | None) -> bool:
         return False
 
 
-def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
+def status_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[str, Any]:
     """The JSON status of one service at monotonic time `now` (see README for the fields)."""
-    state, spec = runner.state, runner.spec
     wall_offset = time.time() - now
     up = state.phase is Phase.UP
     finishing = state.phase is Phase.FINISHING
@@ -64,6 +61,6 @@ def status_record(runner: ServiceRunner, now: float) -> dict[str, Any]:
 
 
 
-def log_tail(runner: ServiceRunner, count: int) -> list[dict[str, str]]:
+def log_tail(recent: RecentLines, count: int) -> list[dict[str, str]]:
     return [{"stream": stream, "line": line.decode("utf-8", "backslashreplace")}
-            for stream, line in runner.recent.tail(count)]
+            for stream, line in recent.tail(count)]

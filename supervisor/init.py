@@ -79,10 +79,10 @@ def run(argv: Sequence[str]) -> int:
 
     import anyio
 
-    from .main_loop import supervise
+    from .main_loop import run_pid1
 
     try:
-        return anyio.run(supervise, settings, list(argv), rundir, listener, is_pid1)
+        return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1)
     except BaseException as exc:  # noqa: BLE001 (the event loop itself is gone: still orphan nothing)
         _emergency_stop(is_pid1, settings.kill_gracetime / 1000, exc)
         return EXIT_SYSTEM

@@ -60,15 +60,21 @@ def text_formatter(prefix: bytes) -> Formatter:
     return format_block
 
 
-def json_formatter(service: str, stream: str) -> Formatter:
+def record_formatter(**fields: object) -> Formatter:
+    """JSON lines: each line of the block as {**fields, "message": line} (invalid UTF-8 as \\xNN)."""
+
     def format_block(block: bytes) -> bytes:
         out = []
         for line in block[:-1].split(b"\n"):
-            record = {"service": service, "stream": stream, "message": line.decode("utf-8", "backslashreplace")}
+            record = {**fields, "message": line.decode("utf-8", "backslashreplace")}
             out.append(json.dumps(record, ensure_ascii=False))
         return ("\n".join(out) + "\n").encode("utf-8", "backslashreplace")
 
     return format_block
+
+
+def json_formatter(service: str, stream: str) -> Formatter:
+    return record_formatter(service=service, stream=stream)
 
 
 class LineSplitter:

@@ -1,4 +1,4 @@
-"""The root task group: output writer, signal loop and the stages.
+"""run_pid1: the root task group of pyinit: the output writer, the signal loop, the control server and the container.
 
 Signal handlers only enqueue (anyio's receiver); this loop turns each signal into
 an action: SIGCHLD into a reap, SIGTERM/SIGINT/SIGQUIT into a shutdown request.
@@ -19,9 +19,10 @@ from . import log
 from .config import Settings
 from .output import OutputWriter, write_if_room
 from .reaper import Reaper
+from .handlers import Handlers
 from .server import ControlServer
 from .signames import signal_name
-from .stages import Supervisor
+from .stages import Container
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -29,20 +30,20 @@ FINAL_FLUSH_TIMEOUT = 1.0
 EXIT_CANNOT_GO_ON = 111
 
 
-async def _signal_loop(signals: AsyncIterator[int], supervisor: Supervisor, reaper: Reaper, logger: Any) -> None:
+async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper: Reaper, logger: Any) -> None:
     async for signum in signals:
         try:
             if signum == signal.SIGCHLD:
                 reaper.reap()
             elif signum in STOP_SIGNALS:
-                supervisor.request_shutdown(f"received {signal_name(signum)}")
+                container.request_shutdown(f"received {signal_name(signum)}")
             else:
                 logger.info("signal ignored", signal=signal_name(signum))
         except Exception:  # noqa: BLE001 (the next signal must still be read)
             logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
 
 
-async def supervise(
+async def run_pid1(
     settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool
 ) -> int:
     logger = log.get()
@@ -52,24 +53,25 @@ async def supervise(
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)
 
     reaper = Reaper(on_orphan)
-    supervisor = Supervisor(settings, reaper, writer, logger, is_pid1)
+    container = Container(settings, reaper, writer, logger, is_pid1)
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
         log.route_to(lambda data: writer.write_nowait(2, data))
         with anyio.open_signal_receiver(*HANDLED_SIGNALS) as signals:
-            root.start_soon(_signal_loop, signals, supervisor, reaper, logger)
-            server = ControlServer(listener, supervisor, settings.control_group, settings.control_timeout)
+            root.start_soon(_signal_loop, signals, container, reaper, logger)
+            handlers = Handlers(container, settings.control_timeout / 1000)
+            server = ControlServer(listener, handlers, settings.control_group, settings.control_timeout)
             root.start_soon(server.serve)
             mode = "pid1" if is_pid1 else "subreaper"
             logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
             reaper.reap()  # anything that died before our SIGCHLD handler existed
             try:
-                code = await supervisor.run(main_argv)
+                code = await container.run(main_argv)
             except Exception:  # noqa: BLE001 (PID 1 cannot go on: leave nothing behind, then exit)
                 logger.critical("pyinit cannot go on, stopping everything", traceback=traceback.format_exc())
                 code = EXIT_CANNOT_GO_ON
                 with anyio.CancelScope(shield=True):
-                    await supervisor.kill_everything()
+                    await container.kill_everything()
             # stdout may be a pipe nobody reads: wait for it only this long, then abandon the writer.
             with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):
                 await writer.flush()

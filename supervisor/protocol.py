@@ -104,7 +104,7 @@ def signal_number(text: str) -> int:
     return number
 
 
-class Action(NamedTuple):
+class WireAction(NamedTuple):
     """One control action: a state change, or a signal."""
 
     do: str  # one of STATE_ACTIONS, or "signal"
@@ -120,7 +120,7 @@ class Action(NamedTuple):
 class Request(NamedTuple):
     verb: str
     services: tuple[str, ...] = ()
-    actions: tuple[Action, ...] = ()
+    actions: tuple[WireAction, ...] = ()
     wait: str | None = None
     timeout_ms: int = 0
     lines: int = 100
@@ -172,17 +172,17 @@ def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
     return value
 
 
-def _action(raw: Any) -> Action:
+def _action(raw: Any) -> WireAction:
     _expect(raw, dict, "action")
     do = _expect(raw.get("do"), str, "action.do")
     if do == "signal":
         signum = _expect(raw.get("signal"), int, "action.signal")
         if signum not in ALLOWED_SIGNALS:
             raise ProtocolError(f"signal not allowed: {signum}")
-        return Action("signal", signum, bool(_expect(raw.get("group", False), bool, "action.group")))
+        return WireAction("signal", signum, bool(_expect(raw.get("group", False), bool, "action.group")))
     if do not in STATE_ACTIONS:
         raise ProtocolError(f"unknown action: {do[:40]!r}")
-    return Action(do)
+    return WireAction(do)
 
 
 def decode_request(frame: bytes) -> Request:

@@ -1,4 +1,4 @@
-"""The control socket: one JSON request and one streamed answer per connection (protocol.py).
+"""The control socket: binding, peers, limits, reading requests and streaming answers (verbs: handlers.py).
 
 Who may talk: root, our own uid, and members of PYS6_CONTROL_GROUP (primary or
 supplementary, from SO_PEERGROUPS), checked with SO_PEERCRED on every connection
@@ -12,29 +12,21 @@ get an error back.
 from __future__ import annotations
 
 import errno
-import grp
 import os
 import socket
 import stat
 import struct
 import traceback
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from . import control, forensics, protocol
+from . import protocol
+from .config import group_id
+from .handlers import Answer, Handlers, Peer, plain
 from .log import BurstLog
-from .model import Phase, Verb
 from .paths import SOCKET_NAME
 from .protocol import ProtocolError, Request
-from .signames import signal_name
-from .spawn import send_signal
-
-if TYPE_CHECKING:
-    from .service import ServiceRunner
-    from .stages import Supervisor
 
 MAX_CONNECTIONS = 256
 SEND_DEADLINE = 120.0  # seconds for a whole answer, however fast the client reads
@@ -44,10 +36,6 @@ SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
 
 class ControlSocketError(Exception):
     pass
-
-
-def _group_id(group: str) -> int:
-    return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
 
 
 def bind_control_socket(rundir: str, group: str = "") -> socket.socket:
@@ -87,7 +75,7 @@ def bind_control_socket(rundir: str, group: str = "") -> socket.socket:
     finally:
         os.umask(old_umask)
     if group:
-        gid = _group_id(group)
+        gid = group_id(group)
         os.chown(rundir, -1, gid)
         os.chmod(rundir, 0o710)
         os.chown(path, -1, gid)
@@ -129,28 +117,12 @@ def _peer_groups_large(conn: socket.socket) -> bytes:
     return buffer.raw[: size.value]
 
 
-@dataclass(frozen=True)
-class Peer:
-    conn: socket.socket
-    pid: int
-    uid: int
-    gid: int
-
-
-Answer = tuple[dict[str, Any], Iterable[dict[str, Any]]]  # the head, and the items that follow it
-Handler = Callable[[Request, Peer], Awaitable[Answer]]
-
-
-def _plain(head: dict[str, Any]) -> Answer:
-    return head, ()
-
-
 class ControlServer:
-    def __init__(self, listener: socket.socket, supervisor: Supervisor, group: str, timeout_ms: int) -> None:
+    def __init__(self, listener: socket.socket, handlers: Handlers, group: str, timeout_ms: int) -> None:
         self.listener = listener
-        self.supervisor = supervisor
-        self.log = supervisor.log
-        self.gid = _group_id(group) if group else None
+        self.handlers = handlers
+        self.log = handlers.log
+        self.gid = group_id(group) if group else None
         self.timeout = timeout_ms / 1000
         self.active = 0
         self._starved = False
@@ -159,10 +131,6 @@ class ControlServer:
         self._silent = BurstLog(self.log, "control client sent no request in time", "info")
         self._failing = BurstLog(self.log, "control socket failed", "error")
         self._cannot_accept = BurstLog(self.log, "control socket cannot accept", "error")
-        self.handlers: dict[str, Handler] = {
-            "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
-            "forensics": self.forensics, "audit": self.audit,
-        }
 
     # --- who may talk ------------------------------------------------------------
 
@@ -222,7 +190,7 @@ class ControlServer:
                 self._refused(peer_pid=pid, peer_uid=uid, peer_gid=gid)
                 self._send_now(conn, protocol.error("permission denied", protocol.EXIT_SYSTEM))
                 return  # closed at once: a refused peer holds no slot
-            answer = await self._answer(Peer(conn, pid, uid, gid))
+            answer = await self._answer(conn, Peer(pid, uid, gid, lambda: _hangup(conn)))
             if answer is not None:
                 await self._send_answer(conn, answer)
         except (OSError, TimeoutError):
@@ -241,24 +209,21 @@ class ControlServer:
         except OSError:
             pass
 
-    async def _answer(self, peer: Peer) -> Answer | None:
+    async def _answer(self, conn: socket.socket, peer: Peer) -> Answer | None:
         """Read and handle the request; None when there is nothing worth answering."""
         request: Request | None = None
         with anyio.move_on_after(self.timeout):  # for the request only: waits have their own
-            frame = await self._read_frame(peer.conn)
+            frame = await self._read_frame(conn)
             if frame is None:
                 return None
             try:
                 request = protocol.decode_request(frame)
             except ProtocolError as exc:
-                return _plain(protocol.error(str(exc), exc.code))
+                return plain(protocol.error(str(exc), exc.code))
         if request is None:
             self._silent(peer_pid=peer.pid, peer_uid=peer.uid)
-            return _plain(protocol.error("no request in time"))
-        try:
-            return await self.handlers[request.verb](request, peer)
-        except ProtocolError as exc:
-            return _plain(protocol.error(str(exc), exc.code))
+            return plain(protocol.error("no request in time"))
+        return await self.handlers.handle(request, peer)
 
     async def _read_frame(self, conn: socket.socket) -> bytes | None:
         buffer = b""
@@ -298,119 +263,6 @@ class ControlServer:
             except BlockingIOError:
                 continue
 
-    # --- the verbs -------------------------------------------------------------
-
-    def _runners(self, names: tuple[str, ...]) -> list[ServiceRunner]:
-        services = self.supervisor.services
-        unknown = [n for n in names if n not in services]
-        if unknown:
-            raise ProtocolError(f"unknown service: {', '.join(unknown)}")
-        return [services[n] for n in names] if names else list(services.values())
-
-    async def ping(self, request: Request, peer: Peer) -> Answer:
-        return _plain({"ok": True, "pid": os.getpid()})
-
-    async def status(self, request: Request, peer: Peer) -> Answer:
-        now = anyio.current_time()
-        records = [control.status_record(runner, now) for runner in self._runners(request.services)]
-        return {"ok": True, "stage": self.supervisor.stage, "items": len(records)}, records
-
-    async def log_tail(self, request: Request, peer: Peer) -> Answer:
-        (runner,) = self._runners(request.services)
-        lines = control.log_tail(runner, request.lines)
-        return {"ok": True, "service": runner.spec.name, "items": len(lines)}, lines
-
-    async def forensics(self, request: Request, peer: Peer) -> Answer:
-        (runner,) = self._runners(request.services)
-        record = await forensics.snapshot(runner.spec, runner.state, runner.recent, anyio.current_time(), "asked")
-        processes = record.pop("processes")
-        return {"ok": True, "forensics": record, "items": len(processes)}, processes
-
-    async def audit(self, request: Request, peer: Peer) -> Answer:
-        self.log.warning("client refused a command", peer_pid=peer.pid, peer_uid=peer.uid, message=request.message)
-        return _plain({"ok": True})
-
-    async def control(self, request: Request, peer: Peer) -> Answer:
-        runners = self._runners(request.services)
-        if self.supervisor.stopping.is_set() and any(a.do != "signal" for a in request.actions):
-            raise ProtocolError("the container is shutting down", protocol.EXIT_FORBIDDEN)
-        for action in request.actions:  # check everything before changing anything
-            for runner in runners:
-                self._check_allowed(runner, action)
-        started = anyio.current_time()
-        problems: list[str] = []
-        for action in request.actions:
-            for runner in runners:
-                problems += await self._apply(runner, action, peer)
-        if problems:
-            return _plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_SYSTEM))
-        if request.wait is None:
-            return _plain({"ok": True})
-        timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
-        predicate = WAIT_PREDICATES[request.wait](started)
-        async with anyio.create_task_group() as group:
-
-            async def client_left() -> None:
-                await _hangup(peer.conn)
-                group.cancel_scope.cancel()
-
-            group.start_soon(client_left)
-            with anyio.move_on_after(timeout):
-                for runner in runners:
-                    await runner.wait_until(predicate)
-                group.cancel_scope.cancel()
-                return _plain({"ok": True})
-            group.cancel_scope.cancel()
-        return _plain(protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT))
-
-    def _check_allowed(self, runner: ServiceRunner, action: protocol.Action) -> None:
-        up = runner.state.phase is Phase.UP
-        if action.do == "signal" and not up:
-            raise ProtocolError(f"{runner.spec.name} is down: no process to signal", protocol.EXIT_FORBIDDEN)
-        if action.do == "restart" and not up:
-            raise ProtocolError(f"{runner.spec.name} is down: nothing to restart (use -u)", protocol.EXIT_FORBIDDEN)
-
-    async def _apply(self, runner: ServiceRunner, action: protocol.Action, peer: Peer) -> list[str]:
-        """Do one action to one service; the problems it met (a failed kill), never an exception."""
-        name = runner.spec.name
-        detail = {"signal": signal_name(action.signum), "group": action.group} if action.do == "signal" else {}
-        self.log.info("control", service=name, action=action.do, peer_uid=peer.uid, **detail)
-        stops = action.do in ("down", "down-create-down", "restart", "signal")
-        if stops and runner.state.phase is Phase.UP:  # forensics before force
-            record = await forensics.snapshot(runner.spec, runner.state, runner.recent, anyio.current_time(),
-                                              f"before {action.do}")
-            self.log.warning("forensics", **forensics.for_the_log(record))
-        if action.do == "signal":
-            target = runner.state.pid
-            failure = send_signal(target, action.signum, action.group) if target is not None else None
-            if failure is None:
-                return []
-            what = "process group" if action.group else "process"
-            self.log.error("cannot signal service", service=name, pid=target, signal=signal_name(action.signum),
-                           reason=failure.strerror)
-            return [f"{name}: cannot send {signal_name(action.signum)} to {what} {target}: {failure.strerror}"]
-        if action.do in ("up-remove-down", "down-create-down"):
-            self._set_down_file(runner, create=action.do == "down-create-down")
-        verb = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
-                "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART}[action.do]
-        outcome = runner.command(verb)
-        with anyio.move_on_after(self.timeout):
-            await outcome.wait()
-        return outcome.problems
-
-    def _set_down_file(self, runner: ServiceRunner, create: bool) -> None:
-        path = os.path.join(runner.spec.directory, "down")
-        try:
-            if create:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
-            else:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise ProtocolError(f"{path}: {exc.strerror}", protocol.EXIT_SYSTEM) from None
-        runner.spec = replace(runner.spec, normally_up=not create)
-
 
 async def _hangup(conn: socket.socket) -> None:
     """Return when the client closes its end (or floods us while it should be waiting)."""
@@ -426,17 +278,3 @@ async def _hangup(conn: socket.socket) -> None:
         if not chunk:
             return
         received += len(chunk)
-
-
-def _started_since(t0: float) -> Callable[[Any], bool]:
-    return lambda s: s.phase is Phase.UP and s.last_start is not None and s.last_start >= t0
-
-
-WAIT_PREDICATES: dict[str, Callable[[float], Callable[[Any], bool]]] = {
-    "up": lambda t0: lambda s: s.phase is Phase.UP,
-    "ready": lambda t0: lambda s: s.phase is Phase.UP and s.ready_at is not None,
-    "down": lambda t0: lambda s: s.phase is not Phase.UP,
-    "finished": lambda t0: lambda s: s.phase in (Phase.DOWN, Phase.WAITING),
-    "restarted": _started_since,
-    "restarted-ready": lambda t0: lambda s: _started_since(t0)(s) and s.ready_at is not None and s.ready_at >= t0,
-}

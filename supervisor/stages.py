@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import anyio
 
 from . import policy
 from .config import Settings
+from .handlers import ServiceView
 from .logpipe import LogPipe
 from .model import ServiceState, Verb, death_code
 from .output import OutputWriter
@@ -25,6 +27,7 @@ from .reaper import ChildExit, Reaper
 from .service import ServiceRunner, formatter_for
 from .config import ConfigError
 from .servicedir import is_executable_file, scan
+from .signames import signal_name
 from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
 
 
@@ -33,8 +36,8 @@ EXIT_SYSTEM = 111
 STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot be killed is given up
 
 
-class Supervisor:
-    """Holds the container-wide state; implements service.Runtime."""
+class Container:
+    """The container's life and state: stages, services, shutdown; what a service and the control verbs need (service.Runtime, handlers.ControlTarget)."""
 
     def __init__(self, settings: Settings, reaper: Reaper, writer: OutputWriter, log: Any, is_pid1: bool) -> None:
         self.settings = settings
@@ -48,7 +51,7 @@ class Supervisor:
         self.exit_code = 0
         self._exit_code_fixed = False  # by a bail or a failed stage: the main program's end does not change it
         self.stopping = anyio.Event()
-        self.stage = "starting"  # starting (cont-init), running (services started), stopping
+        self._stage = "starting"  # starting (cont-init), running (services started)
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
 
@@ -66,6 +69,52 @@ class Supervisor:
 
     def essential_bailed(self, name: str, exitcode: int) -> None:
         self.request_shutdown(f"essential service {name} bailed", exitcode)
+
+    # --- what the control verbs need (handlers.ControlTarget) -------------------
+
+    @property
+    def stage(self) -> str:
+        return "stopping" if self.stopping.is_set() else self._stage
+
+    def service_names(self) -> list[str]:
+        return list(self.services)
+
+    def view(self, name: str) -> ServiceView:
+        runner = self.services[name]
+        return ServiceView(runner.spec, runner.state, runner.recent)
+
+    async def command(self, name: str, verb: Verb) -> list[str]:
+        outcome = self.services[name].command(verb)
+        await outcome.wait()
+        return outcome.problems
+
+    def send_signal(self, name: str, signum: int, group: bool) -> str | None:
+        """A signal to the service's main process (or its group), as s6-svc sends it."""
+        target = self.services[name].state.pid
+        failure = send_signal(target, signum, group) if target is not None else None
+        if failure is None:
+            return None
+        self.log.error("cannot signal service", service=name, pid=target, signal=signal_name(signum),
+                       reason=failure.strerror)
+        what = "process group" if group else "process"
+        return f"{name}: cannot send {signal_name(signum)} to {what} {target}: {failure.strerror}"
+
+    def set_normally_up(self, name: str, up: bool) -> None:
+        """s6-svc -U / -D: remove or create the service's down file."""
+        runner = self.services[name]
+        path = os.path.join(runner.spec.directory, "down")
+        try:
+            if up:
+                os.unlink(path)
+            else:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+                os.close(os.open(path, flags, 0o644))
+        except FileNotFoundError:
+            pass
+        runner.spec = replace(runner.spec, normally_up=up)
+
+    async def wait_until(self, name: str, predicate: Callable[[ServiceState], bool]) -> None:
+        await self.services[name].wait_until(predicate)
 
     # --- one-shot scripts (cont-init.d, cont-finish.d) -------------------------
 
@@ -270,8 +319,7 @@ class Supervisor:
             return False
         if not await self.start_services(services_group):
             return False
-        if not self.stopping.is_set():
-            self.stage = "running"
+        self._stage = "running"
         if main_argv:
             if self.settings.cmd_wait_for_services:
                 maxtime = self.settings.cmd_wait_for_services_maxtime
@@ -284,7 +332,6 @@ class Supervisor:
         return True
 
     async def _stage3(self) -> None:
-        self.stage = "stopping"
         if not self.settings.finish_after_services:
             await self.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         if self.main_pid is not None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import client, protocol
-from .protocol import Action, ProtocolError, Request
+from .protocol import WireAction, ProtocolError, Request
 
 USAGE = """\
 usage: pysvc [-wu|-wU|-wd|-wD|-wr|-wR] [-T MS] [-s SIG | -abqhkti12pcyPCK] [-uUdDoOr] SERVICE...
@@ -44,7 +44,7 @@ or pyinit refused us.
 
 
 def parse(argv: Sequence[str]) -> Request:
-    actions: list[Action] = []
+    actions: list[WireAction] = []
     wait: str | None = None
     timeout_ms = 0
     services: list[str] = []
@@ -74,12 +74,12 @@ def parse(argv: Sequence[str]) -> Request:
                         raise ProtocolError(f"-T needs milliseconds, not {value!r}")
                     timeout_ms = int(value)
                 else:
-                    actions.append(Action("signal", protocol.signal_number(value)))
+                    actions.append(WireAction("signal", protocol.signal_number(value)))
             elif letter in protocol.SIGNAL_LETTERS:
                 signum, group = protocol.SIGNAL_LETTERS[letter]
-                actions.append(Action("signal", signum, group))
+                actions.append(WireAction("signal", signum, group))
             elif letter in protocol.STATE_LETTERS:
-                actions.append(Action(protocol.STATE_LETTERS[letter]))
+                actions.append(WireAction(protocol.STATE_LETTERS[letter]))
             elif letter == "x":
                 raise ProtocolError("-x is not supported: pyinit's supervision ends only with the container")
             else:

@@ -9,7 +9,7 @@ import pytest
 from croniter import croniter
 
 from supervisor.cron.crontab import parse_crontab
-from supervisor.cron.runner import CronRunner, JobState
+from supervisor.cron.scheduler import Scheduler, JobState
 from supervisor.cron.schedule import CronSchedule, EverySchedule, ScheduleError, parse_duration
 
 UTC = timezone.utc
@@ -214,7 +214,7 @@ def run_loop(crontab: str, hours: float, duration: float = 0.0, overlapping: boo
     pending: list[tuple[datetime, JobState]] = []
 
     async def main() -> None:
-        runner = CronRunner(clock, launch, log, overlapping)
+        runner = Scheduler(clock, launch, log, overlapping)
         jobs, _ = parse_crontab(crontab, "ct", NOW)
         runner.load(jobs, boot=True)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervisor import protocol, statusfmt
-from supervisor.protocol import Action, ProtocolError, decode_request
+from supervisor.protocol import WireAction, ProtocolError, decode_request
 from supervisor.svc import parse
 
 
@@ -37,7 +37,7 @@ def test_requests_round_trip():
     request = parse(["-d", "-wD", "-T", "500", "/run/service/sshd", "cron"])
     again = decode_request(protocol.encode(request.to_json()).rstrip(b"\n"))
     assert again == request
-    assert again.actions == (Action("down"),) and again.wait == "finished" and again.timeout_ms == 500
+    assert again.actions == (WireAction("down"),) and again.wait == "finished" and again.timeout_ms == 500
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -78,8 +78,8 @@ def test_pysvc_letters_map_to_s6s_meanings():
         (signal.SIGSTOP, True), (signal.SIGCONT, True), (signal.SIGKILL, True)]
     assert [a.do for a in parse(["-uUdDoOr", "svc"]).actions] == [
         "up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart"]
-    assert parse(["-s", "hup", "x"]).actions == (Action("signal", signal.SIGHUP),)
-    assert parse(["-sSIGUSR1", "x"]).actions == (Action("signal", signal.SIGUSR1),)
+    assert parse(["-s", "hup", "x"]).actions == (WireAction("signal", signal.SIGHUP),)
+    assert parse(["-sSIGUSR1", "x"]).actions == (WireAction("signal", signal.SIGUSR1),)
     assert parse(["-wR", "-T0", "x"]).wait == "restarted-ready"
 
 

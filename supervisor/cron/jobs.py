@@ -7,7 +7,6 @@ reported by the single reaper.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -17,30 +16,21 @@ from typing import Any
 
 import anyio
 
-from ..lines import Formatter
+from ..lines import Formatter, record_formatter, text_formatter
 from ..logpipe import LogPipe
 from ..output import OutputWriter
 from ..reaper import ChildExit, Reaper
 from ..signames import signal_name
 from ..spawn import signal_group, spawn
-from .runner import JobState
+from .scheduler import JobState
 
 
 def run_formatter(state: JobState, run: int, stream: str, json_lines: bool) -> Formatter:
     spec = state.spec
     if json_lines:
-        def format_json(block: bytes) -> bytes:
-            out = []
-            for line in block[:-1].split(b"\n"):
-                out.append(json.dumps({"job_line": spec.line, "run": run, "command": spec.command, "stream": stream,
-                                       "message": line.decode("utf-8", "backslashreplace")}, ensure_ascii=False))
-            return ("\n".join(out) + "\n").encode("utf-8", "backslashreplace")
-
-        return format_json
+        return record_formatter(job_line=spec.line, run=run, command=spec.command, stream=stream)
     command = spec.command if len(spec.command) <= 40 else spec.command[:37] + "..."
-    prefix = f"[line {spec.line} run {run}: {command}] ".encode("utf-8", "backslashreplace")
-    joined = b"\n" + prefix
-    return lambda block: prefix + block[:-1].replace(b"\n", joined) + b"\n"
+    return text_formatter(f"[line {spec.line} run {run}: {command}] ".encode("utf-8", "backslashreplace"))
 
 
 class JobProcesses:

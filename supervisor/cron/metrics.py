@@ -13,7 +13,7 @@ import tempfile
 import urllib.request
 from collections.abc import Iterable
 
-from .runner import BUCKETS, JobState
+from .scheduler import BUCKETS, JobState
 
 COUNTERS = (
     ("supercronic_executions", "count of cron executions", lambda s: s.runs),

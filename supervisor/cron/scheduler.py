@@ -80,7 +80,7 @@ class JobState:
 Launcher = Callable[[JobState, int, datetime], Awaitable[None]]
 
 
-class CronRunner:
+class Scheduler:
     def __init__(self, clock: Clock, launch: Launcher, log: Any, overlapping: bool = False) -> None:
         self.clock = clock
         self.launch = launch

@@ -18,8 +18,8 @@ from ..reaper import Reaper, become_subreaper
 from ..signames import signal_name
 from . import metrics
 from .jobs import JobProcesses
-from .main import parse_crontab_texts, read_crontab_texts
-from .runner import CronRunner, JobState, RealClock
+from .load import parse_crontab_texts, read_crontab_texts
+from .scheduler import Scheduler, JobState, RealClock
 from .watch import DirectoryWatch
 
 HTTP_TIMEOUT = 5.0
@@ -32,7 +32,7 @@ class Pycrond:
         self.writer = writer
         self.reaper = reaper
         self.digest: str | None = None
-        self.runner: CronRunner | None = None
+        self.runner: Scheduler | None = None
         self.processes: JobProcesses | None = None
         self._pushing = False
         self._push_again = False
@@ -237,7 +237,7 @@ async def serve(args: argparse.Namespace) -> int:
                 processes = JobProcesses(writer, reaper, daemon.log, group, args.json, args.kill_after,
                                          daemon.job_finished)
                 daemon.processes = processes
-                runner = CronRunner(RealClock(), processes.launch, daemon.log, args.overlapping)
+                runner = Scheduler(RealClock(), processes.launch, daemon.log, args.overlapping)
                 daemon.runner = runner
                 group.start_soon(daemon.signals, receiver)
                 daemon.log.info("starting", crontab=args.crontab, pid=os.getpid())
