@@ -64,6 +64,7 @@ class ServiceState:
     pgid: int | None = None  # of the last instance, kept after it dies (s6-svstat's pgid)
     started: bool = False  # has it ever been started
     since: float = 0.0  # when it last went up or down
+    died_at: float | None = None  # when its last incarnation died (the pacing rule counts from there)
     ready_at: float | None = None
     last_start: float | None = None
     deaths: tuple[float, ...] = ()  # unexpected deaths still inside the crash window
@@ -100,8 +101,11 @@ class SpawnFailed:
 
 @dataclass(frozen=True)
 class Exited:
+    """An incarnation's run process ended; a stale one (another pid) changes nothing."""
+
     exitcode: int | None
     signum: int | None
+    pid: int | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ effect layer must perform, like s6-supervise's actions[state][event] table.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from dataclasses import replace
+from typing import assert_never
 
 from .signames import signal_name
 from .model import (
@@ -169,7 +169,8 @@ def _death(
     deaths = state.deaths if expected else record_death(state.deaths, now, spec.crash)
     bails = not expected and is_crashlooping(deaths, spec.crash)
     pgid = state.pid if state.pid is not None else 0
-    state = replace(state, exitcode=exitcode, signum=signum, deaths=deaths, bailed=state.bailed or bails, since=now)
+    state = replace(state, exitcode=exitcode, signum=signum, deaths=deaths, bailed=state.bailed or bails, since=now,
+                    died_at=now)
     level = "info" if expected else "warning"
     how = ("signal", signal_name(signum)) if signum is not None else ("exitcode", exitcode)
     actions: list[Action] = [
@@ -190,14 +191,13 @@ def _death(
         delay = finish_delay(spec, state.shutting_down, grace)
         state = replace(state, phase=Phase.FINISHING, pid=None)
         state = _arm(state, None, None) if delay is None else _arm(state, Timer.KILL_FINISH, now + delay)
-        # `last_death` for the pacing rule is `since`, read again when the finish ends.
         return state, [*actions, RunFinish(args)]
     new_state, more = _went_down(spec, state, now, now)
     return new_state, [*actions, *more]
 
 
 def _on_exited(spec: ServiceSpec, state: ServiceState, event: Exited, now: float, grace: float) -> Result:
-    if state.phase is not Phase.UP:
+    if state.phase is not Phase.UP or (event.pid is not None and event.pid != state.pid):
         return state, []
     return _death(spec, state, event.exitcode, event.signum, now, grace)
 
@@ -223,7 +223,8 @@ def _on_finish_exited(spec: ServiceSpec, state: ServiceState, event: FinishExite
     if event.exitcode == FINISH_NO_RESTART and state.want is not Want.DOWN:
         state = replace(state, want=Want.DOWN)
         actions.append(_note("finish asked not to restart", spec, exitcode=FINISH_NO_RESTART))
-    new_state, more = _went_down(spec, state, now, state.since)
+    died_at = state.died_at if state.died_at is not None else now
+    new_state, more = _went_down(spec, state, now, died_at)
     return new_state, [*actions, *more]
 
 
@@ -287,27 +288,35 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
     return state, []
 
 
-Handler = Callable[[ServiceSpec, ServiceState, Event, float, float], Result]
-TABLE: dict[type, Handler] = {
-    Boot: _on_boot,  # type: ignore[dict-item]
-    Spawned: _on_spawned,  # type: ignore[dict-item]
-    SpawnFailed: _on_spawn_failed,  # type: ignore[dict-item]
-    Exited: _on_exited,  # type: ignore[dict-item]
-    FinishSpawned: _on_finish_spawned,  # type: ignore[dict-item]
-    FinishExited: _on_finish_exited,  # type: ignore[dict-item]
-    Ready: _on_ready,  # type: ignore[dict-item]
-    TimerFired: _on_timer,  # type: ignore[dict-item]
-    Command: _on_command,  # type: ignore[dict-item]
-}
-
-
 def step(spec: ServiceSpec, state: ServiceState, event: Event, now: float, grace: float) -> Result:
     """Advance one service by one event at monotonic time `now` (seconds).
 
     `grace` is the container's S6_SERVICES_GRACETIME in seconds: how long a
     stopping service has before SIGKILL when it has no timeout-kill of its own.
+    Each handler decides by the service's phase; a new event type that is not
+    handled here is a type error (assert_never).
     """
-    return TABLE[type(event)](spec, state, event, now, grace)
+    match event:
+        case Boot():
+            return _on_boot(spec, state, event, now, grace)
+        case Spawned():
+            return _on_spawned(spec, state, event, now, grace)
+        case SpawnFailed():
+            return _on_spawn_failed(spec, state, event, now, grace)
+        case Exited():
+            return _on_exited(spec, state, event, now, grace)
+        case FinishSpawned():
+            return _on_finish_spawned(spec, state, event, now, grace)
+        case FinishExited():
+            return _on_finish_exited(spec, state, event, now, grace)
+        case Ready():
+            return _on_ready(spec, state, event, now, grace)
+        case TimerFired():
+            return _on_timer(spec, state, event, now, grace)
+        case Command():
+            return _on_command(spec, state, event, now, grace)
+        case _:
+            assert_never(event)
 
 
 def is_settled_down(state: ServiceState) -> bool:

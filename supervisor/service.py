@@ -232,7 +232,7 @@ class ServiceRunner:
         finally:
             if notify is not None:
                 os.close(notify[1])
-        self._runtime.reaper.watch(pid, lambda code, sig: self.send(Exited(code, sig)))
+        self._runtime.reaper.watch(pid, lambda code, sig: self.send(Exited(code, sig, pid)))
         if notify is not None:
             self._watch_readiness(pid, notify[0])
         return Spawned(pid)
