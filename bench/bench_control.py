@@ -51,11 +51,13 @@ def main() -> None:
         svstat = str(bindir / "pysvstat") if (bindir / "pysvstat").exists() else None
         svc = str(bindir / "pysvc") if (bindir / "pysvc").exists() else None
         base = [sys.executable, "-m"]
+        svstat_cmd = [svstat] if svstat else [*base, "supervisor.svstat"]
+        svc_cmd = [svc] if svc else [*base, "supervisor.svc"]
         print(f"control clients, medians of {args.runs}, 10 services, {sys.version.split()[0]}")
         print(f"  python -c pass (fresh process):     {timed([sys.executable, '-c', 'pass'], env, args.runs):7.1f} ms")
-        print(f"  pysvstat (all, fresh process):      {timed([svstat] if svstat else base + ['supervisor.svstat'], env, args.runs):7.1f} ms")
-        print(f"  pysvstat s005 (fresh process):      {timed(([svstat] if svstat else base + ['supervisor.svstat']) + ['s005'], env, args.runs):7.1f} ms")
-        print(f"  pysvc -t s005 (fresh process):      {timed(([svc] if svc else base + ['supervisor.svc']) + ['-t', 's005'], env, args.runs):7.1f} ms")
+        print(f"  pysvstat (all, fresh process):      {timed(svstat_cmd, env, args.runs):7.1f} ms")
+        print(f"  pysvstat s005 (fresh process):      {timed([*svstat_cmd, 's005'], env, args.runs):7.1f} ms")
+        print(f"  pysvc -t s005 (fresh process):      {timed([*svc_cmd, '-t', 's005'], env, args.runs):7.1f} ms")
         samples = []
         for _ in range(args.runs * 10):
             started = time.perf_counter()

@@ -151,7 +151,7 @@ def measure_respawn(runs: int) -> float:
             (victim,) = bench.service_pids()
             killed = time.monotonic()
             os.kill(victim, signal.SIGKILL)
-            poll(lambda: [p for p in bench.service_pids() if p != victim], 5)
+            poll(lambda victim=victim: [p for p in bench.service_pids() if p != victim], 5)
             delays.append(time.monotonic() - killed)
         return statistics.median(delays) * 1000
     finally:
@@ -165,7 +165,7 @@ def measure_crash_loop() -> tuple[list[float], bool]:
         poll(lambda: starts_file.exists() and len(starts_file.read_text().split()) >= 5, 15, 0.05)
         time.sleep(1.5)
         starts = [float(x) for x in starts_file.read_text().split()]
-        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         return gaps, len(starts) == 5
     finally:
         bench.close()

@@ -17,9 +17,9 @@ import anyio
 
 from . import log
 from .config import Settings
+from .handlers import Handlers
 from .output import OutputWriter, write_if_room
 from .reaper import Reaper
-from .handlers import Handlers
 from .server import ControlServer
 from .signames import signal_name
 from .stages import Container

@@ -10,7 +10,6 @@ import signal
 from dataclasses import replace
 from typing import assert_never
 
-from .signames import signal_name
 from .model import (
     Action,
     Boot,
@@ -39,6 +38,7 @@ from .model import (
     Want,
     death_code,
 )
+from .signames import signal_name
 
 MIN_START_INTERVAL = 1.0  # s6: two starts of one service are at least 1 s apart...
 READY_LONG_ENOUGH = 1.0  # ...unless it had been ready for more than 1 s when it died

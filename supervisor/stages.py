@@ -18,18 +18,16 @@ from typing import Any
 import anyio
 
 from . import policy
-from .config import Settings
+from .config import ConfigError, Settings
 from .handlers import ServiceView
 from .logpipe import LogPipe
 from .model import ServiceState, Verb, death_code
 from .output import OutputWriter
 from .reaper import ChildExit, Reaper
 from .service import ServiceRunner, formatter_for
-from .config import ConfigError
 from .servicedir import is_executable_file, scan
 from .signames import signal_name
 from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
-
 
 EXIT_BAD_CONFIG = 100
 EXIT_SYSTEM = 111
@@ -37,7 +35,11 @@ STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot
 
 
 class Container:
-    """The container's life and state: stages, services, shutdown; what a service and the control verbs need (service.Runtime, handlers.ControlTarget)."""
+    """The container's life and state: stages, services, shutdown.
+
+    It is what a service needs around it (service.Runtime) and what the control
+    verbs need (handlers.ControlTarget).
+    """
 
     def __init__(self, settings: Settings, reaper: Reaper, writer: OutputWriter, log: Any, is_pid1: bool) -> None:
         self.settings = settings

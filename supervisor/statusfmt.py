@@ -116,4 +116,4 @@ def is_as_it_should_be(record: Record) -> bool:
     """pysvstat --check: a normally-up service is up, and ready if it says when it is."""
     if record["normally"] != "up":
         return True
-    return record["state"] == "up" and record["ready"]
+    return bool(record["state"] == "up" and record["ready"])

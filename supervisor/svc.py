@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import client, protocol
-from .protocol import WireAction, ProtocolError, Request
+from .protocol import ProtocolError, Request, WireAction
 
 USAGE = """\
 usage: pysvc [-wu|-wU|-wd|-wD|-wr|-wR] [-T MS] [-s SIG | -abqhkti12pcyPCK] [-uUdDoOr] SERVICE...

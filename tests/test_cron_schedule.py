@@ -9,8 +9,8 @@ import pytest
 from croniter import croniter
 
 from supervisor.cron.crontab import parse_crontab
-from supervisor.cron.scheduler import Scheduler, JobState
 from supervisor.cron.schedule import CronSchedule, EverySchedule, ScheduleError, parse_duration
+from supervisor.cron.scheduler import JobState, Scheduler
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)  # a Monday

@@ -221,10 +221,9 @@ def test_sigterm_with_a_stdout_nobody_reads_ends_within_the_deadline(pod: Pod):
 
 
 def _pipe_full(read_end: int) -> bool:
+    import array
     import fcntl
     import termios
-
-    import array
 
     queued = array.array("i", [0])
     fcntl.ioctl(read_end, termios.FIONREAD, queued)

@@ -7,8 +7,8 @@ import signal
 import time
 
 import pytest
-from harness import alias_bomb
 
+from harness import alias_bomb
 from supervisor import config
 from supervisor.config import ConfigError, load_settings
 from supervisor.files import read_regular_file, read_small_text

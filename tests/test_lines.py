@@ -41,7 +41,7 @@ def test_a_long_line_without_newline_is_cut_as_it_arrives():
 def test_any_chunking_gives_back_the_same_lines(lines, data):
     stream = b"".join(line + b"\n" for line in lines)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
-    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     assert split_all(chunks, max_line=64) == lines
 
 

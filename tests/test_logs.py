@@ -109,7 +109,7 @@ def test_a_flooding_service_does_not_delay_another_ones_respawn(pod: Pod):
         current = read_int(pod, "victim.pid")
         psutil.Process(pod.host_pid(current)).kill()
         killed = time.monotonic()
-        wait_for(lambda: read_int(pod, "victim.pid") not in (None, current), 5, "the victim's respawn")
+        wait_for(lambda current=current: read_int(pod, "victim.pid") not in (None, current), 5, "the victim's respawn")
         delays = time.monotonic() - killed
         assert delays < 0.9, f"respawn took {delays:.3f} s under a flood"
         wait_for(lambda: time.sleep(1.1) or True, 2)

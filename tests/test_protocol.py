@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervisor import protocol, statusfmt
-from supervisor.protocol import WireAction, ProtocolError, decode_request
+from supervisor.protocol import ProtocolError, WireAction, decode_request
 from supervisor.svc import parse
 
 

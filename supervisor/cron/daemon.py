@@ -19,7 +19,7 @@ from ..signames import signal_name
 from . import metrics
 from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
-from .scheduler import Scheduler, JobState, RealClock
+from .scheduler import JobState, RealClock, Scheduler
 from .watch import DirectoryWatch
 
 HTTP_TIMEOUT = 5.0

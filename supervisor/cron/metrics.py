@@ -11,17 +11,17 @@ from __future__ import annotations
 import os
 import tempfile
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .scheduler import BUCKETS, JobState
 
-COUNTERS = (
+COUNTERS: tuple[tuple[str, str, Callable[[JobState], int]], ...] = (
     ("supercronic_executions", "count of cron executions", lambda s: s.runs),
     ("supercronic_successful_executions", "count of successful cron executions", lambda s: s.successes),
     ("supercronic_failed_executions", "count of failed cron executions", lambda s: s.failures),
     ("supercronic_deadline_exceeded", "count of exceeded deadline cron executions", lambda s: s.deadline_exceeded),
 )
-TIMESTAMPS = (
+TIMESTAMPS: tuple[tuple[str, str, Callable[[JobState], float | None]], ...] = (
     ("pycrond_last_start_timestamp_seconds", "when the job last started", lambda s: s.last_start),
     ("pycrond_last_success_timestamp_seconds", "when the job last succeeded", lambda s: s.last_success),
     ("pycrond_last_failure_timestamp_seconds", "when the job last failed", lambda s: s.last_failure),
@@ -48,9 +48,9 @@ def _number(value: float) -> str:
 def render(jobs: Iterable[JobState]) -> str:
     jobs = list(jobs)
     out: list[str] = []
-    for name, help_text, value in COUNTERS:
+    for name, help_text, count_of in COUNTERS:
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        out += [f"{name}{_labels(s)} {value(s)}" for s in jobs]
+        out += [f"{name}{_labels(s)} {count_of(s)}" for s in jobs]
     out += ["# HELP supercronic_currently_running count of currently running cron executions",
             "# TYPE supercronic_currently_running gauge"]
     out += [f"supercronic_currently_running{_labels(s)} {s.running}" for s in jobs]
