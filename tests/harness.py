@@ -376,3 +376,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_ready_for_more_than(pod: Pod, name: str, seconds: float, timeout: float = 10.0) -> None:
+    """Until pysvstat says `name` has been ready for more than `seconds` (s6's "ready long enough")."""
+    import json
+
+    def ready_long_enough() -> bool:
+        result = pod.cli("svstat", "--json", name)
+        if result.returncode != 0:
+            return False
+        record = json.loads(result.stdout)
+        return record["ready_seconds"] is not None and record["ready_seconds"] > seconds
+
+    wait_for(ready_long_enough, timeout, f"{name} ready for more than {seconds} s")

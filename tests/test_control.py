@@ -12,7 +12,7 @@ import threading
 
 import psutil
 
-from harness import REPO, Pod, assert_answer_head, read_int, wait_for
+from harness import REPO, Pod, alive, assert_answer_head, read_int, wait_for
 
 SLEEPER = 'echo $$ > "$STATE/$1.pid"\necho "$1 says hello"\nexec sleep 1000\n'
 
@@ -328,4 +328,7 @@ def test_ten_thousand_random_frames_leave_everything_up(pod: Pod):
         wait_for(lambda name=name: pod.cli("svstat", "-u", name).stdout == "true\n", 10, f"{name} up again")
     assert psutil.Process(pod.init_pid).is_running()
     assert pod.cli("svstat", "--check").returncode == 0
-    assert pids  # the services are up; their pids may have changed through allowed signals
+    for name in ("a", "b"):  # their pids may have changed through allowed signals: the new ones are alive
+        pid = int(pod.cli("svstat", "-p", name).stdout)
+        assert pid > 0 and alive(pod.host_pid(pid))
+    assert all(pids)  # both had started before the frames came

@@ -9,7 +9,7 @@ import time
 
 import psutil
 
-from harness import Pod, read_int, wait_for
+from harness import Pod, read_int, wait_for, wait_ready_for_more_than
 
 LINES = 100_000
 
@@ -104,7 +104,7 @@ def test_a_flooding_service_does_not_delay_another_ones_respawn(pod: Pod):
     pod.start(stdout=devnull)
     os.close(devnull)
     first = wait_for(lambda: read_int(pod, "victim.pid"), what="victim")
-    wait_for(lambda: time.sleep(1.1) or True, 2)  # up for over a second: restarts at once
+    wait_ready_for_more_than(pod, "victim", 1.0)  # ready for over a second: restarts at once
     for _ in range(3):
         current = read_int(pod, "victim.pid")
         psutil.Process(pod.host_pid(current)).kill()
@@ -112,7 +112,7 @@ def test_a_flooding_service_does_not_delay_another_ones_respawn(pod: Pod):
         wait_for(lambda current=current: read_int(pod, "victim.pid") not in (None, current), 5, "the victim's respawn")
         delays = time.monotonic() - killed
         assert delays < 0.9, f"respawn took {delays:.3f} s under a flood"
-        wait_for(lambda: time.sleep(1.1) or True, 2)
+        wait_ready_for_more_than(pod, "victim", 1.0)
     assert first != read_int(pod, "victim.pid")
 
 
