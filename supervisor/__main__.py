@@ -1,3 +1,5 @@
+"""python -m supervisor: pyinit."""
+
 from .init import main
 
 main()
