@@ -26,6 +26,10 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 UNPRIVILEGED_UID = 1000
+# A service's run script: writes its pid to $STATE/<name>.pid, then sleeps as that very process.
+SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
+# The same, saying hello on stdout first (for tests of the merged log and log tails).
+GREETING_SLEEPER = 'echo $$ > "$STATE/$1.pid"\necho "$1 says hello"\nexec sleep 1000\n'
 T = TypeVar("T")
 
 
@@ -100,6 +104,7 @@ class Pod:
         self.process: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
         self.returncode: int | None = None
+        self.default_mode = "namespace"  # the pod fixture makes it "subreaper" where namespaces are refused
 
     # --- building the tree -----------------------------------------------------
 
@@ -137,7 +142,7 @@ class Pod:
             os.lchown(path, self.uid, self.uid)
         os.chmod(self.root, 0o755)
 
-    def start(self, *args: str, mode: str = "namespace", env: dict[str, str] | None = None,
+    def start(self, *args: str, mode: str | None = None, env: dict[str, str] | None = None,
               stdout: int | None = None, default_rundir: bool = False, wrapper: list[str] | None = None) -> None:
         environ = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -148,6 +153,7 @@ class Pod:
             "LANG": "C.UTF-8",
         }
         environ.update(env or {})
+        mode = mode or self.default_mode
         if default_rundir:
             del environ["PYS6_RUNDIR"]
         command = [*(wrapper or []), sys.executable, "-m", "supervisor", *args]

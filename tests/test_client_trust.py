@@ -18,7 +18,7 @@ import pytest
 
 from harness import REPO, Pod, assert_answer_head, read_int, wait_for, world_readable_source
 
-SLEEPER = 'echo $$ > "$STATE/$1.pid"\nprintf "%s says \\033[2Khello\\r\\n" "$1"\nexec sleep 1000\n'
+ESCAPING_SLEEPER = 'echo $$ > "$STATE/$1.pid"\nprintf "%s says \\033[2Khello\\r\\n" "$1"\nexec sleep 1000\n'
 FALLBACK_1000 = Path("/tmp/pys6-1000")
 SQUATTER = 1001
 
@@ -195,7 +195,7 @@ def test_a_huge_answer_is_cut_off_with_bounded_memory(private_dir: Path, mode: s
 
 
 def test_log_is_escaped_on_a_terminal_unless_raw(pod: Pod):
-    pod.service("svc", SLEEPER)
+    pod.service("svc", ESCAPING_SLEEPER)
     pod.start()
     pod.wait_stdout("svc says")
 
@@ -232,7 +232,7 @@ def test_log_is_escaped_on_a_terminal_unless_raw(pod: Pod):
 
 def test_a_refused_peer_is_answered_and_closed_at_once(pod: Pod):
     _needs_root()
-    pod.service("svc", SLEEPER)
+    pod.service("svc", ESCAPING_SLEEPER)
     pod.start(env={"PYS6_CONTROL_TIMEOUT": "20000"})
     pod.wait_control()
     os.chmod(pod.rundir, 0o755)
@@ -259,7 +259,7 @@ def test_a_stale_socket_of_another_uid_says_what_to_remove(unprivileged_pod: Pod
         os.chown(rundir / "control.sock", SQUATTER, SQUATTER)
         os.chmod(rundir / "control.sock", 0o600)
         os.chown(rundir, 1000, 1000)
-        pod.service("svc", SLEEPER)
+        pod.service("svc", ESCAPING_SLEEPER)
         pod.start(env={"PYS6_RUNDIR": str(rundir)})
         assert pod.wait_exit(20) == 111
         message = pod.stderr()

@@ -12,9 +12,9 @@ import threading
 
 import psutil
 
-from harness import REPO, Pod, alive, assert_answer_head, read_int, wait_for
+from harness import GREETING_SLEEPER, REPO, Pod, alive, assert_answer_head, read_int, wait_for
 
-SLEEPER = 'echo $$ > "$STATE/$1.pid"\necho "$1 says hello"\nexec sleep 1000\n'
+SLEEPER = GREETING_SLEEPER
 
 
 def started(pod: Pod, *names: str, env: dict[str, str] | None = None) -> Pod:

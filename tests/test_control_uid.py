@@ -11,9 +11,8 @@ import textwrap
 
 import pytest
 
-from harness import Pod, free_port, read_int, wait_for, world_readable_source
+from harness import SLEEPER, Pod, free_port, read_int, wait_for, world_readable_source
 
-SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
 OTHER_UID = 1001
 
 
@@ -62,6 +61,7 @@ def test_root_is_served_and_another_uid_is_refused(unprivileged_pod: Pod):
     assert pod.cli("svstat", "-u", "svc", uid=1000, rundir=False).stdout == "true\n"
 
 
+@pytest.mark.namespace  # needs root: the socket given to a group, clients played as other uids
 def test_a_configured_group_may_use_the_socket(pod: Pod):
     import grp
 

@@ -11,9 +11,8 @@ import time
 
 import psutil
 
-from harness import Pod, alias_bomb, alive, read_int, wait_for
+from harness import SLEEPER, Pod, alias_bomb, alive, read_int, wait_for
 
-SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
 SHORT_GRACES = {"S6_SERVICES_GRACETIME": "1000", "S6_KILL_GRACETIME": "1000", "S6_KILL_FINISH_MAXTIME": "1000"}
 
 

@@ -8,10 +8,7 @@ import time
 import psutil
 import pytest
 
-from harness import Pod, alive, is_zombie, lines_of, read_int, wait_for, wait_ready_for_more_than
-
-SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
-
+from harness import SLEEPER, Pod, alive, is_zombie, lines_of, read_int, wait_for, wait_ready_for_more_than
 
 # --- stage 1: cont-init.d ----------------------------------------------------
 

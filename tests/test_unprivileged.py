@@ -10,9 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import Pod, alive, read_int, wait_for
-
-SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
+from harness import SLEEPER, Pod, alive, read_int, wait_for
 
 
 def test_everything_works_as_uid_1000_without_capabilities(unprivileged_pod: Pod):
