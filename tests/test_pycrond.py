@@ -97,6 +97,10 @@ def test_a_deleted_crontab_keeps_the_last_good_jobs_and_sigusr2_reloads(cron: Cr
     marker = len(cron.stdout())
     wait_for(lambda: "survivor" in cron.stdout()[marker:], 5, "the job to keep running")
     assert cron.process is not None and cron.process.poll() is None
+    cron.process.send_signal(signal.SIGUSR2)  # an explicit reload reads (and reports) again
+    wait_for(lambda: cron.stderr().count("crontab unreadable, keeping the previous jobs") == 2, 5, "the reload")
+    cron.crontab.write_text("* * * * * * * echo newcomer\n")
+    cron.wait_out("newcomer")
 
 
 def test_sigusr2_reloads(cron: Cron):
