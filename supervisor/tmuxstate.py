@@ -23,7 +23,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from .files import read_regular_file
+
 TMUX_TIMEOUT = 5.0
+MAX_SAVE_FILE = 4 << 20
 PANE_FORMAT = "\t".join(("pane", "#{session_name}", "#{window_index}", ":#{window_name}", "#{window_active}",
                          ":#{window_flags}", "#{pane_index}", ":#{pane_current_path}", "#{pane_active}",
                          "#{pane_current_command}", "#{pane_pid}"))
@@ -177,8 +180,7 @@ def tmux_pane_base(window_target: str) -> int:
 def restore(path: str | None = None) -> list[str]:
     """Rebuild every saved session that does not exist yet; the names of those rebuilt."""
     path = path or os.path.join(resurrect_dir(), "last")
-    with open(path) as handle:
-        sessions = parse(handle.read())
+    sessions = parse(read_regular_file(path, MAX_SAVE_FILE).decode("utf-8", "replace"))
     try:
         existing = set(tmux("list-sessions", "-F", "#{session_name}").split("\n"))
     except NoServer:
