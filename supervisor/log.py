@@ -85,10 +85,6 @@ def route_to(sink: Sink) -> None:
     ROUTER.sink = sink
 
 
-def route_to_stderr() -> None:
-    ROUTER.sink = _stderr_sink
-
-
 def route_to_stderr_if_room() -> None:
     """After the output writer stops: a wedged stderr must not hold up the exit."""
     ROUTER.sink = lambda data: None if write_if_room(2, data) else None

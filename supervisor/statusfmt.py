@@ -95,13 +95,6 @@ class Summary:
         return text + (f", {self.bailed} bailed" if self.bailed else "")
 
 
-def summary(records: list[Record]) -> str:
-    counts = Summary()
-    for record in records:
-        counts.add(record)
-    return counts.line()
-
-
 # C0 controls but TAB, DEL, C1 controls and the Unicode line and paragraph separators.
 _CONTROLS = [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
 _ESCAPES = {code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _CONTROLS}

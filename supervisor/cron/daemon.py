@@ -255,6 +255,6 @@ async def serve(args: argparse.Namespace) -> int:
                 group.cancel_scope.cancel()
         with anyio.move_on_after(1.0):
             await writer.flush()
-        log.route_to_stderr()
+        log.route_to_stderr_if_room()  # a wedged stderr must not hold up pycrond's exit
         root.cancel_scope.cancel()
     return 0
