@@ -28,9 +28,14 @@ def _stderr_sink(data: bytes) -> None:
 
 
 class _Router:
-    """Where rendered events go (swapped to the output writer once it runs), and whose they are."""
+    """Where rendered events go (swapped to the output writer once it runs), and whose they are.
+
+    Debug and info events go to `info_sink`, the rest to `sink`: the same place,
+    unless pycrond splits them between stdout and stderr (supercronic's -split-logs).
+    """
 
     sink: Sink = _stderr_sink
+    info_sink: Sink = _stderr_sink
     source: str = "pyinit"
 
 
@@ -41,7 +46,11 @@ class SinkLogger:
     def msg(self, message: str) -> None:
         ROUTER.sink(message.encode("utf-8", "backslashreplace") + b"\n")
 
-    debug = info = warning = error = critical = msg
+    def info(self, message: str) -> None:
+        ROUTER.info_sink(message.encode("utf-8", "backslashreplace") + b"\n")
+
+    debug = info
+    warning = error = critical = msg
 
 
 def _quote(value: object) -> str:
@@ -70,24 +79,29 @@ def render_json(_logger: object, method: str, event: MutableMapping[str, Any]) -
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
-def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit") -> None:
+Renderer = Callable[[object, str, MutableMapping[str, Any]], str]
+
+
+def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit",
+              renderer: Renderer | None = None) -> None:
     floor = VERBOSITY_FLOOR.get(verbosity, 10)
     ROUTER.source = source
     structlog.configure(
-        processors=[render_json if log_format == "json" else render_text],
+        processors=[renderer or (render_json if log_format == "json" else render_text)],
         wrapper_class=structlog.make_filtering_bound_logger(floor),
         logger_factory=lambda *args: SinkLogger(),
         cache_logger_on_first_use=True,
     )
 
 
-def route_to(sink: Sink) -> None:
+def route_to(sink: Sink, info_sink: Sink | None = None) -> None:
     ROUTER.sink = sink
+    ROUTER.info_sink = info_sink or sink
 
 
 def route_to_stderr_if_room() -> None:
     """After the output writer stops: a wedged stderr must not hold up the exit."""
-    ROUTER.sink = lambda data: None if write_if_room(2, data) else None
+    ROUTER.sink = ROUTER.info_sink = lambda data: None if write_if_room(2, data) else None
 
 
 def get() -> Any:

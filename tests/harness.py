@@ -327,13 +327,15 @@ class Cron:
         self.err = root / "err.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *args: str, crontab: Path | None = None) -> None:
+    def start(self, *args: str, crontab: Path | None = None, readable: bool = True) -> None:
+        """Start pycrond; `readable`: in pycrond's own text format and --keep-going, as the older tests expect."""
         env = {**os.environ, "PYTHONPATH": str(REPO), "STATE": str(self.root)}
         self._files = (open(self.out, "wb"), open(self.err, "wb"))
+        own = ["--log-format=text", "--keep-going"] if readable else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.cron.main", str(crontab or self.crontab), *args],
+            [sys.executable, "-m", "supervisor.cron.main", *own, *args, str(crontab or self.crontab)],
             stdout=self._files[0], stderr=self._files[1], env=env, cwd=str(self.root), start_new_session=True)
-        self.wait_err("crontab loaded" if (crontab or self.crontab).exists() else "starting")
+        self.wait_err("crontab loaded" if (crontab or self.crontab).exists() else "waiting for the crontab")
 
     def stdout(self) -> str:
         return self.out.read_text(errors="replace")

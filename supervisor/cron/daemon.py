@@ -15,14 +15,18 @@ import anyio.to_thread
 from .. import log
 from ..output import OutputWriter
 from ..reaper import Reaper, become_subreaper
-from ..signames import signal_name
 from . import metrics
 from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
+from .logrus import go_reason, go_signal_word
 from .scheduler import JobState, RealClock, Scheduler
 from .watch import DirectoryWatch
 
 HTTP_TIMEOUT = 5.0
+RELOAD_ANNOUNCEMENT = f"received {go_signal_word(signal.SIGUSR2)}, reloading crontab"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)  # supercronic's
+HOME_PAGE = (b"<html>\n<head><title>Supercronic</title></head>\n<body>\n<h1>Supercronic</h1>\n"
+             b"<p><a href='/metrics'>Metrics</a></p>\n</body>\n</html>")
 
 
 class Pycrond:
@@ -32,6 +36,7 @@ class Pycrond:
         self.writer = writer
         self.reaper = reaper
         self.digest: str | None = None
+        self.fatal = False  # supercronic's log.Fatal: the crontab was refused at start
         self.runner: Scheduler | None = None
         self.processes: JobProcesses | None = None
         self._pushing = False
@@ -41,45 +46,57 @@ class Pycrond:
 
     # --- the crontab ---------------------------------------------------------------
 
-    def reload_soon(self, why: str, *, force: bool = False) -> None:
+    def reload_soon(self, announce: str, *, force: bool = False) -> None:
         """Reload in a task of its own, so that SIGTERM is read at once even while a crontab is parsed."""
         if self._group is not None:
-            self._group.start_soon(self.reload, why, False, force)
+            self._group.start_soon(self.reload, announce, False, force)
 
-    async def reload(self, why: str, boot: bool = False, force: bool = False) -> None:
+    async def reload(self, announce: str | None, boot: bool = False, force: bool = False) -> None:
         async with self._reloading:  # one at a time, in the order asked
             try:
-                await self._reload(why, boot, force)
+                await self._reload(announce, boot, force)
             except Exception:  # noqa: BLE001 (a crontab must never end pycrond)
-                self.log.error("crontab reload failed, keeping the previous jobs", why=why,
-                               traceback=traceback.format_exc())
+                self.log.error("crontab reload failed, keeping the previous jobs", traceback=traceback.format_exc())
 
-    async def _reload(self, why: str, boot: bool, force: bool) -> None:
+    async def _reload(self, announce: str | None, boot: bool, force: bool) -> None:
+        """Read and apply the crontab. `announce` is said once the content is known to have changed."""
         assert self.runner is not None
+        path = self.args.crontab
         try:
-            texts, digest = await anyio.to_thread.run_sync(read_crontab_texts, self.args.crontab,
-                                                           abandon_on_cancel=True)
+            texts, digest = await anyio.to_thread.run_sync(read_crontab_texts, path, abandon_on_cancel=True)
         except OSError as exc:
-            if boot and isinstance(exc, FileNotFoundError):
-                return  # no crontab yet: serve() says we wait for one
-            kept = len(self.runner.jobs)
-            self.log.error("crontab unreadable, keeping the previous jobs", path=self.args.crontab,
-                           reason=exc.strerror, jobs_kept=kept)
+            if boot and not self.args.keep_going:
+                self.log.critical(f"open {path}: {go_reason(exc)}")
+                self.fatal = True
+            elif boot and isinstance(exc, FileNotFoundError):
+                pass  # no crontab yet: serve() says we wait for one
+            else:
+                self.log.error("crontab unreadable, keeping the previous jobs", path=path, reason=go_reason(exc),
+                               jobs_kept=len(self.runner.jobs))
             return
         if digest == self.digest and not force:
             return  # compared before parsing: an unchanged file costs one read
-        jobs, bad = await anyio.to_thread.run_sync(parse_crontab_texts, texts, datetime.now(timezone.utc),
-                                                   abandon_on_cancel=True)
-        for line in bad:
+        if announce:
+            self.log.info(announce)
+        self.log.info(f"read crontab: {path}")
+        parsed = await anyio.to_thread.run_sync(parse_crontab_texts, texts, datetime.now(timezone.utc),
+                                                abandon_on_cancel=True)
+        for notice in parsed.notices:
+            getattr(self.log, notice.level)(notice.message)
+        for line in parsed.bad:
             self.log.error("bad crontab line", file=line.source, line=line.line, reason=line.reason, text=line.text)
-        if bad and not boot:
-            self.log.error("crontab has errors, keeping the previous jobs", errors=len(bad),
+        if parsed.bad and boot and not self.args.keep_going:
+            self.log.critical(parsed.bad[0].supercronic_message)
+            self.fatal = True
+            return
+        if parsed.bad and not boot:
+            self.log.error("crontab has errors, keeping the previous jobs", errors=len(parsed.bad),
                            jobs_kept=len(self.runner.jobs))
             self.digest = digest  # said once; a further edit is read again
             return
         self.digest = digest
-        self.runner.load(jobs, boot=boot)
-        self.log.info("crontab loaded", path=self.args.crontab, jobs=len(jobs), errors=len(bad), why=why)
+        self.runner.load(parsed.jobs, boot=boot)
+        self.log.info("crontab loaded", jobs=len(parsed.jobs), errors=len(parsed.bad))
         self.publish_metrics()
 
     def _watched_names(self) -> set[str] | None:
@@ -108,8 +125,9 @@ class Pycrond:
         try:
             while True:
                 await watcher.changed(self._watched_names)
+                self.log.debug("watched file changed")
                 await anyio.sleep(0.05)  # let an editor finish its rename dance
-                await self.reload("the crontab changed")
+                await self.reload(RELOAD_ANNOUNCEMENT)  # supercronic's own words: its watch signals itself
         finally:
             watcher.close()
 
@@ -149,17 +167,23 @@ class Pycrond:
         finally:
             self._pushing = False
 
-    async def serve_metrics_guarded(self) -> None:
-        try:
-            await self.serve_metrics()
-        except Exception as exc:  # noqa: BLE001 (no metrics is no reason to stop running jobs)
-            self.log.error("cannot serve metrics", address=self.args.metrics_listen, reason=str(exc))
-
-    async def serve_metrics(self) -> None:
+    async def listen_for_metrics(self) -> anyio.abc.Listener[Any] | None:
+        """Bind before the first job runs: an address that cannot be had ends pycrond, as in supercronic."""
         host, port = self.args.metrics_address
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        try:
+            listener = await anyio.create_tcp_listener(local_host=host or None, local_port=port)
+        except OSError as exc:
+            self.log.critical(f"prometheus http startup failed: listen tcp {host}:{port}: {go_reason(exc)}")
+            self.fatal = True
+            return None
         self.log.info("serving metrics", address=f"{host}:{port}")
-        await listener.serve(self._http)
+        return listener
+
+    async def serve_metrics(self, listener: anyio.abc.Listener[Any]) -> None:
+        try:
+            await listener.serve(self._http)
+        except Exception as exc:  # noqa: BLE001 (no metrics is no reason to stop running jobs)
+            self.log.error("cannot serve metrics", reason=str(exc))
 
     async def _http(self, stream: Any) -> None:
         try:
@@ -178,11 +202,14 @@ class Pycrond:
                         break
             parts = request.split(b" ", 2)
             path = parts[1].decode("latin-1") if len(parts) > 1 else ""
-            if path.split("?")[0] == "/metrics" and self.runner is not None:
+            route = path.split("?")[0]
+            if route == "/metrics" and self.runner is not None:
                 body = metrics.render(self.runner.jobs).encode()
                 head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-            else:
-                body, head = b"not found: try /metrics\n", b"HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
+            elif route == "/health":
+                body, head = b"OK", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            else:  # supercronic answers every other path with its page
+                body, head = HOME_PAGE, b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
             try:
                 with anyio.move_on_after(HTTP_TIMEOUT):
                     await stream.send(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -196,11 +223,11 @@ class Pycrond:
         async for signum in receiver:
             if signum == signal.SIGCHLD:
                 self.reaper.reap()
-            elif signum in (signal.SIGTERM, signal.SIGINT):
-                self.log.info("stopping", signal=signal_name(signum))
+            elif signum in STOP_SIGNALS:
+                self.log.info(f"received {go_signal_word(signum)}, shutting down")
                 self.runner.stop()
             else:  # an explicit reload reads and reports even an unchanged file
-                self.reload_soon(f"received {signal_name(signum)}", force=True)
+                self.reload_soon(RELOAD_ANNOUNCEMENT, force=True)
 
     async def kill_leftovers(self) -> None:
         """As a subreaper, daemons that jobs left behind are our children: end them too."""
@@ -219,42 +246,68 @@ class Pycrond:
                 await self.reaper.wait_childless()
 
 
+def start_reaping(args: argparse.Namespace, logger: Any) -> None:
+    """Adopt the orphans of the jobs (as supercronic does as PID 1; pycrond as a subreaper anywhere)."""
+    if args.no_reap:
+        return
+    try:
+        if os.getpid() != 1:
+            become_subreaper()
+        logger.info("reaping dead processes")
+    except OSError:
+        logger.warning("process reaping disabled, not pid 1")
+
+
 async def serve(args: argparse.Namespace) -> int:
     writer = OutputWriter()
-    reaper = Reaper()
+    daemon_log = log.get()
+
+    def orphan_reaped(pid: int, exitcode: int | None, signum: int | None) -> None:
+        wstatus = signum if signum is not None else (exitcode or 0) << 8  # the raw status, as Go prints it
+        daemon_log.warning(f"reaper cleanup: pid={pid}, wstatus={wstatus}")
+
+    reaper = Reaper(on_orphan=orphan_reaped)
     daemon = Pycrond(args, writer, reaper)
-    try:
-        become_subreaper()
-    except OSError:
-        pass  # then a job's daemons re-parent to PID 1, which reaps them
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
-        log.route_to(lambda data: writer.write_nowait(2, data))
+        if args.split_logs:
+            log.route_to(lambda data: writer.write_nowait(2, data), lambda data: writer.write_nowait(1, data))
+        else:  # supercronic's lines all go to stderr
+            log.route_to(lambda data: writer.write_nowait(2, data))
+        start_reaping(args, daemon.log)
+        if args.inotify:
+            daemon.log.info("using inotify to detect crontab file changes")
+            daemon.log.info(f"adding file watch for '{args.crontab}'")
         # Not SIGHUP: as for supercronic, it ends pycrond (its supervisor restarts it).
-        with anyio.open_signal_receiver(signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2) as receiver:
+        with anyio.open_signal_receiver(signal.SIGCHLD, *STOP_SIGNALS, signal.SIGUSR2) as receiver:
             async with anyio.create_task_group() as group:
                 daemon._group = group
-                processes = JobProcesses(writer, reaper, daemon.log, group, args.json, args.kill_after,
-                                         daemon.job_finished)
+                processes = JobProcesses(writer, reaper, daemon.log, group, args, daemon.job_finished)
                 daemon.processes = processes
                 runner = Scheduler(RealClock(), processes.launch, daemon.log, args.overlapping)
                 daemon.runner = runner
                 group.start_soon(daemon.signals, receiver)
-                daemon.log.info("starting", crontab=args.crontab, pid=os.getpid())
-                await daemon.reload("start", boot=True)
-                if daemon.digest is None:
+                listener = await daemon.listen_for_metrics() if args.metrics_address else None
+                if not daemon.fatal:
+                    await daemon.reload(None, boot=True)
+                if daemon.fatal:
+                    runner.stop()
+                elif daemon.digest is None:
                     daemon.log.warning("no jobs yet: waiting for the crontab to appear", path=args.crontab)
                 group.start_soon(daemon.watch)
-                if getattr(args, "metrics_address", None):
-                    group.start_soon(daemon.serve_metrics_guarded)
+                if listener is not None:
+                    group.start_soon(daemon.serve_metrics, listener)
                 await runner.run()
+                if not daemon.fatal:
+                    daemon.log.info("waiting for jobs to finish")
                 await processes.shutdown(args.grace)
                 await daemon.kill_leftovers()
                 daemon.publish_metrics()
-                daemon.log.info("stopped")
+                if not daemon.fatal:
+                    daemon.log.info("exiting")
                 group.cancel_scope.cancel()
         with anyio.move_on_after(1.0):
             await writer.flush()
         log.route_to_stderr_if_room()  # a wedged stderr must not hold up pycrond's exit
         root.cancel_scope.cancel()
-    return 0
+    return 1 if daemon.fatal else 0

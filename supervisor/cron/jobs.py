@@ -11,92 +11,142 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 
-from ..lines import Formatter, record_formatter, text_formatter
+from ..lines import Formatter, text_formatter
 from ..logpipe import LogPipe
 from ..output import OutputWriter
 from ..reaper import ChildExit, Reaper
-from ..signames import signal_name
 from ..spawn import signal_group, spawn
+from .logrus import exit_error, go_duration, go_reason, go_time_string, line_template
 from .scheduler import JobState
 
 
-def run_formatter(state: JobState, run: int, stream: str, json_lines: bool) -> Formatter:
+def run_formatter(state: JobState, run: int, iteration: int, stream: str, log_format: str) -> Formatter:
     spec = state.spec
-    if json_lines:
-        return record_formatter(job_line=spec.line, run=run, command=spec.command, stream=stream)
-    command = spec.command if len(spec.command) <= 40 else spec.command[:37] + "..."
-    return text_formatter(f"[line {spec.line} run {run}: {command}] ".encode("utf-8", "backslashreplace"))
+    if log_format == "text":
+        command = spec.command if len(spec.command) <= 40 else spec.command[:37] + "..."
+        return text_formatter(f"[line {spec.line} run {run}: {command}] ".encode("utf-8", "backslashreplace"))
+    as_json = log_format == "json"
+    line = line_template("info", {"channel": stream, **spec.log_fields(iteration)}, as_json)
+    errors = "replace" if as_json else "surrogateescape"  # Go: U+FFFD in JSON, \xNN in text
+
+    def format_block(block: bytes) -> bytes:
+        when = datetime.now().astimezone()
+        lines = [line(text.decode("utf-8", errors), when) for text in block[:-1].split(b"\n")]
+        return ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+
+    return format_block
 
 
 class JobProcesses:
     def __init__(self, writer: OutputWriter, reaper: Reaper, log: Any, task_group: anyio.abc.TaskGroup,
-                 json_lines: bool, kill_after: float, on_finished: Callable[[JobState], None]) -> None:
+                 args: Any, on_finished: Callable[[JobState], None]) -> None:
         self.writer = writer
         self.reaper = reaper
         self.log = log
         self.task_group = task_group
-        self.json_lines = json_lines
-        self.kill_after = kill_after
+        self.log_format: str = args.log_format
+        self.passthrough: bool = args.passthrough_logs
+        self.overlapping: bool = args.overlapping
+        self.kill_after: float = args.kill_after
         self.on_finished = on_finished
         self.running: dict[int, JobState] = {}  # pid -> job
         self._all_done = anyio.Event()
         self._all_done.set()
 
+    def _pipes(self, state: JobState, run: int, iteration: int) -> tuple[LogPipe, LogPipe] | None:
+        if self.passthrough:
+            return None  # the job writes to our stdout and stderr itself, as with supercronic
+        return (LogPipe(self.writer, 1, run_formatter(state, run, iteration, "stdout", self.log_format), keep_write_end=False),
+                LogPipe(self.writer, 2, run_formatter(state, run, iteration, "stderr", self.log_format), keep_write_end=False))
+
     async def launch(self, state: JobState, run: int, scheduled: datetime) -> None:
         spec = state.spec
-        out = LogPipe(self.writer, 1, run_formatter(state, run, "stdout", self.json_lines), keep_write_end=False)
-        err = LogPipe(self.writer, 2, run_formatter(state, run, "stderr", self.json_lines), keep_write_end=False)
+        iteration = state.runs - 1
+        job_log = self.log.bind(iteration=iteration, **spec.log_fields())
+        job_log.info("starting")
+        pipes = self._pipes(state, run, iteration)
         started = time.monotonic()
         try:
-            pid = spawn([spec.shell, "-c", spec.command], stdout=out.write_fd, stderr=err.write_fd,
-                        env={**os.environ, **spec.environ})
+            pid = spawn([spec.shell, "-c", spec.command], stdout=pipes[0].write_fd if pipes else 1,
+                        stderr=pipes[1].write_fd if pipes else 2, env={**os.environ, **spec.environ})
         except OSError as exc:
-            out.close()
-            err.close()
-            self.log.error("job could not start", job_line=spec.line, run=run, shell=spec.shell, reason=exc.strerror)
+            for pipe in pipes or ():
+                pipe.close()
+            job_log.error(f"fork/exec {spec.shell}: {go_reason(exc)}")
             state.finished(False, False, 0.0, time.time())
             self.on_finished(state)
             return
         exited = self.reaper.watch_exit(pid)
-        out.child_started()
-        err.child_started()
+        for pipe in pipes or ():
+            pipe.child_started()
         self.running[pid] = state
         if self._all_done.is_set():
             self._all_done = anyio.Event()
-        self.log.info("job started", job_line=spec.line, run=run, pid=pid, command=spec.command,
-                      scheduled=scheduled.isoformat(timespec="seconds"))
-        out.start()  # each closes itself at EOF, when the run and all it started are gone
-        err.start()
-        self.task_group.start_soon(self._watch, state, run, pid, exited, (out, err), started)
+        job_log.debug("job started", pid=pid, run=run, scheduled=scheduled.isoformat(timespec="seconds"))
+        for pipe in pipes or ():
+            pipe.start()  # each closes itself at EOF, when the run and all it started are gone
+        self.task_group.start_soon(self._watch, state, job_log, pid, exited, pipes or (), started, scheduled)
 
-    async def _watch(self, state: JobState, run: int, pid: int, exited: ChildExit,
-                     pipes: tuple[LogPipe, LogPipe], started: float) -> None:
+    async def _monitor(self, state: JobState, job_log: Any, scheduled: datetime, exited: ChildExit) -> None:
+        """supercronic's watch on a run: at each tick it is still running, a warning and a missed deadline."""
+        due_at = scheduled.astimezone(getattr(state.spec.schedule, "zone", None))
+        tick: datetime | None = scheduled
+        what = "overlapping jobs" if self.overlapping else "not starting"
+        while not exited.done:
+            tick = state.spec.schedule.next_after(tick) if tick is not None else None
+            if tick is None:
+                return
+            with anyio.move_on_after(max(0.0, tick.timestamp() - time.time())):
+                await exited.wait()
+            if exited.done:
+                return
+            elapsed = go_duration((tick - scheduled).total_seconds())
+            job_log.warning(f"{what}: job is still running since {go_time_string(due_at)} ({elapsed} elapsed)")
+            state.deadline_exceeded += 1
+
+    async def _watch(self, state: JobState, job_log: Any, pid: int, exited: ChildExit,
+                     pipes: tuple[LogPipe, ...], started: float, scheduled: datetime) -> None:
         timed_out = False
         timeout = state.spec.timeout.total_seconds() if state.spec.timeout else float("inf")
-        with anyio.move_on_after(timeout):
-            await exited.wait()
-        if not exited.done:
-            timed_out = True
-            self.log.warning("job timed out, stopping it", job_line=state.spec.line, run=run, timeout_s=timeout)
-            await self.stop_group(pid, exited)
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(self._monitor, state, job_log, scheduled, exited)
+            with anyio.move_on_after(timeout):
+                await exited.wait()
+            if not exited.done:
+                timed_out = True
+                job_log.warning("job timed out, stopping it", timeout=go_duration(timeout))
+                await self.stop_group(pid, exited)
         for pipe in pipes:
             pipe.drain()
         code, sig = exited.exitcode, exited.signum
         duration = time.monotonic() - started
         ok = code == 0 and sig is None and not timed_out
-        fields: dict[str, Any] = {"job_line": state.spec.line, "run": run, "duration_s": round(duration, 3)}
-        fields |= {"signal": signal_name(sig)} if sig is not None else {"exitcode": code}
-        (self.log.info if ok else self.log.warning)("job finished" if ok else "job failed", **fields)
+        if ok:
+            job_log.info("job succeeded")
+        else:
+            job_log.error(f"error running command: {exit_error(code, sig)}")
+        job_log.debug("job finished", pid=pid, duration=go_duration(round(duration, 6)))
         del self.running[pid]
         state.finished(ok, timed_out, duration, time.time())
+        if not self.overlapping:  # said by the job's scheduler in supercronic: no iteration field
+            self._report_lateness(state, self.log.bind(**state.spec.log_fields()), scheduled)
         self.on_finished(state)
         if not self.running:
             self._all_done.set()
+
+    @staticmethod
+    def _report_lateness(state: JobState, job_log: Any, scheduled: datetime) -> None:
+        """supercronic's word when a run outlasted the next tick: the ticks it covered were skipped."""
+        following = state.spec.schedule.next_after(scheduled)
+        now = datetime.now(timezone.utc)
+        if following is not None and following < now:
+            late = go_duration((now - following).total_seconds())
+            job_log.warning(f"job took too long to run: it should have started {late} ago")
 
     async def stop_group(self, pid: int, exited: ChildExit) -> None:
         """SIGTERM the run's process group, SIGKILL it after kill_after, and wait for the run."""

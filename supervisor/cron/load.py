@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 from ..files import read_regular_file
-from .crontab import BadLine, JobSpec, parse_crontab
+from .crontab import ParsedCrontab, parse_crontab
 
 MAX_CRONTAB_BYTES = 1 << 20
 MAX_CRONTAB_FILES = 1000
@@ -41,20 +43,36 @@ def read_crontab_texts(path: str) -> tuple[list[tuple[str, str]], str]:
     return texts, digest.hexdigest()
 
 
-def parse_crontab_texts(texts: list[tuple[str, str]], anchor: datetime) -> tuple[list[JobSpec], list[BadLine]]:
-    jobs: list[JobSpec] = []
-    bad: list[BadLine] = []
+def local_zone(environ: Mapping[str, str] = os.environ) -> tzinfo:
+    """The zone schedules follow without CRON_TZ, as Go's time.Local finds it: TZ, else /etc/localtime, else UTC."""
+    name = environ.get("TZ")
+    try:
+        if name is None:
+            with open("/etc/localtime", "rb") as stream:
+                return ZoneInfo.from_file(stream, key="localtime")
+        name = name.removeprefix(":")
+        if name in ("", "UTC"):
+            return timezone.utc
+        if name.startswith("/"):
+            with open(name, "rb") as stream:
+                return ZoneInfo.from_file(stream, key=name)
+        return ZoneInfo(name)
+    except (OSError, ValueError, KeyError):  # an unknown name: UTC, as Go does (ZoneInfoNotFoundError is a KeyError)
+        return timezone.utc
+
+
+def parse_crontab_texts(texts: list[tuple[str, str]], anchor: datetime, local: tzinfo | None = None) -> ParsedCrontab:
+    local = local if local is not None else local_zone()
+    parsed = ParsedCrontab()
     for file, text in texts:
-        more_jobs, more_bad = parse_crontab(text, file, anchor, first_position=len(jobs))
-        jobs += more_jobs
-        bad += more_bad
-    return jobs, bad
+        more = parse_crontab(text, file, anchor, first_position=len(parsed.jobs), local=local)
+        parsed.jobs += more.jobs
+        parsed.bad += more.bad
+        parsed.notices += more.notices
+    return parsed
 
 
-def read_crontabs(path: str, anchor: datetime) -> tuple[list[JobSpec], list[BadLine], str]:
-    """Jobs, bad lines and a digest of the contents; OSError if unreadable."""
+def read_crontabs(path: str, anchor: datetime) -> tuple[ParsedCrontab, str]:
+    """The parsed crontab(s) and a digest of the contents; OSError if unreadable."""
     texts, digest = read_crontab_texts(path)
-    jobs, bad = parse_crontab_texts(texts, anchor)
-    return jobs, bad, digest
-
-
+    return parse_crontab_texts(texts, anchor), digest

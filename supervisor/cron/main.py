@@ -1,4 +1,10 @@
-"""pycrond CRONTAB: the cron runner that replaces supercronic (a supervised service of pys6)."""
+"""pycrond CRONTAB: the cron runner that replaces supercronic (a supervised service of pys6).
+
+supercronic's command line is taken as it is (`-json`, `-test`, `--json` and
+`-json=true` alike, as Go's flag package reads them), beside pycrond's own long
+options; installed as `supercronic` (pys6-install-supercronic) it keeps an
+image's `exec supercronic ...` working.
+"""
 
 from __future__ import annotations
 
@@ -7,63 +13,171 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 DESCRIPTION = """\
-Runs the jobs of CRONTAB (a file, or a directory of crontab files) with
-supercronic's syntax: 5 fields; 6 (the last is the year); 7 (seconds first, year
-last); L W LW # 5L, names, @yearly..@hourly, @reboot, @every DURATION;
-NAME=value lines (SHELL, CRON_TZ or TZ, PYCROND_TIMEOUT=DURATION) for the lines
-below. Edits are applied when the file changes (or on SIGUSR2); SIGTERM stops
-scheduling, lets running jobs finish within --grace, then stops their groups.
+Runs the jobs of CRONTAB (a file, or a directory of crontab files) as
+supercronic does, with its syntax: 5 fields; 6 (the last is the year); 7
+(seconds first, year last); names; L W LW 5L 5#3; @yearly @annually @monthly
+@weekly @daily @hourly; NAME=value lines for every job of the file (SHELL,
+CRON_TZ); and pys6's own @reboot, @every DURATION and PYCROND_TIMEOUT=DURATION.
+Schedules follow CRON_TZ, else the local zone. Edits are applied when the file
+changes (or on SIGUSR2); SIGTERM, SIGINT or SIGQUIT stops scheduling, lets
+running jobs finish within --grace, then stops their groups.
 
-exit codes: 0 stopped cleanly, or --test found no error; 1 --test found bad
-lines or could not read CRONTAB; 2 wrong usage.
+exit codes: 0 stopped cleanly, or -test found the crontab valid; 1 a bad line
+or an unreadable CRONTAB at start (or for -test), or a metrics address that
+cannot be listened on; 2 wrong usage.
 """
 
-
+# supercronic's flags, as its Go flag set names them: bools, then those with a value.
+SUPERCRONIC_BOOLS = ("debug", "quiet", "json", "version", "test", "inotify", "no-reap", "split-logs",
+                     "passthrough-logs", "overlapping")
+SUPERCRONIC_VALUES = ("prometheus-listen-address", "sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release")
+PYCROND_VALUES = ("grace", "kill-after", "metrics-listen", "metrics-file", "pushgateway", "push-timeout", "log-format")
+PYCROND_BOOLS = ("keep-going",)
+PROMETHEUS_DEFAULT_PORT = 9746  # supercronic's
+SENTRY_VARIABLES = ("SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE")
 MAX_FLAG_SECONDS = 7 * 86400
 
 
+def go_style_arguments(argv: Sequence[str]) -> list[str]:
+    """Go's flag syntax made argparse's: `-name`, `--name`, `-name=v`, `-bool=false`; flags end at the first operand."""
+    out: list[str] = []
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            out += [arg, *rest] if arg != "--" else ["--", *rest]
+            break
+        name, equals, value = arg.lstrip("-").partition("=")
+        if name in SUPERCRONIC_BOOLS or name in PYCROND_BOOLS:
+            if equals and value.lower() in ("false", "0", "f"):
+                continue
+            if equals and value.lower() not in ("true", "1", "t"):
+                out.append(arg)  # argparse says what is wrong with it
+                continue
+            out.append(f"--{name}")
+        elif name in SUPERCRONIC_VALUES or name in PYCROND_VALUES:
+            out.append(f"--{name}{equals}{value}")
+        else:
+            out.append(arg)
+    return out
+
+
+def listen_address(text: str, default_port: int | None) -> tuple[str, int]:
+    """HOST:PORT, [V6]:PORT or :PORT (every interface); with a default port, a bare HOST too (supercronic's rule)."""
+    port: str | None = None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("takes HOST:PORT or [IPV6]:PORT")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host = text  # a name, an IPv4 address or a bare IPv6 address
+    if port is None:
+        if default_port is None:
+            raise ValueError("takes HOST:PORT")
+        port = str(default_port)
+    if not port.isdigit() or len(port) > 5 or not 0 < int(port) <= 65535:
+        raise ValueError("takes a port from 1 to 65535")
+    return host, int(port)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pycrond", description=DESCRIPTION,
+    parser = argparse.ArgumentParser(prog="pycrond", description=DESCRIPTION, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("crontab", metavar="CRONTAB")
-    parser.add_argument("--test", action="store_true", help="parse, print each job with its next 3 runs, exit")
-    parser.add_argument("--json", action="store_true", help="log events and job lines as JSON")
-    parser.add_argument("--overlapping", action="store_true", help="let a job start while its last run still runs")
-    parser.add_argument("--grace", type=float, default=30.0, metavar="S",
-                        help="on SIGTERM, how long running jobs may finish before SIGTERM (default 30)")
-    parser.add_argument("--kill-after", type=float, default=10.0, metavar="S",
-                        help="SIGTERM to SIGKILL, at shutdown and on a job's timeout (default 10)")
-    parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics over HTTP")
-    parser.add_argument("--metrics-file", metavar="PATH", help="write Prometheus metrics atomically to PATH")
-    parser.add_argument("--pushgateway", metavar="URL", help="push metrics to this Pushgateway after each run")
-    parser.add_argument("--push-timeout", type=float, default=5.0, metavar="S")
-    args = parser.parse_args(argv)
-    if args.metrics_listen:
-        host, _, port = args.metrics_listen.rpartition(":")
-        if not host or not port.isdigit() or len(port) > 5 or not 0 < int(port) <= 65535:
-            parser.error("--metrics-listen takes HOST:PORT, the port from 1 to 65535")
-        args.metrics_address = (host.strip("[]"), int(port))
+    parser.add_argument("crontab", metavar="CRONTAB", nargs="?")
+    supercronic = parser.add_argument_group("supercronic's flags (one dash or two)")
+    supercronic.add_argument("--test", action="store_true", help="check the crontab, print each job's next runs, exit")
+    supercronic.add_argument("--json", action="store_true", help="log lines as JSON objects (supercronic's)")
+    supercronic.add_argument("--debug", action="store_true", help="log debug lines too")
+    supercronic.add_argument("--quiet", action="store_true", help="log warnings and errors only (wins over -debug)")
+    supercronic.add_argument("--overlapping", action="store_true", help="let a job start while its last run still runs")
+    supercronic.add_argument("--passthrough-logs", action="store_true", help="job output as it is, not in log lines")
+    supercronic.add_argument("--split-logs", action="store_true", help="debug and info lines to stdout, the rest to stderr")
+    supercronic.add_argument("--inotify", action="store_true", help="accepted: pycrond always watches the crontab")
+    supercronic.add_argument("--no-reap", action="store_true", help="do not adopt and reap orphans of the jobs")
+    supercronic.add_argument("--prometheus-listen-address", metavar="ADDR",
+                             help=f"serve /metrics and /health at IP[:PORT] (port {PROMETHEUS_DEFAULT_PORT} by default)")
+    supercronic.add_argument("--version", action="store_true", help="print the version and exit")
+    for name in ("sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release"):
+        supercronic.add_argument(f"--{name}", metavar="VALUE", help="accepted and ignored (no Sentry here)")
+    own = parser.add_argument_group("pycrond's own options")
+    own.add_argument("--log-format", choices=("logfmt", "json", "text"), default=None,
+                     help="logfmt (supercronic's, the default), json (as -json), or text (pycrond's readable lines)")
+    own.add_argument("--keep-going", action="store_true",
+                     help="at start, run the good lines of a crontab with bad ones, and wait for a missing crontab, "
+                          "where supercronic exits 1")
+    own.add_argument("--grace", type=float, default=30.0, metavar="S",
+                     help="on SIGTERM, how long running jobs may finish before SIGTERM (default 30)")
+    own.add_argument("--kill-after", type=float, default=10.0, metavar="S",
+                     help="SIGTERM to SIGKILL, at shutdown and on a job's timeout (default 10)")
+    own.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics over HTTP")
+    own.add_argument("--metrics-file", metavar="PATH", help="write Prometheus metrics atomically to PATH")
+    own.add_argument("--pushgateway", metavar="URL", help="push metrics to this Pushgateway after each run")
+    own.add_argument("--push-timeout", type=float, default=5.0, metavar="S")
+    args = parser.parse_args(go_style_arguments(argv))
+    if args.crontab is None and not args.version:
+        parser.error("CRONTAB is required")
+    args.metrics_address = None
+    for flag, text, default_port in (("--metrics-listen", args.metrics_listen, None),
+                                     ("-prometheus-listen-address", args.prometheus_listen_address,
+                                      PROMETHEUS_DEFAULT_PORT)):
+        if text:
+            try:
+                args.metrics_address = listen_address(text, default_port)
+            except ValueError as exc:
+                parser.error(f"{flag} {exc}")
     for flag, value in (("--grace", args.grace), ("--kill-after", args.kill_after), ("--push-timeout", args.push_timeout)):
         if not 0 <= value <= MAX_FLAG_SECONDS:  # also refuses nan and inf
             parser.error(f"{flag} takes seconds, from 0 to {MAX_FLAG_SECONDS}")
+    args.log_format = args.log_format or ("json" if args.json else "logfmt")
+    sentry = [f"-{n}" for n in ("sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release")
+              if getattr(args, n.replace("-", "_"))] + [v for v in SENTRY_VARIABLES if os.environ.get(v)]
+    args.sentry_settings = sentry
     return args
 
 
-def run_test(path: str) -> int:
+def version() -> str:
+    from .. import __version__
+
+    return f"v{__version__}"
+
+
+def configure_logging(args: argparse.Namespace) -> Any:
+    from .. import log
+    from .logrus import renderer
+
+    verbosity = 1 if args.quiet else 3 if args.debug else 2
+    chosen = None if args.log_format == "text" else renderer(args.log_format == "json")
+    log.configure(args.log_format, verbosity, source="pycrond", renderer=chosen)
+    if args.split_logs:
+        from ..output import write_all
+
+        log.route_to(log.ROUTER.sink, lambda data: write_all(1, data))
+    return log.get()
+
+
+def run_test(args: argparse.Namespace, logger: Any) -> int:
     from .load import read_crontabs
     from .schedule import RebootSchedule
 
     now = datetime.now(timezone.utc)
+    path = args.crontab
+    logger.info(f"read crontab: {path}")
     try:
-        jobs, bad, _ = read_crontabs(path, now)
+        parsed, _ = read_crontabs(path, now)
     except OSError as exc:
-        sys.stderr.write(f"pycrond: cannot read {path}: {exc.strerror}\n")
+        logger.critical(open_error(path, exc))
         return 1
-    for line in bad:
+    for notice in parsed.notices:
+        getattr(logger, notice.level)(notice.message)
+    for line in parsed.bad:
         sys.stderr.write(f"{line}\n")
-    for job in jobs:
+    for job in parsed.jobs:
         times: list[str] = []
         when: datetime | None = now
         for _ in range(3):
@@ -74,22 +188,36 @@ def run_test(path: str) -> int:
             if when is None:
                 times.append("never again")
                 break
-            times.append(when.astimezone().isoformat(timespec="seconds"))
+            times.append(when.astimezone(getattr(job.schedule, "zone", None)).isoformat(timespec="seconds"))
         sys.stdout.write(f"{job.source}:{job.line}: {job.schedule_text} -> {job.command}\n")
         sys.stdout.write(f"    next: {', '.join(times)}\n")
-    if bad:
-        sys.stderr.write(f"pycrond: {len(bad)} bad line(s)\n")
+    sys.stdout.flush()
+    if parsed.bad:
+        sys.stderr.write(f"pycrond: {len(parsed.bad)} bad line(s)\n")
+        logger.critical(parsed.bad[0].supercronic_message)
         return 1
+    logger.info("crontab is valid")
     return 0
 
 
-def main() -> None:
-    args = parse_args(sys.argv[1:])
-    if args.test:
-        raise SystemExit(run_test(args.crontab))
-    from .. import log
+def open_error(path: str, exc: OSError) -> str:
+    """Go's words for a file that cannot be opened: `open PATH: no such file or directory`."""
+    from .logrus import go_reason
 
-    log.configure("json" if args.json else "text", 2, source="pycrond")
+    return f"open {path}: {go_reason(exc)}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.version:
+        print(version())
+        raise SystemExit(0)
+    logger = configure_logging(args)
+    if args.sentry_settings:
+        logger.warning("Sentry is not supported by pycrond: these settings are ignored",
+                       settings=" ".join(args.sentry_settings))
+    if args.test:
+        raise SystemExit(run_test(args, logger))
     import anyio
 
     from .daemon import serve
@@ -102,4 +230,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

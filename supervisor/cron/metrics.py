@@ -1,9 +1,10 @@
 """Per-job heartbeats in Prometheus' text format, with supercronic's metric names and labels.
 
 supercronic_executions, _successful_executions, _failed_executions,
-_deadline_exceeded, _currently_running and _cron_execution_time_seconds keep their
-names so dashboards and alerts keep working; pycrond adds the last start, success
-and failure times and the next run, which stale-heartbeat alerts need.
+_deadline_exceeded (a tick that found the job's last run still running), _currently_running
+and _cron_execution_time_seconds keep their names and meanings so dashboards and
+alerts keep working; pycrond adds the runs stopped by a timeout, the last start,
+success and failure times and the next run, which stale-heartbeat alerts need.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COUNTERS: tuple[tuple[str, str, Callable[[JobState], int]], ...] = (
     ("supercronic_successful_executions", "count of successful cron executions", lambda s: s.successes),
     ("supercronic_failed_executions", "count of failed cron executions", lambda s: s.failures),
     ("supercronic_deadline_exceeded", "count of exceeded deadline cron executions", lambda s: s.deadline_exceeded),
+    ("pycrond_timeouts_total", "count of runs stopped by their PYCROND_TIMEOUT", lambda s: s.timeouts),
 )
 TIMESTAMPS: tuple[tuple[str, str, Callable[[JobState], float | None]], ...] = (
     ("pycrond_last_start_timestamp_seconds", "when the job last started", lambda s: s.last_start),

@@ -19,7 +19,6 @@ from .schedule import RebootSchedule
 
 UTC = timezone.utc
 LATE_LIMIT = timedelta(seconds=1)  # later than this (a suspended machine): skip to the next time
-OVERLAP_WARNING_EVERY = timedelta(minutes=1)
 MAX_SLEEP = 60.0  # re-read the wall clock at least this often: it may have been stepped
 BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)  # supercronic's histogram
 
@@ -48,13 +47,13 @@ class JobState:
     runs: int = 0
     successes: int = 0
     failures: int = 0
-    deadline_exceeded: int = 0
+    deadline_exceeded: int = 0  # supercronic's meaning: ticks that found a run of the job still running
+    timeouts: int = 0  # runs stopped by PYCROND_TIMEOUT
     last_start: float | None = None
     last_success: float | None = None
     last_failure: float | None = None
     duration_sum: float = 0.0
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
-    last_overlap_warning: datetime | None = None
     retired: bool = False
 
     @property
@@ -68,7 +67,7 @@ class JobState:
             if duration <= bound:
                 self.bucket_counts[index] += 1
         if timed_out:
-            self.deadline_exceeded += 1
+            self.timeouts += 1
         if ok:
             self.successes += 1
             self.last_success = at
@@ -117,8 +116,7 @@ class Scheduler:
         self.wake()
 
     def _retire(self, state: JobState) -> None:
-        self.log.warning("job can never run again, retired", job_line=state.spec.line,
-                         schedule=state.spec.schedule_text, command=state.spec.command)
+        self.log.warning("job can never run again, retired", **state.spec.log_fields())
 
     def _advance(self, state: JobState, now: datetime) -> None:
         if isinstance(state.spec.schedule, RebootSchedule) or state.next_due is None:
@@ -134,12 +132,7 @@ class Scheduler:
 
     async def _fire(self, state: JobState, scheduled: datetime, now: datetime) -> None:
         if state.running and not self.overlapping:
-            last = state.last_overlap_warning
-            if last is None or now - last >= OVERLAP_WARNING_EVERY:
-                state.last_overlap_warning = now
-                self.log.warning("job still running, skipped", job_line=state.spec.line,
-                                 command=state.spec.command, running=state.running)
-            return
+            return  # the run's own watch says so, as supercronic does, and counts the missed deadline
         self.run_numbers += 1
         state.running += 1
         state.runs += 1
