@@ -34,9 +34,10 @@ class _Router:
     unless pycrond splits them between stdout and stderr (supercronic's -split-logs).
     """
 
-    sink: Sink = _stderr_sink
-    info_sink: Sink = _stderr_sink
-    source: str = "pyinit"
+    def __init__(self) -> None:  # set on the instance: a function stored on the class would be bound
+        self.sink: Sink = _stderr_sink
+        self.info_sink: Sink = _stderr_sink
+        self.source = "pyinit"
 
 
 ROUTER = _Router()

@@ -159,8 +159,9 @@ def test_the_pod_end_to_end(pod_image: PodImage):
     # A seconds-level job from the user's crontab reaches the merged log under [cron].
     crontab = image.home / ".crontab"
     crontab.write_text(crontab.read_text() + "* * * * * * * echo tick from cron\n")
-    pod.wait_stdout("] tick from cron", 20)
-    assert any(line.startswith("[cron] [line ") for line in pod.stdout().splitlines())
+    pod.wait_stderr('msg="tick from cron" channel=stdout', 20)  # supercronic's log line, as dashboards expect
+    assert any(line.startswith("[cron] time=") and "job.command=\"echo tick from cron\"" in line
+               for line in pod.stderr().splitlines())
 
     # tmux with two windows in two directories, started inside the SSH login.
     (image.home / "projects").mkdir()

@@ -14,8 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from harness import REPO, Cron, Pod, alive, free_port, wait_for
 
 
@@ -30,11 +28,12 @@ def test_seconds_level_jobs_run_with_their_identity_and_environment(cron: Cron):
                             "* * * * * * * exit 3\n* * * * * * * no-such-command-here\n")
     cron.start()
     cron.wait_out('[line 2 run ', 10)
-    cron.wait_err("job failed job_line=4", 10)
+    cron.wait_err("error running command: exit status 127", 10)
     assert re.search(r'^\[line 2 run \d+: echo "hello from \$WHO"\] hello from the crontab$', cron.stdout(), re.M)
     err = cron.stderr()
-    assert "job failed job_line=3" in err and "exitcode=3" in err
-    assert "job failed job_line=4" in err and "exitcode=127" in err
+    assert re.search(r"error running command: exit status 3 iteration=\d+ job.command=\"exit 3\" job.position=1 ", err)
+    assert re.search(r"error running command: exit status 127 iteration=\d+ job.command=no-such-command-here "
+                     r"job.position=2 ", err)
     assert "not found" in err  # the shell's complaint, tagged with the job
     assert cron.stop() == 0
 
@@ -42,7 +41,7 @@ def test_seconds_level_jobs_run_with_their_identity_and_environment(cron: Cron):
 def test_a_job_still_running_is_skipped(cron: Cron):
     cron.crontab.write_text("* * * * * * * sleep 2.5; echo done\n")
     cron.start()
-    cron.wait_err("job still running, skipped", 10)
+    cron.wait_err("not starting: job is still running since ", 10)
     assert cron.stop() == 0
     assert "[line 1 run 1: sleep 2.5; echo done] done" in cron.stdout()
 
@@ -53,7 +52,7 @@ def test_an_edit_saved_by_rename_is_picked_up_without_a_restart(cron: Cron):
     cron.wait_out("old-job")
     replace_like_vi(cron.crontab, "* * * * * * * echo new-job\n")
     cron.wait_out("new-job")
-    cron.wait_err("crontab loaded path=")
+    wait_for(lambda: cron.stderr().count("crontab loaded") == 2, 5, "the reload")
     marker = len(cron.stdout())
     time.sleep(1.5)  # the old job would have run again in this time
     assert "old-job" not in cron.stdout()[marker:]
@@ -109,7 +108,8 @@ def test_sigusr2_reloads(cron: Cron):
     cron.wait_out("before")
     assert cron.process is not None
     cron.process.send_signal(signal.SIGUSR2)
-    cron.wait_err('why="received SIGUSR2"')
+    wait_for(lambda: "received user defined signal 2, reloading crontab" in cron.stderr()
+             and cron.stderr().count("crontab loaded") == 2, 5, "the reload")
 
 
 def test_shutdown_lets_jobs_finish_within_the_grace_then_stops_their_groups(cron: Cron):
@@ -131,23 +131,25 @@ def test_shutdown_lets_jobs_finish_within_the_grace_then_stops_their_groups(cron
     assert elapsed < 2 + 1 + 5  # grace, kill-after, margin
 
 
-def test_a_job_timeout_stops_its_group_and_counts_a_deadline(cron: Cron):
+def test_a_job_timeout_stops_its_group_and_is_counted(cron: Cron):
     metrics_file = cron.root / "metrics.prom"
     cron.crontab.write_text("PYCROND_TIMEOUT=1s\n@reboot trap '' TERM; sleep 30\n")
     cron.start("--kill-after", "0.5", "--metrics-file", str(metrics_file))
     cron.wait_err("job timed out, stopping it", 10)
-    cron.wait_err("job failed job_line=2", 10)
-    wait_for(lambda: metrics_file.exists() and 'supercronic_deadline_exceeded{' in metrics_file.read_text(), 5, "metrics")
+    cron.wait_err("error running command: signal: killed", 10)
+    wait_for(lambda: metrics_file.exists() and 'pycrond_timeouts_total{' in metrics_file.read_text(), 5, "metrics")
     text = metrics_file.read_text()
-    assert 'supercronic_deadline_exceeded{command="trap \'\' TERM; sleep 30",position="0",schedule="@reboot"} 1' in text
+    labels = '{command="trap \'\' TERM; sleep 30",position="0",schedule="@reboot"}'
+    assert f"pycrond_timeouts_total{labels} 1" in text
+    assert f"supercronic_deadline_exceeded{labels} 0" in text  # @reboot has no later tick to miss
 
 
 def test_metrics_over_http_keep_supercronics_names_and_add_last_success(cron: Cron):
     port = free_port()
     cron.crontab.write_text("* * * * * * * true\n* * * * * * * false\n")
     cron.start("--metrics-listen", f"127.0.0.1:{port}")
-    cron.wait_err("job failed", 10)
-    cron.wait_err("job finished", 10)
+    cron.wait_err("error running command: exit status 1", 10)
+    cron.wait_err("job succeeded", 10)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     for name in ("supercronic_executions", "supercronic_successful_executions", "supercronic_failed_executions",
@@ -158,8 +160,10 @@ def test_metrics_over_http_keep_supercronics_names_and_add_last_success(cron: Cr
     last_success = [line for line in text.splitlines()
                     if line.startswith('pycrond_last_success_timestamp_seconds{command="true"')]
     assert abs(float(last_success[0].split()[-1]) - time.time()) < 10
-    with pytest.raises(urllib.error.HTTPError):
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        assert response.read() == b"OK"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5) as response:
+        assert b"<h1>Supercronic</h1>" in response.read()  # supercronic's page, on any other path
 
 
 def test_metrics_are_pushed_to_a_pushgateway(cron: Cron):
@@ -188,14 +192,19 @@ def test_metrics_are_pushed_to_a_pushgateway(cron: Cron):
         server.shutdown()
 
 
-def test_json_lines(cron: Cron):
+def test_json_lines_are_supercronics(cron: Cron):
     cron.crontab.write_text("@reboot echo structured\n")
-    cron.start("--json")
-    cron.wait_out("structured")
-    record = json.loads(cron.stdout().splitlines()[0])
-    assert record == {"job_line": 1, "run": 1, "command": "echo structured", "stream": "stdout", "message": "structured"}
-    events = [json.loads(line) for line in cron.stderr().splitlines()]
-    assert any(e["event"] == "job finished" and e["source"] == "pycrond" for e in events)
+    cron.start("-json", readable=False)
+    cron.wait_err("job succeeded")
+    records = [json.loads(line) for line in cron.stderr().splitlines()]  # supercronic logs everything to stderr
+    output = next(r for r in records if r["msg"] == "structured")
+    assert set(output) == {"channel", "iteration", "job.command", "job.position", "job.schedule", "level", "msg", "time"}
+    assert output | {"time": None} == {"channel": "stdout", "iteration": 0, "job.command": "echo structured",
+                                       "job.position": 0, "job.schedule": "@reboot", "level": "info",
+                                       "msg": "structured", "time": None}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", output["time"])
+    assert [r["msg"] for r in records if "job.command" in r] == ["starting", "structured", "job succeeded"]
+    assert cron.stdout() == ""
 
 
 def test_dash_dash_test_lists_next_runs_or_every_bad_line(tmp_path: Path):
@@ -231,17 +240,17 @@ def test_a_directory_of_crontabs(cron: Cron):
 def test_pycrond_as_the_pods_cron_service_under_pyinit(pod: Pod):
     crontab = pod.root / "crontab"
     crontab.write_text("* * * * * * * echo tick-from-cron\n")
-    pod.service("cron", f'exec {sys.executable} -m supervisor.cron.main {crontab}')
+    pod.service("cron", f'exec {sys.executable} -m supervisor.cron.main --log-format=text {crontab}')
     pod.start()
     pod.wait_stdout("[cron] [line 1 run ", 15)
     assert "tick-from-cron" in pod.stdout()
     assert pod.stop() == 0
-    assert "[cron] [pycrond] stopped" in pod.stderr()
+    assert "[cron] [pycrond] exiting" in pod.stderr()
 
 
 def test_a_flooding_job_does_not_stop_others_running_on_time(cron: Cron):
     cron.crontab.write_text("@reboot yes flood | head -c 20000000\n* * * * * * * echo punctual\n")
     cron.start()
-    cron.wait_err("job finished job_line=1", 30)
+    cron.wait_err("job succeeded iteration=0 job.command=\"yes flood", 30)
     wait_for(lambda: cron.stdout().count("punctual") >= 2, 10, "the other job to keep running")
     assert cron.stdout().count("[line 1 run 1: yes flood | head -c 20000000] flood") >= 1_000_000

@@ -20,6 +20,7 @@ from ..lines import Formatter, text_formatter
 from ..logpipe import LogPipe
 from ..output import OutputWriter
 from ..reaper import ChildExit, Reaper
+from ..signames import signal_name
 from ..spawn import signal_group, spawn
 from .logrus import exit_error, go_duration, go_reason, go_time_string, line_template
 from .scheduler import JobState
@@ -51,6 +52,7 @@ class JobProcesses:
         self.task_group = task_group
         self.log_format: str = args.log_format
         self.passthrough: bool = args.passthrough_logs
+        self.split_logs: bool = args.split_logs
         self.overlapping: bool = args.overlapping
         self.kill_after: float = args.kill_after
         self.on_finished = on_finished
@@ -61,8 +63,14 @@ class JobProcesses:
     def _pipes(self, state: JobState, run: int, iteration: int) -> tuple[LogPipe, LogPipe] | None:
         if self.passthrough:
             return None  # the job writes to our stdout and stderr itself, as with supercronic
-        return (LogPipe(self.writer, 1, run_formatter(state, run, iteration, "stdout", self.log_format), keep_write_end=False),
-                LogPipe(self.writer, 2, run_formatter(state, run, iteration, "stderr", self.log_format), keep_write_end=False))
+        if self.log_format == "text":  # pycrond's own: each stream to its own
+            targets = (1, 2)
+        else:  # supercronic's: log lines (info, whatever the channel) to stderr, or to stdout with -split-logs
+            targets = (1, 1) if self.split_logs else (2, 2)
+        return (LogPipe(self.writer, targets[0], run_formatter(state, run, iteration, "stdout", self.log_format),
+                        keep_write_end=False),
+                LogPipe(self.writer, targets[1], run_formatter(state, run, iteration, "stderr", self.log_format),
+                        keep_write_end=False))
 
     async def launch(self, state: JobState, run: int, scheduled: datetime) -> None:
         spec = state.spec
@@ -130,7 +138,8 @@ class JobProcesses:
             job_log.info("job succeeded")
         else:
             job_log.error(f"error running command: {exit_error(code, sig)}")
-        job_log.debug("job finished", pid=pid, duration=go_duration(round(duration, 6)))
+        ending = {"signal": signal_name(sig)} if sig is not None else {"exitcode": code}
+        job_log.debug("job finished", pid=pid, duration=go_duration(round(duration, 6)), **ending)
         del self.running[pid]
         state.finished(ok, timed_out, duration, time.time())
         if not self.overlapping:  # said by the job's scheduler in supercronic: no iteration field

@@ -59,6 +59,8 @@ def go_style_arguments(argv: Sequence[str]) -> list[str]:
                 continue
             out.append(f"--{name}")
         elif name in SUPERCRONIC_VALUES or name in PYCROND_VALUES:
+            if not equals and rest:  # `-flag value`: the value is no operand, whatever it looks like
+                value, equals = rest.pop(0), "="
             out.append(f"--{name}{equals}{value}")
         else:
             out.append(arg)
