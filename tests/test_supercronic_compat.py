@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -59,13 +61,41 @@ def environment(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), **extra}
 
 
-def run_supercronic(exe: Path, crontab: Path, duration: str = "1s", args: tuple[str, ...] = (),
+def run_supercronic(exe: Path, crontab: Path, until: str, args: tuple[str, ...] = (), count: int = 1,
                     **env: str) -> str:
-    """test.bats' run_supercronic: `timeout --preserve-status --kill-after 30s DURATION supercronic ARGS CRONTAB 2>&1`."""
-    result = subprocess.run(["timeout", "--preserve-status", "--kill-after", "30s", duration, str(exe), *args,
-                             str(crontab)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=environment(**env), timeout=90)
-    return result.stdout
+    """test.bats' run_supercronic (`timeout --preserve-status 1s supercronic ARGS CRONTAB 2>&1`) with its fixed
+    time made a condition: run until `until` (a regular expression) has matched `count` times (at most 20 s),
+    then SIGTERM, and return all it said, the shutdown included."""
+    output = Path(tempfile.mkdtemp()) / "out"
+    with open(output, "wb") as handle:
+        process = subprocess.Popen([str(exe), *args, str(crontab)], stdout=handle, stderr=subprocess.STDOUT,
+                                   env=environment(**env))
+    try:
+        wait_for(lambda: len(re.findall(until, output.read_text())) >= count, 20, f"{count} x {until!r}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = output.read_text()
+    shutil.rmtree(output.parent)
+    return text
+
+
+def term_once_started(exe: Path, crontab: Path, out: Path) -> str:
+    """test.bats' 1 s run of a slow job, as a condition: SIGTERM once the first run has started, then all it says."""
+    with open(out, "wb") as handle:
+        process = subprocess.Popen([str(exe), str(crontab)], stdout=handle, stderr=subprocess.STDOUT, env=environment())
+    try:
+        wait_for(lambda: "msg=starting" in out.read_text(), 10, "the first run")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return out.read_text()
 
 
 def test_it_prints_the_version(supercronic: Path):
@@ -74,59 +104,58 @@ def test_it_prints_the_version(supercronic: Path):
 
 
 def test_it_starts(supercronic: Path, crontabs: Path):
-    result = subprocess.run(["timeout", "--preserve-status", "1s", str(supercronic), str(crontabs / "noop.crontab")],
-                            capture_output=True, text=True, env=environment(), timeout=60)
-    assert result.returncode == 0, result.stderr
+    out = run_supercronic(supercronic, crontabs / "noop.crontab", "read crontab")  # and exits 0 on SIGTERM
+    assert "level=error" not in out and "level=fatal" not in out
 
 
 def test_it_runs_a_cron_job(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "hello.crontab", "5s")
+    out = run_supercronic(supercronic, crontabs / "hello.crontab", r"(?im)hello from crontab.*channel=stdout", count=4)
     assert len(re.findall(r"(?im)hello from crontab.*channel=stdout", out)) > 3
 
 
 def test_it_passes_the_environment_through(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "env.crontab", VAR="hello from foo")
+    out = run_supercronic(supercronic, crontabs / "env.crontab", "job succeeded", VAR="hello from foo")
     assert re.search(r"(?i)hello from foo.*channel=stdout", out)
 
 
 def test_it_overrides_the_environment_with_the_crontab(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "override.crontab", VAR="hello from foo")
+    out = run_supercronic(supercronic, crontabs / "override.crontab", "job succeeded", VAR="hello from foo")
     assert re.search(r"(?i)hello from bar.*channel=stdout", out)
 
 
 def test_it_warns_when_user_is_set(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "user.crontab")
+    out = run_supercronic(supercronic, crontabs / "user.crontab", "read crontab")
     assert re.search(r"(?i)processes will not.*USER=", out)
 
 
-def test_it_warns_when_a_job_is_falling_behind(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "timeout.crontab")
+def test_it_warns_when_a_job_is_falling_behind(supercronic: Path, crontabs: Path, tmp_path: Path):
+    out = term_once_started(supercronic, crontabs / "timeout.crontab", tmp_path / "out")
     assert re.search(r"(?i)job took too long to run", out)
 
 
-def test_it_warns_repeatedly_when_a_job_is_still_running(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "timeout.crontab")
+def test_it_warns_repeatedly_when_a_job_is_still_running(supercronic: Path, crontabs: Path, tmp_path: Path):
+    out = term_once_started(supercronic, crontabs / "timeout.crontab", tmp_path / "out")
     assert len(re.findall(r"(?i)job is still running", out)) == 2, out
 
 
 def test_it_runs_overlapping_jobs(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "timeout.crontab", "5s", ("-overlapping",))
+    out = run_supercronic(supercronic, crontabs / "timeout.crontab", "msg=starting", ("-overlapping",), count=4)
     assert len(re.findall(r"(?i)starting", out)) >= 4
 
 
 def test_it_supports_debug_logging(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "hello.crontab", args=("-debug",))
+    out = run_supercronic(supercronic, crontabs / "hello.crontab", "job succeeded", ("-debug",))
     assert re.search(r"(?i)debug", out)
 
 
 def test_it_supports_json_logging(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "noop.crontab", args=("-json",))
+    out = run_supercronic(supercronic, crontabs / "noop.crontab", "read crontab", ("-json",))
     assert re.search(r"(?m)^\{", out)
     assert all(json.loads(line)["level"] for line in out.splitlines())
 
 
 def test_it_supports_passing_command_logging_through(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "hello.crontab", args=("-passthrough-logs",))
+    out = run_supercronic(supercronic, crontabs / "hello.crontab", "job succeeded", ("-passthrough-logs",))
     assert re.search(r"(?im)^hello from crontab$", out)
 
 
@@ -281,32 +310,41 @@ def test_with_inotify_it_follows_kubernetes_like_symlink_swaps_and_folder_deleti
 
 def test_go_flag_spellings_are_all_accepted(supercronic: Path, crontabs: Path):
     for args in (("-json",), ("--json",), ("-json=true",), ("--json=1",)):
-        out = run_supercronic(supercronic, crontabs / "noop.crontab", args=args)
+        out = run_supercronic(supercronic, crontabs / "noop.crontab", "read crontab", args)
         assert out.startswith("{"), (args, out)
-    out = run_supercronic(supercronic, crontabs / "noop.crontab", args=("-json=false",))
+    out = run_supercronic(supercronic, crontabs / "noop.crontab", "read crontab", ("-json=false",))
     assert out.startswith("time="), out
     result = subprocess.run([str(supercronic), "-no-such-flag", str(crontabs / "noop.crontab")], capture_output=True,
                             env=environment(), timeout=30)
     assert result.returncode == 2  # usage, as Go's flag package exits
 
 
-def test_split_logs_sends_info_to_stdout_and_warnings_to_stderr(supercronic: Path, crontabs: Path):
-    result = subprocess.run(["timeout", "--preserve-status", "1s", str(supercronic), "-split-logs",
-                             str(crontabs / "user.crontab")], capture_output=True, text=True, env=environment(),
-                            timeout=60)
-    assert 'level=info msg="read crontab: ' in result.stdout and "level=warning" not in result.stdout
-    assert 'level=warning msg="processes will NOT be spawned as USER=foo"' in result.stderr
-    assert "level=info" not in result.stderr
+def test_split_logs_sends_info_to_stdout_and_warnings_to_stderr(supercronic: Path, crontabs: Path, tmp_path: Path):
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        process = subprocess.Popen([str(supercronic), "-split-logs", str(crontabs / "user.crontab")], stdout=out,
+                                   stderr=err, env=environment())
+    try:
+        wait_for(lambda: "crontab loaded" in stdout.read_text(), 20, "the crontab to be read")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert 'level=info msg="read crontab: ' in stdout.read_text() and "level=warning" not in stdout.read_text()
+    assert 'level=warning msg="processes will NOT be spawned as USER=foo"' in stderr.read_text()
+    assert "level=info" not in stderr.read_text()
 
 
 def test_quiet_keeps_only_warnings_and_errors(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "user.crontab", args=("-quiet", "-debug"))  # quiet wins
+    out = run_supercronic(supercronic, crontabs / "user.crontab", "USER=foo", ("-quiet", "-debug"))  # quiet wins
     assert "level=warning" in out and "level=info" not in out and "level=debug" not in out
 
 
 def test_sentry_settings_are_accepted_with_one_warning(supercronic: Path, crontabs: Path):
-    out = run_supercronic(supercronic, crontabs / "noop.crontab",
-                          args=("-sentry-dsn", "https://k@sentry.example/1", "-sentry-environment", "prod"),
+    out = run_supercronic(supercronic, crontabs / "noop.crontab", "read crontab",
+                          ("-sentry-dsn", "https://k@sentry.example/1", "-sentry-environment", "prod"),
                           SENTRY_RELEASE="1.2.3")
     warnings = [line for line in out.splitlines() if "Sentry" in line]
     assert len(warnings) == 1 and "level=warning" in warnings[0], out
