@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -200,6 +201,9 @@ def test_local_zone_is_found_as_go_finds_it(tmp_path):
     zone_file.write_bytes(Path("/usr/share/zoneinfo/Asia/Tokyo").read_bytes())
     tokyo = local_zone({"TZ": str(zone_file)})
     assert datetime(2026, 1, 1, tzinfo=tokyo).utcoffset() == timedelta(hours=9)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert local_zone({"TZ": str(fifo)}) == timezone.utc  # refused at once, never waited on
 
 
 # supercronic's crontab package tests (crontab/crontab_test.go), restated: the text, then each job's

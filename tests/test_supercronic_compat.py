@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -351,22 +352,32 @@ def test_sentry_settings_are_accepted_with_one_warning(supercronic: Path, cronta
     assert "-sentry-dsn" in warnings[0] and "SENTRY_RELEASE" in warnings[0]
 
 
+@contextmanager
+def running_in_background(*argv: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """supercronic ARGV with its output in `log`; at the end SIGTERM, and SIGKILL if it has not gone in 30 s."""
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(list(argv), stdout=handle, stderr=subprocess.STDOUT, env=environment())
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def test_prometheus_listen_address_serves_metrics_and_health(supercronic: Path, crontabs: Path, tmp_path: Path):
     port = free_port()
     log = tmp_path / "log"
-    with open(log, "wb") as handle:
-        process = subprocess.Popen([str(supercronic), "-prometheus-listen-address", f"127.0.0.1:{port}",
-                                    str(crontabs / "hello.crontab")], stdout=handle, stderr=subprocess.STDOUT,
-                                   env=environment())
-    try:
+    with running_in_background(str(supercronic), "-prometheus-listen-address", f"127.0.0.1:{port}",
+                               str(crontabs / "hello.crontab"), log=log):
         wait_for(lambda: "job succeeded" in log.read_text(), 10, "a run")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
             assert response.read() == b"OK"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             assert "supercronic_successful_executions{" in response.read().decode()
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_prometheus_listen_address_defaults_to_supercronics_port(supercronic: Path, crontabs: Path, tmp_path: Path):
@@ -374,17 +385,11 @@ def test_prometheus_listen_address_defaults_to_supercronics_port(supercronic: Pa
         if probe.connect_ex(("127.0.0.1", 9746)) == 0:
             pytest.skip("port 9746 is taken on this machine")
     log = tmp_path / "log"
-    with open(log, "wb") as handle:
-        process = subprocess.Popen([str(supercronic), "-prometheus-listen-address", "127.0.0.1",
-                                    str(crontabs / "noop.crontab")], stdout=handle, stderr=subprocess.STDOUT,
-                                   env=environment())
-    try:
+    with running_in_background(str(supercronic), "-prometheus-listen-address", "127.0.0.1",
+                               str(crontabs / "noop.crontab"), log=log):
         wait_for(lambda: "serving metrics" in log.read_text(), 10, "the listener")
         with urllib.request.urlopen("http://127.0.0.1:9746/health", timeout=5) as response:
             assert response.read() == b"OK"
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_an_address_that_cannot_be_listened_on_is_fatal(supercronic: Path, crontabs: Path):
@@ -402,17 +407,11 @@ def test_deadline_exceeded_counts_ticks_that_found_the_job_still_running(supercr
                                                                          tmp_path: Path):
     port = free_port()
     log = tmp_path / "log"
-    with open(log, "wb") as handle:
-        process = subprocess.Popen([str(supercronic), "-prometheus-listen-address", f"127.0.0.1:{port}",
-                                    str(crontabs / "timeout.crontab")], stdout=handle, stderr=subprocess.STDOUT,
-                                   env=environment())
-    try:
+    with running_in_background(str(supercronic), "-prometheus-listen-address", f"127.0.0.1:{port}",
+                               str(crontabs / "timeout.crontab"), log=log):
         wait_for(lambda: "job succeeded" in log.read_text(), 10, "a run of sleep 2.5")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
         still_running = log.read_text().count("job is still running")
         value = re.search(r"^supercronic_deadline_exceeded\{[^}]*\} (\d+)$", text, re.M)
         assert value and int(value.group(1)) >= 2 and int(value.group(1)) <= still_running
-    finally:
-        process.terminate()
-        process.wait(30)

@@ -8,6 +8,7 @@ is read in byte order. The digest lets a reload skip an unchanged file unparsed.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone, tzinfo
@@ -18,6 +19,7 @@ from .crontab import ParsedCrontab, parse_crontab
 
 MAX_CRONTAB_BYTES = 1 << 20
 MAX_CRONTAB_FILES = 1000
+MAX_ZONE_FILE_BYTES = 1 << 20  # TZif files are a few KiB
 
 
 def crontab_files(path: str) -> list[str]:
@@ -43,19 +45,22 @@ def read_crontab_texts(path: str) -> tuple[list[tuple[str, str]], str]:
     return texts, digest.hexdigest()
 
 
+def _zone_file(path: str, key: str) -> tzinfo:
+    """A TZif file read as every file pys6 reads: regular, bounded (a FIFO named by TZ is an error, not a hang)."""
+    return ZoneInfo.from_file(io.BytesIO(read_regular_file(path, MAX_ZONE_FILE_BYTES)), key=key)
+
+
 def local_zone(environ: Mapping[str, str] = os.environ) -> tzinfo:
     """The zone schedules follow without CRON_TZ, as Go's time.Local finds it: TZ, else /etc/localtime, else UTC."""
     name = environ.get("TZ")
     try:
         if name is None:
-            with open("/etc/localtime", "rb") as stream:
-                return ZoneInfo.from_file(stream, key="localtime")
+            return _zone_file("/etc/localtime", "localtime")
         name = name.removeprefix(":")
         if name in ("", "UTC"):
             return timezone.utc
         if name.startswith("/"):
-            with open(name, "rb") as stream:
-                return ZoneInfo.from_file(stream, key=name)
+            return _zone_file(name, name)
         return ZoneInfo(name)
     except (OSError, ValueError, KeyError):  # an unknown name: UTC, as Go does (ZoneInfoNotFoundError is a KeyError)
         return timezone.utc
