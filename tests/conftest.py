@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
@@ -44,6 +45,19 @@ def pod(request: pytest.FixtureRequest) -> Iterator[Pod]:
         if _NAMESPACE_PROBLEM:
             the_pod.default_mode = "subreaper"
         yield the_pod
+
+
+@pytest.fixture(autouse=True)
+def _one_machine_wide_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked machine_wide share paths no test can make private (/tmp/pys6-1000 is
+    what a uid-1000 pyinit and its clients find by default): with parallel workers they take
+    turns on a lock that every test run of this machine shares."""
+    if request.node.get_closest_marker("machine_wide") is None:
+        yield
+        return
+    with open(os.path.join(tempfile.gettempdir(), "pys6-tests-machine-wide.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture

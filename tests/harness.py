@@ -377,13 +377,34 @@ def assert_answer_head(reply: bytes) -> dict:
     return answer
 
 
+_PORTS_PER_WORKER = 2000
+_PORT_BASE = 20000  # below Linux's ephemeral range (32768+), which the kernel hands out for bind(0)
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from a range of this test
+    process's own: parallel workers (pytest-xdist's gwN) never pick the same port, and a port
+    given out here is never the kernel's choice for another test's bind(0) or connect()."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    if not _next_port:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")  # "" without xdist
+        slot = int(worker) + 1 if worker.isdigit() else 0
+        _next_port.append(_PORT_BASE + (slot % 6) * _PORTS_PER_WORKER)
+    start = _next_port[0]
+    lowest = start - (start - _PORT_BASE) % _PORTS_PER_WORKER
+    for _ in range(_PORTS_PER_WORKER):
+        port = _next_port[0]
+        _next_port[0] = lowest + (port + 1 - lowest) % _PORTS_PER_WORKER
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {lowest}-{lowest + _PORTS_PER_WORKER - 1}")
 
 
 def wait_ready_for_more_than(pod: Pod, name: str, seconds: float, timeout: float = 10.0) -> None:

@@ -18,6 +18,9 @@ import pytest
 
 from harness import REPO, Pod, assert_answer_head, read_int, wait_for, world_readable_source
 
+# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
+pytestmark = pytest.mark.machine_wide
+
 ESCAPING_SLEEPER = 'echo $$ > "$STATE/$1.pid"\nprintf "%s says \\033[2Khello\\r\\n" "$1"\nexec sleep 1000\n'
 FALLBACK_1000 = Path("/tmp/pys6-1000")
 SQUATTER = 1001

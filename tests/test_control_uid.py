@@ -13,6 +13,9 @@ import pytest
 
 from harness import SLEEPER, Pod, free_port, read_int, wait_for, world_readable_source
 
+# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
+pytestmark = pytest.mark.machine_wide
+
 OTHER_UID = 1001
 
 

@@ -10,6 +10,7 @@ import socket
 import time
 
 import psutil
+import pytest
 
 from harness import SLEEPER, Pod, alias_bomb, alive, read_int, wait_for
 
@@ -137,6 +138,7 @@ def test_out_of_range_and_fifo_service_files_are_reported_and_harm_nothing(pod: 
 # --- EPERM ------------------------------------------------------------------------------
 
 
+@pytest.mark.machine_wide  # the default runtime directory
 def test_a_failed_kill_is_reported_and_never_ends_pid1(unprivileged_pod: Pod, setuid_setpriv: str):
     pod = unprivileged_pod
     pod.service("rooted", f'echo $$ > "$STATE/rooted.pid"\nexec {setuid_setpriv} --reuid=0 --regid=0 '

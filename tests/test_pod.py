@@ -19,6 +19,9 @@ import pytest
 
 from harness import REPO, Pod, free_port, wait_for, world_readable_source
 
+# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
+pytestmark = pytest.mark.machine_wide
+
 PROGRAMS = {  # the image's console scripts, for uid 1000, from a copy of the package any uid can read
     "pysvstat": "-m supervisor.svstat", "pysvc": "-m supervisor.svc", "pycrond": "-m supervisor.cron.main",
     "pys6-notify-listening": "-m supervisor.notifylisten", "pys6-tmux-save": "-m supervisor.tmuxstate save",

@@ -12,6 +12,8 @@ import pytest
 
 from harness import SLEEPER, Pod, alive, read_int, wait_for
 
+# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
+pytestmark = pytest.mark.machine_wide
 
 def test_everything_works_as_uid_1000_without_capabilities(unprivileged_pod: Pod):
     pod = unprivileged_pod
