@@ -85,7 +85,9 @@ class Bench:
         command = [sys.executable, "-m", "supervisor"]
         self.namespace = os.geteuid() == 0
         if self.namespace:
-            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
+            # its own /run, as a container has: a PID 1 lays out s6-overlay's paths there
+            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c",
+                       'mount -t tmpfs -o mode=0755 pys6-bench-run /run && exec "$@"', "sh", *command]
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.DEVNULL,
                                         stdin=subprocess.DEVNULL)

@@ -1,6 +1,10 @@
 """Settings from S6_*/PYS6_* variables and the optional YAML file, checked before anything starts.
 
-The environment wins over the YAML file. Every error names the variable or key.
+The environment wins over the YAML file. PYS6_* variables and YAML keys are pys6's
+own and checked strictly: every error names the variable or key. S6_* variables are
+read as s6-overlay's scripts read them, so an image that boots under s6-overlay boots
+here: a value that is not a whole number means the default there, and here too, with
+a warning naming it (Settings.warnings).
 """
 
 from __future__ import annotations
@@ -45,12 +49,30 @@ class Settings:
     control_group: str = ""  # group (name or gid) also allowed on the control socket
     control_timeout: int = 5000  # ms a client has to send its request
     services: Mapping[str, ServiceOverride] = field(default_factory=dict)
+    # s6-overlay's variables beyond the stages' timings (README: Migrating from s6-overlay)
+    keep_env: int | None = None  # None: pys6's default, the full container environment
+    cmd_arg0: str = ""
+    cmd_receive_signals: bool = False
+    cmd_use_terminal: bool = False
+    stage2_hook: str = ""
+    read_only_root: bool = False
+    sync_disks: bool = False
+    logging: int = 0
+    fix_attrs_hidden: bool = False
+    runtime_profile: str = ""
+    wait_for_closing_fd: int = 0
+    world_writable_run: bool = False
+    s6_run: bool = True  # PYS6_S6_RUN=0: never lay out s6-overlay's paths under /run
+    warnings: tuple[str, ...] = ()
 
     @property
     def crash(self) -> CrashPolicy:
         return CrashPolicy(self.crash_deaths, self.crash_window)
 
     def dirs(self, kind: str) -> str:
+        """$PYS6_ETC/<kind>, or S6_RUNTIME_PROFILE's /etc/cont-profile.d/<profile>/<kind>."""
+        if self.runtime_profile:
+            return os.path.join(self.etc, "cont-profile.d", self.runtime_profile, kind)
         return os.path.join(self.etc, kind)
 
 
@@ -163,7 +185,8 @@ def parse_group(value: object) -> str:
     return text
 
 
-# (Settings field, environment variable, parser); the YAML key is the field name.
+# (Settings field, environment variable, parser); the YAML key is the field name. The
+# S6_* variables among them are read from the environment by S6_NUMBERS below instead.
 KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
     ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", parse_behaviour),
     ("kill_finish_maxtime", "S6_KILL_FINISH_MAXTIME", parse_ms),
@@ -273,6 +296,89 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             if name in data:
                 values[name] = _convert(f"{config_path}: {name}", parser, data[name])
     for name, env, parser in KNOBS:
-        if env in environ and environ[env] != "":
+        if env in environ and environ[env] != "" and not env.startswith("S6_"):
             values[name] = _convert(env, parser, environ[env])
+    warnings: list[str] = []
+    values.update(s6_variables(environ, warnings))
+    if environ.get("PYS6_S6_RUN", "") != "":
+        values["s6_run"] = _convert("PYS6_S6_RUN", parse_bool, environ["PYS6_S6_RUN"])
+    values["warnings"] = tuple(warnings)
     return Settings(**values)
+
+
+# --- s6-overlay's variables, parsed as its scripts parse them ------------------------------
+# Its scripts test `eltest "$X" =~ '^[[:digit:]]+$'` (or `test "0$X" -ne 0`): anything but
+# digits is the default. A number too large for a timer is the largest one s6 takes.
+
+MAX_S6_DIGITS = 18
+
+# (Settings field, variable, what the number is: ms, flag, level)
+S6_NUMBERS: tuple[tuple[str, str, str], ...] = (
+    ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", "level"),
+    ("kill_finish_maxtime", "S6_KILL_FINISH_MAXTIME", "ms"),
+    ("services_gracetime", "S6_SERVICES_GRACETIME", "ms"),
+    ("kill_gracetime", "S6_KILL_GRACETIME", "ms"),
+    ("cmd_wait_for_services", "S6_CMD_WAIT_FOR_SERVICES", "flag"),
+    ("cmd_wait_for_services_maxtime", "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", "ms"),
+    ("verbosity", "S6_VERBOSITY", "level"),
+    ("keep_env", "S6_KEEP_ENV", "level"),
+    ("cmd_receive_signals", "S6_CMD_RECEIVE_SIGNALS", "flag"),
+    ("cmd_use_terminal", "S6_CMD_USE_TERMINAL", "flag"),
+    ("read_only_root", "S6_READ_ONLY_ROOT", "flag"),
+    ("sync_disks", "S6_SYNC_DISKS", "flag"),
+    ("logging", "S6_LOGGING", "level"),
+    ("fix_attrs_hidden", "S6_FIX_ATTRS_HIDDEN", "flag"),
+    ("wait_for_closing_fd", "S6_WAIT_FOR_CLOSING_FD", "level"),
+    ("world_writable_run", "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", "flag"),
+)
+S6_TEXTS = (("cmd_arg0", "S6_CMD_ARG0"), ("stage2_hook", "S6_STAGE2_HOOK"), ("runtime_profile", "S6_RUNTIME_PROFILE"))
+# Read by s6-overlay, and what pys6 does instead (one warning each when set).
+S6_INSTEAD = {
+    "S6_SERVICES_READYTIME": "not needed: pys6 knows when a service is up without sleeping first",
+    "S6_CATCHALL_USER": "pyinit writes the catch-all log itself, as its own user",
+    "S6_LOGGING_SCRIPT": "pys6 keeps its catch-all log as 'n20 s1000000 T' (20 files of 1 MB, ISO 8601 stamps)",
+    "S6_RUNTIME_BUNDLEDIR": "s6-rc bundles are not read yet; /etc/cont-init.d and /etc/services.d are",
+}
+NOT_SETTINGS = {"S6_OVERLAY_VERSION", "S6_OVERLAY_ARCH"}  # set by images' Dockerfiles, read by nothing
+
+
+def _s6_number(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_S6_DIGITS else None
+
+
+def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, Any]:
+    """The settings s6-overlay's variables give; `warnings` gets one line for each value used
+    otherwise than written and each variable pys6 reads differently."""
+    values: dict[str, Any] = {}
+    for name, variable, kind in S6_NUMBERS:
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        number = _s6_number(raw)
+        if number is None:
+            warnings.append(f"{variable}={shown(raw)} is not a whole number; s6-overlay's default applies, as there")
+            continue
+        if kind == "ms":
+            values[name] = min(number, MAX_MS)
+        elif kind == "flag":
+            values[name] = number > 0
+        else:
+            values[name] = number
+    for name, variable in S6_TEXTS:
+        if environ.get(variable):
+            values[name] = environ[variable]
+    if values.get("logging") == 1:
+        warnings.append("S6_LOGGING=1: per-service loggers are not implemented yet; everything goes to "
+                        "stdout and stderr, as with 0")
+    for variable, instead in S6_INSTEAD.items():
+        if environ.get(variable):
+            warnings.append(f"{variable} is set: {instead}")
+    profile = values.get("runtime_profile", "")
+    if profile and ("/" in profile or profile in (".", "..")):
+        warnings.append(f"S6_RUNTIME_PROFILE={shown(profile)} is not a directory name; ignored")
+        values["runtime_profile"] = ""
+    known = {variable for _, variable, _ in S6_NUMBERS} | {v for _, v in S6_TEXTS} | set(S6_INSTEAD) | NOT_SETTINGS
+    for variable in sorted(environ):
+        if variable.startswith("S6_") and variable not in known:
+            warnings.append(f"{variable} is not an s6-overlay setting pys6 knows; ignored")
+    return values

@@ -13,10 +13,13 @@ from collections.abc import Sequence
 
 USAGE = """\
 usage: pyinit [PROG ARGS...]
+       pyinit --install-s6-commands DIR [--force]
 
 PID 1 for containers, a drop-in for s6-overlay's /init. Runs $PYS6_ETC/cont-init.d,
 supervises $PYS6_ETC/services.d, and on SIGTERM runs $PYS6_ETC/cont-finish.d and
 stops everything. With PROG, runs it once services are up and exits with its code.
+--install-s6-commands links with-contenv, printcontenv, s6-setuidgid, halt and
+supercronic in DIR to pys6's own, for images that removed s6-overlay.
 
 exit codes: 0 clean shutdown; PROG's code; an essential service's code;
 100 bad configuration; 111 the runtime directory or a system call failed.
@@ -39,6 +42,26 @@ def _ensure_standard_fds() -> None:
                 os.close(null)
 
 
+def s6_path(path: str, has_command: bool) -> str:
+    """PATH as s6-overlay's /init makes it: /bin and /usr/bin added when missing, and
+    /command (where s6-overlay v3 keeps its binaries) first, here only where it exists."""
+    parts = [part for part in path.split(":") if part] or ["/bin"]
+    for needed in ("/bin", "/usr/bin", *(["/command"] if has_command else [])):
+        if needed not in parts:
+            parts.insert(0, needed)
+    return ":".join(parts)
+
+
+def _wait_for_closing_fd(fd: int) -> None:
+    """S6_WAIT_FOR_CLOSING_FD: the container manager says go by closing its end of `fd`."""
+    try:
+        while os.read(fd, 4096):
+            pass
+        os.close(fd)
+    except OSError:
+        pass  # not open: nothing to wait for, as in s6-overlay
+
+
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"pyinit: fatal: {message}\n")
     sys.stderr.flush()
@@ -49,7 +72,16 @@ def run(argv: Sequence[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0
+    if argv and argv[0] == "--install-s6-commands":
+        rest = [arg for arg in argv[1:] if arg != "--force"]
+        if len(rest) != 1:
+            sys.stderr.write("usage: pyinit --install-s6-commands DIR [--force]\n")
+            return EXIT_USAGE
+        from .s6commands import install
+
+        return install(rest[0], "--force" in argv[1:])
     _ensure_standard_fds()
+    os.environ["PATH"] = s6_path(os.environ.get("PATH", ""), os.path.isdir("/command"))
     from . import log, paths
     from .config import ConfigError, load_settings
 
@@ -58,17 +90,29 @@ def run(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         return _fail(f"bad configuration: {exc}", EXIT_USAGE)
     log.configure(settings.log_format, settings.verbosity)
+    for warning in settings.warnings:
+        log.get().warning(warning)
+    if settings.wait_for_closing_fd >= 3:
+        _wait_for_closing_fd(settings.wait_for_closing_fd)
     try:
         rundir = paths.prepare_rundir(os.environ)
     except (paths.RuntimeDirError, OSError) as exc:
         return _fail(str(exc), EXIT_SYSTEM)
+    is_pid1 = os.getpid() == 1
     from .server import ControlSocketError, bind_control_socket
 
     try:
         listener = bind_control_socket(rundir, settings.control_group)
     except (ControlSocketError, OSError) as exc:
         return _fail(f"control socket: {exc}", EXIT_SYSTEM)
-    is_pid1 = os.getpid() == 1
+    from . import s6layout
+
+    try:  # after the socket: a second pyinit on this runtime directory has been turned away
+        layout = s6layout.prepare(rundir, dict(os.environb), is_pid1 and settings.s6_run, settings.world_writable_run)
+    except OSError as exc:
+        listener.close()
+        os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
+        return _fail(f"cannot write the container environment: {exc.filename}: {exc.strerror}", EXIT_SYSTEM)
     if not is_pid1:
         from .reaper import become_subreaper
 
@@ -82,7 +126,7 @@ def run(argv: Sequence[str]) -> int:
     from .main_loop import run_pid1
 
     try:
-        return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1)
+        return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout)
     except BaseException as exc:  # noqa: BLE001 (the event loop itself is gone: still orphan nothing)
         _emergency_stop(is_pid1, settings.kill_gracetime / 1000, exc)
         return EXIT_SYSTEM

@@ -16,25 +16,36 @@ from typing import Any
 import anyio
 
 from . import log
+from .childenv import ChildEnvironment
 from .config import Settings
 from .handlers import Handlers
 from .output import OutputWriter, write_if_room
 from .reaper import Reaper
+from .s6layout import Layout
+from .scanctl import serve_scan_control
 from .server import ControlServer
 from .signames import signal_name
+from .spawn import send_signal
 from .stages import Container
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# S6_CMD_RECEIVE_SIGNALS: what s6-overlay diverts to the main program while it runs.
+DIVERTED_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGPWR, signal.SIGWINCH)
 FINAL_FLUSH_TIMEOUT = 1.0
 EXIT_CANNOT_GO_ON = 111
 
 
 async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper: Reaper, logger: Any) -> None:
+    divert = container.settings.cmd_receive_signals
     async for signum in signals:
         try:
             if signum == signal.SIGCHLD:
                 reaper.reap()
+            elif divert and signum in DIVERTED_SIGNALS and container.main_pid is not None:
+                logger.info("signal passed to the main program", signal=signal_name(signum), pid=container.main_pid)
+                send_signal(container.main_pid, signum, group=False)
             elif signum in STOP_SIGNALS:
                 container.request_shutdown(f"received {signal_name(signum)}")
             else:
@@ -44,7 +55,7 @@ async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper
 
 
 async def run_pid1(
-    settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool
+    settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool, layout: Layout
 ) -> int:
     logger = log.get()
     writer = OutputWriter()
@@ -53,12 +64,17 @@ async def run_pid1(
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)
 
     reaper = Reaper(on_orphan)
-    container = Container(settings, reaper, writer, logger, is_pid1)
+    environment = ChildEnvironment(settings.keep_env, dict(os.environb), layout.container_environment, logger)
+    container = Container(settings, reaper, writer, logger, is_pid1, environment, layout)
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
         log.route_to(lambda data: writer.write_nowait(2, data))
-        with anyio.open_signal_receiver(*HANDLED_SIGNALS) as signals:
+        handled = HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ())
+        with anyio.open_signal_receiver(*dict.fromkeys(handled)) as signals:
             root.start_soon(_signal_loop, signals, container, reaper, logger)
+            for problem in layout.problems:
+                logger.warning(problem)
+            root.start_soon(serve_scan_control, layout.control_fifos(), container, logger)
             handlers = Handlers(container, settings.control_timeout / 1000)
             server = ControlServer(listener, handlers, settings.control_group, settings.control_timeout)
             root.start_soon(server.serve)

@@ -12,7 +12,7 @@ import math
 import os
 import signal
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import anyio
@@ -59,6 +59,8 @@ class Runtime(Protocol):
     services_gracetime: float  # seconds
 
     def essential_bailed(self, name: str, exitcode: int) -> None: ...
+
+    def child_environment(self) -> Mapping[bytes, bytes]: ...
 
 
 def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter:
@@ -224,6 +226,7 @@ class ServiceRunner:
                 stdout=self.stdout.write_fd,
                 stderr=self.stderr.write_fd,
                 extra_fds=extra,
+                env=self._runtime.child_environment(),
             )
         except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
             if notify is not None:
@@ -244,6 +247,7 @@ class ServiceRunner:
                 cwd=self.spec.directory,
                 stdout=self.stdout.write_fd,
                 stderr=self.stderr.write_fd,
+                env=self._runtime.child_environment(),
             )
         except OSError as exc:
             self._runtime.log.error("finish could not start", service=self.spec.name, reason=exc.strerror)

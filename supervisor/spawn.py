@@ -32,7 +32,7 @@ def spawn(
     stderr: int | None = None,
     extra_fds: Mapping[int, int] | None = None,
     new_session: bool = True,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
     search_path: bool = False,
 ) -> int:
     """Start `argv` and return its pid; raise OSError if it cannot be executed.

@@ -11,19 +11,21 @@ from __future__ import annotations
 import math
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
-from . import policy
+from . import compat, policy, s6layout
 from .config import ConfigError, Settings
 from .handlers import ServiceView
 from .logpipe import LogPipe
 from .model import ServiceState, Verb, death_code
 from .output import OutputWriter
 from .reaper import ChildExit, Reaper
+from .s6layout import Layout
 from .service import ServiceRunner, formatter_for
 from .servicedir import is_executable_file, scan
 from .signames import signal_name
@@ -41,8 +43,11 @@ class Container:
     verbs need (handlers.ControlTarget).
     """
 
-    def __init__(self, settings: Settings, reaper: Reaper, writer: OutputWriter, log: Any, is_pid1: bool) -> None:
+    def __init__(self, settings: Settings, reaper: Reaper, writer: OutputWriter, log: Any, is_pid1: bool,
+                 environment: Callable[[], Mapping[bytes, bytes]], layout: Layout) -> None:
         self.settings = settings
+        self.child_environment = environment
+        self.layout = layout
         self.reaper = reaper
         self.writer = writer
         self.log = log
@@ -64,10 +69,15 @@ class Container:
             self.log.info("already shutting down", reason=reason)
             return
         if exit_code is not None:
-            self.exit_code = exit_code
+            self._set_exit_code(exit_code)
             self._exit_code_fixed = True
         self.log.info("shutting down", reason=reason, exit_code=self.exit_code)
         self.stopping.set()
+
+    def _set_exit_code(self, code: int) -> None:
+        """Also where s6-overlay keeps it, so a finish script may read it or set another (its recipe)."""
+        self.exit_code = code
+        s6layout.record_exit_code(self.layout, code)
 
     def essential_bailed(self, name: str, exitcode: int) -> None:
         self.request_shutdown(f"essential service {name} bailed", exitcode)
@@ -120,14 +130,16 @@ class Container:
 
     # --- one-shot scripts (cont-init.d, cont-finish.d) -------------------------
 
-    async def run_script(self, path: str, source: str, timeout_ms: int = 0) -> int:
-        """Run one script to completion, its output merged; return its fate as an exit code."""
+    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int:
+        """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
+        return its fate as an exit code."""
         pipes: list[LogPipe] = []
         try:
             pipes.append(LogPipe(self.writer, 1, formatter_for(self, source, "stdout"), keep_write_end=False))
             pipes.append(LogPipe(self.writer, 2, formatter_for(self, source, "stderr"), keep_write_end=False))
             out, err = pipes
-            pid = spawn([path], cwd=os.path.dirname(path), stdout=out.write_fd, stderr=err.write_fd)
+            pid = spawn(argv or [path], cwd=os.path.dirname(path), stdout=out.write_fd, stderr=err.write_fd,
+                        env=self.child_environment(), search_path=argv is not None)
         except OSError as exc:  # any errno, EMFILE from the pipes included
             for pipe in pipes:
                 pipe.close()
@@ -208,6 +220,7 @@ class Container:
             return False
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
+        s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
         for spec in specs:
             try:
                 runner = ServiceRunner(spec, self)
@@ -247,7 +260,7 @@ class Container:
 
     async def run_main_program(self, argv: Sequence[str]) -> None:
         try:
-            pid = spawn(argv, new_session=False, search_path=True)
+            pid = spawn(argv, new_session=False, search_path=True, env=self.child_environment())
         except OSError as exc:
             self.log.error("main program could not start", program=argv[0], reason=exc.strerror)
             self.request_shutdown("main program could not start", exec_failure_code(exc))
@@ -260,7 +273,7 @@ class Container:
         code = death_code(exited.exitcode, exited.signum)
         self.log.info("main program exited", exitcode=code)
         if self.stopping.is_set() and not self._exit_code_fixed:
-            self.exit_code = code  # a SIGTERM's shutdown ended it: the container still exits with its code
+            self._set_exit_code(code)  # a SIGTERM's shutdown ended it: the container still exits with its code
             return
         self.request_shutdown("main program exited", code)
 
@@ -283,6 +296,7 @@ class Container:
 
     async def run(self, main_argv: Sequence[str]) -> int:
         """The whole container life; returns the exit code."""
+        self._stage2_started = anyio.current_time()
         async with anyio.create_task_group() as services_group:
             stage2_ok = await self._stage2(services_group, main_argv)
             if stage2_ok:
@@ -293,7 +307,14 @@ class Container:
             runner.close()
         for pipe in self._script_pipes:
             pipe.close()
+        left = s6layout.read_exit_code(self.layout)
+        if left is not None and left != self.exit_code:
+            self.log.info("exit code left by a script", exit_code=left,
+                          file=", ".join(self.layout.exitcode_files))
+            self.exit_code = left
         return self.exit_code
+
+    _stage2_started = 0.0
 
     async def _cont_init(self) -> list[tuple[str, int]] | None:
         """Stage 1 scripts; None when a shutdown request cut them short."""
@@ -310,27 +331,76 @@ class Container:
         return failures
 
     async def _stage2(self, services_group: anyio.abc.TaskGroup, main_argv: Sequence[str]) -> bool:
+        behaviour = self.settings.behaviour_if_stage2_fails
+        compat.report_unhandled_trees(self.settings.etc, self.log)
+        if self.settings.stage2_hook and not await self._stage2_hook(behaviour):
+            return False
+        if not await self._fix_attrs(behaviour):
+            return False
         failures = await self._cont_init()
         if failures is None:
             return False
-        behaviour = self.settings.behaviour_if_stage2_fails
-        if failures and behaviour == 1:
-            self.log.warning("cont-init scripts failed, continuing", failed=", ".join(name for name, _ in failures))
-        if failures and behaviour == 2:
-            self.request_shutdown("a cont-init script failed", failures[0][1] or 1)
+        if failures and behaviour >= 1:
+            self.log.warning("cont-init scripts failed, continuing" if behaviour == 1 else "cont-init scripts failed",
+                             failed=", ".join(name for name, _ in failures))
+        if failures and behaviour >= 2:
+            # s6-overlay: the cont-init oneshot fails, s6-rc exits 1, and the container halts with it
+            self.request_shutdown("a cont-init script failed", 1)
             return False
         if not await self.start_services(services_group):
             return False
         self._stage = "running"
+        if self.settings.cmd_wait_for_services and not await self._wait_for_services(behaviour):
+            return True
         if main_argv:
-            if self.settings.cmd_wait_for_services:
-                maxtime = self.settings.cmd_wait_for_services_maxtime
-                with anyio.move_on_after(maxtime / 1000 if maxtime else math.inf) as scope:
-                    await self.wait_services_ready()
-                if scope.cancelled_caught:
-                    self.request_shutdown("services were not ready in time", 1)
-                    return True
-            services_group.start_soon(self.run_main_program, list(main_argv))
+            argv = [*self.settings.cmd_arg0.split(), *main_argv]
+            services_group.start_soon(self.run_main_program, argv)
+        return True
+
+    async def _wait_for_services(self, behaviour: int) -> bool:
+        """S6_CMD_WAIT_FOR_SERVICES(_MAXTIME); False when S6_BEHAVIOUR_IF_STAGE2_FAILS stops the container."""
+        maxtime = self.settings.cmd_wait_for_services_maxtime
+        remaining = math.inf if not maxtime else max(0.0, self._stage2_started + maxtime / 1000 - anyio.current_time())
+        with anyio.move_on_after(remaining) as scope:
+            await self.wait_services_ready()
+        if not scope.cancelled_caught:
+            return True
+        late = ", ".join(name for name, runner in self.services.items()
+                         if runner.spec.normally_up and runner.state.ready_at is None)
+        if behaviour >= 2:
+            self.log.error("services were not ready in time, stopping the container", services=late)
+            self.request_shutdown("services were not ready in time", 1)
+            return False
+        if behaviour == 1:
+            self.log.warning("services were not ready in time, going on", services=late)
+        return True
+
+    async def _stage2_hook(self, behaviour: int) -> bool:
+        """S6_STAGE2_HOOK, before anything else of stage 2; False when its failure stops the container."""
+        hook = self.settings.stage2_hook
+        code = await self.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
+                                     argv=["/bin/sh", "-c", hook])
+        if code == 0:
+            self.log.info("stage 2 hook done", hook=hook)
+            return True
+        if behaviour >= 2:
+            self.log.error("stage 2 hook failed, stopping the container", hook=hook, exitcode=code)
+            self.request_shutdown("S6_STAGE2_HOOK failed", code)
+            return False
+        self.log.warning("stage 2 hook failed", hook=hook, exitcode=code)
+        return True
+
+    async def _fix_attrs(self, behaviour: int) -> bool:
+        """v2's fix-attrs.d, before cont-init; False when a failure stops the container."""
+        failures = await anyio.to_thread.run_sync(
+            compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log)
+        if not failures:
+            return True
+        if behaviour >= 2:
+            self.request_shutdown("fix-attrs.d failed", 1)
+            return False
+        if behaviour == 1:
+            self.log.warning("fix-attrs.d failed, continuing", failed=len(failures))
         return True
 
     async def _stage3(self) -> None:
@@ -342,5 +412,8 @@ class Container:
         if self.settings.finish_after_services:
             await self.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         await self.kill_everything()
+        if self.settings.sync_disks:
+            self.log.info("syncing disks")
+            await anyio.to_thread.run_sync(os.sync)
         self.log.info("exiting", exit_code=self.exit_code)
 

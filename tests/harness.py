@@ -162,7 +162,9 @@ class Pod:
             self._chown_tree()
             command = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", *command]
         if mode == "namespace":
-            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *command]
+            # Its own /run, as a container has: a PID 1 lays out s6-overlay's paths there.
+            command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                       "sh", "-c", 'mount -t tmpfs -o mode=0755 pys6-test-run /run && exec "$@"', "sh", *command]
         self.env = environ
         self._stdout_file = open(self.stdout_path, "wb")
         self._stderr_file = open(self.stderr_path, "wb")

@@ -27,7 +27,7 @@ def test_environment_variables_are_read(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "value"), [
-    ("S6_BEHAVIOUR_IF_STAGE2_FAILS", "3"), ("S6_KILL_GRACETIME", "-1"), ("S6_KILL_GRACETIME", "soon"),
+    ("PYS6_CONTROL_TIMEOUT", "soon"), ("PYS6_CONTROL_TIMEOUT", "-1"), ("PYS6_S6_RUN", "maybe"),
     ("PYS6_CRASH_DEATHS", "0"), ("PYS6_CRASH_WINDOW", "0"), ("PYS6_LOG_FORMAT", "xml"),
     ("PYS6_FINISH_AFTER_SERVICES", "maybe"),
 ])
@@ -65,3 +65,42 @@ def test_bad_yaml_is_an_error_naming_the_key(tmp_path, text, key):
 def test_a_named_config_file_that_is_missing_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings({"PYS6_CONFIG": str(tmp_path / "nope.yaml")})
+
+
+@pytest.mark.parametrize(("name", "value", "field", "expected", "warned"), [
+    # s6-overlay's scripts: `eltest "$X" =~ '^[[:digit:]]+$'`, else the default
+    ("S6_BEHAVIOUR_IF_STAGE2_FAILS", "3", "behaviour_if_stage2_fails", 3, False),  # acts as 2 (">= 2")
+    ("S6_BEHAVIOUR_IF_STAGE2_FAILS", "yes", "behaviour_if_stage2_fails", 0, True),
+    ("S6_KILL_GRACETIME", "-1", "kill_gracetime", 3000, True),
+    ("S6_KILL_GRACETIME", "soon", "kill_gracetime", 3000, True),
+    ("S6_KILL_GRACETIME", "9" * 400, "kill_gracetime", 3000, True),  # 400 digits: no number s6 takes
+    ("S6_SERVICES_GRACETIME", "99999999999", "services_gracetime", 2**32 - 1, False),  # the largest s6 takes
+    ("S6_VERBOSITY", "12", "verbosity", 12, False),
+    ("S6_VERBOSITY", "loud", "verbosity", 2, True),
+    ("S6_KEEP_ENV", "0", "keep_env", 0, False),
+    ("S6_KEEP_ENV", "2", "keep_env", 2, False),
+    ("S6_CMD_WAIT_FOR_SERVICES", "7", "cmd_wait_for_services", True, False),
+    ("S6_CMD_RECEIVE_SIGNALS", "1", "cmd_receive_signals", True, False),
+    ("S6_SYNC_DISKS", "0", "sync_disks", False, False),
+    ("S6_LOGGING", "1", "logging", 1, True),  # per-service loggers: the next step
+    ("S6_WAIT_FOR_CLOSING_FD", "4", "wait_for_closing_fd", 4, False),
+])
+def test_s6_overlay_variables_are_read_as_its_scripts_read_them(tmp_path, name, value, field, expected, warned):
+    settings = load_settings({"PYS6_ETC": str(tmp_path), name: value})
+    assert getattr(settings, field) == expected
+    assert any(name in warning for warning in settings.warnings) == warned, settings.warnings
+
+
+@pytest.mark.parametrize("name", ["S6_SERVICES_READYTIME", "S6_CATCHALL_USER", "S6_LOGGING_SCRIPT",
+                                  "S6_RUNTIME_BUNDLEDIR", "S6_TYPO_OF_A_SETTING"])
+def test_an_s6_variable_pys6_reads_otherwise_gets_one_warning_saying_so(tmp_path, name):
+    settings = load_settings({"PYS6_ETC": str(tmp_path), name: "1", "S6_OVERLAY_VERSION": "3.2.0.2"})
+    assert [warning for warning in settings.warnings if name in warning] != []
+    assert len(settings.warnings) == 1  # S6_OVERLAY_VERSION is no setting: nothing to say
+
+
+def test_a_runtime_profile_moves_the_trees(tmp_path):
+    settings = load_settings({"PYS6_ETC": str(tmp_path), "S6_RUNTIME_PROFILE": "blue"})
+    assert settings.dirs("cont-init.d") == str(tmp_path / "cont-profile.d" / "blue" / "cont-init.d")
+    sneaky = load_settings({"PYS6_ETC": str(tmp_path), "S6_RUNTIME_PROFILE": "../x"})
+    assert sneaky.dirs("cont-init.d") == str(tmp_path / "cont-init.d") and sneaky.warnings

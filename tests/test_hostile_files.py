@@ -64,15 +64,27 @@ def test_a_device_and_a_large_file_are_refused(tmp_path):
 # --- settings ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variable", ["S6_SERVICES_GRACETIME", "S6_KILL_GRACETIME", "S6_KILL_FINISH_MAXTIME",
-                                      "PYS6_CRASH_DEATHS", "PYS6_CRASH_WINDOW", "PYS6_CONTROL_TIMEOUT",
-                                      "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", "S6_VERBOSITY"])
+@pytest.mark.parametrize("variable", ["PYS6_CRASH_DEATHS", "PYS6_CRASH_WINDOW", "PYS6_CONTROL_TIMEOUT"])
 @pytest.mark.parametrize("value", [HUGE, "1e400", "inf", "nan", "-1", "4294967296"])
 def test_numbers_out_of_range_are_refused_naming_the_variable(tmp_path, variable, value):
     if variable == "PYS6_CRASH_WINDOW" and value == "4294967296":
         value = "1e12"
     with pytest.raises(ConfigError, match=variable):
         load_settings({"PYS6_ETC": str(tmp_path), variable: value})
+
+
+@pytest.mark.parametrize("variable", ["S6_SERVICES_GRACETIME", "S6_KILL_GRACETIME", "S6_KILL_FINISH_MAXTIME",
+                                      "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", "S6_VERBOSITY"])
+@pytest.mark.parametrize("value", [HUGE, "1e400", "inf", "nan", "-1"])
+def test_s6_numbers_that_are_no_numbers_give_the_default_and_a_warning_naming_the_variable(tmp_path, variable, value):
+    # s6-overlay boots on them (its scripts fall back to the default), so pyinit does too, saying so.
+    settings = load_settings({"PYS6_ETC": str(tmp_path), variable: value})
+    defaults = load_settings({"PYS6_ETC": str(tmp_path)})
+    assert [getattr(settings, f) for f in ("services_gracetime", "kill_gracetime", "kill_finish_maxtime",
+                                           "cmd_wait_for_services_maxtime", "verbosity")] == \
+           [getattr(defaults, f) for f in ("services_gracetime", "kill_gracetime", "kill_finish_maxtime",
+                                           "cmd_wait_for_services_maxtime", "verbosity")]
+    assert len(settings.warnings) == 1 and variable in settings.warnings[0] and len(settings.warnings[0]) < 200
 
 
 @pytest.mark.parametrize("key", ["crash_window", "timeout_kill", "down_signal", "essential"])

@@ -1,0 +1,44 @@
+"""The environment each process pyinit starts gets, by S6_KEEP_ENV.
+
+- unset (pys6's default): the full container environment as the container_environment
+  directory holds it at that moment, so what a cont-init script adds or removes there
+  reaches every later script, service and the main program, with-contenv or not;
+- S6_KEEP_ENV=1 (or more): pyinit's own environment, unchanged (with-contenv is a no-op);
+- S6_KEEP_ENV=0: s6-overlay v3's minimal environment, PATH only; `with-contenv` restores
+  the container's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .contenv import applied
+
+
+class ChildEnvironment:
+    def __init__(self, keep_env: int | None, original: dict[bytes, bytes], directory: str, log: Any) -> None:
+        self.keep_env = keep_env
+        self.original = original
+        self.directory = directory
+        self._log = log
+        self._complained = False
+
+    def __call__(self) -> dict[bytes, bytes]:
+        if self.keep_env is not None and self.keep_env > 0:
+            return self.original
+        if self.keep_env == 0:
+            return {b"PATH": self.original.get(b"PATH", os.defpath.encode())}
+        try:
+            environment, unreadable = applied(self.original, self.directory)
+        except OSError as exc:
+            if not self._complained:
+                self._log.warning("container environment unreadable, using pyinit's own",
+                                  directory=self.directory, reason=exc.strerror)
+                self._complained = True
+            return self.original
+        if unreadable and not self._complained:
+            self._log.warning("container environment entries unreadable, left out",
+                              directory=self.directory, entries=", ".join(unreadable)[:500])
+            self._complained = True
+        return environment
