@@ -1,8 +1,9 @@
 """The environment each process pyinit starts gets, by S6_KEEP_ENV.
 
-- unset (pys6's default): the full container environment as the container_environment
-  directory holds it at that moment, so what a cont-init script adds or removes there
-  reaches every later script, service and the main program, with-contenv or not;
+- unset (pys6's default): the container environment as the container_environment
+  directory holds it at that moment (PATH kept if removed), so what a cont-init script
+  adds or removes there reaches every later script, service and the main program,
+  with-contenv or not;
 - S6_KEEP_ENV=1 (or more): pyinit's own environment, unchanged (with-contenv is a no-op);
 - S6_KEEP_ENV=0: s6-overlay v3's minimal environment, PATH only; `with-contenv` restores
   the container's.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .contenv import applied
+from .contenv import applied, is_variable_name
 
 
 class ChildEnvironment:
@@ -23,6 +24,11 @@ class ChildEnvironment:
         self.directory = directory
         self._log = log
         self._complained = False
+        # The directory is the whole environment, so a variable a script removed is gone; only
+        # what no file can hold comes from pyinit's own, and PATH if a script removed it.
+        self.unwritable = {name: value for name, value in original.items() if not is_variable_name(name)}
+        if b"PATH" in original:
+            self.unwritable.setdefault(b"PATH", original[b"PATH"])
 
     def __call__(self) -> dict[bytes, bytes]:
         if self.keep_env is not None and self.keep_env > 0:
@@ -30,7 +36,7 @@ class ChildEnvironment:
         if self.keep_env == 0:
             return {b"PATH": self.original.get(b"PATH", os.defpath.encode())}
         try:
-            environment, unreadable = applied(self.original, self.directory)
+            environment, unreadable = applied(self.unwritable, self.directory)
         except OSError as exc:
             if not self._complained:
                 self._log.warning("container environment unreadable, using pyinit's own",

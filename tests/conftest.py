@@ -63,7 +63,9 @@ def _one_machine_wide_test_at_a_time(request: pytest.FixtureRequest) -> Iterator
 @pytest.fixture
 def subreaper_pod() -> Iterator[Pod]:
     """A pod whose pyinit runs as a child subreaper of the test: works everywhere."""
-    yield from _pod()
+    for the_pod in _pod():
+        the_pod.default_mode = "subreaper"
+        yield the_pod
 
 
 @pytest.fixture

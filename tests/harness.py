@@ -143,7 +143,8 @@ class Pod:
         os.chmod(self.root, 0o755)
 
     def start(self, *args: str, mode: str | None = None, env: dict[str, str] | None = None,
-              stdout: int | None = None, default_rundir: bool = False, wrapper: list[str] | None = None) -> None:
+              stdout: int | None = None, default_rundir: bool = False, wrapper: list[str] | None = None,
+              pass_fds: tuple[int, ...] = ()) -> None:
         environ = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYS6_ETC": str(self.etc),
@@ -171,7 +172,7 @@ class Pod:
         self.process = subprocess.Popen(
             command, env=environ, cwd="/", stdin=subprocess.DEVNULL,
             stdout=self._stdout_file if stdout is None else stdout, stderr=self._stderr_file,
-            start_new_session=True,
+            start_new_session=True, pass_fds=pass_fds,
         )
         self.mode = mode
 
