@@ -58,6 +58,7 @@ class Settings:
     read_only_root: bool = False
     sync_disks: bool = False
     logging: int = 0
+    logging_script: str = ""
     fix_attrs_hidden: bool = False
     runtime_profile: str = ""
     wait_for_closing_fd: int = 0
@@ -331,12 +332,12 @@ S6_NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("wait_for_closing_fd", "S6_WAIT_FOR_CLOSING_FD", "level"),
     ("world_writable_run", "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", "flag"),
 )
-S6_TEXTS = (("cmd_arg0", "S6_CMD_ARG0"), ("stage2_hook", "S6_STAGE2_HOOK"), ("runtime_profile", "S6_RUNTIME_PROFILE"))
+S6_TEXTS = (("cmd_arg0", "S6_CMD_ARG0"), ("stage2_hook", "S6_STAGE2_HOOK"), ("runtime_profile", "S6_RUNTIME_PROFILE"),
+            ("logging_script", "S6_LOGGING_SCRIPT"))
 # Read by s6-overlay, and what pys6 does instead (one warning each when set).
 S6_INSTEAD = {
     "S6_SERVICES_READYTIME": "not needed: pys6 knows when a service is up without sleeping first",
     "S6_CATCHALL_USER": "pyinit writes the catch-all log itself, as its own user",
-    "S6_LOGGING_SCRIPT": "pys6 keeps its catch-all log as 'n20 s1000000 T' (20 files of 1 MB, ISO 8601 stamps)",
     "S6_RUNTIME_BUNDLEDIR": "s6-rc bundles are not read yet; /etc/cont-init.d and /etc/services.d are",
 }
 NOT_SETTINGS = {"S6_OVERLAY_VERSION", "S6_OVERLAY_ARCH"}  # set by images' Dockerfiles, read by nothing
@@ -367,6 +368,11 @@ def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, A
     for name, variable in S6_TEXTS:
         if environ.get(variable):
             values[name] = environ[variable]
+    if values.get("read_only_root"):
+        warnings.append("S6_READ_ONLY_ROOT is set: pyinit writes only under /run and $PYS6_RUNDIR, so there is "
+                        "nothing to copy; the trees run where they are")
+    if values.get("logging_script") and values.get("logging", 0) != 2:
+        warnings.append("S6_LOGGING_SCRIPT is set but S6_LOGGING is not 2: no catch-all log is kept")
     if values.get("logging") == 1:
         warnings.append("S6_LOGGING=1: per-service loggers are not implemented yet; everything goes to "
                         "stdout and stderr, as with 0")

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -19,7 +19,7 @@ from . import log
 from .childenv import ChildEnvironment
 from .config import Settings
 from .handlers import Handlers
-from .output import OutputWriter, write_if_room
+from .output import OutputWriter, write_all, write_if_room
 from .reaper import Reaper
 from .s6layout import Layout
 from .scanctl import serve_scan_control
@@ -54,11 +54,30 @@ async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper
             logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
 
 
+def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[int, bytes], None]:
+    """S6_LOGGING=2's catch-all log: /var/log/s6-uncaught-logs, else under the runtime directory."""
+    from .catchall import DEFAULT_SCRIPT, DIRECTORY, CatchAllLog, parse_script
+
+    keep, size, stamps, ignored = parse_script(settings.logging_script or DEFAULT_SCRIPT)
+    if ignored:
+        logger.warning("S6_LOGGING_SCRIPT directives pyinit does not apply", ignored=" ".join(ignored)[:200])
+    for directory in (DIRECTORY, os.path.join(rundir, "uncaught-logs")):
+        try:
+            catch_all = CatchAllLog(directory, keep, size, stamps)
+        except OSError as exc:
+            logger.warning("catch-all log directory unusable", directory=directory, reason=exc.strerror)
+            continue
+        logger.info("S6_LOGGING=2: everything goes to the catch-all log from now on", directory=directory)
+        return catch_all.write
+    logger.error("no catch-all log can be written: stdout and stderr it is")
+    return write_all
+
+
 async def run_pid1(
     settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool, layout: Layout
 ) -> int:
     logger = log.get()
-    writer = OutputWriter()
+    writer = OutputWriter(sink=_catch_all_sink(settings, rundir, logger)) if settings.logging >= 2 else OutputWriter()
 
     def on_orphan(pid: int, exitcode: int | None, signum: int | None) -> None:
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)

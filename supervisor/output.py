@@ -54,8 +54,11 @@ def write_if_room(fd: int, data: bytes) -> bool:
 
 
 class OutputWriter:
-    def __init__(self, limit: int = 1 << 20) -> None:
+    def __init__(self, limit: int = 1 << 20, sink: Callable[[int, bytes], None] = write_all) -> None:
+        """`sink(fd, data)` does each write, in the worker thread: fd 1 and 2 by default,
+        the catch-all log with S6_LOGGING=2."""
         self.limit = limit
+        self._sink = sink
         self._thread = anyio.CapacityLimiter(1)  # its own: forensics threads never delay the log
         self._queue: deque[tuple[int, bytes]] = deque()
         self._pending = 0  # bytes queued or being written
@@ -99,7 +102,7 @@ class OutputWriter:
             self._wake = anyio.Event()
             while self._queue:
                 for fd, data in self._take_batch():
-                    await anyio.to_thread.run_sync(write_all, fd, data, abandon_on_cancel=True,
+                    await anyio.to_thread.run_sync(self._sink, fd, data, abandon_on_cancel=True,
                                                    limiter=self._thread)
                     self._pending -= len(data)
                     if not self.full and self._waiting_for_room:

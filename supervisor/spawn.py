@@ -34,16 +34,19 @@ def spawn(
     new_session: bool = True,
     env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
     search_path: bool = False,
+    keep_stdin: bool = False,
 ) -> int:
     """Start `argv` and return its pid; raise OSError if it cannot be executed.
 
     stdin is /dev/null when `stdout` is given (a service), else inherited (the
-    main program). `extra_fds` maps child fd -> our fd. A service gets its own
+    main program, which keeps it with `keep_stdin` even when its output is
+    piped). `extra_fds` maps child fd -> our fd. A service gets its own
     session; the main program stays in ours, so it keeps the container's terminal.
     """
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
     if stdout is not None:
-        actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
+        if not keep_stdin:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
         actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
     if stderr is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))

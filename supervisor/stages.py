@@ -258,17 +258,37 @@ class Container:
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
+    def _main_program_pipes(self) -> list[LogPipe]:
+        """S6_LOGGING=2 logs the main program's output too, unless S6_CMD_USE_TERMINAL asks for
+        the terminal (when there is one): then, as here by default, it writes there itself."""
+        if self.settings.logging < 2 or (self.settings.cmd_use_terminal and os.isatty(0)):
+            return []
+        return [LogPipe(self.writer, 1, formatter_for(self, "main", "stdout"), keep_write_end=False),
+                LogPipe(self.writer, 2, formatter_for(self, "main", "stderr"), keep_write_end=False)]
+
     async def run_main_program(self, argv: Sequence[str]) -> None:
+        pipes: list[LogPipe] = []
         try:
-            pid = spawn(argv, new_session=False, search_path=True, env=self.child_environment())
+            pipes = self._main_program_pipes()
+            pid = spawn(argv, new_session=False, search_path=True, env=self.child_environment(),
+                        stdout=pipes[0].write_fd if pipes else None, stderr=pipes[1].write_fd if pipes else None,
+                        keep_stdin=True)
         except OSError as exc:
+            for pipe in pipes:
+                pipe.close()
             self.log.error("main program could not start", program=argv[0], reason=exc.strerror)
             self.request_shutdown("main program could not start", exec_failure_code(exc))
             return
+        for pipe in pipes:
+            pipe.child_started()
+            pipe.start()
+        self._script_pipes += pipes
         self.main_pid = pid
         exited = self.reaper.watch_exit(pid)
         self.log.info("main program started", program=argv[0], pid=pid)
         await exited.wait()
+        for pipe in pipes:
+            pipe.drain()
         self.main_pid = None
         code = death_code(exited.exitcode, exited.signum)
         self.log.info("main program exited", exitcode=code)

@@ -55,9 +55,9 @@ class Image:
         self.stderr_path = self.scratch / "stderr"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def boot(self, *cmd: str) -> None:
+    def boot(self, *cmd: str, **extra: str) -> None:
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-               "LANG": "C.UTF-8"}
+               "LANG": "C.UTF-8", **extra}
         for line in (self.tree / "env").read_text().splitlines():
             name, _, value = line.partition("=")
             if name:
@@ -165,3 +165,12 @@ def test_a_main_program_waits_for_the_services_and_gives_the_container_its_code(
     image.boot(*(COMPAT / "main-program" / "cmd").read_text().splitlines())
     assert image.wait_exit() == 4, image.output()[-3000:]
     assert image.seen("main") == "the db was ready\n"
+
+
+def test_a_read_only_root_with_a_tmpfs_run_boots_and_halts_with_the_code(image_of) -> None:
+    image = image_of("finish-halt")
+    image.boot(COMPAT_READ_ONLY="1", S6_READ_ONLY_ROOT="1")
+    assert image.wait_exit() == 3, image.output()[-3000:]
+    assert image.seen("job") == "job ran\n"
+    assert "S6_READ_ONLY_ROOT is set: pyinit writes only under /run" in image.output()
+    assert "/var/run is not a link to /run and cannot be made one: Read-only file system" in image.output()

@@ -51,7 +51,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["policy", "config", "servicedir", "control", "cron.crontab", "cron.schedule", "cron.load",
                      "cron.install", "s6layout", "compat", "childenv", "s6commands"], 1),
     **dict.fromkeys(["spawn", "reaper", "output", "logpipe", "log", "forensics", "cron.watch",
-                     "notifylisten", "tmuxstate", "scanctl"], 2),
+                     "notifylisten", "tmuxstate", "scanctl", "catchall"], 2),
     **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics"], 3),
     **dict.fromkeys(["stages", "cron.daemon"], 4),
     **dict.fromkeys(["main_loop", "cron.main"], 5),

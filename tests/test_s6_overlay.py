@@ -478,3 +478,37 @@ def test_the_commands_import_only_the_standard_library():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                             env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]})
     assert result.stdout == "[]\n", result.stderr
+
+
+# --- S6_LOGGING=2: the catch-all log ------------------------------------------------------------
+
+
+def test_s6_logging_2_sends_everything_to_the_catch_all_log_and_rotates_it(pod: Pod):
+    pod.service("chatty", 'for i in $(seq 1 400); do echo "line $i of a service that talks a lot"; done\n'
+                          'touch "$STATE/said"\nexec sleep 1000\n')
+    env = {"S6_LOGGING": "2", "S6_LOGGING_SCRIPT": "n3 s4096 T"}
+    main = 'until test -e "$STATE/said"; do sleep 0.05; done; echo "from the main program"; exec sleep 1000'
+    if os.geteuid() == 0:
+        # /var/log/s6-uncaught-logs, in a /var/log of its own: a tmpfs mounted in its namespace
+        pod.start("sh", "-c", main, env=env, wrapper=["sh", "-c", 'mount -t tmpfs pys6-test-log /var/log && exec "$@"', "sh"])
+        logs = Path(f"/proc/{pod.init_pid}/root/var/log/s6-uncaught-logs")
+    else:  # /var/log is not ours: the runtime directory's uncaught-logs
+        pod.start("sh", "-c", main, env=env)
+        logs = pod.rundir / "uncaught-logs"
+
+    def everything() -> str:
+        try:
+            return "".join(path.read_text(errors="replace") for path in sorted(logs.glob("*")))
+        except OSError:
+            return ""
+
+    wait_for(lambda: "line 400 of a service" in everything(), 20, "the service's last line in the catch-all log")
+    wait_for(lambda: "from the main program" in everything(), 20, "the main program's line")
+    archives = sorted(path.name for path in logs.glob("@*.s"))
+    assert 1 <= len(archives) <= 3, archives  # n3: the oldest are gone
+    assert all(path.stat().st_size <= 4096 for path in logs.glob("*"))
+    current = (logs / "current").read_text()
+    assert current and all(line[:4].isdigit() and line[10] == " " for line in current.splitlines())  # T stamps
+    assert "line 400" not in pod.stdout() and "from the main program" not in pod.stdout()
+    assert "[chatty] line 1 of a service" in everything() or len(archives) == 3  # the first lines may be rotated out
+    assert pod.stop() == 128 + signal.SIGTERM  # the main program's own end, as the container's code
