@@ -258,27 +258,36 @@ class Container:
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
-    def _main_program_pipes(self) -> list[LogPipe]:
-        """S6_LOGGING=2 logs the main program's output too, unless S6_CMD_USE_TERMINAL asks for
-        the terminal (when there is one): then, as here by default, it writes there itself."""
-        if self.settings.logging < 2 or (self.settings.cmd_use_terminal and os.isatty(0)):
-            return []
+    def _main_program_output(self) -> tuple[list[LogPipe], int | None]:
+        """Where PROG writes: pyinit's own stdout and stderr; with S6_LOGGING=2 pipes to the
+        catch-all log, unless S6_CMD_USE_TERMINAL asks for the terminal on stdin (s6-overlay's
+        `redirfd -w 1 $(tty) fdmove -c 2 1`): then that terminal, both streams."""
+        if self.settings.logging < 2:
+            return [], None
+        if self.settings.cmd_use_terminal and os.isatty(0):
+            return [], os.open(os.ttyname(0), os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
         return [LogPipe(self.writer, 1, formatter_for(self, "main", "stdout"), keep_write_end=False),
-                LogPipe(self.writer, 2, formatter_for(self, "main", "stderr"), keep_write_end=False)]
+                LogPipe(self.writer, 2, formatter_for(self, "main", "stderr"), keep_write_end=False)], None
 
     async def run_main_program(self, argv: Sequence[str]) -> None:
         pipes: list[LogPipe] = []
+        terminal: int | None = None
         try:
-            pipes = self._main_program_pipes()
+            pipes, terminal = self._main_program_output()
+            out = pipes[0].write_fd if pipes else terminal
+            err = pipes[1].write_fd if pipes else terminal
             pid = spawn(argv, new_session=False, search_path=True, env=self.child_environment(),
-                        stdout=pipes[0].write_fd if pipes else None, stderr=pipes[1].write_fd if pipes else None,
-                        keep_stdin=True)
+                        stdout=out, stderr=err, keep_stdin=True)
         except OSError as exc:
             for pipe in pipes:
                 pipe.close()
+            if terminal is not None:
+                os.close(terminal)
             self.log.error("main program could not start", program=argv[0], reason=exc.strerror)
             self.request_shutdown("main program could not start", exec_failure_code(exc))
             return
+        if terminal is not None:
+            os.close(terminal)
         for pipe in pipes:
             pipe.child_started()
             pipe.start()

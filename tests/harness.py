@@ -144,7 +144,7 @@ class Pod:
 
     def start(self, *args: str, mode: str | None = None, env: dict[str, str] | None = None,
               stdout: int | None = None, default_rundir: bool = False, wrapper: list[str] | None = None,
-              pass_fds: tuple[int, ...] = ()) -> None:
+              pass_fds: tuple[int, ...] = (), stdin: int = subprocess.DEVNULL) -> None:
         environ = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYS6_ETC": str(self.etc),
@@ -170,7 +170,7 @@ class Pod:
         self._stdout_file = open(self.stdout_path, "wb")
         self._stderr_file = open(self.stderr_path, "wb")
         self.process = subprocess.Popen(
-            command, env=environ, cwd="/", stdin=subprocess.DEVNULL,
+            command, env=environ, cwd="/", stdin=stdin,
             stdout=self._stdout_file if stdout is None else stdout, stderr=self._stderr_file,
             start_new_session=True, pass_fds=pass_fds,
         )

@@ -512,3 +512,31 @@ def test_s6_logging_2_sends_everything_to_the_catch_all_log_and_rotates_it(pod: 
     assert "line 400" not in pod.stdout() and "from the main program" not in pod.stdout()
     assert "[chatty] line 1 of a service" in everything() or len(archives) == 3  # the first lines may be rotated out
     assert pod.stop() == 128 + signal.SIGTERM  # the main program's own end, as the container's code
+
+
+def test_s6_cmd_use_terminal_gives_the_main_program_the_terminal_instead_of_the_catch_all_log(subreaper_pod: Pod):
+    import pty
+
+    pod = subreaper_pod
+    master, slave = pty.openpty()
+    try:
+        pod.start("sh", "-c", 'echo "to the terminal"; echo "also stderr" >&2; exec sleep 1000', stdin=slave,
+                  env={"S6_LOGGING": "2", "S6_CMD_USE_TERMINAL": "1", "PYS6_RUNDIR": str(pod.rundir)},
+                  wrapper=[] if os.geteuid() != 0 else ["unshare", "--mount", "sh", "-c",
+                                                        'mount -t tmpfs pys6-test-log /var/log && exec "$@"', "sh"])
+        seen = b""
+
+        def on_the_terminal() -> bool:
+            nonlocal seen
+            import select
+
+            while select.select([master], [], [], 0)[0]:
+                seen += os.read(master, 4096)
+            return b"to the terminal" in seen and b"also stderr" in seen
+
+        wait_for(on_the_terminal, 20, "the main program's lines on the terminal")
+        assert "to the terminal" not in pod.stdout()
+    finally:
+        pod.stop()
+        os.close(master)
+        os.close(slave)
