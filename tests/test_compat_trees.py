@@ -40,6 +40,16 @@ def _problem(variant: str) -> str | None:
     return None
 
 
+def _installed_source() -> str:
+    """Where this venv's python imports pyinit from (its editable install: the checkout the
+    venv was bootstrapped from), which the image root must carry at the same path."""
+    found = subprocess.run([sys.executable, "-c", "import os, supervisor; "
+                            "print(os.path.dirname(os.path.dirname(os.path.abspath(supervisor.__file__))))"],
+                           capture_output=True, text=True, timeout=30, cwd="/", env={"PATH": os.environ["PATH"]})
+    assert found.returncode == 0, found.stderr
+    return found.stdout.strip()
+
+
 class Image:
     """One tree booted as a container: pyinit PID 1 in its own root, /config shared with the test."""
 
@@ -65,7 +75,7 @@ class Image:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", str(COMPAT / "boot-root"),
-                 str(self.root), str(self.tree), self.variant, str(self.scratch), str(REPO),
+                 str(self.root), str(self.tree), self.variant, str(self.scratch), _installed_source(),
                  sys.executable, *cmd],
                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, cwd="/")
 
