@@ -12,14 +12,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .contenv import applied, is_variable_name
 
 
 class ChildEnvironment:
-    def __init__(self, keep_env: int | None, original: dict[bytes, bytes], directory: str, log: Any) -> None:
+    """Call it for the environment of the next process started.
+
+    In pys6's default the directory is read again only when `changed()` says something
+    there changed since the last read (inotify: one non-blocking read per start, not one
+    read per variable); without `changed`, every time.
+    """
+
+    def __init__(self, keep_env: int | None, original: dict[bytes, bytes], directory: str, log: Any,
+                 changed: Callable[[], bool] | None = None) -> None:
         self.keep_env = keep_env
+        self._changed = changed
+        self._cached: dict[bytes, bytes] | None = None
         self.original = original
         self.directory = directory
         self._log = log
@@ -35,6 +46,8 @@ class ChildEnvironment:
             return self.original
         if self.keep_env == 0:
             return {b"PATH": self.original.get(b"PATH", os.defpath.encode())}
+        if self._cached is not None and self._changed is not None and not self._changed():
+            return self._cached
         try:
             environment, unreadable = applied(self.unwritable, self.directory)
         except OSError as exc:
@@ -47,4 +60,5 @@ class ChildEnvironment:
             self._log.warning("container environment entries unreadable, left out",
                               directory=self.directory, entries=", ".join(unreadable)[:500])
             self._complained = True
+        self._cached = environment
         return environment

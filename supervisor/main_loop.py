@@ -54,6 +54,17 @@ async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper
             logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
 
 
+def _watch(directory: str, logger: Any) -> Callable[[], bool] | None:
+    """inotify on the container environment; None (read it at every start) where there is none."""
+    from .dirwatch import DirectoryWatch
+
+    try:
+        return DirectoryWatch(directory).changed_since_last_asked
+    except OSError as exc:
+        logger.debug("container environment not watched, read at every start", reason=exc.strerror)
+        return None
+
+
 def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[int, bytes], None]:
     """S6_LOGGING=2's catch-all log: /var/log/s6-uncaught-logs, else under the runtime directory."""
     from .catchall import DEFAULT_SCRIPT, DIRECTORY, CatchAllLog, parse_script
@@ -83,7 +94,8 @@ async def run_pid1(
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)
 
     reaper = Reaper(on_orphan)
-    environment = ChildEnvironment(settings.keep_env, dict(os.environb), layout.container_environment, logger)
+    environment = ChildEnvironment(settings.keep_env, dict(os.environb), layout.container_environment, logger,
+                                   _watch(layout.container_environment, logger))
     container = Container(settings, reaper, writer, logger, is_pid1, environment, layout)
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)

@@ -50,7 +50,7 @@ LAYERS: dict[str, int] = {
                      "cron.logrus", "links", "contenv"], 0),
     **dict.fromkeys(["policy", "config", "servicedir", "control", "cron.crontab", "cron.schedule", "cron.load",
                      "cron.install", "s6layout", "compat", "childenv", "s6commands"], 1),
-    **dict.fromkeys(["spawn", "reaper", "output", "logpipe", "log", "forensics", "cron.watch",
+    **dict.fromkeys(["spawn", "reaper", "output", "logpipe", "log", "forensics", "dirwatch",
                      "notifylisten", "tmuxstate", "scanctl", "catchall"], 2),
     **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics"], 3),
     **dict.fromkeys(["stages", "cron.daemon"], 4),

@@ -540,3 +540,37 @@ def test_s6_cmd_use_terminal_gives_the_main_program_the_terminal_instead_of_the_
         pod.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_the_environment_is_read_again_only_when_the_directory_changed(tmp_path: Path, monkeypatch):
+    import logging
+
+    from supervisor import childenv
+    from supervisor.contenv import write_environment
+    from supervisor.dirwatch import DirectoryWatch
+
+    directory = tmp_path / "container_environment"
+    write_environment(str(directory), {b"PATH": b"/bin", b"A": b"1"})
+    reads = []
+    real_applied = childenv.applied
+    monkeypatch.setattr(childenv, "applied", lambda base, d: reads.append(d) or real_applied(base, d))
+    watch = DirectoryWatch(str(directory))
+    try:
+        environment = childenv.ChildEnvironment(None, {b"PATH": b"/bin", b"A": b"1"}, str(directory),
+                                                logging.getLogger("test"), watch.changed_since_last_asked)
+        assert environment()[b"A"] == b"1"
+        assert environment()[b"A"] == b"1" and environment()[b"A"] == b"1"
+        assert len(reads) <= 2  # the first read, and at most one for the events of the first write
+        settled = len(reads)
+        (directory / "A").write_text("2")
+        assert environment()[b"A"] == b"2" and len(reads) == settled + 1
+        (directory / "B").write_text("new")
+        (directory / "A").unlink()
+        assert environment() == {b"PATH": b"/bin", b"B": b"new"}
+        shutil.rmtree(directory)  # replaced, not edited: the watch is on the old one
+        write_environment(str(directory), {b"PATH": b"/bin", b"C": b"3"})
+        assert environment()[b"C"] == b"3"
+        (directory / "C").write_text("4")
+        assert environment()[b"C"] == b"4"  # read at every start from then on
+    finally:
+        watch.close()

@@ -13,6 +13,7 @@ import anyio
 import anyio.to_thread
 
 from .. import log
+from ..dirwatch import DirectoryWatch
 from ..output import OutputWriter
 from ..reaper import Reaper, become_subreaper
 from . import metrics
@@ -20,7 +21,6 @@ from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
 from .logrus import go_reason, go_signal_word
 from .scheduler import JobState, RealClock, Scheduler
-from .watch import DirectoryWatch
 
 HTTP_TIMEOUT = 5.0
 RELOAD_ANNOUNCEMENT = f"received {go_signal_word(signal.SIGUSR2)}, reloading crontab"

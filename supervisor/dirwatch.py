@@ -1,8 +1,9 @@
-"""Tell when a crontab may have changed: inotify on its directory, through ctypes.
+"""Tell when a directory's files may have changed: inotify on the directory, through ctypes.
 
-Watching the directory, not the file, sees an editor's write-then-rename and
-Kubernetes' atomic swap of the `..data` symlink. The caller re-reads the file and
-compares contents, so a spurious wake-up costs one read.
+pycrond watches its crontab's directory (the directory, not the file, sees an editor's
+write-then-rename and Kubernetes' atomic swap of the `..data` symlink) and re-reads the
+file, so a spurious wake-up costs one read. pyinit watches the container environment
+and re-reads it only when something there changed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ IN_MOVE_SELF = 0x800
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000  # the watch was removed: its directory is gone
 SELF_EVENTS = IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW  # the directory itself, or events lost: re-read
 EVENT_HEADER = struct.Struct("iIII")
 MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
@@ -35,6 +37,7 @@ MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | I
 
 class DirectoryWatch:
     def __init__(self, directory: str) -> None:
+        self._blind = False
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if self.fd < 0:
@@ -56,6 +59,16 @@ class DirectoryWatch:
             wanted = names() if names is not None else None
             if wanted is None or any(mask & SELF_EVENTS or name in wanted for mask, name in events):
                 return
+
+    def changed_since_last_asked(self) -> bool:
+        """Whether any event is queued now (then all are consumed): the kernel queues an event
+        when the write happens, so a script's write is seen by the time its exit is. Once the
+        directory itself was removed or moved (or events were lost), always True: the watch
+        no longer sees what is at that path."""
+        events = self._read_events()
+        if any(mask & (SELF_EVENTS | IN_IGNORED) for mask, _ in events):
+            self._blind = True
+        return self._blind or bool(events)
 
     def _read_events(self) -> list[tuple[int, str]]:
         events: list[tuple[int, str]] = []
