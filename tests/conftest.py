@@ -3,6 +3,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import UNPRIVILEGED_UID, Cron, Pod, can_unshare, unprivileged_python_problem  # noqa: E402
+from harness import REPO, UNPRIVILEGED_UID, Cron, Pod, can_unshare, unprivileged_python_problem  # noqa: E402
 
 _NAMESPACE_PROBLEM = can_unshare()
 _UNPRIVILEGED_PROBLEM: list[str | None] = []
@@ -107,3 +109,53 @@ def cron(tmp_path: Path):
         yield runner
     finally:
         runner.close()
+
+
+# --- the image build, started before the tests ----------------------------------------------
+# Building the image takes about 30 s on a cold machine. The process that runs the session (the
+# controller, with parallel workers) starts it at once, in the background, so it overlaps every
+# other test instead of holding up the worker that gets tests/test_image.py.
+
+IMAGE_TAG = "localhost/pys6:test"
+
+
+def early_build_status(controller_pid: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"pys6-image-build-{controller_pid}.status"
+
+
+def _wants_the_image(config: pytest.Config) -> bool:
+    args = [str(arg) for arg in config.args]
+    return not args or any("test_image" in arg or arg.rstrip("/").endswith("tests") for arg in args) and \
+        "not image" not in (config.option.markexpr or "")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or os.geteuid() != 0 or shutil.which("podman") is None:
+        return
+    if not _wants_the_image(config):
+        return
+    status = early_build_status(os.getpid())
+    status.unlink(missing_ok=True)
+    log = status.with_suffix(".log")
+    # The status file appears, holding podman's exit code, only once the build is over.
+    script = ('podman build --quiet --format docker -t "$1" "$2" >"$3" 2>&1; echo $? >"$4.new" && mv "$4.new" "$4"')
+    process = subprocess.Popen(["sh", "-c", script, "sh", IMAGE_TAG, str(REPO), str(log), str(status)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    config.stash[_EARLY_BUILD] = process
+
+
+_EARLY_BUILD = pytest.StashKey[subprocess.Popen[bytes]]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    process = session.config.stash.get(_EARLY_BUILD, None)
+    if process is None:
+        return
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+    status = early_build_status(os.getpid())
+    for path in (status, status.with_suffix(".log"), status.with_suffix(".status.new")):
+        path.unlink(missing_ok=True)

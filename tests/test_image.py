@@ -40,13 +40,28 @@ def _podman_problem() -> str | None:
     return None
 
 
+def _built_early() -> bool:
+    """Whether the session's early build (conftest) made the image: waited for if it runs."""
+    from conftest import early_build_status
+
+    for controller in {os.getppid(), os.getpid()}:  # parallel workers are the controller's children
+        status = early_build_status(controller)
+        log = status.with_suffix(".log")
+        if not log.exists():
+            continue
+        code = wait_for(lambda done=status: done.exists() and done.read_text().strip(), 1200, "the early image build")
+        return code == "0"
+    return False
+
+
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
     problem = _podman_problem()
     if problem:
         pytest.skip(problem)
-    # docker format: podman ignores HEALTHCHECK in OCI images
-    podman("build", "--quiet", "--format", "docker", "-t", TAG, str(REPO), timeout=1200)
+    if not _built_early():
+        # docker format: podman ignores HEALTHCHECK in OCI images
+        podman("build", "--quiet", "--format", "docker", "-t", TAG, str(REPO), timeout=1200)
     try:
         yield TAG
     finally:
