@@ -186,3 +186,34 @@ def record_exit_code(layout: Layout, code: int) -> None:
             file.write(f"{code}\n")
     except OSError:
         pass
+
+
+def link_into(scandir: str, name: str, target: str) -> None:
+    """scandir/name -> target (v2's /var/run/s6/services/<name> is v3's /run/service/<name>)."""
+    link = os.path.join(scandir, name)
+    if os.path.islink(link) or os.path.isfile(link):
+        os.unlink(link)
+    elif os.path.isdir(link):
+        import shutil
+
+        shutil.rmtree(link)
+    os.symlink(target, link)
+
+
+def forget_other_services(layout: Layout, names: set[str]) -> None:
+    """A previous boot's entries for services this one does not have (a restarted container keeps /run)."""
+    import shutil
+
+    for scandir in layout.scandirs:
+        try:
+            entries = os.listdir(scandir)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(scandir, entry)
+            if entry.startswith(".") or entry in names:
+                continue
+            if os.path.islink(path):
+                os.unlink(path)
+            elif os.path.isdir(os.path.join(path, "supervise")):
+                shutil.rmtree(path, ignore_errors=True)

@@ -62,6 +62,8 @@ class Runtime(Protocol):
 
     def child_environment(self) -> Mapping[bytes, bytes]: ...
 
+    def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None: ...
+
 
 def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter:
     if runtime.log_format == "json":
@@ -138,6 +140,7 @@ class ServiceRunner:
 
     def _guarded(self, event: Event, outcome: CommandOutcome | None) -> None:
         """One event, whatever goes wrong in it: PID 1 and the other services go on."""
+        before = self.state
         try:
             self._handle(event)
         except Exception:  # noqa: BLE001 (a PID 1 has no unexpected exception: log it and go on)
@@ -152,6 +155,8 @@ class ServiceRunner:
                 self._problems = []
             self._changed.set()
             self._changed = anyio.Event()
+            if self.state is not before:
+                self._runtime.service_changed(self.spec, before, self.state)
 
     def _handle(self, first: Event) -> None:
         pending = [first]

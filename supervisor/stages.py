@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,18 +19,20 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import compat, policy, s6layout
+from . import compat, policy, s6layout, s6status
 from .config import ConfigError, Settings
 from .handlers import ServiceView
 from .logpipe import LogPipe
-from .model import ServiceState, Verb, death_code
+from .model import Phase, ServiceSpec, ServiceState, Verb, death_code
 from .output import OutputWriter
+from .protocol import SIGNAL_LETTERS, STATE_LETTERS
 from .reaper import ChildExit, Reaper
 from .s6layout import Layout
 from .service import ServiceRunner, formatter_for
 from .servicedir import is_executable_file, scan
 from .signames import signal_name
 from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
+from .supervisedir import SuperviseDir, serve_control
 
 EXIT_BAD_CONFIG = 100
 EXIT_SYSTEM = 111
@@ -61,6 +64,7 @@ class Container:
         self._stage = "starting"  # starting (cont-init), running (services started)
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
+        self.supervise_dirs: dict[str, SuperviseDir] = {}
 
     # --- shutdown requests -----------------------------------------------------
 
@@ -124,6 +128,8 @@ class Container:
         except FileNotFoundError:
             pass
         runner.spec = replace(runner.spec, normally_up=up)
+        if name in self.supervise_dirs:
+            self.supervise_dirs[name].set_normally_up(up)
 
     async def wait_until(self, name: str, predicate: Callable[[ServiceState], bool]) -> None:
         await self.services[name].wait_until(predicate)
@@ -221,6 +227,7 @@ class Container:
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
         s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
+        self._make_supervise_dirs(specs, task_group)
         for spec in specs:
             try:
                 runner = ServiceRunner(spec, self)
@@ -231,6 +238,62 @@ class Container:
             await task_group.start(runner.run)
         self.log.info("services started", count=len(self.services))
         return True
+
+    # --- s6's on-disk interface (supervisedir), so s6-svc, s6-svstat, s6-svwait work ---------
+
+    def _make_supervise_dirs(self, specs: Sequence[ServiceSpec], task_group: anyio.abc.TaskGroup) -> None:
+        scandir, *others = self.layout.scandirs
+        s6layout.forget_other_services(self.layout, {spec.name for spec in specs})
+        for spec in specs:
+            try:
+                directory = SuperviseDir(spec, scandir)
+                for other in others:
+                    s6layout.link_into(other, spec.name, directory.path)
+            except OSError as exc:
+                self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
+                                 service=spec.name, directory=os.path.join(scandir, spec.name),
+                                 reason=exc.strerror or str(exc))
+                continue
+            self.supervise_dirs[spec.name] = directory
+            task_group.start_soon(serve_control, directory, self.apply_s6_command, self.log)
+
+    def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
+        directory = self.supervise_dirs.get(spec.name)
+        if directory is None:
+            return
+        try:
+            directory.write_status(s6status.pack(after, anyio.current_time(), time.time()))
+            directory.announce(s6status.events(before, after))
+        except OSError as exc:
+            self.log.error("s6 status cannot be written", service=spec.name, reason=exc.strerror)
+
+    async def apply_s6_command(self, name: str, letter: str) -> None:
+        """One byte from supervise/control, as s6-supervise takes it: signals only to a live process."""
+        runner = self.services[name]
+        up = runner.state.phase is Phase.UP
+        if letter in SIGNAL_LETTERS:
+            signum, group = SIGNAL_LETTERS[letter]
+            if up:
+                self.log.info("s6-svc", service=name, command=letter, signal=signal_name(signum))
+                self.send_signal(name, signum, group)
+            return
+        action = STATE_LETTERS.get(letter)
+        if action is None:
+            if not letter.isspace():
+                self.log.info("s6-svc command ignored", service=name, command=letter)
+            return
+        self.log.info("s6-svc", service=name, command=letter, action=action)
+        if action in ("up-remove-down", "down-create-down"):
+            self.set_normally_up(name, action == "up-remove-down")
+        if action == "restart" and not up:
+            return
+        verb = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
+                "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART}[action]
+        await self.command(name, verb)
+
+    def close_supervise_dirs(self) -> None:
+        for directory in self.supervise_dirs.values():
+            directory.close()
 
     async def wait_services_ready(self) -> None:
         """For S6_CMD_WAIT_FOR_SERVICES: every normally-up service up and ready (or given up)."""
@@ -334,6 +397,7 @@ class Container:
             services_group.cancel_scope.cancel()
         for runner in self.services.values():
             runner.close()
+        self.close_supervise_dirs()
         for pipe in self._script_pipes:
             pipe.close()
         left = s6layout.read_exit_code(self.layout)

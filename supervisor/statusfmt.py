@@ -32,7 +32,7 @@ FIELDS = {
     "up": lambda r: _bool(r["state"] == "up"),
     "wantedup": lambda r: _bool(r["want"] == "up"),
     "normallyup": lambda r: _bool(r["normally"] == "up"),
-    "ready": lambda r: _bool(r["ready"]),
+    "ready": lambda r: _bool(r["state"] == "up" and r["ready"]),  # s6: pid && flagready
     "paused": lambda r: _bool(r["paused"]),
     "pid": lambda r: str(r["pid"] if r["state"] == "up" and r["pid"] else -1),
     "pgid": lambda r: str(r["pgid"] if r["pgid"] else -1),

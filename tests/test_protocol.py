@@ -116,7 +116,9 @@ def test_s6_fields_as_s6_svstat_prints_them():
     down = record(state="down", pid=None, signum=15, seconds=7.9)
     fields = ["up", "wantedup", "normallyup", "ready", "pid", "pgid", "exitcode", "signal", "signum", "updownfor"]
     assert statusfmt.fields_line(up, fields) == "true true true true 123 123 -1 NA -1 4567"
-    assert statusfmt.fields_line(down, fields) == "false true true true -1 123 -1 SIGTERM 15 7"
+    # ready is "pid && flagready" in s6-svstat: false for a down service (checked against the real
+    # s6-svstat in test_s6_interface.py)
+    assert statusfmt.fields_line(down, fields) == "false true true false -1 123 -1 SIGTERM 15 7"
     assert statusfmt.tai64n(0.0) == "@400000000000002500000000"
 
 

@@ -1,0 +1,162 @@
+"""s6-supervise's on-disk interface for one service, so s6's own programs work on it.
+
+Each service gets a live directory in the scan directory (/run/service/<name>, else
+$PYS6_RUNDIR/service/<name>), in the shape s6-supervise keeps: supervise/lock (held with a
+POSIX record lock, which s6-svok and s6-svstat test), supervise/control (a FIFO: each byte
+one of s6-svc's commands), supervise/status (35 bytes, rewritten atomically on every
+change), event/ (a fifodir: s6-svwait's listeners leave FIFOs there, and each change is
+written to them as s6's event letters), `down` while the service is normally down,
+`notification-fd`, and links to the service's own run, finish and data. Where the
+service's own directory can be written, its `supervise` and `event` link to these, as s6
+allows, so s6-notifyoncheck finds them from the service's working directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from .model import ServiceSpec
+
+EVENT_PREFIX = "ftrig1:@"
+EVENT_NAME_LENGTH = 39
+LINKED = ("run", "finish", "data", "env", "timeout-kill", "timeout-finish", "down-signal", "max-death-tally")
+MAX_CONTROL_READ = 512
+
+
+class SuperviseDir:
+    def __init__(self, spec: ServiceSpec, scandir: str) -> None:
+        self.name = spec.name
+        self.path = os.path.join(scandir, spec.name)
+        self.supervise = os.path.join(self.path, "supervise")
+        self.event = os.path.join(self.path, "event")
+        os.makedirs(self.supervise, mode=0o755, exist_ok=True)
+        self._lock_fd = os.open(os.path.join(self.supervise, "lock"),
+                                os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            raise
+        control = os.path.join(self.supervise, "control")
+        if os.path.lexists(control) and not _is_fifo(control):
+            os.unlink(control)
+        if not os.path.lexists(control):
+            os.mkfifo(control, 0o600)
+        self.control_fd = os.open(control, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.makedirs(self.event, exist_ok=True)
+        os.chmod(self.event, 0o3730)
+        self._status: bytes = b""
+        self._mirror(spec)
+        self.set_normally_up(spec.normally_up)
+
+    def _mirror(self, spec: ServiceSpec) -> None:
+        for name in LINKED:
+            source, link = os.path.join(spec.directory, name), os.path.join(self.path, name)
+            if os.path.lexists(link):
+                os.unlink(link)
+            if os.path.lexists(source):
+                os.symlink(source, link)
+        fd_file = os.path.join(self.path, "notification-fd")
+        if spec.notification_fd is not None:
+            with open(fd_file, "w") as file:
+                file.write(f"{spec.notification_fd}\n")
+        elif os.path.lexists(fd_file):
+            os.unlink(fd_file)
+        for name, target in (("supervise", self.supervise), ("event", self.event)):
+            own = os.path.join(spec.directory, name)
+            try:
+                if os.path.islink(own):
+                    os.unlink(own)  # a previous boot's, or another runtime directory's
+                if not os.path.lexists(own):
+                    os.symlink(target, own)
+            except OSError:
+                pass  # a read-only service directory: s6-notifyoncheck cannot work from it; the rest does
+
+    def set_normally_up(self, up: bool) -> None:
+        down = os.path.join(self.path, "down")
+        if up:
+            if os.path.lexists(down):
+                os.unlink(down)
+        elif not os.path.lexists(down):
+            os.close(os.open(down, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+    def write_status(self, status: bytes) -> None:
+        if status == self._status:
+            return
+        temporary = os.path.join(self.supervise, "status.new")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, status)
+        finally:
+            os.close(fd)
+        os.rename(temporary, os.path.join(self.supervise, "status"))
+        self._status = status
+
+    def announce(self, letters: str) -> None:
+        """Write `letters` to every listener's FIFO in event/; a FIFO nobody reads any more is removed."""
+        if not letters:
+            return
+        data = letters.encode()
+        for name in os.listdir(self.event):
+            if not name.startswith(EVENT_PREFIX) or len(name) != EVENT_NAME_LENGTH:
+                continue
+            path = os.path.join(self.event, name)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno == 6:  # ENXIO: its reader is gone
+                    _unlink_quietly(path)
+                continue
+            try:
+                os.write(fd, data)
+            except BrokenPipeError:
+                _unlink_quietly(path)
+            except OSError:
+                pass  # a full FIFO: the reader is stuck, not ours to wait for
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        """What s6-supervise does as it exits: an 'x' event, then the lock released."""
+        try:
+            self.announce("x")
+        except OSError:
+            pass
+        for fd in (self.control_fd, self._lock_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _is_fifo(path: str) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+async def serve_control(directory: SuperviseDir, apply: Callable[[str, str], Awaitable[None]], log: Any) -> None:
+    """Read s6-svc's command bytes from supervise/control and apply them in order, for ever."""
+    while True:
+        await anyio.wait_readable(directory.control_fd)
+        try:
+            data = os.read(directory.control_fd, MAX_CONTROL_READ)
+        except BlockingIOError:
+            continue
+        for letter in data.decode("latin-1"):
+            try:
+                await apply(directory.name, letter)
+            except Exception as exc:  # noqa: BLE001 (a command that fails is logged; the FIFO is still read)
+                log.error("s6-svc command failed", service=directory.name, command=letter, reason=str(exc))

@@ -1,0 +1,154 @@
+"""s6's own programs against pyinit's services: Debian's s6-svc, s6-svstat, s6-svwait, s6-svok
+and s6-notifyoncheck on the supervise/ and event/ directories pyinit keeps (issue 12, point 2).
+
+pyinit runs as a subreaper here, so its scan directory is $PYS6_RUNDIR/service, on this
+machine's filesystem where the test can reach it (as PID 1 it is /run/service in the pod's
+own /run: the same code, other paths).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import SLEEPER, Pod, read_int, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _needs_s6() -> None:
+    missing = [p for p in ("s6-svc", "s6-svstat", "s6-svwait", "s6-svok", "s6-notifyoncheck") if shutil.which(p) is None]
+    if missing:
+        pytest.skip(f"needs Debian's s6 package ({', '.join(missing)} missing; .ci/run installs it)")
+
+
+def s6(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def scandir(pod: Pod) -> Path:
+    return pod.rundir / "service"
+
+
+def status(pod: Pod, name: str) -> dict:
+    result = pod.cli("svstat", "--json", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_s6_svstat_reads_what_pysvstat_says(subreaper_pod: Pod):
+    pod = subreaper_pod
+    pod.service("on", SLEEPER)
+    pod.service("off", SLEEPER, down="")
+    pod.service("ready", 'echo $$ > "$STATE/ready.pid"\necho >&3\nexec sleep 1000\n', notification_fd="3\n")
+    pod.service("died", "exit 3", finish="exit 125")
+    pod.start()
+    pod.wait_control()
+    wait_for(lambda: read_int(pod, "on.pid") and read_int(pod, "ready.pid") and status(pod, "ready")["ready"],
+             what="the services")
+    wait_for(lambda: status(pod, "died")["exitcode"] == 3, what="died to die")
+    for name in ("on", "off", "ready", "died"):
+        # Debian's s6 is 2.11, which says exitcode 0 for a service never started; 2.13, whose
+        # words pysvstat prints, says -1: the field is compared where both versions agree.
+        fields = "up,wantedup,normallyup,ready,pid,signal" + (",exitcode" if name != "off" else "")
+        theirs = s6("s6-svstat", "-o", fields, str(scandir(pod) / name))
+        ours = pod.cli("svstat", "-o", fields, name)
+        assert theirs.returncode == 0, theirs.stderr
+        assert theirs.stdout == ours.stdout, (name, theirs.stdout, ours.stdout)
+    legacy = s6("s6-svstat", str(scandir(pod) / "on")).stdout
+    assert re.fullmatch(rf"up \(pid {read_int(pod, 'on.pid')}\) \d+ seconds(, ready \d+ seconds)?\n", legacy), legacy
+    assert s6("s6-svstat", str(scandir(pod) / "off")).stdout == "down (not started yet), normally down\n" or \
+        s6("s6-svstat", str(scandir(pod) / "off")).stdout.startswith("down (exitcode 0) ")
+    assert s6("s6-svok", str(scandir(pod) / "on")).returncode == 0
+    assert pod.stop() == 0
+    assert s6("s6-svok", str(scandir(pod) / "on")).returncode == 1  # nobody holds the lock any more
+
+
+def test_s6_svc_steers_the_services(subreaper_pod: Pod):
+    pod = subreaper_pod
+    pod.service("svc", SLEEPER)
+    pod.service("ready", 'echo $$ > "$STATE/ready.pid"\nsleep 0.2\necho >&3\nexec sleep 1000\n', notification_fd="3\n")
+    pod.start()
+    pod.wait_control()
+    wait_for(lambda: read_int(pod, "svc.pid"), what="the service")
+    first = status(pod, "svc")["pid"]
+    directory = str(scandir(pod) / "svc")
+
+    assert s6("s6-svc", "-wD", "-d", directory).returncode == 0  # returns once it is down and finished
+    assert status(pod, "svc")["state"] == "down" and status(pod, "svc")["want"] == "down"
+    assert s6("s6-svc", "-wu", "-u", directory).returncode == 0
+    second = status(pod, "svc")["pid"]
+    assert status(pod, "svc")["state"] == "up" and second not in (None, first)
+
+    assert s6("s6-svc", "-wr", "-t", directory).returncode == 0  # SIGTERM: it dies and comes back
+    wait_for(lambda: status(pod, "svc")["pid"] not in (None, second), what="a new incarnation after -t")
+
+    assert s6("s6-svc", "-O", directory).returncode == 0  # once at most: not restarted after its next death
+    assert s6("s6-svc", "-wd", "-k", directory).returncode == 0
+    wait_for(lambda: status(pod, "svc")["state"] == "down", what="svc to stay down after -O and -k")
+    assert "[pyinit] s6-svc service=svc command=O action=once-at-most" in pod.stderr()
+
+    ready = str(scandir(pod) / "ready")
+    assert s6("s6-svc", "-wR", "-r", "-T", "10000", ready).returncode == 0  # restarted, and ready again
+    assert status(pod, "ready")["ready"]
+    assert pod.stop() == 0
+
+
+def test_s6_svwait_wakes_on_pyinits_events(subreaper_pod: Pod):
+    pod = subreaper_pod
+    pod.service("slow", 'test -e "$STATE/go" || { sleep 0.05; exit 1; }\necho >&3\nexec sleep 1000\n',
+                notification_fd="3\n")
+    pod.start(env={"PYS6_CRASH_DEATHS": "1000"})
+    pod.wait_control()
+    directory = str(scandir(pod) / "slow")
+    events = scandir(pod) / "slow" / "event"
+    waiter = subprocess.Popen(["s6-svwait", "-U", "-t", "20000", directory], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: any(p.name.startswith("ftrig1:@") for p in events.iterdir()), what="s6-svwait to listen")
+        assert waiter.poll() is None  # not ready yet: it is still waiting
+        (pod.state / "go").touch()
+        assert waiter.wait(20) == 0, waiter.stderr.read() if waiter.stderr else ""
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait(10)
+    assert status(pod, "slow")["ready"]
+    assert pod.stop() == 0
+
+
+def test_s6_notifyoncheck_reports_readiness_through_pyinit(subreaper_pod: Pod):
+    pod = subreaper_pod
+    service = pod.service("checked", 'exec s6-notifyoncheck -w 50 -n 0 sleep 1000\n', notification_fd="3\n")
+    (service / "data").mkdir()
+    (service / "data" / "check").write_text(f'#!/bin/sh\ntest -e "{pod.state}/healthy"\n')
+    (service / "data" / "check").chmod(0o755)
+    pod.start()
+    pod.wait_control()
+    wait_for(lambda: status(pod, "checked")["state"] == "up", what="the checked service")
+    assert not status(pod, "checked")["ready"]
+    (pod.state / "healthy").touch()
+    wait_for(lambda: status(pod, "checked")["ready"], 20, "readiness from s6-notifyoncheck's check")
+    assert "s6-supervise not running" not in pod.stdout() + pod.stderr()
+    assert pod.stop() == 0
+
+
+def test_the_control_fifo_ignores_what_it_does_not_know_and_pyinit_goes_on(subreaper_pod: Pod):
+    from supervisor.protocol import SIGNAL_LETTERS, STATE_LETTERS
+
+    pod = subreaper_pod
+    pod.service("svc", SLEEPER)
+    pod.start()
+    pod.wait_control()
+    pid = wait_for(lambda: read_int(pod, "svc.pid"), what="the service")
+    unknown = bytes(b for b in range(256) if chr(b) not in SIGNAL_LETTERS and chr(b) not in STATE_LETTERS)
+    with open(scandir(pod) / "svc" / "supervise" / "control", "wb", buffering=0) as control:
+        control.write(unknown * 8)
+    wait_for(lambda: "s6-svc command ignored" in pod.stderr(), what="the unknown bytes noted")
+    assert pod.process is not None and pod.process.poll() is None
+    assert status(pod, "svc")["pid"] == pid  # nothing happened to it
+    assert pod.stop() == 0

@@ -1,0 +1,59 @@
+"""s6-supervise's status bytes and event letters from a service's state: pure, no processes."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import replace
+
+import pytest
+
+from supervisor.model import Phase, ServiceState, Want
+from supervisor.s6status import STATUS_SIZE, TAI_MAGIC, events, pack, tain, wait_status
+
+LAYOUT = struct.Struct(">QIQIQHB")  # s6_svstatus_pack: stamp, readystamp, pid, wstat, flags
+
+
+def test_a_live_ready_service_packs_as_s6_supervise_writes_it():
+    state = ServiceState(phase=Phase.UP, want=Want.UP, pid=4321, started=True, since=100.0, ready_at=100.5)
+    data = pack(state, monotonic_now=110.0, wall_now=1_700_000_010.25)
+    assert len(data) == STATUS_SIZE
+    stamp, stamp_ns, ready, ready_ns, pid, wstat, flags = LAYOUT.unpack(data)
+    assert stamp == TAI_MAGIC + 1_700_000_000 + 37 and stamp_ns == 250_000_000
+    assert ready == TAI_MAGIC + 1_700_000_000 + 37 and ready_ns == 750_000_000
+    assert (pid, wstat, flags) == (4321, 0, 4 | 8)  # want up, ready
+
+
+@pytest.mark.parametrize(("state", "flags", "wstat"), [
+    (ServiceState(), 1, 0),  # never started: "paused" and down, s6's "not started yet"
+    (ServiceState(phase=Phase.DOWN, started=True, exitcode=3), 8, 3 << 8),  # down, finish done
+    (ServiceState(phase=Phase.FINISHING, want=Want.UP, started=True, signum=15), 2 | 4, 15),
+    (ServiceState(phase=Phase.WAITING, want=Want.UP, started=True, exitcode=1, bailed=True), 4 | 8, 1 << 8),
+    (ServiceState(phase=Phase.UP, want=Want.ONCE, pid=9, started=True), 0, 0),  # -o: want down once it dies
+])
+def test_flags_and_wait_status(state: ServiceState, flags: int, wstat: int):
+    *_, pid, packed_wstat, packed_flags = LAYOUT.unpack(pack(state, 0.0, 1e9))
+    assert (packed_flags, packed_wstat) == (flags, wstat)
+    assert pid == (state.pid or 0)
+
+
+def test_tain_and_wait_status():
+    assert tain(0.5) == (TAI_MAGIC + 37, 500_000_000)
+    assert wait_status(None, 9) == 9 and wait_status(255, None) == 255 << 8 and wait_status(None, None) == 0
+
+
+UP = ServiceState(phase=Phase.UP, want=Want.UP, pid=10, started=True)
+
+
+@pytest.mark.parametrize(("before", "after", "letters"), [
+    (ServiceState(), UP, "u"),
+    (UP, replace(UP, ready_at=1.0), "U"),
+    (ServiceState(), replace(UP, ready_at=1.0), "uU"),  # no notification-fd: ready as it starts
+    (UP, replace(UP, phase=Phase.FINISHING, pid=None), "d"),
+    (replace(UP, phase=Phase.FINISHING, pid=None), replace(UP, phase=Phase.WAITING, pid=None), "D"),
+    (UP, replace(UP, phase=Phase.DOWN, pid=None), "dD"),
+    (replace(UP, ready_at=1.0), replace(UP, pid=11, ready_at=2.0), "dDuU"),  # restarted at once
+    (replace(UP, phase=Phase.FINISHING, pid=None), replace(UP, pid=11), "Du"),
+    (UP, replace(UP, deaths=(1.0,)), ""),  # nothing s6 announces
+])
+def test_event_letters_follow_s6_supervise(before: ServiceState, after: ServiceState, letters: str):
+    assert events(before, after) == letters
