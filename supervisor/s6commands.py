@@ -176,6 +176,12 @@ COMMANDS = {
     "printcontenv": "pys6-printcontenv",
     "s6-setuidgid": "pys6-setuidgid",
     "halt": "pys6-halt",
+    "s6-svc": "pys6-s6-svc",
+    "s6-svstat": "pys6-s6-svstat",
+    "s6-svwait": "pys6-s6-svwait",
+    "s6-svok": "pys6-s6-svok",
+    "s6-svscanctl": "pys6-s6-svscanctl",
+    "s6-notifyoncheck": "pys6-s6-notifyoncheck",
     "supercronic": "pycrond",
 }
 

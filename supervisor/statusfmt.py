@@ -52,8 +52,24 @@ def fields_line(record: Record, fields: list[str]) -> str:
     return " ".join(FIELDS[name](record) for name in fields)
 
 
+def s6_words(record: Record, numeric_signal: bool = False) -> str:
+    """s6-svstat's own line (2.13's rules): only what differs from the usual is said."""
+    up = record["state"] == "up"
+    parts = [words(record, numeric_signal).split(", ")[0]]
+    normally_up = record["normally"] == "up"
+    if up != normally_up and record["started"]:
+        parts.append(f"normally {record['normally']}")
+    if up and record["paused"]:
+        parts.append("paused")
+    if record["want"] != record["state"] and record["started"]:
+        parts.append(f"want {record['want']}")
+    if up and record["ready"] and record["ready_seconds"] is not None:
+        parts.append(f"ready {int(record['ready_seconds'])} seconds")
+    return ", ".join(parts)
+
+
 def words(record: Record, numeric_signal: bool = False) -> str:
-    """The human summary, s6-svstat's words first, then pys6's (bailed)."""
+    """The human summary, s6-svstat's words first, then pys6's (finishing, bailed)."""
     if record["state"] == "up":
         parts = [f"up (pid {record['pid']} pgid {record['pgid']}) {int(record['seconds'])} seconds"]
     elif not record["started"]:

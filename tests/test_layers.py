@@ -26,7 +26,8 @@ def test_pure_modules_load_no_anyio_no_subprocess_no_structlog():
 
 
 # Programs that run in a service's process, never in pyinit's: they may wait for their own children.
-OWN_PROCESS = {"notifylisten.py": {"os.waitpid"}, "tmuxstate.py": {"subprocess."}}
+OWN_PROCESS = {"notifylisten.py": {"os.waitpid"}, "tmuxstate.py": {"subprocess."},
+               "s6clients.py": {"subprocess."}}  # s6-notifyoncheck's checker: a program of a service's
 
 
 def test_no_module_of_ours_calls_waitpid_or_popen_wait_but_the_reaper():
@@ -55,10 +56,11 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics"], 3),
     **dict.fromkeys(["stages", "cron.daemon"], 4),
     **dict.fromkeys(["main_loop", "cron.main"], 5),
-    **dict.fromkeys(["init", "__main__", "client", "svstat", "svc"], 6),
+    **dict.fromkeys(["init", "__main__", "client", "svstat", "svc", "s6clients"], 6),
 }
-CLIENT_MODULES = {"client", "svstat", "svc", "s6commands"}
-CLIENT_MAY_IMPORT = {"client", "protocol", "paths", "statusfmt", "signames", "svstat", "contenv", "links"}
+CLIENT_MODULES = {"client", "svstat", "svc", "s6commands", "s6clients"}
+CLIENT_MAY_IMPORT = {"client", "protocol", "paths", "statusfmt", "signames", "svstat", "contenv", "links", "svc",
+                     "s6commands"}
 
 
 def _module_name(path: Path) -> str:

@@ -9,9 +9,13 @@ own /run: the same code, other paths).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +30,22 @@ def _needs_s6() -> None:
         pytest.skip(f"needs Debian's s6 package ({', '.join(missing)} missing; .ci/run installs it)")
 
 
-def s6(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+def s6(*args: str, timeout: float = 30, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
+
+
+@pytest.fixture
+def ours() -> Iterator[Path]:
+    """pys6's own s6 programs under s6's names, as `pyinit --install-s6-commands` puts them."""
+    directory = Path(tempfile.mkdtemp(prefix="pys6-s6cmds-"))
+    try:
+        installed = subprocess.run([str(Path(sys.executable).parent / "pyinit"), "--install-s6-commands",
+                                    str(directory)], capture_output=True, text=True, timeout=30)
+        assert installed.returncode == 0, installed.stderr
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def scandir(pod: Pod) -> Path:
@@ -152,3 +170,81 @@ def test_the_control_fifo_ignores_what_it_does_not_know_and_pyinit_goes_on(subre
     assert pod.process is not None and pod.process.poll() is None
     assert status(pod, "svc")["pid"] == pid  # nothing happened to it
     assert pod.stop() == 0
+
+
+# --- pys6's own s6 programs (for images that removed s6), beside the real ones ------------------
+
+
+def test_pys6s_s6_svstat_and_s6_svok_say_what_s6s_say(subreaper_pod: Pod, ours: Path):
+    pod = subreaper_pod
+    pod.service("on", SLEEPER)
+    pod.service("died", "exit 3", finish="exit 125")
+    pod.start()
+    pod.wait_control()
+    wait_for(lambda: read_int(pod, "on.pid") and status(pod, "died")["exitcode"] == 3, what="the services")
+    env = {"PYS6_RUNDIR": str(pod.rundir)}
+    for name in ("on", "died"):
+        path = str(scandir(pod) / name)
+        fields = "up,wantedup,normallyup,ready,pid,exitcode,signal,updownfor"
+        theirs = s6("s6-svstat", "-o", fields, path)
+        mine = s6(str(ours / "s6-svstat"), "-o", fields, path, env=env)
+        assert (mine.returncode, mine.stdout) == (0, theirs.stdout), (name, mine.stderr)
+        assert s6(str(ours / "s6-svok"), path, env=env).returncode == 0
+    assert re.fullmatch(r"up \(pid \d+ pgid \d+\) \d+ seconds, ready \d+ seconds\n",  # s6 2.13's words
+                        s6(str(ours / "s6-svstat"), str(scandir(pod) / "on"), env=env).stdout)
+    missing = s6(str(ours / "s6-svstat"), "/run/service/nosuch", env=env)
+    assert missing.returncode == 1 and "s6-supervise not running" in missing.stderr
+    assert s6(str(ours / "s6-svok"), "/run/service/nosuch", env=env).returncode == 1
+    assert s6(str(ours / "s6-svstat"), "-Z", "x", env=env).returncode == 100
+    assert pod.stop() == 0
+    assert s6(str(ours / "s6-svok"), str(scandir(pod) / "on"), env=env).returncode == 1
+
+
+def test_pys6s_s6_svc_s6_svwait_and_s6_svscanctl_steer_as_s6s_do(subreaper_pod: Pod, ours: Path):
+    pod = subreaper_pod
+    pod.service("svc", SLEEPER)
+    pod.service("never", "exec sleep 1000", notification_fd="3\n")
+    pod.start()
+    pod.wait_control()
+    env = {"PYS6_RUNDIR": str(pod.rundir)}
+    path = str(scandir(pod) / "svc")
+    assert s6(str(ours / "s6-svc"), "-wD", "-d", path, env=env).returncode == 0
+    assert status(pod, "svc")["state"] == "down"
+    assert s6(str(ours / "s6-svc"), "-t", path, env=env).returncode == 0  # a signal to a down service: ignored
+    assert s6(str(ours / "s6-svc"), "-wu", "-ux", path, env=env).returncode == 0  # -x: noted, not applied
+    assert status(pod, "svc")["state"] == "up"
+    unknown = s6(str(ours / "s6-svc"), "-d", "/run/service/nosuch", env=env)
+    assert unknown.returncode == 100 and "supervisor not listening" in unknown.stderr
+    timed_out = s6(str(ours / "s6-svwait"), "-U", "-t", "300", str(scandir(pod) / "never"), env=env)
+    assert timed_out.returncode == 99 and "timed out" in timed_out.stderr
+    assert s6(str(ours / "s6-svwait"), "-o", "-u", "-t", "5000", str(scandir(pod) / "never"), path,
+              env=env).returncode == 0
+    assert s6(str(ours / "s6-svscanctl"), "-t", str(scandir(pod)), env=env).returncode == 0
+    assert pod.wait_exit(20) == 0
+    assert "s6-svscanctl -t" in pod.stderr()
+
+
+def test_pys6s_s6_notifyoncheck_reports_readiness(subreaper_pod: Pod, ours: Path):
+    pod = subreaper_pod
+    service = pod.service("checked", f'exec {ours}/s6-notifyoncheck -w 50 -n 0 sleep 1000\n', notification_fd="3\n")
+    (service / "data").mkdir()
+    (service / "data" / "check").write_text(f'#!/bin/sh\ntest -e "{pod.state}/healthy"\n')
+    (service / "data" / "check").chmod(0o755)
+    pod.start()
+    pod.wait_control()
+    wait_for(lambda: status(pod, "checked")["state"] == "up", what="the checked service")
+    assert not status(pod, "checked")["ready"]
+    (pod.state / "healthy").touch()
+    wait_for(lambda: status(pod, "checked")["ready"], 20, "readiness from pys6's s6-notifyoncheck")
+    pid = status(pod, "checked")["pid"]
+    assert pod.stop() == 0
+    wait_for(lambda: not any(p.isdigit() and _is_checker_of(int(p), str(ours)) for p in os.listdir("/proc")),
+             what="the checker to die with the service")
+    del pid
+
+
+def _is_checker_of(pid: int, marker: str) -> bool:
+    try:
+        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
