@@ -1,5 +1,5 @@
 """What pyinit does at boot for s6-overlay images beyond cont-init.d: v2's fix-attrs.d, and
-one warning naming what it finds under /etc/s6-overlay and does not run.
+one warning naming what it finds under /etc/s6-overlay besides s6-rc.d and user-bundles.d.
 
 fix-attrs.d lines are s6-overlay's: `PATHS RECURSE ACCOUNT[,UID:GID] FMODE DMODE`, where
 PATHS is a glob, RECURSE true or false, ACCOUNT `user` (its own group) or `user:group`,
@@ -114,15 +114,6 @@ def apply_fix_attrs(directory: str, hidden: bool, log: Any) -> list[str]:
     return failures
 
 
-def _has_content(path: str) -> bool:
-    """A directory with anything but s6-overlay's placeholders (.empty, a bundle's `type`)."""
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            if name != ".empty" and not (name == "type" and os.path.basename(root) in ("user", "user2")):
-                return True
-    return False
-
-
 def report_unhandled_trees(etc: str, log: Any) -> None:
     """One warning naming what /etc/s6-overlay holds that pyinit does not run."""
     base = os.path.join(etc, "s6-overlay")
@@ -133,14 +124,9 @@ def report_unhandled_trees(etc: str, log: Any) -> None:
     found = []
     for entry in entries:
         path = os.path.join(base, entry)
-        if entry == "s6-rc.d" and os.path.isdir(path):
-            services = [name for name in sorted(os.listdir(path))
-                        if not name.startswith(".") and _has_content(os.path.join(path, name))]
-            if services:
-                found.append(f"s6-rc.d services not run: {', '.join(services)[:300]}")
-        elif entry == "user-bundles.d" and os.path.isdir(path) and not _has_content(path):
-            continue
-        elif not entry.startswith("."):
+        if entry in ("s6-rc.d", "user-bundles.d") and os.path.isdir(path):
+            continue  # s6-rc's source definitions and bundles: run by rcstages
+        if not entry.startswith("."):
             found.append(f"{entry} not read")
     if found:
         log.warning("/etc/s6-overlay holds what pyinit does not handle", directory=base, found="; ".join(found))

@@ -61,6 +61,7 @@ class Settings:
     logging_script: str = ""
     fix_attrs_hidden: bool = False
     runtime_profile: str = ""
+    runtime_bundledir: str = ""
     wait_for_closing_fd: int = 0
     world_writable_run: bool = False
     s6_run: bool = True  # PYS6_S6_RUN=0: never lay out s6-overlay's paths under /run
@@ -333,12 +334,11 @@ S6_NUMBERS: tuple[tuple[str, str, str], ...] = (
     ("world_writable_run", "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", "flag"),
 )
 S6_TEXTS = (("cmd_arg0", "S6_CMD_ARG0"), ("stage2_hook", "S6_STAGE2_HOOK"), ("runtime_profile", "S6_RUNTIME_PROFILE"),
-            ("logging_script", "S6_LOGGING_SCRIPT"))
+            ("logging_script", "S6_LOGGING_SCRIPT"), ("runtime_bundledir", "S6_RUNTIME_BUNDLEDIR"))
 # Read by s6-overlay, and what pys6 does instead (one warning each when set).
 S6_INSTEAD = {
     "S6_SERVICES_READYTIME": "not needed: pys6 knows when a service is up without sleeping first",
     "S6_CATCHALL_USER": "pyinit writes the catch-all log itself, as its own user",
-    "S6_RUNTIME_BUNDLEDIR": "s6-rc bundles are not read yet; /etc/cont-init.d and /etc/services.d are",
 }
 NOT_SETTINGS = {"S6_OVERLAY_VERSION", "S6_OVERLAY_ARCH"}  # set by images' Dockerfiles, read by nothing
 

@@ -19,17 +19,19 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import compat, policy, s6layout, s6status
+from . import compat, policy, s6layout, s6rc, s6status
 from .config import ConfigError, Settings
 from .handlers import ServiceView
 from .logpipe import LogPipe
 from .model import Phase, ServiceSpec, ServiceState, Verb, death_code
 from .output import OutputWriter
 from .protocol import SIGNAL_LETTERS, STATE_LETTERS
+from .rcstages import RcServices
 from .reaper import ChildExit, Reaper
 from .s6layout import Layout
+from .s6rc import Plan
 from .service import ServiceRunner, formatter_for
-from .servicedir import is_executable_file, scan
+from .servicedir import is_executable_file, read_service, scan
 from .signames import signal_name
 from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
 from .supervisedir import SuperviseDir, serve_control
@@ -65,6 +67,9 @@ class Container:
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
         self.supervise_dirs: dict[str, SuperviseDir] = {}
+        self._services_group: anyio.abc.TaskGroup | None = None
+        compiled = os.path.join(os.path.dirname(layout.container_environment), "s6-rc")
+        self.rc = RcServices(self, Plan((), (), {}, {}), compiled, 2 * self.services_gracetime + STOP_MARGIN)
 
     # --- shutdown requests -----------------------------------------------------
 
@@ -227,35 +232,48 @@ class Container:
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
         s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
-        self._make_supervise_dirs(specs, task_group)
+        s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
         for spec in specs:
-            try:
-                runner = ServiceRunner(spec, self)
-            except OSError as exc:  # its log pipes: EMFILE, ENFILE
-                self.log.error("service cannot be set up", service=spec.name, reason=exc.strerror)
-                continue
-            self.services[spec.name] = runner
-            await task_group.start(runner.run)
-        self.log.info("services started", count=len(self.services))
+            await self.start_runner(spec, task_group)
+        self.log.info("services started", count=len(specs))
         return True
+
+    async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None) -> Any:
+        """Supervise one service from now on; the ServiceRunner, or None when it cannot be."""
+        if spec.name in self.services:
+            self.log.error("two services have one name: the second is not started", service=spec.name,
+                           directory=spec.directory)
+            return None
+        try:
+            runner = ServiceRunner(spec, self)
+        except OSError as exc:  # its log pipes: EMFILE, ENFILE
+            self.log.error("service cannot be set up", service=spec.name, reason=exc.strerror)
+            return None
+        group = task_group or self._services_group
+        assert group is not None
+        self.services[spec.name] = runner
+        self._make_supervise_dir(spec, group)
+        await group.start(runner.run)
+        return runner
+
+    def read_rc_service(self, directory: str) -> ServiceSpec:
+        return read_service(directory, self.settings)
 
     # --- s6's on-disk interface (supervisedir), so s6-svc, s6-svstat, s6-svwait work ---------
 
-    def _make_supervise_dirs(self, specs: Sequence[ServiceSpec], task_group: anyio.abc.TaskGroup) -> None:
+    def _make_supervise_dir(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup) -> None:
         scandir, *others = self.layout.scandirs
-        s6layout.forget_other_services(self.layout, {spec.name for spec in specs})
-        for spec in specs:
-            try:
-                directory = SuperviseDir(spec, scandir)
-                for other in others:
-                    s6layout.link_into(other, spec.name, directory.path)
-            except OSError as exc:
-                self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
-                                 service=spec.name, directory=os.path.join(scandir, spec.name),
-                                 reason=exc.strerror or str(exc))
-                continue
-            self.supervise_dirs[spec.name] = directory
-            task_group.start_soon(serve_control, directory, self.apply_s6_command, self.log)
+        try:
+            directory = SuperviseDir(spec, scandir)
+            for other in others:
+                s6layout.link_into(other, spec.name, directory.path)
+        except OSError as exc:
+            self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
+                             service=spec.name, directory=os.path.join(scandir, spec.name),
+                             reason=exc.strerror or str(exc))
+            return
+        self.supervise_dirs[spec.name] = directory
+        task_group.start_soon(serve_control, directory, self.apply_s6_command, self.log)
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
         directory = self.supervise_dirs.get(spec.name)
@@ -306,18 +324,23 @@ class Container:
                 await runner.wait_until(settled)
 
     async def stop_services(self) -> None:
-        """Down-signal, then SIGKILL at the grace time; bounded even when a kill fails (EPERM)."""
-        for runner in self.services.values():
+        """s6-rc's user2 services, then services.d's, then s6-rc's user ones, each in reverse
+        dependency order: down-signal, then SIGKILL at the grace time; bounded even when a kill
+        fails (EPERM)."""
+        await self.rc.bring_down(self.rc.plan.second)
+        legacy = {name: runner for name, runner in self.services.items() if name not in self.rc.runners}
+        for runner in legacy.values():
             runner.command(Verb.SHUTDOWN)
         # A service settles within the grace time, and its finish within as much again.
         with anyio.move_on_after(2 * self.services_gracetime + STOP_MARGIN):
-            for runner in self.services.values():
+            for runner in legacy.values():
                 await runner.wait_until(policy.is_settled_down)
                 runner.drain()
             self.log.info("services stopped")
-            return
-        stuck = [name for name, runner in self.services.items() if not policy.is_settled_down(runner.state)]
-        self.log.error("services could not be stopped, going on", services=", ".join(stuck))
+        stuck = [name for name, runner in legacy.items() if not policy.is_settled_down(runner.state)]
+        if stuck:
+            self.log.error("services could not be stopped, going on", services=", ".join(stuck))
+        await self.rc.bring_down(self.rc.plan.first)
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
@@ -390,6 +413,7 @@ class Container:
         """The whole container life; returns the exit code."""
         self._stage2_started = anyio.current_time()
         async with anyio.create_task_group() as services_group:
+            self._services_group = services_group
             stage2_ok = await self._stage2(services_group, main_argv)
             if stage2_ok:
                 await self.stopping.wait()
@@ -440,7 +464,14 @@ class Container:
             # s6-overlay: the cont-init oneshot fails, s6-rc exits 1, and the container halts with it
             self.request_shutdown("a cont-init script failed", 1)
             return False
+        self.rc.plan = self._rc_plan()
+        if self.rc.plan.problems and not self._stage2_failure_allows("the s6-rc services have problems"):
+            return False
+        if not await self._rc_bring_up(self.rc.plan.first, "user"):
+            return False
         if not await self.start_services(services_group):
+            return False
+        if not await self._rc_bring_up(self.rc.plan.second, "user2"):
             return False
         self._stage = "running"
         if self.settings.cmd_wait_for_services and not await self._wait_for_services(behaviour):
@@ -448,6 +479,47 @@ class Container:
         if main_argv:
             argv = [*self.settings.cmd_arg0.split(), *main_argv]
             services_group.start_soon(self.run_main_program, argv)
+        return True
+
+    def _rc_plan(self) -> Plan:
+        base = self.settings.dirs("s6-overlay")
+        source = os.path.join(base, "s6-rc.d")
+        bundles = [self.settings.runtime_bundledir or os.path.join(base, "user-bundles.d")]
+        the_plan = s6rc.plan(s6rc.load(source, bundles))
+        for problem in the_plan.problems:
+            self.log.error("s6-rc service definition problem", problem=problem)
+        if the_plan.first or the_plan.second:
+            self.log.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
+        return the_plan
+
+    def _stage2_failure_allows(self, what: str) -> bool:
+        """S6_BEHAVIOUR_IF_STAGE2_FAILS on a failure: False (and a shutdown, exit 1) at 2 or more."""
+        behaviour = self.settings.behaviour_if_stage2_fails
+        if behaviour >= 2:
+            self.request_shutdown(what, 1)
+            return False
+        if behaviour == 1:
+            self.log.warning(f"{what}, continuing")
+        return True
+
+    async def _rc_bring_up(self, names: Sequence[str], bundle: str) -> bool:
+        """One bundle's services, cut short by a shutdown request; False when the container stops."""
+        if not names:
+            return True
+        failed: list[str] | None = None
+        async with anyio.create_task_group() as group:
+
+            async def stop_on_request() -> None:
+                await self.stopping.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(stop_on_request)
+            failed = await self.rc.bring_up(names)
+            group.cancel_scope.cancel()
+        if failed is None:
+            return False
+        if failed and not self._stage2_failure_allows(f"s6-rc {bundle} services failed: {', '.join(failed)}"):
+            return False
         return True
 
     async def _wait_for_services(self, behaviour: int) -> bool:

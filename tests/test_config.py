@@ -92,7 +92,7 @@ def test_s6_overlay_variables_are_read_as_its_scripts_read_them(tmp_path, name, 
 
 
 @pytest.mark.parametrize("name", ["S6_SERVICES_READYTIME", "S6_CATCHALL_USER", "S6_LOGGING_SCRIPT",
-                                  "S6_RUNTIME_BUNDLEDIR", "S6_TYPO_OF_A_SETTING"])
+                                  "S6_TYPO_OF_A_SETTING"])
 def test_an_s6_variable_pys6_reads_otherwise_gets_one_warning_saying_so(tmp_path, name):
     settings = load_settings({"PYS6_ETC": str(tmp_path), name: "1", "S6_OVERLAY_VERSION": "3.2.0.2"})
     assert [warning for warning in settings.warnings if name in warning] != []
@@ -104,3 +104,8 @@ def test_a_runtime_profile_moves_the_trees(tmp_path):
     assert settings.dirs("cont-init.d") == str(tmp_path / "cont-profile.d" / "blue" / "cont-init.d")
     sneaky = load_settings({"PYS6_ETC": str(tmp_path), "S6_RUNTIME_PROFILE": "../x"})
     assert sneaky.dirs("cont-init.d") == str(tmp_path / "cont-init.d") and sneaky.warnings
+
+
+def test_s6_runtime_bundledir_names_where_the_user_bundles_are(tmp_path):
+    settings = load_settings({"PYS6_ETC": str(tmp_path), "S6_RUNTIME_BUNDLEDIR": "/opt/bundles"})
+    assert settings.runtime_bundledir == "/opt/bundles" and settings.warnings == ()

@@ -364,17 +364,17 @@ def test_s6_variables_pyinit_reads_otherwise_are_named_at_boot_and_never_stop_it
 
 def test_a_tree_pyinit_does_not_run_is_named_in_one_warning(subreaper_pod: Pod):
     pod = subreaper_pod
-    for name in ("myapp", "myapp-log"):
+    for name in ("myapp", "myapp-log"):  # s6-rc definitions are read (and run when in a bundle)
         (pod.etc / "s6-overlay" / "s6-rc.d" / name).mkdir(parents=True)
         (pod.etc / "s6-overlay" / "s6-rc.d" / name / "type").write_text("longrun\n")
-    (pod.etc / "s6-overlay" / "s6-rc.d" / "user" / "contents.d").mkdir(parents=True)
-    (pod.etc / "s6-overlay" / "s6-rc.d" / "user" / "type").write_text("bundle\n")  # an empty bundle: nothing
+        (pod.etc / "s6-overlay" / "s6-rc.d" / name / "run").write_text("#!/bin/sh\nexec sleep 1000\n")
     (pod.etc / "s6-overlay" / "scripts").mkdir()
+    (pod.etc / "s6-overlay" / "extra.conf").write_text("x\n")
     pod.start()
     pod.wait_stderr("services started")
     lines = [line for line in pod.stderr().splitlines() if "/etc/s6-overlay" in line or "s6-overlay holds" in line]
     assert len(lines) == 1, lines
-    assert "s6-rc.d services not run: myapp, myapp-log" in lines[0] and "scripts not read" in lines[0]
+    assert "extra.conf not read; scripts not read" in lines[0] and "s6-rc.d" not in lines[0]
     assert pod.stop() == 0
 
 

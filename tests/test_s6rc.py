@@ -1,0 +1,115 @@
+"""s6-rc services run by pyinit: oneshots and longruns in dependency order, readiness before
+dependents, services.d between the user and user2 bundles, reverse order at shutdown."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import Pod, wait_for
+from supervisor.rcstages import CommandLineError, command_line
+
+
+def rc(pod: Pod, name: str, kind: str, deps: tuple[str, ...] = (), **files: str) -> Path:
+    directory = pod.etc / "s6-overlay" / "s6-rc.d" / name
+    directory.mkdir(parents=True)
+    (directory / "type").write_text(kind + "\n")
+    if deps:
+        (directory / "dependencies.d").mkdir()
+        for dep in deps:
+            (directory / "dependencies.d" / dep).touch()
+    for filename, content in files.items():
+        (directory / filename.replace("_", "-")).write_text(content)
+    return directory
+
+
+def in_user_bundle(pod: Pod, *names: str, bundle: str = "user") -> None:
+    contents = pod.etc / "s6-overlay" / "user-bundles.d" / bundle / "contents.d"
+    contents.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (contents / name).touch()
+
+
+def order(pod: Pod) -> list[str]:
+    return pod.read_state("order").split()
+
+
+def test_command_lines_run_through_execlineb_or_as_one_plain_command():
+    assert command_line("echo hi", "x", "/usr/bin/execlineb") == ["/usr/bin/execlineb", "-P", "-c", "echo hi"]
+    assert command_line("# set up\nmkdir -p '/var/lib/my app'\n", "x", None) == ["mkdir", "-p", "/var/lib/my app"]
+    for needs_execline in ("foreground { echo a } echo b", "if { true } echo b", "echo a\necho b"):
+        with pytest.raises(CommandLineError, match="x: this script needs execline"):
+            command_line(needs_execline, "x", None)
+
+
+def test_a_linuxserver_style_chain_starts_in_order_and_stops_in_reverse(pod: Pod):
+    if shutil.which("execlineb") is None:
+        pytest.skip("needs Debian's execline package (.ci/run installs it)")
+    state = pod.state
+    rc(pod, "init-adduser", "oneshot", ("base",), up=f'sh -c "echo adduser >> {state}/order"\n')
+    rc(pod, "init-config", "oneshot", ("init-adduser",), up=f'sh -c "echo config >> {state}/order"\n',
+       down=f'sh -c "echo config-down >> {state}/order"\n')
+    rc(pod, "db", "longrun", ("init-config",), notification_fd="3\n",
+       run=f'#!/bin/sh\nsleep 0.3\necho db-ready >> {state}/order\necho >&3\nexec sleep 1000\n',
+       finish=f'#!/bin/sh\necho db-stop >> {state}/order\n')
+    rc(pod, "web", "longrun", ("db", "init-config"),
+       run=f'#!/bin/sh\necho web-start >> {state}/order\nexec sleep 1000\n',
+       finish=f'#!/bin/sh\necho web-stop >> {state}/order\n')
+    rc(pod, "late", "longrun", ("legacy-services",), run=f'#!/bin/sh\necho late >> {state}/order\nexec sleep 1000\n')
+    in_user_bundle(pod, "web")  # its dependencies come with it
+    in_user_bundle(pod, "late", bundle="user2")
+    pod.service("legacy", f'echo legacy >> {state}/order\nexec sleep 1000\n')
+    pod.start()
+    wait_for(lambda: {"late", "legacy"} <= set(order(pod)), 20, "every service")
+    started = order(pod)
+    assert started[:4] == ["adduser", "config", "db-ready", "web-start"], started
+    status = pod.cli("svstat", "web", "db", "late", "legacy")
+    assert status.returncode == 0 and status.stdout.count(": up (pid") == 4, status.stdout
+    assert pod.stop() == 0
+    stopped = order(pod)[len(started):]
+    assert stopped.index("web-stop") < stopped.index("db-stop") < stopped.index("config-down"), stopped
+    assert "s6-rc oneshot stopping service=init-config" in pod.stderr()
+
+
+def test_a_failing_oneshot_keeps_its_dependents_down_and_follows_the_behaviour(pod: Pod):
+    if shutil.which("execlineb") is None:
+        pytest.skip("needs Debian's execline package (.ci/run installs it)")
+    rc(pod, "broken", "oneshot", up="exit 3\n")
+    rc(pod, "app", "longrun", ("broken",), run='#!/bin/sh\ntouch "$STATE/app"\nexec sleep 1000\n')
+    in_user_bundle(pod, "app")
+    pod.service("legacy", 'touch "$STATE/legacy"\nexec sleep 1000\n')
+    pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"})
+    assert pod.wait_exit(20) == 1
+    assert not (pod.state / "app").exists() and not (pod.state / "legacy").exists()
+    assert "s6-rc oneshot failed service=broken exitcode=3" in pod.stderr()
+    assert "s6-rc service not started: a dependency failed service=app dependency=broken" in pod.stderr()
+
+
+def test_a_cycle_is_reported_with_its_names_and_the_rest_still_runs(pod: Pod):
+    rc(pod, "a", "longrun", ("b",), run="#!/bin/sh\nexec sleep 1000\n")
+    rc(pod, "b", "longrun", ("a",), run="#!/bin/sh\nexec sleep 1000\n")
+    rc(pod, "fine", "longrun", run='#!/bin/sh\ntouch "$STATE/fine"\nexec sleep 1000\n')
+    in_user_bundle(pod, "a", "fine")
+    pod.start()
+    wait_for(lambda: (pod.state / "fine").exists(), 20, "the service outside the cycle")
+    assert "dependency cycle: a -> b -> a" in pod.stderr() or "dependency cycle: b -> a -> b" in pod.stderr()
+    assert pod.cli("svstat", "a").returncode == 100  # never started: not a service pyinit has
+    assert pod.stop() == 0
+
+
+def test_an_s6_rc_longrun_is_a_service_like_any_other(subreaper_pod: Pod):
+    pod = subreaper_pod
+    rc(pod, "app", "longrun", run='#!/bin/sh\necho $$ >> "$STATE/app.pids"\nexec sleep 1000\n')  # not executable
+    in_user_bundle(pod, "app")
+    pod.start()
+    wait_for(lambda: pod.read_state("app.pids"), 20, "the longrun")
+    assert pod.cli("svc", "-wr", "-r", "-T", "10000", "app").returncode == 0  # pysvc, the crash bail, forensics
+    wait_for(lambda: len(pod.read_state("app.pids").split()) == 2, 20, "a restart")
+    if shutil.which("s6-svstat"):
+        result = subprocess.run(["s6-svstat", "-o", "up", str(pod.rundir / "service" / "app")],
+                                capture_output=True, text=True, timeout=30)
+        assert result.stdout == "true\n"
+    assert pod.stop() == 0
