@@ -184,3 +184,26 @@ def test_a_read_only_root_with_a_tmpfs_run_boots_and_halts_with_the_code(image_o
     assert image.seen("job") == "job ran\n"
     assert "S6_READ_ONLY_ROOT is set: pyinit writes only under /run" in image.output()
     assert "/var/run is not a link to /run and cannot be made one: Read-only file system" in image.output()
+
+
+def test_a_linuxserver_v3_tree_runs_its_s6_rc_services_in_order(image_of) -> None:
+    image = image_of("linuxserver-v3")
+    image.boot()
+    wait_for(lambda: image.seen("renewals") and "web-" in image.seen("order"), 30,
+             f"the services\n{image.output()[-3000:]}")
+    assert image.seen("order").split() == ["adduser", "config", "web-after-db-ready"], image.output()[-3000:]
+    assert (image.config / "made" / "by-execline").exists()  # a oneshot's one-line execline up
+    assert "s6-rc longrun ready service=svc-db" in image.output()
+    # svc-renew asked (s6-svc -O) not to be started again: it ran once and stays down
+    wait_for(lambda: "service=svc-renew" in image.output() and "once-at-most" in image.output(), 20,
+             "svc-renew's s6-svc -O")
+    assert image.seen("renewals") == "renewed\n"
+    assert image.stop() == 0
+    assert image.seen("renewals") == "renewed\n"
+
+
+def test_an_s6_rc_finish_stops_the_container_with_s6_svscanctl(image_of) -> None:
+    image = image_of("rc-finish-svscanctl")
+    image.boot()
+    assert image.wait_exit() == 4, image.output()[-3000:]
+    assert image.seen("main") == "main ran\n"
