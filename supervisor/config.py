@@ -371,11 +371,8 @@ def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, A
     if values.get("read_only_root"):
         warnings.append("S6_READ_ONLY_ROOT is set: pyinit writes only under /run and $PYS6_RUNDIR, so there is "
                         "nothing to copy; the trees run where they are")
-    if values.get("logging_script") and values.get("logging", 0) != 2:
-        warnings.append("S6_LOGGING_SCRIPT is set but S6_LOGGING is not 2: no catch-all log is kept")
-    if values.get("logging") == 1:
-        warnings.append("S6_LOGGING=1: per-service loggers are not implemented yet; everything goes to "
-                        "stdout and stderr, as with 0")
+    if values.get("logging_script") and not values.get("logging", 0):
+        warnings.append("S6_LOGGING_SCRIPT is set but S6_LOGGING is 0: no catch-all log is kept")
     for variable, instead in S6_INSTEAD.items():
         if environ.get(variable):
             warnings.append(f"{variable} is set: {instead}")

@@ -66,7 +66,8 @@ def _watch(directory: str, logger: Any) -> Callable[[], bool] | None:
 
 
 def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[int, bytes], None]:
-    """S6_LOGGING=2's catch-all log: /var/log/s6-uncaught-logs, else under the runtime directory."""
+    """S6_LOGGING's catch-all log (1: all but the main program's output; 2: all):
+    /var/log/s6-uncaught-logs, else under the runtime directory."""
     from .catchall import DEFAULT_SCRIPT, DIRECTORY, CatchAllLog, parse_script
 
     keep, size, stamps, ignored = parse_script(settings.logging_script or DEFAULT_SCRIPT)
@@ -78,7 +79,8 @@ def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[i
         except OSError as exc:
             logger.warning("catch-all log directory unusable", directory=directory, reason=exc.strerror)
             continue
-        logger.info("S6_LOGGING=2: everything goes to the catch-all log from now on", directory=directory)
+        logger.info("S6_LOGGING: everything goes to the catch-all log from now on", directory=directory,
+                    main_program="to the log" if settings.logging >= 2 else "to stdout and stderr")
         return catch_all.write
     logger.error("no catch-all log can be written: stdout and stderr it is")
     return write_all
@@ -88,7 +90,7 @@ async def run_pid1(
     settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool, layout: Layout
 ) -> int:
     logger = log.get()
-    writer = OutputWriter(sink=_catch_all_sink(settings, rundir, logger)) if settings.logging >= 2 else OutputWriter()
+    writer = OutputWriter(sink=_catch_all_sink(settings, rundir, logger)) if settings.logging >= 1 else OutputWriter()
 
     def on_orphan(pid: int, exitcode: int | None, signum: int | None) -> None:
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)

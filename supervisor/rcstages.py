@@ -35,7 +35,14 @@ class RcHost(Protocol):
 
     def read_rc_service(self, directory: str) -> ServiceSpec: ...
 
-    async def start_runner(self, spec: ServiceSpec) -> Any: ...  # a ServiceRunner, started; None if it cannot be
+    async def start_runner(self, spec: ServiceSpec, task_group: Any = None, stdout_to: int | None = None,
+                           stdin_from: int | None = None) -> Any: ...  # a ServiceRunner, started; None if it cannot be
+
+    def logger_pipe(self, producer: str, logger: str) -> tuple[int, int]: ...
+
+    def end_of_input(self, logger: str) -> None: ...
+
+    async def stop_logger(self, name: str, runner: Any) -> None: ...
 
 
 class CommandLineError(Exception):
@@ -138,7 +145,12 @@ class RcServices:
             log.error("s6-rc longrun cannot be prepared", service=name, reason=exc.strerror or str(exc))
             return False
         spec = self.host.read_rc_service(compiled)
-        runner = await self.host.start_runner(spec)
+        pipes: dict[str, int] = {}
+        if definition.producer_for:  # a pipeline: its stdout to its logger, through one lasting pipe
+            pipes["stdout_to"] = self.host.logger_pipe(name, definition.producer_for)[1]
+        if definition.consumer_for:
+            pipes["stdin_from"] = self.host.logger_pipe(definition.consumer_for, name)[0]
+        runner = await self.host.start_runner(spec, None, **pipes)
         if runner is None:
             return False
         self.runners[name] = runner
@@ -187,6 +199,10 @@ class RcServices:
             return
         runner = self.runners.get(name)
         if runner is None:
+            return
+        if definition.consumer_for:  # a logger: its producer is down; it reads the rest, then ends
+            self.host.end_of_input(name)
+            await self.host.stop_logger(name, runner)
             return
         runner.command(Verb.SHUTDOWN)
         with anyio.move_on_after(self.stop_timeout):

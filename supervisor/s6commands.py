@@ -182,6 +182,7 @@ COMMANDS = {
     "s6-svok": "pys6-s6-svok",
     "s6-svscanctl": "pys6-s6-svscanctl",
     "s6-notifyoncheck": "pys6-s6-notifyoncheck",
+    "s6-log": "pys6-log",
     "supercronic": "pycrond",
 }
 

@@ -35,6 +35,8 @@ class Definition:
     up: str = ""  # a oneshot's command lines
     down: str = ""
     problems: tuple[str, ...] = ()
+    producer_for: str = ""  # a longrun whose stdout goes to that logger
+    consumer_for: str = ""  # a logger, reading that longrun's stdout
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,12 @@ def read_definition(directory: str) -> Definition:
             problems.append("a oneshot needs an up file")
     if kind == "longrun" and not os.path.exists(os.path.join(directory, "run")):
         problems.append("a longrun needs a run file")
+    producer_for = (read_small_text(os.path.join(directory, "producer-for")) or "").strip()
+    consumer_for = (read_small_text(os.path.join(directory, "consumer-for")) or "").strip()
+    if producer_for:  # s6-rc: a producer starts after its consumer, so no line is written to nobody
+        dependencies = (*dependencies, producer_for)
     return Definition(name, kind, directory, tuple(dict.fromkeys(dependencies)), tuple(dict.fromkeys(contents)),
-                      up, down, tuple(problems))
+                      up, down, tuple(problems), producer_for, consumer_for)
 
 
 def load(source: str, bundle_dirs: list[str]) -> dict[str, Definition]:

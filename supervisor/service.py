@@ -89,8 +89,13 @@ Inbox = tuple[Event, CommandOutcome | None]
 
 
 class ServiceRunner:
-    def __init__(self, spec: ServiceSpec, runtime: Runtime) -> None:
+    def __init__(self, spec: ServiceSpec, runtime: Runtime, stdout_to: int | None = None,
+                 stdin_from: int | None = None) -> None:
+        """`stdout_to`: the write end of the pipe to its logger; `stdin_from`: a logger's read end.
+        Both stay open in pyinit, so neither side's restart loses a line."""
         self.spec = spec
+        self.stdout_to = stdout_to
+        self.stdin_from = stdin_from
         self.state = ServiceState()
         self._runtime = runtime
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[Inbox](math.inf)
@@ -228,10 +233,11 @@ class ServiceRunner:
             pid = spawn(
                 ["./run", self.spec.name],
                 cwd=self.spec.directory,
-                stdout=self.stdout.write_fd,
+                stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
                 stderr=self.stderr.write_fd,
                 extra_fds=extra,
                 env=self._runtime.child_environment(),
+                stdin=self.stdin_from,
             )
         except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
             if notify is not None:
@@ -250,7 +256,7 @@ class ServiceRunner:
             pid = spawn(
                 ["./finish", *args],
                 cwd=self.spec.directory,
-                stdout=self.stdout.write_fd,
+                stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
                 stderr=self.stderr.write_fd,
                 env=self._runtime.child_environment(),
             )

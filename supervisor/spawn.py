@@ -35,6 +35,7 @@ def spawn(
     env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
     search_path: bool = False,
     keep_stdin: bool = False,
+    stdin: int | None = None,
 ) -> int:
     """Start `argv` and return its pid; raise OSError if it cannot be executed.
 
@@ -44,9 +45,11 @@ def spawn(
     session; the main program stays in ours, so it keeps the container's terminal.
     """
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
+    if stdin is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))  # a logger's: the read end of its service's pipe
+    elif stdout is not None and not keep_stdin:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
     if stdout is not None:
-        if not keep_stdin:
-            actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
         actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
     if stderr is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))

@@ -67,6 +67,8 @@ class Container:
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
         self.supervise_dirs: dict[str, SuperviseDir] = {}
+        self._logger_pipes: dict[str, tuple[int, int]] = {}  # producer -> (read end, write end or -1)
+        self._loggers: dict[str, str] = {}  # logger -> its producer
         self._services_group: anyio.abc.TaskGroup | None = None
         compiled = os.path.join(os.path.dirname(layout.container_environment), "s6-rc")
         self.rc = RcServices(self, Plan((), (), {}, {}), compiled, 2 * self.services_gracetime + STOP_MARGIN)
@@ -234,18 +236,42 @@ class Container:
         s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
         s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
         for spec in specs:
-            await self.start_runner(spec, task_group)
+            logger = os.path.join(spec.directory, "log")
+            if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger
+                logger_spec = replace(read_service(logger, self.settings), name=f"{spec.name}-log")
+                read_end, write_end = self.logger_pipe(spec.name, logger_spec.name)
+                await self.start_runner(logger_spec, task_group, stdin_from=read_end)
+                await self.start_runner(spec, task_group, stdout_to=write_end)
+            else:
+                await self.start_runner(spec, task_group)
         self.log.info("services started", count=len(specs))
         return True
 
-    async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None) -> Any:
+    def logger_pipe(self, producer: str, logger: str) -> tuple[int, int]:
+        """The pipe from a service's stdout to its logger's stdin, made once, held open by pyinit
+        for the container's life: a restart of either side loses nothing (s6-svscan's way)."""
+        if producer not in self._logger_pipes:
+            self._logger_pipes[producer] = os.pipe()
+            self._loggers[logger] = producer
+        return self._logger_pipes[producer]
+
+    def end_of_input(self, logger: str) -> None:
+        """Its producer is down: close pyinit's write end, so the logger reads the rest, then EOF."""
+        producer = self._loggers.get(logger, "")
+        read_end, write_end = self._logger_pipes.get(producer, (-1, -1))
+        if write_end >= 0:
+            os.close(write_end)
+            self._logger_pipes[producer] = (read_end, -1)
+
+    async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None,
+                           stdout_to: int | None = None, stdin_from: int | None = None) -> Any:
         """Supervise one service from now on; the ServiceRunner, or None when it cannot be."""
         if spec.name in self.services:
             self.log.error("two services have one name: the second is not started", service=spec.name,
                            directory=spec.directory)
             return None
         try:
-            runner = ServiceRunner(spec, self)
+            runner = ServiceRunner(spec, self, stdout_to=stdout_to, stdin_from=stdin_from)
         except OSError as exc:  # its log pipes: EMFILE, ENFILE
             self.log.error("service cannot be set up", service=spec.name, reason=exc.strerror)
             return None
@@ -329,18 +355,42 @@ class Container:
         fails (EPERM)."""
         await self.rc.bring_down(self.rc.plan.second)
         legacy = {name: runner for name, runner in self.services.items() if name not in self.rc.runners}
-        for runner in legacy.values():
+        producers = {name: runner for name, runner in legacy.items() if name not in self._loggers}
+        loggers = {name: runner for name, runner in legacy.items() if name in self._loggers}
+        await self._stop_all(producers)
+        for name in loggers:
+            self.end_of_input(name)
+        await self._stop_loggers(loggers)
+        await self.rc.bring_down(self.rc.plan.first)
+
+    async def _stop_all(self, runners: dict[str, Any]) -> None:
+        for runner in runners.values():
             runner.command(Verb.SHUTDOWN)
         # A service settles within the grace time, and its finish within as much again.
         with anyio.move_on_after(2 * self.services_gracetime + STOP_MARGIN):
-            for runner in legacy.values():
+            for runner in runners.values():
                 await runner.wait_until(policy.is_settled_down)
                 runner.drain()
-            self.log.info("services stopped")
-        stuck = [name for name, runner in legacy.items() if not policy.is_settled_down(runner.state)]
+            if runners:
+                self.log.info("services stopped")
+        stuck = [name for name, runner in runners.items() if not policy.is_settled_down(runner.state)]
         if stuck:
             self.log.error("services could not be stopped, going on", services=", ".join(stuck))
-        await self.rc.bring_down(self.rc.plan.first)
+
+    async def stop_logger(self, name: str, runner: Any) -> None:
+        await self._stop_loggers({name: runner})
+
+    async def _stop_loggers(self, loggers: dict[str, Any]) -> None:
+        """Loggers read to the end of their input (EOF once their producer is down), then exit
+        by themselves; those still running after the grace time get their down-signal."""
+        if not loggers:
+            return
+        for runner in loggers.values():
+            runner.command(Verb.ONCE_AT_MOST)  # its exit at end of input is the end, not a crash
+        with anyio.move_on_after(self.services_gracetime):
+            for runner in loggers.values():
+                await runner.wait_until(lambda state: state.pid is None)
+        await self._stop_all(loggers)
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
@@ -422,6 +472,10 @@ class Container:
         for runner in self.services.values():
             runner.close()
         self.close_supervise_dirs()
+        for ends in self._logger_pipes.values():
+            for fd in ends:
+                if fd >= 0:
+                    os.close(fd)
         for pipe in self._script_pipes:
             pipe.close()
         left = s6layout.read_exit_code(self.layout)

@@ -82,7 +82,7 @@ def test_a_named_config_file_that_is_missing_is_an_error(tmp_path):
     ("S6_CMD_WAIT_FOR_SERVICES", "7", "cmd_wait_for_services", True, False),
     ("S6_CMD_RECEIVE_SIGNALS", "1", "cmd_receive_signals", True, False),
     ("S6_SYNC_DISKS", "0", "sync_disks", False, False),
-    ("S6_LOGGING", "1", "logging", 1, True),  # per-service loggers: the next step
+    ("S6_LOGGING", "1", "logging", 1, False),
     ("S6_WAIT_FOR_CLOSING_FD", "4", "wait_for_closing_fd", 4, False),
 ])
 def test_s6_overlay_variables_are_read_as_its_scripts_read_them(tmp_path, name, value, field, expected, warned):

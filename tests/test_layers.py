@@ -56,11 +56,11 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics", "rcstages"], 3),
     **dict.fromkeys(["stages", "cron.daemon"], 4),
     **dict.fromkeys(["main_loop", "cron.main"], 5),
-    **dict.fromkeys(["init", "__main__", "client", "svstat", "svc", "s6clients"], 6),
+    **dict.fromkeys(["init", "__main__", "client", "svstat", "svc", "s6clients", "s6log"], 6),
 }
-CLIENT_MODULES = {"client", "svstat", "svc", "s6commands", "s6clients"}
+CLIENT_MODULES = {"client", "svstat", "svc", "s6commands", "s6clients", "s6log"}
 CLIENT_MAY_IMPORT = {"client", "protocol", "paths", "statusfmt", "signames", "svstat", "contenv", "links", "svc",
-                     "s6commands"}
+                     "s6commands", "catchall"}
 
 
 def _module_name(path: Path) -> str:
