@@ -99,6 +99,14 @@ def load(source: str, bundle_dirs: list[str]) -> dict[str, Definition]:
         path = os.path.join(source, name)
         if os.path.isdir(path) and valid_name(name):
             definitions[name] = read_definition(path)
+    for definition in list(definitions.values()):  # pipeline-name: a bundle of the whole pipeline
+        name = (read_small_text(os.path.join(definition.directory, "pipeline-name")) or "").strip()
+        if name and definition.consumer_for and valid_name(name) and name not in definitions:
+            chain = [definition.name]
+            while (producer := definitions.get(chain[-1])) and producer.consumer_for and \
+                    producer.consumer_for not in chain:
+                chain.append(producer.consumer_for)
+            definitions[name] = Definition(name, "bundle", definition.directory, contents=tuple(reversed(chain)))
     for bundles in bundle_dirs:
         for name in ("user", "user2"):
             path = os.path.join(bundles, name)

@@ -15,14 +15,17 @@ import anyio
 # s6-svscanctl's letters that end an s6-overlay container: -t (terminate: halt's path),
 # -q quit, -b abort, -i interrupt, -0 halt, -6 reboot, -7 poweroff, -8 "other".
 STOP_LETTERS = {"t": "-t", "q": "-q", "b": "-b", "i": "-i", "0": "-0", "6": "-6", "7": "-7", "8": "-8"}
-# Rescan (-a), hangup (-h) and the nukes (-n, -N) ask s6-svscan to look at its scan
-# directory again; pyinit reads services.d once at boot, so they are noted and ignored.
-NOTED_LETTERS = {"a": "-a", "h": "-h", "n": "-n", "N": "-N"}
+# Rescan (-a) and hangup (-h): look at services.d again and start the services added since.
+RESCAN_LETTERS = {"a": "-a", "h": "-h"}
+# The nukes (-n, -N) ask s6-svscan to drop services whose directory is gone: noted, ignored.
+NOTED_LETTERS = {"n": "-n", "N": "-N"}
 MAX_READ = 512
 
 
 class ScanTarget(Protocol):
     def request_shutdown(self, reason: str, exit_code: int | None = None) -> None: ...
+
+    def rescan_soon(self) -> None: ...
 
 
 def open_fifos(paths: list[str], log: Any) -> list[tuple[str, int]]:
@@ -42,8 +45,12 @@ def handle(data: bytes, path: str, target: ScanTarget, reap: Any, log: Any) -> N
             target.request_shutdown(f"s6-svscanctl {STOP_LETTERS[letter]} {os.path.dirname(os.path.dirname(path))}")
         elif letter == "z":
             reap()
+        elif letter in RESCAN_LETTERS:
+            log.info("s6-svscanctl: looking for new services", command=RESCAN_LETTERS[letter])
+            target.rescan_soon()
         elif letter in NOTED_LETTERS:
-            log.info("s6-svscanctl command ignored: services.d is read once, at boot", command=NOTED_LETTERS[letter])
+            log.info("s6-svscanctl command ignored: a service whose directory is gone keeps running",
+                     command=NOTED_LETTERS[letter])
         elif not letter.isspace():
             log.warning("unknown s6-svscanctl command ignored", command=repr(letter), fifo=path)
 

@@ -263,6 +263,24 @@ class Container:
             os.close(write_end)
             self._logger_pipes[producer] = (read_end, -1)
 
+    def rescan_soon(self) -> None:
+        """s6-svscanctl -a/-h: start the services.d services added since boot (none removed)."""
+        if self._services_group is None or self.stage != "running":
+            self.log.info("rescan ignored: services are not running yet, or no more")
+            return
+        self._services_group.start_soon(self._rescan)
+
+    async def _rescan(self) -> None:
+        try:
+            specs, _skipped = scan(self.settings.dirs("services.d"), self.settings)
+        except ConfigError as exc:
+            self.log.error("cannot read the services", reason=str(exc))
+            return
+        added = [spec for spec in specs if spec.name not in self.services]
+        for spec in added:
+            await self.start_runner(spec)
+        self.log.info("rescan done", added=" ".join(spec.name for spec in added) or "none")
+
     async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None,
                            stdout_to: int | None = None, stdin_from: int | None = None) -> Any:
         """Supervise one service from now on; the ServiceRunner, or None when it cannot be."""

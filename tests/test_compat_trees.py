@@ -191,7 +191,16 @@ def test_a_linuxserver_v3_tree_runs_its_s6_rc_services_in_order(image_of) -> Non
     image.boot()
     wait_for(lambda: image.seen("renewals") and "web-" in image.seen("order"), 30,
              f"the services\n{image.output()[-3000:]}")
-    assert image.seen("order").split() == ["adduser", "config", "web-after-db-ready"], image.output()[-3000:]
+    wait_for(lambda: "boss-done" in image.seen("order"), 30, f"svc-boss\n{image.output()[-3000:]}")
+    order = image.seen("order").split()
+    assert order[:2] == ["adduser", "config"] and "web-after-db-ready" in order, image.output()[-3000:]
+    assert "web-too-early" not in order
+    # the web server's stdout went through its logger pipeline (pipeline-name web-pipeline)
+    wait_for(lambda: "GET / 200" in _read(image.config / "logs" / "web" / "current"), 20,
+             f"the web log\n{image.output()[-3000:]}")
+    assert "GET / 200" not in image.output()
+    # svc-boss steered svc-worker with s6-svc -O and -k: it ran once and stays down
+    assert image.seen("workers") == "worker\n"
     assert (image.config / "made" / "by-execline").exists()  # a oneshot's one-line execline up
     assert "s6-rc longrun ready service=svc-db" in image.output()
     # svc-renew asked (s6-svc -O) not to be started again: it ran once and stays down
@@ -200,6 +209,13 @@ def test_a_linuxserver_v3_tree_runs_its_s6_rc_services_in_order(image_of) -> Non
     assert image.seen("renewals") == "renewed\n"
     assert image.stop() == 0
     assert image.seen("renewals") == "renewed\n"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def test_an_s6_rc_finish_stops_the_container_with_s6_svscanctl(image_of) -> None:

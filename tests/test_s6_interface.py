@@ -248,3 +248,16 @@ def _is_checker_of(pid: int, marker: str) -> bool:
         return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def test_s6_svscanctl_a_starts_the_services_added_since_boot(subreaper_pod: Pod):
+    pod = subreaper_pod
+    pod.service("first", SLEEPER)
+    pod.start()
+    pod.wait_control()
+    wait_for(lambda: read_int(pod, "first.pid"), what="the first service")
+    pod.service("added", SLEEPER)  # an s6-overlay v2 script adding a service at run time
+    assert s6("s6-svscanctl", "-a", str(scandir(pod))).returncode == 0
+    wait_for(lambda: read_int(pod, "added.pid"), 20, "the added service")
+    assert status(pod, "added")["state"] == "up"
+    assert pod.stop() == 0

@@ -83,3 +83,20 @@ def test_load_reads_dependencies_d_and_v3_files_and_user_bundles_d(tmp_path: Pat
     result = plan(definitions)
     assert result.first == ("prep", "app")
     assert any(p.startswith("bad: type is 'daemon'") for p in result.problems)
+
+
+def test_a_pipeline_name_is_a_bundle_of_the_pipeline_and_producers_follow_consumers(tmp_path: Path):
+    source = tmp_path / "s6-rc.d"
+    for name, files in (("web", {"producer-for": "web-log"}),
+                        ("web-log", {"consumer-for": "web", "pipeline-name": "web-pipeline"})):
+        (source / name).mkdir(parents=True)
+        (source / name / "type").write_text("longrun\n")
+        (source / name / "run").write_text("#!/bin/sh\n")
+        for filename, content in files.items():
+            (source / name / filename).write_text(content + "\n")
+    (source / "user" / "contents.d").mkdir(parents=True)
+    (source / "user" / "type").write_text("bundle\n")
+    (source / "user" / "contents.d" / "web-pipeline").touch()
+    definitions = load(str(source), [])
+    assert definitions["web-pipeline"].contents == ("web", "web-log")
+    assert plan(definitions).first == ("web-log", "web")  # the logger first: no line written to nobody
