@@ -50,3 +50,55 @@ def run(argv: Sequence[str]) -> int:
 
 def main() -> None:
     sys.exit(run(sys.argv[1:]))
+
+
+def logutil_service(argv: Sequence[str]) -> int:
+    """s6-overlay's `logutil-service [-f FIFO] DIR`: the log directory kept with S6_LOGGING_SCRIPT's
+    rotation (default n20 s1000000 T), as nobody when run as root, reading FIFO if given."""
+    args = list(argv)
+    fifo = ""
+    if args[:1] == ["-f"] and len(args) >= 2:
+        fifo, args = args[1], args[2:]
+    elif args and args[0].startswith("-f"):
+        fifo, args = args[0][2:], args[1:]
+    if len(args) != 1:
+        sys.stderr.write("usage: logutil-service [-f FIFO] DIR\n")
+        return 100
+    if fifo:
+        try:
+            fd = os.open(fifo, os.O_RDONLY)
+        except OSError as exc:
+            sys.stderr.write(f"logutil-service: fatal: unable to open {fifo}: {exc.strerror}\n")
+            return 111
+        os.dup2(fd, 0)
+        os.close(fd)
+    script = os.environ.get("S6_LOGGING_SCRIPT") or _container_variable("S6_LOGGING_SCRIPT") or "n20 s1000000 T"
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            nobody = pwd.getpwnam("nobody")
+            uid, gid = nobody.pw_uid, nobody.pw_gid
+        except KeyError:
+            uid = gid = 65534
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    return run([*script.split(), args[0]])
+
+
+def _container_variable(name: str) -> str:
+    from .contenv import find_directory
+
+    directory = find_directory(os.environ)
+    if directory is None:
+        return ""
+    try:
+        with open(os.path.join(directory, name), "rb") as file:
+            return file.read(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def logutil_service_main() -> None:
+    sys.exit(logutil_service(sys.argv[1:]))

@@ -95,6 +95,16 @@ class Image:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"the container did not end in {timeout} s:\n{self.output()[-3000:]}") from None
 
+    def inside(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """A command run in the image's root (its PATH, its s6 programs), as `docker exec` would."""
+        import psutil
+
+        assert self.process is not None
+        pid1 = psutil.Process(self.process.pid).children()[0].pid
+        return subprocess.run(["chroot", f"/proc/{pid1}/root", "/usr/bin/env",
+                               "PATH=/command:/usr/local/bin:/usr/bin:/bin", *argv],
+                              capture_output=True, text=True, timeout=30)
+
     def stop(self) -> int:
         """`docker stop`: SIGTERM to the container's PID 1 (the child of unshare)."""
         assert self.process is not None
@@ -201,6 +211,10 @@ def test_a_linuxserver_v3_tree_runs_its_s6_rc_services_in_order(image_of) -> Non
     assert "GET / 200" not in image.output()
     # svc-boss steered svc-worker with s6-svc -O and -k: it ran once and stays down
     assert image.seen("workers") == "worker\n"
+    # restarted from inside the image, with its own s6-svc: back, after its database again, logged again
+    assert image.inside("s6-svc", "-wr", "-r", "/run/service/svc-web").returncode == 0
+    wait_for(lambda: image.seen("order").split().count("web-after-db-ready") == 2, 20, "the restarted web server")
+    wait_for(lambda: _read(image.config / "logs" / "web" / "current").count("GET / 200") == 2, 20, "its second line")
     assert (image.config / "made" / "by-execline").exists()  # a oneshot's one-line execline up
     assert "s6-rc longrun ready service=svc-db" in image.output()
     # svc-renew asked (s6-svc -O) not to be started again: it ran once and stays down

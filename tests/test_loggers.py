@@ -56,7 +56,7 @@ def test_a_services_log_run_gets_its_stdout_and_nothing_is_lost_across_restarts(
     wait_for(lambda: "line 80" in logged(logs), 20, f"all 80 lines in the log\n{pod.stderr()[-2000:]}")
     assert logged(logs) == [f"line {i}" for i in range(1, 81)]
     assert "line 1" not in pod.stdout()  # stdout went to the logger...
-    assert "[app] to stderr" in pod.stderr()  # ...stderr is merged as ever
+    pod.wait_stderr("[app] to stderr")  # ...stderr is merged as ever
     assert pod.cli("svstat", "app-log").returncode == 0  # the logger is a supervised service
     # the logger restarts (pysvc -k): its service's next lines wait in the pipe, then arrive
     assert pod.cli("svc", "-wr", "-k", "app-log").returncode == 0
@@ -114,3 +114,28 @@ def test_s6_logging_1_logs_the_services_but_leaves_the_main_program_on_stdout(po
     wait_for(lambda: any("[talk] from the service" in line for line in logged(logs)), 20, "the catch-all log")
     assert "from the service" not in pod.stdout()
     pod.stop()
+
+
+def test_logutil_service_keeps_the_log_as_nobody_with_s6_logging_script(subreaper_pod: Pod, tmp_path: Path):
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("logutil-service drops to nobody: needs root")
+    commands = tmp_path / "bin"
+    commands.mkdir()
+    made = subprocess.run([str(Path(sys.executable).parent / "pyinit"), "--install-s6-commands", str(commands)],
+                          capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    pod = subreaper_pod
+    logs = pod.root / "logs"
+    logs.mkdir()
+    os.chown(logs, 65534, 65534)  # as an image's Dockerfile would give the log directory to nobody
+    service = pod.service("app", 'echo "hello from app"\nexec sleep 1000\n')
+    (service / "log").mkdir()
+    (service / "log" / "run").write_text(f"#!/bin/sh\nexec {commands}/logutil-service {logs}/app\n")
+    (service / "log" / "run").chmod(0o755)
+    pod.start(env={"S6_LOGGING_SCRIPT": "n3 s4096"})
+    wait_for(lambda: logged(logs / "app") == ["hello from app"], 20, f"the line\n{pod.stderr()[-2000:]}")
+    assert (logs / "app" / "current").stat().st_uid == 65534
+    assert pod.stop() == 0

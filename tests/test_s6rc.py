@@ -95,7 +95,8 @@ def test_a_cycle_is_reported_with_its_names_and_the_rest_still_runs(pod: Pod):
     in_user_bundle(pod, "a", "fine")
     pod.start()
     wait_for(lambda: (pod.state / "fine").exists(), 20, "the service outside the cycle")
-    assert "dependency cycle: a -> b -> a" in pod.stderr() or "dependency cycle: b -> a -> b" in pod.stderr()
+    stderr = pod.wait_stderr("dependency cycle: ")
+    assert "dependency cycle: a -> b -> a" in stderr or "dependency cycle: b -> a -> b" in stderr
     assert pod.cli("svstat", "a").returncode == 100  # never started: not a service pyinit has
     assert pod.stop() == 0
 
