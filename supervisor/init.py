@@ -19,8 +19,9 @@ PID 1 for containers, a drop-in for s6-overlay's /init. Runs $PYS6_ETC/cont-init
 supervises $PYS6_ETC/services.d, and on SIGTERM runs $PYS6_ETC/cont-finish.d and
 stops everything. With PROG, runs it once services are up and exits with its code.
 --install-s6-commands links with-contenv, printcontenv, s6-setuidgid, halt, s6-svc,
-s6-svstat, s6-svwait, s6-svok, s6-svscanctl, s6-notifyoncheck, s6-log and supercronic in DIR
-to pys6's own, for images that removed s6-overlay.
+s6-svstat, s6-svwait, s6-svok, s6-svscanctl, s6-notifyoncheck, s6-log,
+logutil-service and supercronic in DIR to pys6's own, for images that removed
+s6-overlay.
 
 exit codes: 0 clean shutdown; PROG's code; an essential service's code;
 100 bad configuration; 111 the runtime directory or a system call failed.
