@@ -113,6 +113,9 @@ def test_s6_svc_steers_the_services(subreaper_pod: Pod):
     ready = str(scandir(pod) / "ready")
     assert s6("s6-svc", "-wR", "-r", "-T", "10000", ready).returncode == 0  # restarted, and ready again
     assert status(pod, "ready")["ready"]
+    assert s6("s6-svc", "-wD", "-d", ready).returncode == 0
+    assert s6("s6-svc", "-wU", "-u", "-T", "10000", ready).returncode == 0  # up, and ready (its newline on fd 3)
+    assert status(pod, "ready")["ready"]
     assert pod.stop() == 0
 
 

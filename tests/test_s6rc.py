@@ -114,3 +114,26 @@ def test_an_s6_rc_longrun_is_a_service_like_any_other(subreaper_pod: Pod):
                                 capture_output=True, text=True, timeout=30)
         assert result.stdout == "true\n"
     assert pod.stop() == 0
+
+
+def test_the_stage2_hook_may_write_the_s6_rc_source_before_it_is_read(subreaper_pod: Pod):
+    pod = subreaper_pod
+    source = pod.etc / "s6-overlay" / "s6-rc.d"
+    hook = (f'mkdir -p {source}/patched {pod.etc}/s6-overlay/user-bundles.d/user/contents.d && '
+            f'echo longrun > {source}/patched/type && '
+            f'printf "#!/bin/sh\\ntouch {pod.state}/patched\\nexec sleep 1000\\n" > {source}/patched/run && '
+            f'touch {pod.etc}/s6-overlay/user-bundles.d/user/contents.d/patched')
+    pod.start(env={"S6_STAGE2_HOOK": hook})
+    wait_for(lambda: (pod.state / "patched").exists(), 20, f"the service the hook defined\n{pod.stderr()[-1500:]}")
+    assert pod.stop() == 0
+
+
+def test_definition_problems_stop_the_boot_when_the_behaviour_says_so(subreaper_pod: Pod):
+    pod = subreaper_pod
+    rc(pod, "app", "longrun", ("nowhere",), run="#!/bin/sh\nexec sleep 1000\n")
+    in_user_bundle(pod, "app")
+    pod.service("legacy", 'touch "$STATE/legacy"\nexec sleep 1000\n')
+    pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"})
+    assert pod.wait_exit(20) == 1
+    assert "nowhere: no such service (needed by app)" in pod.stderr()
+    assert not (pod.state / "legacy").exists()
