@@ -156,6 +156,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(30)
+    subprocess.run(["podman", "rmi", "-f", IMAGE_TAG], capture_output=True, timeout=120)
     status = early_build_status(os.getpid())
     for path in (status, status.with_suffix(".log"), status.with_suffix(".status.new")):
         path.unlink(missing_ok=True)

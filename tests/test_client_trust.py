@@ -18,9 +18,6 @@ import pytest
 
 from harness import REPO, Pod, assert_answer_head, read_int, wait_for, world_readable_source
 
-# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
-pytestmark = pytest.mark.machine_wide
-
 ESCAPING_SLEEPER = 'echo $$ > "$STATE/$1.pid"\nprintf "%s says \\033[2Khello\\r\\n" "$1"\nexec sleep 1000\n'
 FALLBACK_1000 = Path("/tmp/pys6-1000")
 SQUATTER = 1001
@@ -119,6 +116,7 @@ def squatted_fallback() -> Iterator[FakeServer]:
         shutil.rmtree(FALLBACK_1000, ignore_errors=True)
 
 
+@pytest.mark.machine_wide  # /tmp/pys6-1000 and /run/pys6 themselves
 def test_a_squatter_of_tmp_pys6_1000_is_refused_and_hears_nothing(squatted_fallback: FakeServer):
     for tool, args in (("svstat", ()), ("svstat", ("--check",)), ("svc", ("-d", "svc"))):
         result = client(tool, *args)
@@ -128,6 +126,7 @@ def test_a_squatter_of_tmp_pys6_1000_is_refused_and_hears_nothing(squatted_fallb
     assert squatted_fallback.requests() == b""  # not one command reached it
 
 
+@pytest.mark.machine_wide  # /tmp/pys6-1000 and /run/pys6 themselves
 def test_an_unreachable_run_pys6_is_an_error_not_a_fall_through(squatted_fallback: FakeServer):
     if os.path.lexists("/run/pys6"):
         pytest.skip("/run/pys6 exists on this machine already")

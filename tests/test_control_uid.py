@@ -13,9 +13,6 @@ import pytest
 
 from harness import SLEEPER, Pod, free_port, read_int, wait_for, world_readable_source
 
-# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
-pytestmark = pytest.mark.machine_wide
-
 OTHER_UID = 1001
 
 
@@ -27,6 +24,7 @@ def start_as_1000(pod: Pod, *names: str, env: dict[str, str] | None = None) -> N
     wait_for(lambda: pod.cli("svstat", uid=1000, rundir=False).returncode == 0, 10, "the control socket")
 
 
+@pytest.mark.machine_wide  # the default runtime directory
 def test_uid_1000_finds_the_socket_without_any_environment(unprivileged_pod: Pod):
     pod = unprivileged_pod
     start_as_1000(pod, "svc")
@@ -36,6 +34,7 @@ def test_uid_1000_finds_the_socket_without_any_environment(unprivileged_pod: Pod
     assert os.stat("/tmp/pys6-1000/control.sock").st_uid == 1000
 
 
+@pytest.mark.machine_wide  # the default runtime directory
 def test_root_is_served_and_another_uid_is_refused(unprivileged_pod: Pod):
     pod = unprivileged_pod
     start_as_1000(pod, "svc")
@@ -155,6 +154,7 @@ def sshd(unprivileged_pod: Pod):
         log.close()
 
 
+@pytest.mark.machine_wide  # the default runtime directory
 def test_pysvstat_and_pysvc_work_from_an_ssh_login(sshd):
     pod, ssh, bindir = sshd
     first = read_int(pod, "svc.pid")
@@ -167,6 +167,7 @@ def test_pysvstat_and_pysvc_work_from_an_ssh_login(sshd):
     assert ssh("user", f"{bindir}/pysvc -d nosuch").returncode == 100
 
 
+@pytest.mark.machine_wide  # the default runtime directory
 def test_a_forced_command_key_runs_only_the_allowed_verbs(sshd):
     pod, ssh, _bindir = sshd
     assert ssh("forced", "status svc").stdout.startswith("up (pid ")

@@ -59,9 +59,11 @@ def image() -> Iterator[str]:
     problem = _podman_problem()
     if problem:
         pytest.skip(problem)
-    if not _built_early():
-        # docker format: podman ignores HEALTHCHECK in OCI images
-        podman("build", "--quiet", "--format", "docker", "-t", TAG, str(REPO), timeout=1200)
+    if _built_early():
+        yield TAG  # the session removes it at its end: other workers may be using it now
+        return
+    # docker format: podman ignores HEALTHCHECK in OCI images
+    podman("build", "--quiet", "--format", "docker", "-t", TAG, str(REPO), timeout=1200)
     try:
         yield TAG
     finally:

@@ -12,9 +12,8 @@ import pytest
 
 from harness import SLEEPER, Pod, alive, read_int, wait_for
 
-# Uses the default runtime directory (/tmp/pys6-1000, /run/pys6) or plants one.
-pytestmark = pytest.mark.machine_wide
 
+@pytest.mark.machine_wide  # the default runtime directory
 def test_everything_works_as_uid_1000_without_capabilities(unprivileged_pod: Pod):
     pod = unprivileged_pod
     assert not os.access("/run", os.W_OK) or os.geteuid() == 0  # as root it is; uid 1000 below is not
@@ -37,6 +36,7 @@ def test_everything_works_as_uid_1000_without_capabilities(unprivileged_pod: Pod
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant a directory for another uid")
+@pytest.mark.machine_wide  # the default runtime directory
 def test_a_planted_runtime_directory_is_refused(pod: Pod):
     from harness import unprivileged_python_problem
 
