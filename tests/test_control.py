@@ -151,12 +151,13 @@ def test_down_up_restart_once_and_their_waits(pod: Pod):
     first = read_int(pod, "svc.pid")
     assert pod.cli("svc", "-d", "-wD", "-T", "5000", "svc").returncode == 0
     assert pod.cli("svstat", "-u", "svc").stdout == "false\n"
-    assert "forensics service=svc reason=\"before down\"" in pod.stderr()
+    pod.wait_stderr("forensics service=svc reason=\"before down\"")  # the log line follows through the writer
     assert pod.cli("svc", "-u", "-wu", "-T", "5000", "svc").returncode == 0
-    second = read_int(pod, "svc.pid")
-    assert second != first
+    # -wu returns once it is spawned; the shell writes its pid file a moment later
+    second = wait_for(lambda: read_int(pod, "svc.pid") not in (None, first) and read_int(pod, "svc.pid"),
+                      what="the new incarnation's pid file")
     assert pod.cli("svc", "-r", "-wr", "-T", "5000", "svc").returncode == 0
-    assert read_int(pod, "svc.pid") not in (first, second)
+    wait_for(lambda: read_int(pod, "svc.pid") not in (None, first, second), what="the restarted incarnation")
     assert pod.cli("svc", "-D", "-wd", "svc").returncode == 0
     assert (pod.etc / "services.d" / "svc" / "down").exists()
     assert "normally down" in pod.cli("svstat", "svc").stdout
