@@ -160,3 +160,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     status = early_build_status(os.getpid())
     for path in (status, status.with_suffix(".log"), status.with_suffix(".status.new")):
         path.unlink(missing_ok=True)
+
+
+# --- supercronic's restated suites (test_supercronic_compat.py, test_supercronic_cli.py) -------
+
+
+@pytest.fixture(scope="module")
+def supercronic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pys6-install-supercronic DIR`, as an image would run it."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    installed = subprocess.run([sys.executable, "-m", "supervisor.cron.install", str(bin_dir)], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=30)
+    assert installed.returncode == 0, installed.stderr
+    exe = bin_dir / "supercronic"
+    assert exe.is_symlink() and os.readlink(exe).endswith("pycrond")
+    return exe
+
+
+@pytest.fixture
+def crontabs(tmp_path: Path) -> Path:
+    from test_supercronic_compat import CRONTABS
+
+    for name, text in CRONTABS.items():
+        (tmp_path / f"{name}.crontab").write_text(text)
+    return tmp_path
