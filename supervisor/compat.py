@@ -79,6 +79,8 @@ def fix_line(line: str, hidden: bool) -> None:
             _apply(path, recurse == "true", uid, gid, fmode, dmode, hidden, budget)
         except OSError as exc:
             raise FixError(f"{exc.filename or path}: {exc.strerror}") from None
+        except RecursionError:
+            raise FixError(f"{path}: nested too deep") from None
 
 
 def apply_fix_attrs(directory: str, hidden: bool, log: Any) -> list[str]:

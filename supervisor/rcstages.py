@@ -117,6 +117,9 @@ class RcServices:
                         return
             if not await self._start(name):
                 self._failed.add(name)
+        except Exception as exc:  # noqa: BLE001 (one service's trouble is not PID 1's)
+            self.host.log.error("s6-rc service failed to start", service=name, reason=repr(exc)[:500])
+            self._failed.add(name)
         finally:
             self._up[name].set()
 
@@ -175,6 +178,8 @@ class RcServices:
                 for dependent in dependents[name]:
                     await down[dependent].wait()
                 await self._stop(name)
+            except Exception as exc:  # noqa: BLE001 (the rest still stops)
+                self.host.log.error("s6-rc service failed to stop", service=name, reason=repr(exc)[:500])
             finally:
                 down[name].set()
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from . import client, protocol, statusfmt
+from . import client, protocol, s6getopt, statusfmt
 from .protocol import ProtocolError
 
 EXIT_TIMED_OUT = 99  # s6-svlisten's "timed out"
@@ -87,32 +87,22 @@ def _status(name: str) -> dict[str, object] | None:
 def s6_svstat(argv: Sequence[str]) -> int:
     fields: list[str] = []
     numeric = False
-    args = list(argv)
-    operands: list[str] = []
-    while args:
-        arg = args.pop(0)
-        if arg == "--":
-            operands += args
-            break
-        if not arg.startswith("-") or arg == "-":
-            operands.append(arg)
-            continue
-        letters = arg[1:]
-        while letters:
-            letter, letters = letters[0], letters[1:]
-            if letter == "n":
-                numeric = True
-            elif letter == "o":
-                value = letters or (args.pop(0) if args else "")
-                letters = ""
-                for field in value.split(","):
-                    if field not in statusfmt.FIELDS:
-                        return _die("s6-svstat", f"invalid option field: {field}", protocol.EXIT_USAGE)
-                    fields.append(field)
-            elif letter in SHORT_FIELDS:
-                fields.append(SHORT_FIELDS[letter])
-            else:
-                return _usage("s6-svstat", SVSTAT_USAGE)
+    try:
+        options, operands = s6getopt.parse(argv, takes_value="o")
+    except s6getopt.UsageError:
+        return _usage("s6-svstat", SVSTAT_USAGE)
+    for letter, value in options:
+        if letter == "n":
+            numeric = True
+        elif letter == "o":
+            for field in value.split(","):
+                if field not in statusfmt.FIELDS:
+                    return _die("s6-svstat", f"invalid option field: {field}", protocol.EXIT_USAGE)
+                fields.append(field)
+        elif letter in SHORT_FIELDS:
+            fields.append(SHORT_FIELDS[letter])
+        else:
+            return _usage("s6-svstat", SVSTAT_USAGE)
     if len(operands) != 1:
         return _usage("s6-svstat", SVSTAT_USAGE)
     try:
@@ -135,31 +125,20 @@ SVWAIT_USAGE = "s6-svwait [ -U | -u | -d | -D | -r | -R ] [ -a | -o ] [ -t timeo
 
 
 def s6_svwait(argv: Sequence[str]) -> int:
-    wait, any_of, timeout_ms, services = "u", False, 0, []
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--":
-            services += args
-            break
-        if not arg.startswith("-") or arg == "-":
-            services.append(arg)
-            continue
-        letters = arg[1:]
-        while letters:
-            letter, letters = letters[0], letters[1:]
-            if letter in protocol.WAIT_LETTERS:
-                wait = letter
-            elif letter in "ao":
-                any_of = letter == "o"
-            elif letter == "t":
-                value = letters or (args.pop(0) if args else "")
-                letters = ""
-                if not value.isdigit():
-                    return _usage("s6-svwait", SVWAIT_USAGE)
-                timeout_ms = int(value)
-            else:
-                return _usage("s6-svwait", SVWAIT_USAGE)
+    wait, any_of, timeout_ms = "u", False, 0
+    try:
+        options, services = s6getopt.parse(argv, takes_value="t")
+    except s6getopt.UsageError:
+        return _usage("s6-svwait", SVWAIT_USAGE)
+    for letter, value in options:
+        if letter in protocol.WAIT_LETTERS:
+            wait = letter
+        elif letter in "ao":
+            any_of = letter == "o"
+        elif letter == "t" and value.isdigit():
+            timeout_ms = int(value)
+        else:
+            return _usage("s6-svwait", SVWAIT_USAGE)
     if not services:
         return _usage("s6-svwait", SVWAIT_USAGE)
     waits = [[f"-w{wait}", "-T", str(timeout_ms), service] for service in services]
@@ -232,27 +211,13 @@ NOTIFY_USAGE = ("s6-notifyoncheck [ -d ] [ -3 fd ] [ -s initialsleep ] [ -T glob
 
 
 def _parse_notify(argv: Sequence[str]) -> tuple[dict[str, str], bool, list[str]] | None:
-    values: dict[str, str] = {}
-    double_fork = False
-    args = list(argv)
-    while args and args[0].startswith("-") and args[0] != "-":
-        arg = args.pop(0)
-        if arg == "--":
-            break
-        letters = arg[1:]
-        while letters:
-            letter, letters = letters[0], letters[1:]
-            if letter == "d":
-                double_fork = True
-            elif letter in "3sTtwnc":
-                value = letters or (args.pop(0) if args else None)
-                letters = ""
-                if value is None:
-                    return None
-                values[letter] = value
-            else:
-                return None
-    return (values, double_fork, args) if args else None
+    try:
+        options, prog = s6getopt.parse(argv, takes_value="3sTtwnc", stop_at_operand=True)
+    except s6getopt.UsageError:
+        return None
+    if not prog or any(letter not in "d3sTtwnc" for letter, _ in options):
+        return None
+    return {letter: value for letter, value in options if letter != "d"}, ("d", "") in options, prog
 
 
 def s6_notifyoncheck(argv: Sequence[str]) -> int:

@@ -120,6 +120,14 @@ def load(source: str, bundle_dirs: list[str]) -> dict[str, Definition]:
 
 
 def plan(definitions: dict[str, Definition]) -> Plan:
+    try:
+        return _plan(definitions)
+    except RecursionError:  # thousands of bundles or dependencies in one chain: refused, named
+        return Plan((), (), definitions, {}, ("the s6-rc definitions nest too deep (bundles or dependencies); "
+                                               "none is run",), frozenset(definitions))
+
+
+def _plan(definitions: dict[str, Definition]) -> Plan:
     problems: list[str] = []
     for definition in definitions.values():
         problems += [f"{definition.name}: {problem}" for problem in definition.problems]

@@ -61,9 +61,12 @@ async def _serve_one(path: str, fd: int, target: Any, log: Any) -> None:
             await anyio.wait_readable(fd)
             try:
                 data = os.read(fd, MAX_READ)
+                handle(data, path, target, target.reaper.reap, log)
             except BlockingIOError:
                 continue
-            handle(data, path, target, target.reaper.reap, log)
+            except Exception as exc:  # noqa: BLE001 (a FIFO's trouble must not end the container)
+                log.error("scan control FIFO failed, no longer read", fifo=path, reason=str(exc))
+                return
     finally:
         os.close(fd)
 

@@ -155,6 +155,10 @@ async def serve_control(directory: SuperviseDir, apply: Callable[[str, str], Awa
             data = os.read(directory.control_fd, MAX_CONTROL_READ)
         except BlockingIOError:
             continue
+        except OSError as exc:  # never up to PID 1's task group
+            log.error("supervise/control cannot be read, no longer read", service=directory.name,
+                      reason=exc.strerror)
+            return
         for letter in data.decode("latin-1"):
             try:
                 await apply(directory.name, letter)

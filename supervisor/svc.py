@@ -7,7 +7,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from . import client, protocol
+from . import client, protocol, s6getopt
 from .protocol import ProtocolError, Request, WireAction
 
 USAGE = """\
@@ -47,43 +47,30 @@ def parse(argv: Sequence[str]) -> Request:
     actions: list[WireAction] = []
     wait: str | None = None
     timeout_ms = 0
-    services: list[str] = []
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--":
-            services += args
-            break
-        if not arg.startswith("-") or arg == "-":
-            services.append(arg)
-            continue
-        letters = arg[1:]
-        while letters:
-            letter, letters = letters[0], letters[1:]
-            if letter == "w":
-                if not letters or letters[0] not in protocol.WAIT_LETTERS:
-                    raise ProtocolError("-w needs one of u U d D r R")
-                wait, letters = protocol.WAIT_LETTERS[letters[0]], letters[1:]
-            elif letter in ("T", "s"):
-                value = letters or (args.pop(0) if args else "")
-                letters = ""
-                if not value:
-                    raise ProtocolError(f"-{letter} needs a value")
-                if letter == "T":
-                    if not value.isdigit():
-                        raise ProtocolError(f"-T needs milliseconds, not {value!r}")
-                    timeout_ms = int(value)
-                else:
-                    actions.append(WireAction("signal", protocol.signal_number(value)))
-            elif letter in protocol.SIGNAL_LETTERS:
-                signum, group = protocol.SIGNAL_LETTERS[letter]
-                actions.append(WireAction("signal", signum, group))
-            elif letter in protocol.STATE_LETTERS:
-                actions.append(WireAction(protocol.STATE_LETTERS[letter]))
-            elif letter == "x":
-                raise ProtocolError("-x is not supported: pyinit's supervision ends only with the container")
-            else:
-                raise ProtocolError(f"unknown option -{letter}")
+    try:
+        options, services = s6getopt.parse(argv, takes_value="Ts", one_letter="w")
+    except s6getopt.UsageError as exc:
+        raise ProtocolError(str(exc)) from None
+    for letter, value in options:
+        if letter == "w":
+            if value not in protocol.WAIT_LETTERS:
+                raise ProtocolError("-w needs one of u U d D r R")
+            wait = protocol.WAIT_LETTERS[value]
+        elif letter == "T":
+            if not value.isdigit():
+                raise ProtocolError(f"-T needs milliseconds, not {value!r}")
+            timeout_ms = int(value)
+        elif letter == "s":
+            actions.append(WireAction("signal", protocol.signal_number(value)))
+        elif letter in protocol.SIGNAL_LETTERS:
+            signum, group = protocol.SIGNAL_LETTERS[letter]
+            actions.append(WireAction("signal", signum, group))
+        elif letter in protocol.STATE_LETTERS:
+            actions.append(WireAction(protocol.STATE_LETTERS[letter]))
+        elif letter == "x":
+            raise ProtocolError("-x is not supported: pyinit's supervision ends only with the container")
+        else:
+            raise ProtocolError(f"unknown option -{letter}")
     if not services:
         raise ProtocolError("no SERVICE named")
     if not actions and wait is None:

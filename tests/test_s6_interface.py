@@ -142,9 +142,9 @@ def test_s6_svwait_wakes_on_pyinits_events(subreaper_pod: Pod):
     assert pod.stop() == 0
 
 
-def test_s6_notifyoncheck_reports_readiness_through_pyinit(subreaper_pod: Pod):
-    pod = subreaper_pod
-    service = pod.service("checked", 'exec s6-notifyoncheck -w 50 -n 0 sleep 1000\n', notification_fd="3\n")
+def checked_until_ready(pod: Pod, notifyoncheck: str) -> None:
+    """A service made ready by `notifyoncheck` once its data/check passes: shown not ready, then ready."""
+    service = pod.service("checked", f'exec {notifyoncheck} -w 50 -n 0 sleep 1000\n', notification_fd="3\n")
     (service / "data").mkdir()
     (service / "data" / "check").write_text(f'#!/bin/sh\ntest -e "{pod.state}/healthy"\n')
     (service / "data" / "check").chmod(0o755)
@@ -153,7 +153,12 @@ def test_s6_notifyoncheck_reports_readiness_through_pyinit(subreaper_pod: Pod):
     wait_for(lambda: status(pod, "checked")["state"] == "up", what="the checked service")
     assert not status(pod, "checked")["ready"]
     (pod.state / "healthy").touch()
-    wait_for(lambda: status(pod, "checked")["ready"], 20, "readiness from s6-notifyoncheck's check")
+    wait_for(lambda: status(pod, "checked")["ready"], 20, f"readiness from {notifyoncheck}'s check")
+
+
+def test_s6_notifyoncheck_reports_readiness_through_pyinit(subreaper_pod: Pod):
+    pod = subreaper_pod
+    checked_until_ready(pod, "s6-notifyoncheck")
     assert "s6-supervise not running" not in pod.stdout() + pod.stderr()
     assert pod.stop() == 0
 
@@ -233,21 +238,10 @@ def test_pys6s_s6_svc_s6_svwait_and_s6_svscanctl_steer_as_s6s_do(subreaper_pod: 
 
 def test_pys6s_s6_notifyoncheck_reports_readiness(subreaper_pod: Pod, ours: Path):
     pod = subreaper_pod
-    service = pod.service("checked", f'exec {ours}/s6-notifyoncheck -w 50 -n 0 sleep 1000\n', notification_fd="3\n")
-    (service / "data").mkdir()
-    (service / "data" / "check").write_text(f'#!/bin/sh\ntest -e "{pod.state}/healthy"\n')
-    (service / "data" / "check").chmod(0o755)
-    pod.start()
-    pod.wait_control()
-    wait_for(lambda: status(pod, "checked")["state"] == "up", what="the checked service")
-    assert not status(pod, "checked")["ready"]
-    (pod.state / "healthy").touch()
-    wait_for(lambda: status(pod, "checked")["ready"], 20, "readiness from pys6's s6-notifyoncheck")
-    pid = status(pod, "checked")["pid"]
+    checked_until_ready(pod, f"{ours}/s6-notifyoncheck")
     assert pod.stop() == 0
     wait_for(lambda: not any(p.isdigit() and _is_checker_of(int(p), str(ours)) for p in os.listdir("/proc")),
              what="the checker to die with the service")
-    del pid
 
 
 def _is_checker_of(pid: int, marker: str) -> bool:

@@ -574,3 +574,24 @@ def test_the_environment_is_read_again_only_when_the_directory_changed(tmp_path:
         assert environment()[b"C"] == b"4"  # read at every start from then on
     finally:
         watch.close()
+
+
+def test_a_tree_too_deep_for_fix_attrs_is_a_failed_line_not_an_exception(tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.skip("changing owners needs root")
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(1500):  # deeper than Python's recursion limit; os.makedirs itself recurses
+            os.mkdir("a", dir_fd=fd)
+            inner = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    try:
+        with pytest.raises(compat.FixError, match="nested too deep"):
+            compat.fix_line(f"{deep} true root 0600 0700", hidden=False)
+    finally:
+        subprocess.run(["rm", "-rf", str(deep)], timeout=60)

@@ -100,3 +100,9 @@ def test_a_pipeline_name_is_a_bundle_of_the_pipeline_and_producers_follow_consum
     definitions = load(str(source), [])
     assert definitions["web-pipeline"].contents == ("web", "web-log")
     assert plan(definitions).first == ("web-log", "web")  # the logger first: no line written to nobody
+
+
+def test_a_chain_too_deep_to_follow_is_a_reported_problem_not_an_exception():
+    chain = [d(f"s{i}", deps=(f"s{i + 1}",)) for i in range(5000)] + [d("s5000")]
+    result = plan(of(d("user", "bundle", contents=("s0",)), *chain))
+    assert result.first == () and any("nest too deep" in p for p in result.problems)
