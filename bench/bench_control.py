@@ -2,10 +2,13 @@
 """How fast the control clients answer, beside ../shared/PERFORMANCE.md's s6-svstat and supervisorctl.
 
 Starts pyinit (PID 1 of a new namespace when root) with 10 services, then times
-`pysvstat`, `pysvstat SERVICE` and `pysvc -t SERVICE` as fresh processes (the
-console scripts of the interpreter running this), and one status exchange from
-an already running process (connect, request, reply: one connection per
-request is the protocol). Medians; prints, asserts nothing.
+`pysvstat`, `pysvstat SERVICE`, `pysvc -t SERVICE` and `pysvc -wu -T 1000 SERVICE`
+as fresh processes (the scripts installed beside the interpreter running this),
+each beside `python -c pass` on the same interpreter: the commands take turns,
+one run of each per round, so a noisy moment weighs on all of them alike. Then
+one status exchange from an already running process (connect, request, reply:
+one connection per request is the protocol). Whole-process wall-time medians,
+and each one's ratio to `python -c pass`; prints, asserts nothing.
 
     python bench/bench_control.py [--runs 30]
 """
@@ -28,13 +31,15 @@ from bench_pid1 import Bench, poll  # noqa: E402
 from supervisor import client, protocol  # noqa: E402
 
 
-def timed(command: list[str], env: dict[str, str], runs: int) -> float:
-    samples = []
+def timed_in_turns(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median wall milliseconds of each command, the commands run in turn, `runs` rounds."""
+    samples: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
+        for label, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
+            samples[label].append(time.perf_counter() - started)
+    return {label: statistics.median(values) * 1000 for label, values in samples.items()}
 
 
 def main() -> None:
@@ -53,11 +58,18 @@ def main() -> None:
         base = [sys.executable, "-m"]
         svstat_cmd = [svstat] if svstat else [*base, "supervisor.svstat"]
         svc_cmd = [svc] if svc else [*base, "supervisor.svc"]
-        print(f"control clients, medians of {args.runs}, 10 services, {sys.version.split()[0]}")
-        print(f"  python -c pass (fresh process):     {timed([sys.executable, '-c', 'pass'], env, args.runs):7.1f} ms")
-        print(f"  pysvstat (all, fresh process):      {timed(svstat_cmd, env, args.runs):7.1f} ms")
-        print(f"  pysvstat s005 (fresh process):      {timed([*svstat_cmd, 's005'], env, args.runs):7.1f} ms")
-        print(f"  pysvc -t s005 (fresh process):      {timed([*svc_cmd, '-t', 's005'], env, args.runs):7.1f} ms")
+        commands = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "pysvstat (all)": svstat_cmd,
+            "pysvstat s005": [*svstat_cmd, "s005"],
+            "pysvc -t s005": [*svc_cmd, "-t", "s005"],
+            "pysvc -wu -T 1000 s005": [*svc_cmd, "-wu", "-T", "1000", "s005"],
+        }
+        medians = timed_in_turns(commands, env, args.runs)
+        floor = medians["python -c pass"]
+        print(f"control clients, fresh processes in turn, medians of {args.runs}, 10 services, {sys.version.split()[0]}")
+        for label, median in medians.items():
+            print(f"  {label + ':':36s}{median:7.1f} ms  {median / floor:4.2f} x python -c pass")
         samples = []
         for _ in range(args.runs * 10):
             started = time.perf_counter()

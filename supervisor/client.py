@@ -10,17 +10,22 @@ next one. Connecting and answering have a timeout, and answers a size limit.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import stat
-import struct
-from collections.abc import Iterator
-from typing import Any
+import sys
 
 from . import protocol
 from .paths import SOCKET_NAME, candidate_rundirs, fallback_rundir
 from .protocol import ProtocolError
+
+# The socket module is left out on purpose, as are typing and collections: socket imports
+# enum and selectors, which would cost every fresh client more than its whole exchange.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 CONNECT_TIMEOUT = 5.0  # seconds
 DEFAULT_MARGIN_MS = 10_000  # beyond a wait's own timeout; PYS6_CLIENT_TIMEOUT changes it
@@ -83,12 +88,12 @@ def _check_socket(path: str, directory: os.stat_result) -> bool:
     return True
 
 
-def _server_uid(sock: socket.socket) -> int:
-    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", data)[1])
+def _server_uid(sock: _socket.socket) -> int:
+    data = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: pid, uid, gid
+    return int.from_bytes(data[4:8], sys.byteorder, signed=True)
 
 
-def _connect_to(rundir: str) -> socket.socket | None:
+def _connect_to(rundir: str) -> _socket.socket | None:
     """A connection to the pyinit of `rundir` once every check passed; None if nobody is there."""
     directory = _check_directory(rundir)
     if directory is None:
@@ -96,7 +101,7 @@ def _connect_to(rundir: str) -> socket.socket | None:
     path = os.path.join(rundir, SOCKET_NAME)
     if not _check_socket(path, directory):
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT)
     try:
         sock.connect(path)
@@ -120,7 +125,7 @@ def _connect_to(rundir: str) -> socket.socket | None:
     return sock
 
 
-def _connect() -> socket.socket:
+def _connect() -> _socket.socket:
     """The first candidate where a pyinit answers, in the order SPEC.md gives (works from an SSH login)."""
     tried: list[str] = []
     for rundir in candidate_rundirs(os.environ):
@@ -134,7 +139,7 @@ def _connect() -> socket.socket:
 class _LineReader:
     """Lines of an answer, each and all of them within the protocol's limits."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
         self.total = 0

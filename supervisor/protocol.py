@@ -22,11 +22,15 @@ log service [lines]; forensics service; audit message (a refusal seen by a clien
 
 from __future__ import annotations
 
-import json
-import signal
-from typing import Any, NamedTuple
+import _signal
 
+from . import jsonwire
 from .signames import parse_signal_name
+
+# Nothing here imports json, signal or typing: a fresh client pays for every module it loads.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = 2
 MAX_FRAME = 65536  # a request
@@ -59,11 +63,11 @@ WAITS = ("up", "ready", "down", "finished", "restarted", "restarted-ready")
 
 # s6-svc's signal letters: (signal, to the whole process group?)
 SIGNAL_LETTERS: dict[str, tuple[int, bool]] = {
-    "a": (signal.SIGALRM, False), "b": (signal.SIGABRT, False), "q": (signal.SIGQUIT, False),
-    "h": (signal.SIGHUP, False), "k": (signal.SIGKILL, False), "t": (signal.SIGTERM, False),
-    "i": (signal.SIGINT, False), "1": (signal.SIGUSR1, False), "2": (signal.SIGUSR2, False),
-    "p": (signal.SIGSTOP, False), "c": (signal.SIGCONT, False), "y": (signal.SIGWINCH, False),
-    "P": (signal.SIGSTOP, True), "C": (signal.SIGCONT, True), "K": (signal.SIGKILL, True),
+    "a": (_signal.SIGALRM, False), "b": (_signal.SIGABRT, False), "q": (_signal.SIGQUIT, False),
+    "h": (_signal.SIGHUP, False), "k": (_signal.SIGKILL, False), "t": (_signal.SIGTERM, False),
+    "i": (_signal.SIGINT, False), "1": (_signal.SIGUSR1, False), "2": (_signal.SIGUSR2, False),
+    "p": (_signal.SIGSTOP, False), "c": (_signal.SIGCONT, False), "y": (_signal.SIGWINCH, False),
+    "P": (_signal.SIGSTOP, True), "C": (_signal.SIGCONT, True), "K": (_signal.SIGKILL, True),
 }
 STATE_LETTERS = {"u": "up", "U": "up-remove-down", "d": "down", "D": "down-create-down", "o": "once",
                  "O": "once-at-most", "r": "restart"}
@@ -104,12 +108,40 @@ def signal_number(text: str) -> int:
     return number
 
 
-class WireAction(NamedTuple):
+class _Value:
+    """An immutable record compared by its fields: what a NamedTuple gives, without importing typing."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Value) and type(other) is type(self) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inside = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inside})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+
+class WireAction(_Value):
     """One control action: a state change, or a signal."""
 
+    __slots__ = ("do", "signum", "group")
     do: str  # one of STATE_ACTIONS, or "signal"
-    signum: int = 0
-    group: bool = False
+    signum: int
+    group: bool
+
+    def __init__(self, do: str, signum: int = 0, group: bool = False) -> None:
+        object.__setattr__(self, "do", do)
+        object.__setattr__(self, "signum", signum)
+        object.__setattr__(self, "group", group)
 
     def to_json(self) -> dict[str, Any]:
         if self.do == "signal":
@@ -117,14 +149,22 @@ class WireAction(NamedTuple):
         return {"do": self.do}
 
 
-class Request(NamedTuple):
+class Request(_Value):
+    """One request, checked."""
+
+    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message")
     verb: str
-    services: tuple[str, ...] = ()
-    actions: tuple[WireAction, ...] = ()
-    wait: str | None = None
-    timeout_ms: int = 0
-    lines: int = 100
-    message: str = ""
+    services: tuple[str, ...]
+    actions: tuple[WireAction, ...]
+    wait: str | None
+    timeout_ms: int
+    lines: int
+    message: str
+
+    def __init__(self, verb: str, services: tuple[str, ...] = (), actions: tuple[WireAction, ...] = (),
+                 wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "") -> None:
+        for name, value in zip(self.__slots__, (verb, services, actions, wait, timeout_ms, lines, message), strict=True):
+            object.__setattr__(self, name, value)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"v": VERSION, "verb": self.verb}
@@ -143,7 +183,7 @@ class Request(NamedTuple):
 
 
 def encode(obj: dict[str, Any], limit: int = MAX_FRAME) -> bytes:
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    data = jsonwire.dumps(obj, compact=True).encode() + b"\n"
     if len(data) > limit:
         raise ProtocolError("frame too large")
     return data
@@ -159,7 +199,7 @@ def encode_answer_line(obj: dict[str, Any]) -> bytes:
 
 def _loads(frame: bytes, what: str, code: int) -> Any:
     try:
-        return json.loads(frame)
+        return jsonwire.loads(frame)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(f"{what} is not JSON", code) from None
     except RecursionError:

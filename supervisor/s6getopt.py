@@ -7,7 +7,9 @@ its group or the next argument (`-T 500`, `-T500`); `--` ends the options. A let
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+TYPE_CHECKING = False  # no collections.abc at run time: the client CLIs must start fast
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class UsageError(Exception):

@@ -6,11 +6,13 @@ server builds it, the client formats it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .signames import signal_name
 
-Record = dict[str, Any]
+TYPE_CHECKING = False  # no typing at run time: the client CLIs must start fast
+if TYPE_CHECKING:
+    from typing import Any
+
+    Record = dict[str, Any]
 
 TAI_OFFSET = 2**62 + 37  # TAI64 label base, and TAI - UTC since 2017 (s6 prints TAI64N)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-import shlex
 import sys
-from collections.abc import Sequence
 
 from . import client, protocol, s6getopt
 from .protocol import ProtocolError, Request, WireAction
+
+TYPE_CHECKING = False  # what a fresh pysvc imports is kept to the minimum (tests/test_client_imports.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 USAGE = """\
 usage: pysvc [-wu|-wU|-wd|-wD|-wr|-wR] [-T MS] [-s SIG | -abqhkti12pcyPCK] [-uUdDoOr] SERVICE...
@@ -88,6 +90,8 @@ FORCED = {  # bare verb -> what it runs
 
 def ssh_forced(command: str) -> int:
     """Run one allowed bare verb from SSH_ORIGINAL_COMMAND; refuse (and report) anything else."""
+    import shlex  # only this mode splits words; shlex imports re
+
     try:
         words = shlex.split(command)
     except ValueError:

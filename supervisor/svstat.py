@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from . import client, protocol, statusfmt
+from . import client, jsonwire, protocol, statusfmt
 from .protocol import ProtocolError
+
+TYPE_CHECKING = False  # what a fresh pysvstat imports is kept to the minimum (tests/test_client_imports.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 USAGE = """\
 usage: pysvstat [-uwNrpgest | -o FIELD,...] [-n] [--json] [--check] [SERVICE...]
@@ -39,17 +40,17 @@ or pyinit refused us.
 """
 
 
-@dataclass
 class Options:
-    fields: list[str] = field(default_factory=list)
-    numeric: bool = False
-    json: bool = False
-    check: bool = False
-    log: str | None = None
-    forensics: str | None = None
-    lines: int = 100
-    raw: bool = False
-    services: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+        self.numeric = False
+        self.json = False
+        self.check = False
+        self.log: str | None = None
+        self.forensics: str | None = None
+        self.lines = 100
+        self.raw = False
+        self.services: list[str] = []
 
 
 def _parse(argv: Sequence[str]) -> Options:
@@ -118,6 +119,8 @@ def _show_forensics(name: str) -> int:
                                           "services": [protocol.service_name(name)]})
     record = dict(head.get("forensics") or {})
     record["processes"] = list(processes)
+    import json  # indented output is json's own (jsonwire's C encoder has no indent); rare enough to pay for
+
     sys.stdout.write(json.dumps(record, indent=2) + "\n")
     return 0
 
@@ -139,7 +142,7 @@ def run(argv: Sequence[str]) -> int:
             fine = statusfmt.is_as_it_should_be(record)
             counts.add(record)
             if opts.json:
-                line = json.dumps(record, sort_keys=True)
+                line = jsonwire.dumps(record, sort_keys=True)
             elif opts.fields:
                 line = statusfmt.fields_line(record, opts.fields)
             else:

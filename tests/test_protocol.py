@@ -127,3 +127,82 @@ def test_check_wants_normally_up_services_up_and_ready():
     assert not statusfmt.is_as_it_should_be(record(state="down"))
     assert not statusfmt.is_as_it_should_be(record(ready=False))
     assert statusfmt.is_as_it_should_be(record(state="down", normally="down"))
+
+
+# --- jsonwire and signames: what json and signal would give, without importing them -----------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30)
+
+
+@given(_JSON_VALUES, st.booleans(), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_jsonwire_writes_what_json_writes_and_reads_it_back(value, sort_keys, ensure_ascii):
+    from supervisor import jsonwire
+
+    assert jsonwire.dumps(value, compact=True, sort_keys=sort_keys, ensure_ascii=ensure_ascii) == \
+        json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    text = jsonwire.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    assert text == json.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    assert jsonwire.loads(text) == json.loads(text) == value
+    assert jsonwire.loads(f" \t{text}\r\n".encode()) == value
+
+
+@given(st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
+@settings(max_examples=500, deadline=None)
+def test_jsonwire_accepts_and_refuses_what_json_does(data):
+    from supervisor import jsonwire
+
+    try:
+        expected = ("value", json.loads(data.decode("utf-8")))
+    except (ValueError, RecursionError) as exc:
+        expected = ("error", type(exc))
+    try:
+        got = ("value", jsonwire.loads(data))
+    except (ValueError, RecursionError) as exc:
+        got = ("error", type(exc))
+    if expected[0] == "value" and isinstance(expected[1], float) and expected[1] != expected[1]:
+        assert got[0] == "value" and got[1] != got[1]  # NaN
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "1" * 5000, "[1,", "{\"a\" 1}", "\"\\ud800\"x", "NaN", "-Infinity"])
+def test_jsonwire_fails_as_json_fails_on_deep_long_and_cut_input(text):
+    from supervisor import jsonwire
+
+    def outcome(load):
+        try:
+            return repr(load(text))
+        except (ValueError, RecursionError) as exc:
+            return type(exc).__name__
+
+    assert outcome(jsonwire.loads) == outcome(json.loads)
+
+
+def test_jsonwire_refuses_what_json_cannot_write():
+    from supervisor import jsonwire
+
+    for value in ({1j: 1}, {"a": object()}, [b"bytes"]):
+        with pytest.raises(TypeError):
+            jsonwire.dumps(value)
+    looped: list = []
+    looped.append(looped)
+    with pytest.raises(ValueError, match="Circular"):
+        jsonwire.dumps(looped)
+
+
+def test_signal_names_are_signals_own_for_every_number():
+    from supervisor.signames import parse_signal_name, signal_name
+
+    for number in range(1, 65):
+        try:
+            expected = signal.Signals(number).name
+        except ValueError:
+            continue
+        assert signal_name(number) == expected
+    for name, member in signal.Signals.__members__.items():  # aliases too: SIGIOT, SIGCLD, SIGPOLL
+        assert parse_signal_name(name) == int(member)
+        assert parse_signal_name(name[3:].lower()) == int(member)
