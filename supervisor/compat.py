@@ -9,7 +9,6 @@ octal modes for files and directories.
 
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any
 
@@ -72,6 +71,8 @@ def fix_line(line: str, hidden: bool) -> None:
     pattern, recurse, entry, fmode_text, dmode_text = fields
     uid, gid = _account(entry)
     fmode, dmode = _mode(fmode_text), _mode(dmode_text)
+    import glob  # only for a fix-attrs.d tree
+
     paths = sorted(glob.glob(pattern, include_hidden=hidden)) or [pattern]
     budget = [MAX_FIXED_ENTRIES]
     for path in paths:

@@ -121,16 +121,21 @@ RECENT_LINES = 1000  # per service, for pysvstat --log and forensics...
 RECENT_BYTES = 128 * 1024  # ...and at most this many bytes of them (the newest line is always kept)
 
 
+_NO_LINES: deque[tuple[str, bytes]] = deque(maxlen=0)  # shared, and never appended to
+
+
 class RecentLines:
     """A service's last lines, bounded by count and by bytes: 1,000 lines of 64 KiB would be 64 MB."""
 
     def __init__(self, max_lines: int = RECENT_LINES, max_bytes: int = RECENT_BYTES) -> None:
         self.max_lines = max_lines
         self.max_bytes = max_bytes
-        self._lines: deque[tuple[str, bytes]] = deque()
+        self._lines: deque[tuple[str, bytes]] = _NO_LINES  # its own deque at the first line: an empty one is 600 bytes
         self.size = 0
 
     def extend(self, stream: str, lines: Iterable[bytes]) -> None:
+        if self._lines is _NO_LINES:
+            self._lines = deque()
         for line in lines:
             self._lines.append((stream, line))
             self.size += len(line)

@@ -8,7 +8,6 @@ Nothing else may reap: no asyncio child watcher, no Popen.wait/poll.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable
 
@@ -21,7 +20,7 @@ ExitCallback = Callable[[int | None, int | None], None]  # exit code, signal num
 
 def become_subreaper() -> None:
     """Make orphans of our descendants re-parent to us, as they do to a real PID 1."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # libc, as linked in: find_library would run ldconfig
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")

@@ -3,12 +3,17 @@
 Everything that happens to the service (its death from the reaper, readiness,
 commands, the deadline passing) becomes an event in one inbox; `policy.step`
 decides, and this module only performs the actions it returns.
+
+A runner is driven by event-loop callbacks, not a task: the inbox is worked
+through by a `call_soon` callback and the policy's deadline is one `call_at`
+timer. A task with its cancel scopes, a memory stream and its waiters would cost
+each service several KiB, and a thousand services would be a thousand tasks
+asleep; this way an idle service is a few plain objects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import signal
 import traceback
@@ -98,46 +103,82 @@ class ServiceRunner:
         self.stdin_from = stdin_from
         self.state = ServiceState()
         self._runtime = runtime
-        self._inbox_in, self._inbox = anyio.create_memory_object_stream[Inbox](math.inf)
+        self._inbox: list[Inbox] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._working_soon = False  # a callback to work through the inbox is scheduled
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
         self.recent = RecentLines()
         out_format = formatter_for(runtime, spec.name, "stdout")
         err_format = formatter_for(runtime, spec.name, "stderr")
         self.stdout = LogPipe(runtime.writer, 1, out_format, keep_write_end=True, recent=self.recent)
         self.stderr = LogPipe(runtime.writer, 2, err_format, keep_write_end=True, recent=self.recent)
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None  # made when someone waits for a change
         self._task_group: anyio.abc.TaskGroup | None = None
         self._readiness: tuple[int, int] | None = None  # (incarnation pid, read end of its notification pipe)
         self._problems: list[str] = []
 
     def send(self, event: Event) -> None:
         """Queue an event; safe from synchronous callbacks (the reaper)."""
-        self._inbox_in.send_nowait((event, None))
+        self._post((event, None))
 
     def command(self, verb: Verb) -> CommandOutcome:
         """Queue a command; its outcome completes once the service has acted on it."""
         outcome = CommandOutcome()
-        self._inbox_in.send_nowait((Command(verb), outcome))
+        self._post((Command(verb), outcome))
         return outcome
 
     async def wait_until(self, predicate: Callable[[ServiceState], bool]) -> None:
         while not predicate(self.state):
+            if self._changed is None:
+                self._changed = anyio.Event()
             await self._changed.wait()
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Begin supervising, from within the event loop; `task_group` runs its forensics."""
         for problem in self.spec.problems:
             self._runtime.log.error("service definition is broken", service=self.spec.name, problem=problem)
-        async with anyio.create_task_group() as tg:
-            self._task_group = tg
-            self.stdout.start()
-            self.stderr.start()
-            task_status.started()
-            self._guarded(Boot(), None)
-            while True:
-                deadline = self.state.deadline
-                item: Inbox = (TimerFired(), None)
-                with anyio.move_on_at(math.inf if deadline is None else deadline):
-                    item = await self._inbox.receive()
-                self._guarded(*item)
+        self._task_group = task_group
+        self._loop = asyncio.get_running_loop()
+        self.stdout.start()
+        self.stderr.start()
+        self._guarded(Boot(), None)
+        self._work_through_inbox()
+
+    def _post(self, item: Inbox) -> None:
+        if self._closed:
+            if item[1] is not None:
+                item[1].finish()  # nobody acts on it any more: its waiter must not wait for ever
+            return
+        self._inbox.append(item)
+        if self._loop is not None and not self._working_soon:
+            self._working_soon = True
+            self._loop.call_soon(self._work_through_inbox)
+
+    def _work_through_inbox(self) -> None:
+        self._working_soon = False
+        while self._inbox and not self._closed:
+            self._guarded(*self._inbox.pop(0))
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """One timer at the policy's deadline, moved only when the deadline moves."""
+        deadline = None if self._closed else self.state.deadline
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._timer = self._timer_at = None
+        if not self._closed:
+            self._guarded(TimerFired(), None)
+        self._work_through_inbox()
 
     def drain(self) -> None:
         self.stdout.drain()
@@ -158,8 +199,9 @@ class ServiceRunner:
                 outcome.finish()
             else:
                 self._problems = []
-            self._changed.set()
-            self._changed = anyio.Event()
+            if self._changed is not None:
+                self._changed.set()
+                self._changed = None
             if self.state is not before:
                 self._runtime.service_changed(self.spec, before, self.state)
 
@@ -298,6 +340,13 @@ class ServiceRunner:
             os.close(read_fd)
 
     def close(self) -> None:
+        """No more supervision: pending and later events are dropped, their waiters released."""
+        self._closed = True
+        self._arm_timer()
+        for _event, outcome in self._inbox:
+            if outcome is not None:
+                outcome.finish()
+        self._inbox.clear()
         if self._readiness is not None:
             os.close(self._readiness[1])
             self._readiness = None

@@ -34,7 +34,7 @@ from .service import ServiceRunner, formatter_for
 from .servicedir import is_executable_file, read_service, scan
 from .signames import signal_name
 from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
-from .supervisedir import SuperviseDir, serve_control
+from .supervisedir import ControlFifos, SuperviseDir
 
 EXIT_BAD_CONFIG = 100
 EXIT_SYSTEM = 111
@@ -67,6 +67,8 @@ class Container:
         self.main_pid: int | None = None
         self._script_pipes: list[LogPipe] = []
         self.supervise_dirs: dict[str, SuperviseDir] = {}
+        self._control_fifos = ControlFifos(self.apply_s6_command, log)
+        self._control_fifos_served = False
         self._logger_pipes: dict[str, tuple[int, int]] = {}  # producer -> (read end, write end or -1)
         self._loggers: dict[str, str] = {}  # logger -> its producer
         self._services_group: anyio.abc.TaskGroup | None = None
@@ -233,18 +235,25 @@ class Container:
             return False
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
-        s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
-        s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
+        # The services first, s6's directories for them after: a thousand services are exec'd
+        # without waiting for the thousands of mkdir, mkfifo and symlink calls their s6
+        # interface takes, and those are made in a worker thread while the loop goes on.
+        started = []
         for spec in specs:
             logger = os.path.join(spec.directory, "log")
             if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger
                 logger_spec = replace(read_service(logger, self.settings), name=f"{spec.name}-log")
                 read_end, write_end = self.logger_pipe(spec.name, logger_spec.name)
-                await self.start_runner(logger_spec, task_group, stdin_from=read_end)
-                await self.start_runner(spec, task_group, stdout_to=write_end)
+                started.append(await self.start_runner(logger_spec, task_group, stdin_from=read_end, s6_dir=False))
+                started.append(await self.start_runner(spec, task_group, stdout_to=write_end, s6_dir=False))
             else:
-                await self.start_runner(spec, task_group)
+                started.append(await self.start_runner(spec, task_group, s6_dir=False))
         self.log.info("services started", count=len(specs))
+        directories = {spec.name: spec.directory for spec in specs}
+        others = {spec.name for spec in specs} | set(self.rc.plan.definitions)
+        await anyio.to_thread.run_sync(s6layout.link_legacy_services, self.layout, directories)
+        await anyio.to_thread.run_sync(s6layout.forget_other_services, self.layout, others)
+        await self._make_supervise_dirs([runner.spec for runner in started if runner is not None], task_group)
         return True
 
     def logger_pipe(self, producer: str, logger: str) -> tuple[int, int]:
@@ -282,8 +291,9 @@ class Container:
         self.log.info("rescan done", added=" ".join(spec.name for spec in added) or "none")
 
     async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None,
-                           stdout_to: int | None = None, stdin_from: int | None = None) -> Any:
-        """Supervise one service from now on; the ServiceRunner, or None when it cannot be."""
+                           stdout_to: int | None = None, stdin_from: int | None = None, s6_dir: bool = True) -> Any:
+        """Supervise one service from now on; the ServiceRunner, or None when it cannot be.
+        `s6_dir=False`: the caller makes its s6 directory later (_make_supervise_dirs)."""
         if spec.name in self.services:
             self.log.error("two services have one name: the second is not started", service=spec.name,
                            directory=spec.directory)
@@ -296,8 +306,9 @@ class Container:
         group = task_group or self._services_group
         assert group is not None
         self.services[spec.name] = runner
-        self._make_supervise_dir(spec, group)
-        await group.start(runner.run)
+        if s6_dir:
+            self._use_supervise_dir(spec, self._make_supervise_dir(spec), group)
+        runner.start(group)
         return runner
 
     def read_rc_service(self, directory: str) -> ServiceSpec:
@@ -305,19 +316,39 @@ class Container:
 
     # --- s6's on-disk interface (supervisedir), so s6-svc, s6-svstat, s6-svwait work ---------
 
-    def _make_supervise_dir(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup) -> None:
+    def _make_supervise_dir(self, spec: ServiceSpec) -> SuperviseDir | OSError:
+        """Only the file system: safe in a worker thread."""
         scandir, *others = self.layout.scandirs
         try:
             directory = SuperviseDir(spec, scandir)
             for other in others:
                 s6layout.link_into(other, spec.name, directory.path)
         except OSError as exc:
+            return exc
+        return directory
+
+    async def _make_supervise_dirs(self, specs: list[ServiceSpec], task_group: anyio.abc.TaskGroup) -> None:
+        made = await anyio.to_thread.run_sync(lambda: [self._make_supervise_dir(spec) for spec in specs])
+        for spec, directory in zip(specs, made, strict=True):
+            self._use_supervise_dir(spec, directory, task_group)
+
+    def _use_supervise_dir(self, spec: ServiceSpec, directory: SuperviseDir | OSError,
+                           task_group: anyio.abc.TaskGroup) -> None:
+        """From the loop: its FIFO read, its status and down file brought up to date."""
+        if isinstance(directory, OSError):
             self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
-                             service=spec.name, directory=os.path.join(scandir, spec.name),
-                             reason=exc.strerror or str(exc))
+                             service=spec.name, directory=os.path.join(self.layout.scandirs[0], spec.name),
+                             reason=directory.strerror or str(directory))
             return
         self.supervise_dirs[spec.name] = directory
-        task_group.start_soon(serve_control, directory, self.apply_s6_command, self.log)
+        self._control_fifos.watch(directory)
+        if not self._control_fifos_served:
+            self._control_fifos_served = True
+            task_group.start_soon(self._control_fifos.serve)
+        runner = self.services.get(spec.name)
+        if runner is not None:  # it may have changed while its directory was being made
+            directory.set_normally_up(runner.spec.normally_up)
+            self.service_changed(runner.spec, ServiceState(), runner.state)
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
         directory = self.supervise_dirs.get(spec.name)
@@ -355,6 +386,7 @@ class Container:
 
     def close_supervise_dirs(self) -> None:
         for directory in self.supervise_dirs.values():
+            self._control_fifos.forget(directory)
             directory.close()
 
     async def wait_services_ready(self) -> None:

@@ -13,8 +13,10 @@ allows, so s6-notifyoncheck finds them from the service's working directory.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -147,20 +149,54 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-async def serve_control(directory: SuperviseDir, apply: Callable[[str, str], Awaitable[None]], log: Any) -> None:
-    """Read s6-svc's command bytes from supervise/control and apply them in order, for ever."""
-    while True:
-        await anyio.wait_readable(directory.control_fd)
+class ControlFifos:
+    """s6-svc's command bytes from every service's supervise/control, applied in the order they came.
+
+    Each FIFO is read by an event-loop reader callback and one task applies the letters: a task
+    per service would cost every service KiB for a FIFO that is almost never written. A letter
+    is applied only once the one before it has been (`s6-svc -ut` on a down service starts it,
+    then signals the new process, as s6-supervise does).
+    """
+
+    def __init__(self, apply: Callable[[str, str], Awaitable[None]], log: Any) -> None:
+        self._apply = apply
+        self._log = log
+        self._pending: deque[tuple[str, str]] = deque()
+        self._arrived: anyio.Event | None = None
+        self._watched: set[int] = set()
+
+    def watch(self, directory: SuperviseDir) -> None:
+        asyncio.get_running_loop().add_reader(directory.control_fd, self._on_readable, directory)
+        self._watched.add(directory.control_fd)
+
+    def forget(self, directory: SuperviseDir) -> None:
+        if directory.control_fd in self._watched:
+            self._watched.discard(directory.control_fd)
+            asyncio.get_running_loop().remove_reader(directory.control_fd)
+
+    def _on_readable(self, directory: SuperviseDir) -> None:
         try:
             data = os.read(directory.control_fd, MAX_CONTROL_READ)
         except BlockingIOError:
-            continue
-        except OSError as exc:  # never up to PID 1's task group
-            log.error("supervise/control cannot be read, no longer read", service=directory.name,
-                      reason=exc.strerror)
             return
-        for letter in data.decode("latin-1"):
+        except OSError as exc:  # never up to PID 1's task group
+            self._log.error("supervise/control cannot be read, no longer read", service=directory.name,
+                            reason=exc.strerror)
+            self.forget(directory)
+            return
+        self._pending.extend((directory.name, letter) for letter in data.decode("latin-1"))
+        if self._arrived is not None:
+            self._arrived.set()
+
+    async def serve(self) -> None:
+        """Apply the letters as they come, for ever."""
+        while True:
+            while not self._pending:
+                self._arrived = anyio.Event()
+                await self._arrived.wait()
+            self._arrived = None
+            name, letter = self._pending.popleft()
             try:
-                await apply(directory.name, letter)
-            except Exception as exc:  # noqa: BLE001 (a command that fails is logged; the FIFO is still read)
-                log.error("s6-svc command failed", service=directory.name, command=letter, reason=str(exc))
+                await self._apply(name, letter)
+            except Exception as exc:  # noqa: BLE001 (a command that fails is logged; the FIFOs are still read)
+                self._log.error("s6-svc command failed", service=name, command=letter, reason=str(exc))
