@@ -34,6 +34,7 @@ RUN python3 -m venv /opt/pys6-venv \
 # pys6 itself, installed from a wheel built from the context (not editable).
 COPY README.md /src/README.md
 COPY supervisor /src/supervisor
+COPY bin /src/bin
 RUN /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /src \
  && rm -rf /src \
  && ln -s /opt/pys6-venv/bin/pyinit /init \

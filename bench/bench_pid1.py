@@ -116,8 +116,17 @@ class Bench:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def timed_status(bench: Bench, *args: str) -> float:
+    """Whole-process wall seconds of one fresh `pysvstat ARGS` (its output read and dropped)."""
+    env = {**os.environ, "PYS6_RUNDIR": str(bench.root / "run"), "PYTHONPATH": str(REPO)}
+    begun = time.monotonic()
+    subprocess.run([sys.executable, "-m", "supervisor.svstat", *args], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60)
+    return time.monotonic() - begun
+
+
 def measure_size(services: int, runs: int, idle: float) -> dict[str, float]:
-    startup, shutdown, pss, rss, wakeups, cpu = [], [], [], [], [], []
+    startup, shutdown, pss, rss, wakeups, cpu, check, listing = [], [], [], [], [], [], [], []
     for run in range(runs):
         bench = Bench(services)
         try:
@@ -125,6 +134,8 @@ def measure_size(services: int, runs: int, idle: float) -> dict[str, float]:
             time.sleep(1.0)  # let start-up settle before the idle window
             pss.append(smaps_kib(bench.init, "Pss"))
             rss.append(smaps_kib(bench.init, "Rss"))
+            check.append(timed_status(bench, "--check"))  # a Kubernetes probe's usual timeout is 1 s
+            listing.append(timed_status(bench, "--json"))
             if run == 0:
                 switches, cpu0 = context_switches(bench.init), cpu_seconds(bench.init)
                 time.sleep(idle)
@@ -140,6 +151,8 @@ def measure_size(services: int, runs: int, idle: float) -> dict[str, float]:
         "rss_kib": statistics.median(rss),
         "idle_wakeups": wakeups[0],
         "idle_cpu_s": cpu[0],
+        "check_ms": statistics.median(check) * 1000,
+        "json_ms": statistics.median(listing) * 1000,
     }
 
 
@@ -221,10 +234,11 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
     results = {n: measure_size(n, args.runs, args.idle) for n in sizes}
     print(f"\n{'services':>8} {'startup ms':>11} {'SIGTERM->gone ms':>17} {'PID1 PSS MB':>12} {'PID1 RSS MB':>12} "
-          f"{'wakeups/' + str(int(args.idle)) + 's':>13} {'idle CPU s':>11}")
+          f"{'wakeups/' + str(int(args.idle)) + 's':>13} {'idle CPU s':>11} {'--check ms':>11} {'--json ms':>10}")
     for n, r in results.items():
         print(f"{n:>8} {r['startup_ms']:>11.0f} {r['sigterm_to_gone_ms']:>17.1f} {r['pss_kib'] / 1024:>12.1f} "
-              f"{r['rss_kib'] / 1024:>12.1f} {r['idle_wakeups']:>13} {r['idle_cpu_s']:>11.2f}")
+              f"{r['rss_kib'] / 1024:>12.1f} {r['idle_wakeups']:>13} {r['idle_cpu_s']:>11.2f} "
+              f"{r['check_ms']:>11.0f} {r['json_ms']:>10.0f}")
     if len(sizes) >= 2:
         small, large = sizes[-2], sizes[-1]
         marginal = (results[large]["pss_kib"] - results[small]["pss_kib"]) / (large - small)
