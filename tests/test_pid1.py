@@ -215,13 +215,14 @@ def test_a_thousand_orphans_made_in_a_burst_are_all_reaped(pod: Pod):
 
 def test_a_double_forked_daemon_is_reaped_when_it_exits(pod: Pod):
     pod.service("svc", '''
-        ( setsid sh -c 'echo $$ > "$STATE/daemon.pid"; sleep 0.3' & )
+        ( setsid sh -c 'echo $$ > "$STATE/daemon.pid"; while [ ! -e "$STATE/go" ]; do sleep 0.05; done' & )
         exec sleep 1000
     ''')
     pod.start()
     daemon = wait_for(lambda: read_int(pod, "daemon.pid"), what="the daemon")
     host = pod.host_pid(daemon)
     assert psutil.Process(host).ppid() == pod.init_pid  # re-parented to PID 1
+    (pod.state / "go").touch()  # it exits when told, not after a fixed time a loaded machine may outlast
     wait_for(lambda: not psutil.pid_exists(host) or not is_zombie(host) and not alive(host), 10, "the daemon to be reaped")
     assert not psutil.pid_exists(host)
 
