@@ -235,25 +235,31 @@ class Container:
             return False
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
-        # The services first, s6's directories for them after: a thousand services are exec'd
-        # without waiting for the thousands of mkdir, mkfifo and symlink calls their s6
-        # interface takes, and those are made in a worker thread while the loop goes on.
-        started = []
+        # s6's directories for every service exist before any of them runs, as s6-supervise
+        # makes its own before it starts its service: a run script may use s6-notifyoncheck,
+        # s6-svc or s6-svwait at once. The thousands of mkdir, mkfifo and symlink calls that
+        # 1,000 services take are made in one worker thread, the loop meanwhile free.
+        pairs: list[tuple[ServiceSpec, dict[str, int]]] = []
         for spec in specs:
             logger = os.path.join(spec.directory, "log")
             if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger
                 logger_spec = replace(read_service(logger, self.settings), name=f"{spec.name}-log")
                 read_end, write_end = self.logger_pipe(spec.name, logger_spec.name)
-                started.append(await self.start_runner(logger_spec, task_group, stdin_from=read_end, s6_dir=False))
-                started.append(await self.start_runner(spec, task_group, stdout_to=write_end, s6_dir=False))
+                pairs += [(logger_spec, {"stdin_from": read_end}), (spec, {"stdout_to": write_end})]
             else:
-                started.append(await self.start_runner(spec, task_group, s6_dir=False))
-        self.log.info("services started", count=len(specs))
+                pairs.append((spec, {}))
         directories = {spec.name: spec.directory for spec in specs}
         others = {spec.name for spec in specs} | set(self.rc.plan.definitions)
-        await anyio.to_thread.run_sync(s6layout.link_legacy_services, self.layout, directories)
-        await anyio.to_thread.run_sync(s6layout.forget_other_services, self.layout, others)
-        await self._make_supervise_dirs([runner.spec for runner in started if runner is not None], task_group)
+
+        def lay_out() -> list[SuperviseDir | OSError]:
+            s6layout.link_legacy_services(self.layout, directories)
+            s6layout.forget_other_services(self.layout, others)
+            return [self._make_supervise_dir(spec) for spec, _pipes in pairs]
+
+        made = await anyio.to_thread.run_sync(lay_out)
+        for (spec, pipes), directory in zip(pairs, made, strict=True):
+            await self.start_runner(spec, task_group, s6_dir=directory, **pipes)
+        self.log.info("services started", count=len(specs))
         return True
 
     def logger_pipe(self, producer: str, logger: str) -> tuple[int, int]:
@@ -291,9 +297,10 @@ class Container:
         self.log.info("rescan done", added=" ".join(spec.name for spec in added) or "none")
 
     async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None,
-                           stdout_to: int | None = None, stdin_from: int | None = None, s6_dir: bool = True) -> Any:
+                           stdout_to: int | None = None, stdin_from: int | None = None,
+                           s6_dir: SuperviseDir | OSError | None = None) -> Any:
         """Supervise one service from now on; the ServiceRunner, or None when it cannot be.
-        `s6_dir=False`: the caller makes its s6 directory later (_make_supervise_dirs)."""
+        `s6_dir`: its s6 directory, made already (by a worker thread); else it is made now."""
         if spec.name in self.services:
             self.log.error("two services have one name: the second is not started", service=spec.name,
                            directory=spec.directory)
@@ -306,8 +313,7 @@ class Container:
         group = task_group or self._services_group
         assert group is not None
         self.services[spec.name] = runner
-        if s6_dir:
-            self._use_supervise_dir(spec, self._make_supervise_dir(spec), group)
+        self._use_supervise_dir(spec, self._make_supervise_dir(spec) if s6_dir is None else s6_dir, group)
         runner.start(group)
         return runner
 
@@ -327,14 +333,9 @@ class Container:
             return exc
         return directory
 
-    async def _make_supervise_dirs(self, specs: list[ServiceSpec], task_group: anyio.abc.TaskGroup) -> None:
-        made = await anyio.to_thread.run_sync(lambda: [self._make_supervise_dir(spec) for spec in specs])
-        for spec, directory in zip(specs, made, strict=True):
-            self._use_supervise_dir(spec, directory, task_group)
-
     def _use_supervise_dir(self, spec: ServiceSpec, directory: SuperviseDir | OSError,
                            task_group: anyio.abc.TaskGroup) -> None:
-        """From the loop: its FIFO read, its status and down file brought up to date."""
+        """From the loop, before the service starts: its FIFO read."""
         if isinstance(directory, OSError):
             self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
                              service=spec.name, directory=os.path.join(self.layout.scandirs[0], spec.name),
@@ -345,10 +346,6 @@ class Container:
         if not self._control_fifos_served:
             self._control_fifos_served = True
             task_group.start_soon(self._control_fifos.serve)
-        runner = self.services.get(spec.name)
-        if runner is not None:  # it may have changed while its directory was being made
-            directory.set_normally_up(runner.spec.normally_up)
-            self.service_changed(runner.spec, ServiceState(), runner.state)
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
         directory = self.supervise_dirs.get(spec.name)

@@ -118,7 +118,9 @@ def test_shutdown_lets_jobs_finish_within_the_grace_then_stops_their_groups(cron
         "@reboot trap '' TERM; echo $$ > \"$STATE/stubborn.pid\"; while :; do sleep 0.1; done\n"
         "@reboot setsid sh -c 'echo $$ > \"$STATE/daemon.pid\"; exec sleep 1000' & echo forked\n")
     cron.start("--grace", "2", "--kill-after", "1")
-    wait_for(lambda: (cron.root / "stubborn.pid").exists() and (cron.root / "daemon.pid").exists(), 10, "the jobs")
+    # a pid file exists a moment before its pid is in it: wait for the whole line
+    wait_for(lambda: all((cron.root / name).exists() and (cron.root / name).read_text().endswith("\n")
+                         for name in ("stubborn.pid", "daemon.pid")), 10, "the jobs")
     stubborn = int((cron.root / "stubborn.pid").read_text())
     daemon = int((cron.root / "daemon.pid").read_text())
     started = time.monotonic()
