@@ -235,30 +235,20 @@ class Container:
             return False
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
-        # s6's directories for every service exist before any of them runs, as s6-supervise
-        # makes its own before it starts its service: a run script may use s6-notifyoncheck,
-        # s6-svc or s6-svwait at once. The thousands of mkdir, mkfifo and symlink calls that
-        # 1,000 services take are made in one worker thread, the loop meanwhile free.
-        pairs: list[tuple[ServiceSpec, dict[str, int]]] = []
+        # Each service's s6 directory is made just before it starts, as s6-supervise makes its own
+        # (a run script may use s6-notifyoncheck, s6-svc or s6-svwait at once). Made in a worker
+        # thread instead, a batch ahead, start-up was slower: the two threads convoy on the GIL.
+        s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
+        s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
         for spec in specs:
             logger = os.path.join(spec.directory, "log")
             if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger
                 logger_spec = replace(read_service(logger, self.settings), name=f"{spec.name}-log")
                 read_end, write_end = self.logger_pipe(spec.name, logger_spec.name)
-                pairs += [(logger_spec, {"stdin_from": read_end}), (spec, {"stdout_to": write_end})]
+                await self.start_runner(logger_spec, task_group, stdin_from=read_end)
+                await self.start_runner(spec, task_group, stdout_to=write_end)
             else:
-                pairs.append((spec, {}))
-        directories = {spec.name: spec.directory for spec in specs}
-        others = {spec.name for spec in specs} | set(self.rc.plan.definitions)
-
-        def lay_out() -> list[SuperviseDir | OSError]:
-            s6layout.link_legacy_services(self.layout, directories)
-            s6layout.forget_other_services(self.layout, others)
-            return [self._make_supervise_dir(spec) for spec, _pipes in pairs]
-
-        made = await anyio.to_thread.run_sync(lay_out)
-        for (spec, pipes), directory in zip(pairs, made, strict=True):
-            await self.start_runner(spec, task_group, s6_dir=directory, **pipes)
+                await self.start_runner(spec, task_group)
         self.log.info("services started", count=len(specs))
         return True
 
@@ -297,10 +287,8 @@ class Container:
         self.log.info("rescan done", added=" ".join(spec.name for spec in added) or "none")
 
     async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None,
-                           stdout_to: int | None = None, stdin_from: int | None = None,
-                           s6_dir: SuperviseDir | OSError | None = None) -> Any:
-        """Supervise one service from now on; the ServiceRunner, or None when it cannot be.
-        `s6_dir`: its s6 directory, made already (by a worker thread); else it is made now."""
+                           stdout_to: int | None = None, stdin_from: int | None = None) -> Any:
+        """Supervise one service from now on; the ServiceRunner, or None when it cannot be."""
         if spec.name in self.services:
             self.log.error("two services have one name: the second is not started", service=spec.name,
                            directory=spec.directory)
@@ -313,7 +301,7 @@ class Container:
         group = task_group or self._services_group
         assert group is not None
         self.services[spec.name] = runner
-        self._use_supervise_dir(spec, self._make_supervise_dir(spec) if s6_dir is None else s6_dir, group)
+        self._use_supervise_dir(spec, self._make_supervise_dir(spec), group)
         runner.start(group)
         return runner
 
@@ -323,7 +311,6 @@ class Container:
     # --- s6's on-disk interface (supervisedir), so s6-svc, s6-svstat, s6-svwait work ---------
 
     def _make_supervise_dir(self, spec: ServiceSpec) -> SuperviseDir | OSError:
-        """Only the file system: safe in a worker thread."""
         scandir, *others = self.layout.scandirs
         try:
             directory = SuperviseDir(spec, scandir)
