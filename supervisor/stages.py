@@ -68,7 +68,6 @@ class Container:
         self._script_pipes: list[LogPipe] = []
         self.supervise_dirs: dict[str, SuperviseDir] = {}
         self._control_fifos = ControlFifos(self.apply_s6_command, log)
-        self._control_fifos_served = False
         self._logger_pipes: dict[str, tuple[int, int]] = {}  # producer -> (read end, write end or -1)
         self._loggers: dict[str, str] = {}  # logger -> its producer
         self._services_group: anyio.abc.TaskGroup | None = None
@@ -236,8 +235,7 @@ class Container:
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
         # Each service's s6 directory is made just before it starts, as s6-supervise makes its own
-        # (a run script may use s6-notifyoncheck, s6-svc or s6-svwait at once). Made in a worker
-        # thread instead, a batch ahead, start-up was slower: the two threads convoy on the GIL.
+        # (a run script may use s6-notifyoncheck, s6-svc or s6-svwait at once).
         s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
         s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
         for spec in specs:
@@ -301,7 +299,7 @@ class Container:
         group = task_group or self._services_group
         assert group is not None
         self.services[spec.name] = runner
-        self._use_supervise_dir(spec, self._make_supervise_dir(spec), group)
+        self._make_supervise_dir(spec)
         runner.start(group)
         return runner
 
@@ -310,29 +308,19 @@ class Container:
 
     # --- s6's on-disk interface (supervisedir), so s6-svc, s6-svstat, s6-svwait work ---------
 
-    def _make_supervise_dir(self, spec: ServiceSpec) -> SuperviseDir | OSError:
+    def _make_supervise_dir(self, spec: ServiceSpec) -> None:
         scandir, *others = self.layout.scandirs
         try:
             directory = SuperviseDir(spec, scandir)
             for other in others:
                 s6layout.link_into(other, spec.name, directory.path)
         except OSError as exc:
-            return exc
-        return directory
-
-    def _use_supervise_dir(self, spec: ServiceSpec, directory: SuperviseDir | OSError,
-                           task_group: anyio.abc.TaskGroup) -> None:
-        """From the loop, before the service starts: its FIFO read."""
-        if isinstance(directory, OSError):
             self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
-                             service=spec.name, directory=os.path.join(self.layout.scandirs[0], spec.name),
-                             reason=directory.strerror or str(directory))
+                             service=spec.name, directory=os.path.join(scandir, spec.name),
+                             reason=exc.strerror or str(exc))
             return
         self.supervise_dirs[spec.name] = directory
         self._control_fifos.watch(directory)
-        if not self._control_fifos_served:
-            self._control_fifos_served = True
-            task_group.start_soon(self._control_fifos.serve)
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
         directory = self.supervise_dirs.get(spec.name)
@@ -498,6 +486,7 @@ class Container:
         self._stage2_started = anyio.current_time()
         async with anyio.create_task_group() as services_group:
             self._services_group = services_group
+            services_group.start_soon(self._control_fifos.serve)
             stage2_ok = await self._stage2(services_group, main_argv)
             if stage2_ok:
                 await self.stopping.wait()

@@ -28,6 +28,7 @@ EVENT_PREFIX = "ftrig1:@"
 EVENT_NAME_LENGTH = 39
 LINKED = ("run", "finish", "data", "env", "timeout-kill", "timeout-finish", "down-signal", "max-death-tally")
 MAX_CONTROL_READ = 512
+MAX_PENDING_LETTERS = 4096  # read, not yet applied: beyond this the FIFOs wait, and so do their writers
 
 
 class SuperviseDir:
@@ -155,7 +156,9 @@ class ControlFifos:
     Each FIFO is read by an event-loop reader callback and one task applies the letters: a task
     per service would cost every service KiB for a FIFO that is almost never written. A letter
     is applied only once the one before it has been (`s6-svc -ut` on a down service starts it,
-    then signals the new process, as s6-supervise does).
+    then signals the new process, as s6-supervise does). Letters read but not yet applied are
+    bounded: past MAX_PENDING_LETTERS no FIFO is read until they are, so a writer that floods a
+    FIFO fills its pipe and waits, as it would with s6-supervise, instead of filling PID 1's memory.
     """
 
     def __init__(self, apply: Callable[[str, str], Awaitable[None]], log: Any) -> None:
@@ -163,16 +166,31 @@ class ControlFifos:
         self._log = log
         self._pending: deque[tuple[str, str]] = deque()
         self._arrived: anyio.Event | None = None
-        self._watched: set[int] = set()
+        self._watched: dict[int, SuperviseDir] = {}
+        self._paused = False
+
+    @property
+    def pending_letters(self) -> int:
+        return len(self._pending)
 
     def watch(self, directory: SuperviseDir) -> None:
-        asyncio.get_running_loop().add_reader(directory.control_fd, self._on_readable, directory)
-        self._watched.add(directory.control_fd)
+        self._watched[directory.control_fd] = directory
+        if not self._paused:
+            asyncio.get_running_loop().add_reader(directory.control_fd, self._on_readable, directory)
 
     def forget(self, directory: SuperviseDir) -> None:
-        if directory.control_fd in self._watched:
-            self._watched.discard(directory.control_fd)
+        if self._watched.pop(directory.control_fd, None) is not None and not self._paused:
             asyncio.get_running_loop().remove_reader(directory.control_fd)
+
+    def _pause(self) -> None:
+        self._paused = True
+        for fd in self._watched:
+            asyncio.get_running_loop().remove_reader(fd)
+
+    def _resume(self) -> None:
+        self._paused = False
+        for fd, directory in self._watched.items():
+            asyncio.get_running_loop().add_reader(fd, self._on_readable, directory)
 
     def _on_readable(self, directory: SuperviseDir) -> None:
         try:
@@ -185,12 +203,16 @@ class ControlFifos:
             self.forget(directory)
             return
         self._pending.extend((directory.name, letter) for letter in data.decode("latin-1"))
+        if len(self._pending) >= MAX_PENDING_LETTERS:
+            self._pause()
         if self._arrived is not None:
             self._arrived.set()
 
     async def serve(self) -> None:
         """Apply the letters as they come, for ever."""
         while True:
+            if self._paused and len(self._pending) < MAX_PENDING_LETTERS // 2:
+                self._resume()
             while not self._pending:
                 self._arrived = anyio.Event()
                 await self._arrived.wait()
