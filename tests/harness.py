@@ -18,7 +18,8 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +32,17 @@ SLEEPER = 'echo $$ > "$STATE/$1.pid"\nexec sleep 1000\n'
 # The same, saying hello on stdout first (for tests of the merged log and log tails).
 GREETING_SLEEPER = 'echo $$ > "$STATE/$1.pid"\necho "$1 says hello"\nexec sleep 1000\n'
 T = TypeVar("T")
+
+
+@contextmanager
+def killed_at_exit(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """The process, SIGKILLed and reaped on the way out if it still runs (the test failed first)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition", interval: float = 0.01) -> T:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, Cron, wait_for
+from harness import REPO, Cron, killed_at_exit, wait_for
 
 
 def test_a_job_killed_by_a_real_time_signal_is_named_and_pycrond_goes_on(cron: Cron):
@@ -41,15 +41,11 @@ def test_a_fifo_or_a_device_as_the_crontab_is_refused_and_sigterm_still_works(tm
         process = subprocess.Popen([sys.executable, "-m", "supervisor.cron.main", "--keep-going", str(path)],
                                    stdout=subprocess.DEVNULL, stderr=handle, start_new_session=True,
                                    env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
+    with killed_at_exit(process):
         wait_for(lambda: b"crontab unreadable" in log.read_bytes(), 10, "pycrond to refuse the crontab")
         assert b"not a regular file" in log.read_bytes()
         process.terminate()
         assert process.wait(10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     test = subprocess.run([sys.executable, "-m", "supervisor.cron.main", "--test", str(path)],
                           capture_output=True, text=True, timeout=10, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert test.returncode == 1 and "not a regular file" in test.stderr

@@ -146,12 +146,16 @@ def test_what_a_cont_init_script_adds_or_removes_reaches_later_scripts_and_servi
     assert pod.stop() == 0
 
 
+def commands_of(implementation: str, request: pytest.FixtureRequest) -> Path:
+    """The directory of with-contenv and its kin: s6-overlay's own, or pys6's."""
+    return request.getfixturevalue("s6_overlay_commands" if implementation == "s6-overlay" else "commands")
+
+
 @pytest.mark.namespace
 @pytest.mark.parametrize("implementation", ["s6-overlay", "pys6"])
 def test_s6_keep_env_0_gives_the_minimal_environment_and_with_contenv_restores_it(
         pod: Pod, implementation: str, request: pytest.FixtureRequest):
-    fixture = "s6_overlay_commands" if implementation == "s6-overlay" else "commands"
-    with_contenv = request.getfixturevalue(fixture) / "with-contenv"
+    with_contenv = commands_of(implementation, request) / "with-contenv"
     pod.script("cont-init.d/10-add", 'printf added > /run/s6/container_environment/ADDED\n',)
     pod.service("plain", f'env > "{pod.state}/plain"\nexec sleep 1000\n')  # no STATE here: PATH only
     pod.script("services.d/full/run", f'#!{with_contenv} sh\nenv > "$STATE/full"\nexec sleep 1000\n')
@@ -168,8 +172,7 @@ def test_s6_keep_env_0_gives_the_minimal_environment_and_with_contenv_restores_i
 @pytest.mark.parametrize("implementation", ["s6-overlay", "pys6"])
 def test_s6_keep_env_1_keeps_the_original_environment_and_with_contenv_changes_nothing(
         pod: Pod, implementation: str, request: pytest.FixtureRequest):
-    fixture = "s6_overlay_commands" if implementation == "s6-overlay" else "commands"
-    with_contenv = request.getfixturevalue(fixture) / "with-contenv"
+    with_contenv = commands_of(implementation, request) / "with-contenv"
     pod.script("cont-init.d/10-add", 'printf added > /run/s6/container_environment/ADDED\n')
     pod.script("services.d/full/run", f'#!{with_contenv} sh\nenv > "$STATE/full"\nexec sleep 1000\n')
     pod.start(env={"S6_KEEP_ENV": "1", "GREETING": "hi"})

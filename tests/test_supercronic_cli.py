@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_supercronic_compat import environment, run_supercronic
 
-from harness import free_port, wait_for
+from harness import free_port, killed_at_exit, wait_for
 
 # --- reload.bats ---------------------------------------------------------------------------------------------
 
@@ -105,14 +105,10 @@ def test_split_logs_sends_info_to_stdout_and_warnings_to_stderr(supercronic: Pat
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         process = subprocess.Popen([str(supercronic), "-split-logs", str(crontabs / "user.crontab")], stdout=out,
                                    stderr=err, env=environment())
-    try:
+    with killed_at_exit(process):
         wait_for(lambda: "crontab loaded" in stdout.read_text(), 20, "the crontab to be read")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert 'level=info msg="read crontab: ' in stdout.read_text() and "level=warning" not in stdout.read_text()
     assert 'level=warning msg="processes will NOT be spawned as USER=foo"' in stderr.read_text()
     assert "level=info" not in stderr.read_text()

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import REPO, can_unshare, wait_for
+from harness import REPO, can_unshare, killed_at_exit, wait_for
 
 # integration/*.crontab
 CRONTABS = {
@@ -47,32 +47,13 @@ def run_supercronic(exe: Path, crontab: Path, until: str, args: tuple[str, ...] 
     with open(output, "wb") as handle:
         process = subprocess.Popen([str(exe), *args, str(crontab)], stdout=handle, stderr=subprocess.STDOUT,
                                    env=environment(**env))
-    try:
+    with killed_at_exit(process):
         wait_for(lambda: len(re.findall(until, output.read_text())) >= count, 20, f"{count} x {until!r}")
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     text = output.read_text()
     shutil.rmtree(output.parent)
     return text
-
-
-def term_once_started(exe: Path, crontab: Path, out: Path) -> str:
-    """test.bats' 1 s run of a slow job, as a condition: SIGTERM once the first run has started, then all it says."""
-    with open(out, "wb") as handle:
-        process = subprocess.Popen([str(exe), str(crontab)], stdout=handle, stderr=subprocess.STDOUT, env=environment())
-    try:
-        wait_for(lambda: "msg=starting" in out.read_text(), 10, "the first run")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return out.read_text()
 
 
 def test_it_prints_the_version(supercronic: Path):
@@ -105,13 +86,13 @@ def test_it_warns_when_user_is_set(supercronic: Path, crontabs: Path):
     assert re.search(r"(?i)processes will not.*USER=", out)
 
 
-def test_it_warns_when_a_job_is_falling_behind(supercronic: Path, crontabs: Path, tmp_path: Path):
-    out = term_once_started(supercronic, crontabs / "timeout.crontab", tmp_path / "out")
+def test_it_warns_when_a_job_is_falling_behind(supercronic: Path, crontabs: Path):
+    out = run_supercronic(supercronic, crontabs / "timeout.crontab", "msg=starting")  # test.bats' 1 s of a slow job
     assert re.search(r"(?i)job took too long to run", out)
 
 
-def test_it_warns_repeatedly_when_a_job_is_still_running(supercronic: Path, crontabs: Path, tmp_path: Path):
-    out = term_once_started(supercronic, crontabs / "timeout.crontab", tmp_path / "out")
+def test_it_warns_repeatedly_when_a_job_is_still_running(supercronic: Path, crontabs: Path):
+    out = run_supercronic(supercronic, crontabs / "timeout.crontab", "msg=starting")
     assert len(re.findall(r"(?i)job is still running", out)) == 2, out
 
 
@@ -141,15 +122,11 @@ def test_it_waits_for_jobs_to_exit_before_terminating(supercronic: Path, crontab
     with open(out, "wb") as handle:
         process = subprocess.Popen([str(supercronic), str(crontabs / "exit.crontab")], stdout=handle,
                                    stderr=subprocess.STDOUT, env=environment(MSG_START="will start", MSG_DONE="all done"))
-    try:
+    with killed_at_exit(process):
         wait_for(lambda: "will start" in out.read_text(), 10, "the job to start")
         process.send_signal(signal.SIGTERM)
         wait_for(lambda: "all done" in out.read_text(), 10, "the job to finish")
         assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_it_tests_a_valid_crontab(supercronic: Path, crontabs: Path):
