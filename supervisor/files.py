@@ -60,3 +60,22 @@ def read_small_text(path: str, limit: int = 4096) -> str | None:
     except FileNotFoundError:
         return None
     return data.decode("utf-8", "replace").strip()
+
+
+def write_atomically(path: str, text: str, prefix: str = ".tmp-") -> None:
+    """Write `text` to `path` so that a reader (node-exporter's textfile collector) never sees half a file."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=prefix)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise

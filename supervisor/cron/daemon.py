@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import traceback
 from datetime import datetime, timezone
 from typing import Any
@@ -14,7 +15,9 @@ import anyio.to_thread
 
 from .. import log
 from ..dirwatch import DirectoryWatch
+from ..metricshttp import MetricsHttp, listen
 from ..output import OutputWriter
+from ..promtext import CONTENT_TYPE
 from ..reaper import Reaper, become_subreaper
 from . import metrics
 from .jobs import JobProcesses
@@ -22,7 +25,6 @@ from .load import parse_crontab_texts, read_crontab_texts
 from .logrus import go_reason, go_signal_word
 from .scheduler import JobState, RealClock, Scheduler
 
-HTTP_TIMEOUT = 5.0
 RELOAD_ANNOUNCEMENT = f"received {go_signal_word(signal.SIGUSR2)}, reloading crontab"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)  # supercronic's
 HOME_PAGE = (b"<html>\n<head><title>Supercronic</title></head>\n<body>\n<h1>Supercronic</h1>\n"
@@ -167,11 +169,11 @@ class Pycrond:
         finally:
             self._pushing = False
 
-    async def listen_for_metrics(self) -> anyio.abc.Listener[Any] | None:
+    async def listen_for_metrics(self) -> socket.socket | None:
         """Bind before the first job runs: an address that cannot be had ends pycrond, as in supercronic."""
         host, port = self.args.metrics_address
         try:
-            listener = await anyio.create_tcp_listener(local_host=host or None, local_port=port)
+            listener = listen(host, port)
         except OSError as exc:
             self.log.critical(f"prometheus http startup failed: listen tcp {host}:{port}: {go_reason(exc)}")
             self.fatal = True
@@ -179,42 +181,18 @@ class Pycrond:
         self.log.info("serving metrics", address=f"{host}:{port}")
         return listener
 
-    async def serve_metrics(self, listener: anyio.abc.Listener[Any]) -> None:
+    async def serve_metrics(self, listener: socket.socket) -> None:
         try:
-            await listener.serve(self._http)
+            await MetricsHttp(listener, self._page, self.log).serve()
         except Exception as exc:  # noqa: BLE001 (no metrics is no reason to stop running jobs)
             self.log.error("cannot serve metrics", reason=str(exc))
 
-    async def _http(self, stream: Any) -> None:
-        try:
-            await self._http_exchange(stream)
-        except Exception:  # noqa: BLE001 (one scraper's trouble ends its connection only)
-            self.log.warning("metrics request failed", traceback=traceback.format_exc())
-
-    async def _http_exchange(self, stream: Any) -> None:
-        async with stream:
-            request = b""
-            with anyio.move_on_after(HTTP_TIMEOUT):
-                while b"\r\n\r\n" not in request and b"\n\n" not in request and len(request) < 8192:
-                    try:
-                        request += await stream.receive(4096)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        break
-            parts = request.split(b" ", 2)
-            path = parts[1].decode("latin-1") if len(parts) > 1 else ""
-            route = path.split("?")[0]
-            if route == "/metrics" and self.runner is not None:
-                body = metrics.render(self.runner.jobs).encode()
-                head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-            elif route == "/health":
-                body, head = b"OK", b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            else:  # supercronic answers every other path with its page
-                body, head = HOME_PAGE, b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            try:
-                with anyio.move_on_after(HTTP_TIMEOUT):
-                    await stream.send(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
+    def _page(self, path: str) -> tuple[str, bytes]:
+        if path == "/metrics" and self.runner is not None:
+            return CONTENT_TYPE, metrics.render(self.runner.jobs).encode()
+        if path == "/health":
+            return "text/plain; charset=utf-8", b"OK"
+        return "text/html; charset=utf-8", HOME_PAGE  # supercronic answers every other path with its page
 
     # --- signals and the end -----------------------------------------------------------
 

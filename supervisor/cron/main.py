@@ -67,27 +67,6 @@ def go_style_arguments(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def listen_address(text: str, default_port: int | None) -> tuple[str, int]:
-    """HOST:PORT, [V6]:PORT or :PORT (every interface); with a default port, a bare HOST too (supercronic's rule)."""
-    port: str | None = None
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError("takes HOST:PORT or [IPV6]:PORT")
-        port = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host = text  # a name, an IPv4 address or a bare IPv6 address
-    if port is None:
-        if default_port is None:
-            raise ValueError("takes HOST:PORT")
-        port = str(default_port)
-    if not port.isdigit() or len(port) > 5 or not 0 < int(port) <= 65535:
-        raise ValueError("takes a port from 1 to 65535")
-    return host, int(port)
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pycrond", description=DESCRIPTION, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +103,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(go_style_arguments(argv))
     if args.crontab is None and not args.version:
         parser.error("CRONTAB is required")
+    from ..listenaddr import listen_address
+
     args.metrics_address = None
     for flag, text, default_port in (("--metrics-listen", args.metrics_listen, None),
                                      ("-prometheus-listen-address", args.prometheus_listen_address,

@@ -9,11 +9,11 @@ success and failure times and the next run, which stale-heartbeat alerts need.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterable
 
+from .. import files
+from ..promtext import escape_label, number
 from .scheduler import BUCKETS, JobState
 
 COUNTERS: tuple[tuple[str, str, Callable[[JobState], int]], ...] = (
@@ -32,19 +32,11 @@ TIMESTAMPS: tuple[tuple[str, str, Callable[[JobState], float | None]], ...] = (
 )
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
-
-
 def _labels(state: JobState, extra: str = "") -> str:
     spec = state.spec
-    text = (f'command="{_escape(spec.command)}",position="{spec.position}",'
-            f'schedule="{_escape(spec.schedule_text)}"')
+    text = (f'command="{escape_label(spec.command)}",position="{spec.position}",'
+            f'schedule="{escape_label(spec.schedule_text)}"')
     return "{" + text + extra + "}"
-
-
-def _number(value: float) -> str:
-    return repr(float(value)) if isinstance(value, float) and not value.is_integer() else str(int(value))
 
 
 def render(jobs: Iterable[JobState]) -> str:
@@ -60,7 +52,7 @@ def render(jobs: Iterable[JobState]) -> str:
     out += [f"# HELP {name} duration of the cron executions", f"# TYPE {name} histogram"]
     for s in jobs:
         finished = s.successes + s.failures
-        for bound, count in [*zip(map(_number, BUCKETS), s.bucket_counts, strict=True), ("+Inf", finished)]:
+        for bound, count in [*zip(map(number, BUCKETS), s.bucket_counts, strict=True), ("+Inf", finished)]:
             le = ',le="' + bound + '"'
             out.append(f"{name}_bucket{_labels(s, le)} {count}")
         out.append(f"{name}_sum{_labels(s)} {round(s.duration_sum, 6)}")
@@ -75,20 +67,8 @@ def render(jobs: Iterable[JobState]) -> str:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """For node-exporter's textfile collector: readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".pycrond-metrics-")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    """For node-exporter's textfile collector (and pyinit's metrics directory): readers never see half a file."""
+    files.write_atomically(path, text, ".pycrond-metrics-")
 
 
 def push(url: str, text: str, timeout: float) -> None:

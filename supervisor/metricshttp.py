@@ -1,0 +1,183 @@
+"""A small HTTP/1.1 server for Prometheus' scrapes, safe to run inside PID 1.
+
+Event-driven (the loop wakes for a connection, never on a timer), and bounded:
+at most MAX_CONNECTIONS at once (more are closed at once), a request head of at
+most MAX_REQUEST bytes that must arrive within REQUEST_TIMEOUT, an answer that
+must be taken at some pace (IDLE_TIMEOUT without a byte taken ends it) and
+within ANSWER_DEADLINE, one request per connection. A page is rendered at most
+once per MIN_RENDER_INTERVAL, so scrapers in a tight loop cost the socket work only.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+MAX_CONNECTIONS = 16
+MAX_REQUEST = 8192
+REQUEST_TIMEOUT = 5.0
+IDLE_TIMEOUT = 5.0
+ANSWER_DEADLINE = 30.0
+MIN_RENDER_INTERVAL = 0.5
+
+Page = tuple[str, bytes]  # content type, body
+Pages = Callable[[str], Page | None]  # the path (no query) -> the page, None for 404
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking TCP socket on HOST:PORT ("" for every interface, v4 and v6)."""
+    if host:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    else:
+        sock, address = _any_interface(port)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.set_inheritable(False)
+        sock.bind(address)
+        sock.listen(64)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _any_interface(port: int) -> tuple[socket.socket, tuple[Any, ...]]:
+    if socket.has_dualstack_ipv6():
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        return sock, ("::", port)
+    return socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("0.0.0.0", port)  # noqa: S104 (the operator's ":PORT")
+
+
+def _status_line(code: int) -> bytes:
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+              408: "Request Timeout", 431: "Request Header Fields Too Large", 500: "Internal Server Error"}[code]
+    return f"HTTP/1.1 {code} {reason}\r\n".encode()
+
+
+def response(code: int, content_type: str, body: bytes, head_only: bool = False) -> bytes:
+    head = (_status_line(code) + f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n".encode()
+            + b"Connection: close\r\n\r\n")
+    return head if head_only else head + body
+
+
+def parse_request_line(head: bytes) -> tuple[str, str] | None:
+    """(method, path without the query) of a request head; None when it is not HTTP."""
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    parts = line.split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/") or not parts[1].startswith(b"/"):
+        return None
+    return parts[0].decode("latin-1"), parts[1].split(b"?", 1)[0].decode("latin-1")
+
+
+class MetricsHttp:
+    def __init__(self, listener: socket.socket, pages: Pages, log: Any) -> None:
+        self.listener = listener
+        self.pages = pages
+        self.log = log
+        self.active = 0
+        self._cache: dict[str, tuple[float, Page | None]] = {}
+
+    async def serve(self) -> None:
+        async with anyio.create_task_group() as group:
+            try:
+                while True:
+                    await anyio.wait_readable(self.listener)
+                    self._accept_into(group)
+            finally:
+                self.listener.close()
+
+    def _accept_into(self, group: anyio.abc.TaskGroup) -> None:
+        while True:
+            try:
+                conn, _address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED):
+                    return  # the scraper will try again; the connections being served free fds
+                raise
+            if self.active >= MAX_CONNECTIONS:
+                conn.close()
+                continue
+            conn.setblocking(False)
+            self.active += 1
+            group.start_soon(self._connection, conn)
+
+    async def _connection(self, conn: socket.socket) -> None:
+        try:
+            with anyio.fail_after(ANSWER_DEADLINE):
+                await self._exchange(conn)
+        except (OSError, TimeoutError):
+            pass  # the scraper went away, or stopped reading
+        except Exception:  # noqa: BLE001 (one scrape's trouble ends its connection, never PID 1)
+            self.log.error("metrics request failed", traceback=traceback.format_exc())
+        finally:
+            self.active -= 1
+            conn.close()
+
+    async def _exchange(self, conn: socket.socket) -> None:
+        head = b""
+        with anyio.move_on_after(REQUEST_TIMEOUT):
+            while b"\r\n\r\n" not in head and b"\n\n" not in head:
+                await anyio.wait_readable(conn)
+                try:
+                    chunk = conn.recv(MAX_REQUEST + 1 - len(head))
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                head += chunk
+                if len(head) > MAX_REQUEST:
+                    await self._send(conn, response(431, "text/plain", b"request head too large\n"))
+                    return
+        if b"\n" not in head:
+            if head:
+                await self._send(conn, response(408, "text/plain", b"no request in time\n"))
+            return
+        request = parse_request_line(head)
+        if request is None:
+            await self._send(conn, response(400, "text/plain", b"not an HTTP request\n"))
+            return
+        method, path = request
+        if method not in ("GET", "HEAD"):
+            await self._send(conn, response(405, "text/plain", b"GET or HEAD only\n"))
+            return
+        page = self._page(path)
+        if page is None:
+            await self._send(conn, response(404, "text/plain", b"not found: try /metrics\n", method == "HEAD"))
+            return
+        await self._send(conn, response(200, page[0], page[1], method == "HEAD"))
+
+    def _page(self, path: str) -> Page | None:
+        now = anyio.current_time()
+        cached = self._cache.get(path)
+        if cached is not None and now - cached[0] < MIN_RENDER_INTERVAL:
+            return cached[1]
+        page = self.pages(path)
+        if len(self._cache) > 64:
+            self._cache.clear()  # paths are the client's choice: never more than a few kept
+        self._cache[path] = (now, page)
+        return page
+
+    async def _send(self, conn: socket.socket, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            with anyio.fail_after(IDLE_TIMEOUT):
+                await anyio.wait_writable(conn)
+            try:
+                view = view[conn.send(view):]
+            except BlockingIOError:
+                continue
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass

@@ -1,0 +1,99 @@
+"""Prometheus' text format: what pyinit writes, and how services' metrics files are merged."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor import promtext
+from supervisor.promtext import Merged, family, labels, merge, number
+
+
+def merged_text(*files: tuple[str, str], reserved: tuple[str, ...] = ()) -> tuple[str, dict[str, int]]:
+    merged = Merged()
+    for source, text in files:
+        merge(merged, source, text, reserved)
+    return merged.text(), merged.rejected
+
+
+def test_numbers_are_written_as_prometheus_reads_them():
+    assert [number(v) for v in (3, 2.0, 0.25, True, math.inf, -math.inf, math.nan, 1e20)] == [
+        "3", "2", "0.25", "1", "+Inf", "-Inf", "NaN", "1e+20"]
+
+
+def test_label_values_and_help_are_escaped():
+    assert labels(service='a"b\\c\nd') == '{service="a\\"b\\\\c\\nd"}'
+    assert family("x_total", "counter", "one\nline", [("", 1)])[0] == "# HELP x_total one\\nline"
+
+
+def test_a_services_families_are_kept_with_their_help_type_and_histogram_samples():
+    text, rejected = merged_text(("a.prom", (
+        "# HELP job_seconds how long\n# TYPE job_seconds histogram\n"
+        'job_seconds_bucket{le="1"} 2\njob_seconds_bucket{le="+Inf"} 3\njob_seconds_sum 4.5\njob_seconds_count 3\n'
+        "# a comment\n\nplain_metric 7 1700000000000\n")))
+    assert rejected == {}
+    assert text.splitlines() == [
+        "# HELP job_seconds how long", "# TYPE job_seconds histogram",
+        'job_seconds_bucket{le="1"} 2', 'job_seconds_bucket{le="+Inf"} 3', "job_seconds_sum 4.5", "job_seconds_count 3",
+        "plain_metric 7 1700000000000"]
+
+
+def test_lines_that_are_not_the_format_are_left_out_and_counted_per_file():
+    text, rejected = merged_text(("bad.prom", (
+        "good 1\nno value\n{x=\"y\"} 3\nbad-name 1\nbroken{a=\"b} 1\nvalue notanumber\n"
+        "# TYPE t nonsense\nt 1\nok_two{a=\"b\",} 2\n" + "x" * 300 + " 1e400\n")))
+    assert text.splitlines() == ["good 1", 'ok_two{a="b",} 2', "x" * 300 + " 1e400"]
+    assert rejected == {"bad.prom": 7}  # 5 bad samples, a bad TYPE, and t's sample of that refused family
+
+
+def test_pyinits_own_names_cannot_be_shadowed_by_a_file():
+    text, rejected = merged_text(("evil.prom", "# TYPE pys6_service_up gauge\npys6_service_up{service=\"sshd\"} 1\n"
+                                               "process_open_fds 3\nmine 1\n"), reserved=("pys6_", "process_"))
+    assert "pys6_service_up" not in text.replace("# TYPE pys6_service_up gauge", "")
+    assert "mine 1" in text and "process_open_fds" not in text
+    assert rejected == {"evil.prom": 2}
+
+
+def test_one_family_from_two_files_is_served_once_and_a_series_twice_only_once():
+    text, rejected = merged_text(
+        ("a.prom", '# HELP shared_total first\n# TYPE shared_total counter\nshared_total{f="a"} 1\n'),
+        ("b.prom", '# HELP shared_total second\n# TYPE shared_total counter\nshared_total{f="b"} 2\n'
+                   'shared_total{f="a"} 9\n'),
+        ("c.prom", "# TYPE shared_total gauge\nshared_total{f=\"c\"} 3\n"))
+    assert text.splitlines() == ["# HELP shared_total first", "# TYPE shared_total counter",
+                                 'shared_total{f="a"} 1', 'shared_total{f="b"} 2']
+    assert rejected == {"c.prom": 1}  # another type for the same family
+
+
+label_value = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a_total", "b", "c_seconds"]), label_value,
+                          st.floats(allow_nan=True) | st.integers(-10**18, 10**18)), max_size=20))
+def test_what_pyinit_writes_reads_back_whole(samples):
+    """Whatever a label holds, a family written here is read back by the merger with nothing left out."""
+    lines: list[str] = []
+    for name in ("a_total", "b", "c_seconds"):
+        mine = [(labels(job=value), v) for n, value, v in samples if n == name]
+        if mine:
+            lines += family(name, "counter" if name.endswith("_total") else "gauge", f"help of {name}", mine)
+    text, rejected = merged_text(("x.prom", "\n".join(lines) + "\n"))
+    assert rejected == {}
+    distinct = {(n, value) for n, value, _v in samples}
+    assert len([line for line in text.split("\n") if line and not line.startswith("#")]) == len(distinct)
+
+
+@given(st.text(max_size=300))
+def test_no_text_breaks_the_merger(text):
+    merged = Merged()
+    merge(merged, "f.prom", text, ("pys6_",))
+    again = Merged()
+    merge(again, "g.prom", merged.text())
+    assert again.rejected == {}  # what survives is valid
+
+
+def test_content_type_is_the_text_format():
+    assert promtext.CONTENT_TYPE.startswith("text/plain; version=0.0.4")
