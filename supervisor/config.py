@@ -65,6 +65,8 @@ class Settings:
     wait_for_closing_fd: int = 0
     world_writable_run: bool = False
     s6_run: bool = True  # PYS6_S6_RUN=0: never lay out s6-overlay's paths under /run
+    metrics_listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: none
+    metrics_file: str = ""  # where the same page is written for a textfile collector
     warnings: tuple[str, ...] = ()
 
     @property
@@ -166,6 +168,19 @@ def parse_signal(value: object) -> int:
     return parse_signal_name(_scalar(value))
 
 
+def parse_listen_address(value: object) -> tuple[str, int]:
+    from .listenaddr import listen_address
+
+    return listen_address(_scalar(value), None)
+
+
+def parse_path(value: object) -> str:
+    text = _scalar(value)
+    if not text or len(text) > 4096 or "\0" in text:
+        raise ValueError("must be a file path")
+    return text
+
+
 def group_id(group: str) -> int:
     """A group given by name or number, as its gid (KeyError if there is no such group)."""
     import grp
@@ -203,6 +218,8 @@ KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
     ("finish_after_services", "PYS6_FINISH_AFTER_SERVICES", parse_bool),
     ("control_group", "PYS6_CONTROL_GROUP", parse_group),
     ("control_timeout", "PYS6_CONTROL_TIMEOUT", parse_positive_ms),
+    ("metrics_listen", "PYS6_METRICS_LISTEN", parse_listen_address),
+    ("metrics_file", "PYS6_METRICS_FILE", parse_path),
 )
 
 SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {

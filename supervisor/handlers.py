@@ -67,14 +67,33 @@ def plain(head: dict[str, Any]) -> Answer:
     return head, ()
 
 
+METRICS_CHUNK = 256 * 1024  # characters of the page per item, well inside an answer line
+
+
+def chunks_of(text: str, size: int = METRICS_CHUNK) -> list[str]:
+    """`text` in pieces of at most about `size`, cut after a newline where one is near."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            newline = text.rfind("\n", start, end)
+            end = newline + 1 if newline >= start else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
 class Handlers:
-    def __init__(self, target: ControlTarget, command_timeout: float) -> None:
+    def __init__(self, target: ControlTarget, command_timeout: float,
+                 metrics_text: Callable[[], str] | None = None) -> None:
         self.target = target
         self.log = target.log
         self.command_timeout = command_timeout
+        self.metrics_text = metrics_text
         self.verbs: dict[str, Callable[[Request, Peer], Awaitable[Answer]]] = {
             "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
-            "forensics": self.forensics, "audit": self.audit,
+            "forensics": self.forensics, "audit": self.audit, "metrics": self.metrics,
         }
 
     async def handle(self, request: Request, peer: Peer) -> Answer:
@@ -110,6 +129,12 @@ class Handlers:
         record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(), "asked")
         processes = record.pop("processes")
         return {"ok": True, "forensics": record, "items": len(processes)}, processes
+
+    async def metrics(self, request: Request, peer: Peer) -> Answer:
+        if self.metrics_text is None:
+            raise ProtocolError("metrics are not available in this pyinit", protocol.EXIT_SYSTEM)
+        pieces = chunks_of(self.metrics_text())
+        return {"ok": True, "items": len(pieces)}, ({"text": piece} for piece in pieces)
 
     async def audit(self, request: Request, peer: Peer) -> Answer:
         self.log.warning("client refused a command", peer_pid=peer.pid, peer_uid=peer.uid, message=request.message)

@@ -8,6 +8,7 @@ the stages.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -101,6 +102,7 @@ def run(argv: Sequence[str]) -> int:
     except (paths.RuntimeDirError, OSError) as exc:
         return _fail(str(exc), EXIT_SYSTEM)
     is_pid1 = os.getpid() == 1
+    metrics_dir = _prepare_metrics_directory(rundir)
     from .server import ControlSocketError, bind_control_socket
 
     try:
@@ -123,12 +125,15 @@ def run(argv: Sequence[str]) -> int:
         except OSError as exc:
             return _fail(str(exc), EXIT_SYSTEM)
 
+    metrics_listener = _metrics_listener(settings.metrics_listen)
+
     import anyio
 
     from .main_loop import run_pid1
 
     try:
-        return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout)
+        return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout, metrics_listener,
+                         metrics_dir)
     except BaseException as exc:  # noqa: BLE001 (the event loop itself is gone: still orphan nothing)
         _emergency_stop(is_pid1, settings.kill_gracetime / 1000, exc)
         return EXIT_SYSTEM
@@ -138,6 +143,38 @@ def run(argv: Sequence[str]) -> int:
             os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
         except OSError:
             pass
+
+
+def _prepare_metrics_directory(rundir: str) -> str:
+    """$PYS6_METRICS_DIR (default $rundir/metrics), where services drop their metrics files; exported
+    before the container environment is written, so every script and service knows it."""
+    from .metricsexport import metrics_directory, prepare_directory
+
+    path = metrics_directory(rundir, os.environ)
+    os.environ["PYS6_METRICS_DIR"] = path
+    try:
+        prepare_directory(path)
+    except OSError as exc:
+        from . import log
+
+        log.get().warning("services' metrics directory unusable", directory=path, reason=exc.strerror)
+    return path
+
+
+def _metrics_listener(address: tuple[str, int] | None) -> socket.socket | None:
+    """The Prometheus endpoint, bound before anything starts; a port that cannot be had is logged,
+    and the container runs without it (metrics are never a reason to refuse a boot)."""
+    if address is None:
+        return None
+    from . import log
+    from .metricshttp import listen
+
+    try:
+        return listen(*address)
+    except OSError as exc:
+        log.get().error("metrics endpoint cannot listen, going on without it", address=f"{address[0]}:{address[1]}",
+                        reason=exc.strerror or str(exc))
+        return None
 
 
 def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:

@@ -42,6 +42,8 @@ class LogPipe:
         self._stream = "stdout" if target_fd == 1 else "stderr"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reading = False
+        self.lines = 0  # merged so far, for the metrics
+        self.bytes = 0
 
     def child_started(self) -> None:
         """The child has its copy of the write end; drop ours unless we keep it."""
@@ -81,6 +83,8 @@ class LogPipe:
 
     def _emit(self, lines: bytes) -> None:
         if lines:
+            self.lines += lines.count(b"\n")
+            self.bytes += len(lines)
             if self._recent is not None:
                 self._remember(lines)
             self._writer.write_nowait(self._target_fd, self._format(lines))

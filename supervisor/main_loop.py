@@ -20,6 +20,7 @@ from .childenv import ChildEnvironment
 from .config import Settings
 from .handlers import Handlers
 from .output import OutputWriter, write_all, write_if_room
+from .protocol import VERBS
 from .reaper import Reaper
 from .s6layout import Layout
 from .scanctl import serve_scan_control
@@ -27,6 +28,7 @@ from .server import ControlServer
 from .signames import signal_name
 from .spawn import send_signal
 from .stages import Container
+from .telemetry import ControlTally
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -35,6 +37,11 @@ DIVERTED_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGUSR
                     signal.SIGPWR, signal.SIGWINCH)
 FINAL_FLUSH_TIMEOUT = 1.0
 EXIT_CANNOT_GO_ON = 111
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper: Reaper, logger: Any) -> None:
@@ -86,8 +93,25 @@ def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[i
     return write_all
 
 
+def _metrics(container: Container, tally: ControlTally, directory: str, logger: Any) -> Any:
+    """The metrics page's maker, imported only here: a pyinit that serves no metrics does not load it."""
+    from .metricsexport import PodMetrics
+
+    return PodMetrics(container, tally, directory, logger)
+
+
+async def _serve_metrics(metrics: Any, listener: socket.socket, logger: Any) -> None:
+    from .metricshttp import MetricsHttp
+
+    try:
+        await MetricsHttp(listener, metrics.page, logger).serve()
+    except Exception:  # noqa: BLE001 (no metrics is no reason to stop the container)
+        logger.error("metrics endpoint failed, no longer serving", traceback=traceback.format_exc())
+
+
 async def run_pid1(
-    settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool, layout: Layout
+    settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool, layout: Layout,
+    metrics_listener: socket.socket | None = None, metrics_dir: str = "",
 ) -> int:
     logger = log.get()
     writer = OutputWriter(sink=_catch_all_sink(settings, rundir, logger)) if settings.logging >= 1 else OutputWriter()
@@ -108,9 +132,17 @@ async def run_pid1(
             for problem in layout.problems:
                 logger.warning(problem)
             root.start_soon(serve_scan_control, layout.control_fifos(), container, logger)
-            handlers = Handlers(container, settings.control_timeout / 1000)
-            server = ControlServer(listener, handlers, settings.control_group, settings.control_timeout)
+            tally = ControlTally(VERBS)
+            metrics = _metrics(container, tally, metrics_dir, logger) if metrics_dir else None
+            handlers = Handlers(container, settings.control_timeout / 1000, metrics.text if metrics else None)
+            server = ControlServer(listener, handlers, settings.control_group, settings.control_timeout, tally)
             root.start_soon(server.serve)
+            if metrics is not None and metrics_listener is not None:
+                root.start_soon(_serve_metrics, metrics, metrics_listener, logger)
+                logger.info("serving metrics", address=_address(metrics_listener))
+            if metrics is not None and settings.metrics_file:
+                container.metrics_changed = metrics.changed
+                root.start_soon(metrics.keep_file_written, settings.metrics_file)
             mode = "pid1" if is_pid1 else "subreaper"
             logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
             reaper.reap()  # anything that died before our SIGCHLD handler existed
@@ -121,6 +153,9 @@ async def run_pid1(
                 code = EXIT_CANNOT_GO_ON
                 with anyio.CancelScope(shield=True):
                     await container.kill_everything()
+            if metrics is not None and settings.metrics_file:
+                with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):  # the last page: cont-finish's results, the exit
+                    await metrics.write_file(settings.metrics_file)
             # stdout may be a pipe nobody reads: wait for it only this long, then abandon the writer.
             with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):
                 await writer.flush()

@@ -17,7 +17,8 @@ lines, 2,000 processes) is streamed, and a client holds one line at a time:
     {"ok": false, "error": "...", "code": 100}
 
 Verbs: ping; status [services]; control services actions [wait timeout_ms];
-log service [lines]; forensics service; audit message (a refusal seen by a client).
+log service [lines]; forensics service; audit message (a refusal seen by a client);
+metrics (the Prometheus page, as items of {"text": ...} to be written out in order).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ EXIT_USAGE = 100  # wrong usage: bad flag, unknown service
 EXIT_NOT_RUNNING = 102  # the supervisor is not running or not listening
 EXIT_SYSTEM = 111  # a system call failed, or the supervisor refused us
 
+VERBS = ("ping", "status", "control", "log", "forensics", "audit", "metrics", "invalid")  # "invalid": unreadable
 STATE_ACTIONS = ("up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart")
 WAITS = ("up", "ready", "down", "finished", "restarted", "restarted-ready")
 
@@ -235,7 +237,7 @@ def decode_request(frame: bytes) -> Request:
         raise ProtocolError(f"unsupported protocol version (this pyinit speaks {VERSION})")
     verb = _expect(raw.get("verb"), str, "verb")
     services = tuple(_bare_name(_expect(s, str, "services[]")) for s in _expect(raw.get("services", []), list, "services"))
-    if verb == "ping":
+    if verb in ("ping", "metrics"):
         return Request(verb)
     if verb == "status":
         return Request(verb, services)

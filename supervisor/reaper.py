@@ -57,6 +57,7 @@ class Reaper:
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
         self._childless = anyio.Event()
+        self.orphans_reaped = 0
 
     def watch(self, pid: int, callback: ExitCallback) -> None:
         """Call `callback` when `pid` exits. Register before the next await after spawning."""
@@ -83,7 +84,9 @@ class Reaper:
             callback = self._watched.pop(pid, None)
             if callback is not None:
                 callback(exitcode, signum)
-            elif self._on_orphan is not None:
+                continue
+            self.orphans_reaped += 1
+            if self._on_orphan is not None:
                 self._on_orphan(pid, exitcode, signum)
 
     def has_children(self) -> bool:

@@ -27,6 +27,7 @@ from .handlers import Answer, Handlers, Peer, plain
 from .log import BurstLog
 from .paths import SOCKET_NAME
 from .protocol import ProtocolError, Request
+from .telemetry import ControlTally
 
 MAX_CONNECTIONS = 256
 SEND_DEADLINE = 120.0  # seconds for a whole answer, however fast the client reads
@@ -118,8 +119,10 @@ def _peer_groups_large(conn: socket.socket) -> bytes:
 
 
 class ControlServer:
-    def __init__(self, listener: socket.socket, handlers: Handlers, group: str, timeout_ms: int) -> None:
+    def __init__(self, listener: socket.socket, handlers: Handlers, group: str, timeout_ms: int,
+                 tally: ControlTally | None = None) -> None:
         self.listener = listener
+        self.tally = tally or ControlTally(protocol.VERBS)
         self.handlers = handlers
         self.log = handlers.log
         self.gid = group_id(group) if group else None
@@ -187,11 +190,13 @@ class ControlServer:
         try:
             pid, uid, gid = peer_credentials(conn)
             if not self.allowed(conn, uid, gid):
+                self.tally.refused += 1
                 self._refused(peer_pid=pid, peer_uid=uid, peer_gid=gid)
                 self._send_now(conn, protocol.error("permission denied", protocol.EXIT_SYSTEM))
                 return  # closed at once: a refused peer holds no slot
-            answer = await self._answer(conn, Peer(pid, uid, gid, lambda: _hangup(conn)))
+            verb, answer = await self._answer(conn, Peer(pid, uid, gid, lambda: _hangup(conn)))
             if answer is not None:
+                self.tally.request(verb, "ok" if answer[0].get("ok") else "error")
                 await self._send_answer(conn, answer)
         except (OSError, TimeoutError):
             pass  # the client went away, or stopped reading
@@ -209,21 +214,22 @@ class ControlServer:
         except OSError:
             pass
 
-    async def _answer(self, conn: socket.socket, peer: Peer) -> Answer | None:
-        """Read and handle the request; None when there is nothing worth answering."""
+    async def _answer(self, conn: socket.socket, peer: Peer) -> tuple[str, Answer | None]:
+        """Read and handle the request: its verb ("invalid" when unreadable) and the answer, None
+        when there is nothing worth answering."""
         request: Request | None = None
         with anyio.move_on_after(self.timeout):  # for the request only: waits have their own
             frame = await self._read_frame(conn)
             if frame is None:
-                return None
+                return "invalid", None
             try:
                 request = protocol.decode_request(frame)
             except ProtocolError as exc:
-                return plain(protocol.error(str(exc), exc.code))
+                return "invalid", plain(protocol.error(str(exc), exc.code))
         if request is None:
             self._silent(peer_pid=peer.pid, peer_uid=peer.uid)
-            return plain(protocol.error("no request in time"))
-        return await self.handlers.handle(request, peer)
+            return "invalid", plain(protocol.error("no request in time"))
+        return request.verb, await self.handlers.handle(request, peer)
 
     async def _read_frame(self, conn: socket.socket) -> bytes | None:
         buffer = b""

@@ -52,6 +52,7 @@ from .output import OutputWriter
 from .reaper import Reaper
 from .signames import signal_name
 from .spawn import exec_failure_code, signal_group, spawn
+from .telemetry import ServiceTally, count_step
 
 
 class Runtime(Protocol):
@@ -102,6 +103,7 @@ class ServiceRunner:
         self.stdout_to = stdout_to
         self.stdin_from = stdin_from
         self.state = ServiceState()
+        self.tally = ServiceTally()
         self._runtime = runtime
         self._inbox: list[Inbox] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -212,9 +214,11 @@ class ServiceRunner:
             if isinstance(event, Exited):
                 self.drain()  # its last words come before the news of its death
                 self._stop_readiness()
+            before = self.state
             self.state, actions = policy.step(
-                self.spec, self.state, event, anyio.current_time(), self._runtime.services_gracetime
+                self.spec, before, event, anyio.current_time(), self._runtime.services_gracetime
             )
+            count_step(self.tally, event, before, self.state)
             for action in actions:
                 try:
                     follow_up = self._perform(action)

@@ -35,6 +35,7 @@ from .servicedir import is_executable_file, read_service, scan
 from .signames import signal_name
 from .spawn import exec_failure_code, send_signal, signal_everyone, signal_group, spawn
 from .supervisedir import ControlFifos, SuperviseDir
+from .telemetry import StageRecord
 
 EXIT_BAD_CONFIG = 100
 EXIT_SYSTEM = 111
@@ -71,6 +72,8 @@ class Container:
         self._logger_pipes: dict[str, tuple[int, int]] = {}  # producer -> (read end, write end or -1)
         self._loggers: dict[str, str] = {}  # logger -> its producer
         self._services_group: anyio.abc.TaskGroup | None = None
+        self.stage_records: list[StageRecord] = []  # cont-init, then cont-finish, for the metrics
+        self.metrics_changed: Callable[[], None] = lambda: None  # the metrics textfile is out of date
         compiled = os.path.join(os.path.dirname(layout.container_environment), "s6-rc")
         self.rc = RcServices(self, Plan((), (), {}, {}), compiled, 2 * self.services_gracetime + STOP_MARGIN)
 
@@ -202,7 +205,19 @@ class Container:
         except OSError as exc:
             self.log.error("cannot read scripts directory", directory=directory, reason=exc.strerror)
             return [(directory, 111)]
-        failures = []
+        failures: list[tuple[str, int]] = []
+        record = StageRecord(kind.removesuffix(".d"))
+        self.stage_records.append(record)
+        stage_started = anyio.current_time()
+        try:
+            await self._run_each(names, directory, kind, timeout_ms, record, failures)
+        finally:
+            record.seconds, record.done = anyio.current_time() - stage_started, True
+            self.metrics_changed()
+        return failures
+
+    async def _run_each(self, names: list[bytes], directory: str, kind: str, timeout_ms: int, record: StageRecord,
+                        failures: list[tuple[str, int]]) -> None:
         for raw in names:
             name = os.fsdecode(raw)
             path = os.path.join(directory, name)
@@ -213,14 +228,16 @@ class Container:
                 self.log.warning("script is not executable, skipped", script=source)
                 continue
             self.log.info("script starting", script=source)
+            started = anyio.current_time()
             code = await self.run_script(path, source, timeout_ms)
+            record.scripts.append((name, code, anyio.current_time() - started))
+            self.metrics_changed()
             if code == 0:
                 self.log.info("script done", script=source)
             else:
                 level = "warning" if kind != "cont-init.d" or self.settings.behaviour_if_stage2_fails else "info"
                 getattr(self.log, level)("script failed", script=source, exitcode=code)
                 failures.append((source, code))
-        return failures
 
     # --- services ----------------------------------------------------------------
 
@@ -323,6 +340,7 @@ class Container:
         self._control_fifos.watch(directory)
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
+        self.metrics_changed()
         directory = self.supervise_dirs.get(spec.name)
         if directory is None:
             return

@@ -15,6 +15,7 @@ USAGE = """\
 usage: pysvstat [-uwNrpgest | -o FIELD,...] [-n] [--json] [--check] [SERVICE...]
        pysvstat --log SERVICE [-n LINES] [--raw]
        pysvstat --forensics SERVICE
+       pysvstat --prometheus
 
 Status of pys6's services, in s6-svstat's words (all services, and a summary
 line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
@@ -33,6 +34,8 @@ line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
                last 1000 lines or 128 KiB); control characters are shown
                escaped on a terminal unless --raw
   --forensics SERVICE        its process tree, recent deaths and last lines
+  --prometheus the metrics page pyinit serves (PYS6_METRICS_LISTEN), in
+               Prometheus' text format, with the services' metrics files
 
 exit codes: 0 ok; 1 --check found a service not as it should be; 100 wrong
 usage or unknown service; 102 pyinit is not running; 111 a system call failed
@@ -50,6 +53,7 @@ class Options:
         self.forensics: str | None = None
         self.lines = 100
         self.raw = False
+        self.prometheus = False
         self.services: list[str] = []
 
 
@@ -70,6 +74,8 @@ def _parse(argv: Sequence[str]) -> Options:
             opts.check = True
         elif arg == "--raw":
             opts.raw = True
+        elif arg == "--prometheus":
+            opts.prometheus = True
         elif arg in ("--log", "--forensics"):
             if not args:
                 raise ProtocolError(f"{arg} needs a SERVICE")
@@ -125,8 +131,20 @@ def _show_forensics(name: str) -> int:
     return 0
 
 
+def _show_metrics() -> int:
+    _head, pieces = client.call_stream({"v": protocol.VERSION, "verb": "metrics"})
+    for piece in pieces:
+        text = piece.get("text")
+        if not isinstance(text, str):
+            raise ProtocolError("pyinit sent a metrics piece pysvstat cannot read", protocol.EXIT_SYSTEM)
+        sys.stdout.write(text)
+    return 0
+
+
 def run(argv: Sequence[str]) -> int:
     opts = _parse(argv)
+    if opts.prometheus:
+        return _show_metrics()
     if opts.log is not None:
         return _show_log(opts.log, opts.lines, opts.raw)
     if opts.forensics is not None:

@@ -48,12 +48,14 @@ def test_the_programs_that_wait_are_never_imported_by_pyinit():
 # Each module's layer: a module imports only from its own layer or below, and never in a circle.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(["model", "signames", "files", "paths", "protocol", "statusfmt", "lines", "cron.expression",
-                     "cron.logrus", "links", "contenv", "s6getopt", "jsonwire"], 0),
+                     "cron.logrus", "links", "contenv", "s6getopt", "jsonwire", "listenaddr", "promtext"], 0),
     **dict.fromkeys(["policy", "config", "servicedir", "control", "cron.crontab", "cron.schedule", "cron.load",
-                     "cron.install", "s6layout", "compat", "childenv", "s6commands", "s6status", "s6rc"], 1),
+                     "cron.install", "s6layout", "compat", "childenv", "s6commands", "s6status", "s6rc", "telemetry",
+                     "procstats"], 1),
     **dict.fromkeys(["spawn", "reaper", "output", "logpipe", "log", "forensics", "dirwatch",
-                     "notifylisten", "tmuxstate", "scanctl", "catchall", "supervisedir"], 2),
-    **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics", "rcstages"], 3),
+                     "notifylisten", "tmuxstate", "scanctl", "catchall", "supervisedir", "podmetrics", "metricshttp"], 2),
+    **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics", "rcstages",
+                     "metricsexport"], 3),
     **dict.fromkeys(["stages", "cron.daemon"], 4),
     **dict.fromkeys(["main_loop", "cron.main"], 5),
     **dict.fromkeys(["init", "__main__", "client", "svstat", "svc", "s6clients", "s6log"], 6),

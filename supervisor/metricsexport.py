@@ -1,0 +1,149 @@
+"""pyinit's metrics page and where it goes: the HTTP endpoint, the textfile, pysvstat --prometheus.
+
+The page is pyinit's own families (podmetrics) followed by the metrics files that
+services drop into $PYS6_METRICS_DIR (pycrond's among them), merged so that the
+pod needs one scrape target. The textfile is rewritten when something changed
+(a service, a stage, a file in that directory), at most once a second, and once
+more at exit: nothing runs while nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from . import podmetrics, promtext
+from .files import read_regular_file, write_atomically
+from .procstats import process_figures
+from .telemetry import ControlTally, StageRecord
+
+DIRECTORY_NAME = "metrics"
+MAX_FILES = 64
+MAX_FILE_BYTES = 1 << 20
+FILE_MIN_INTERVAL = 1.0
+RESERVED_PREFIXES = ("pys6_", "process_")  # pyinit's own families: a service's file cannot shadow them
+HOME_PAGE = (b"<html><head><title>pyinit</title></head><body><h1>pyinit</h1>"
+             b"<p><a href='/metrics'>Metrics</a></p></body></html>\n")
+
+
+def metrics_directory(rundir: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    return environ.get("PYS6_METRICS_DIR") or os.path.join(rundir, DIRECTORY_NAME)
+
+
+def prepare_directory(path: str) -> None:
+    """Make it (0755: services of other uids may read it; they write only if given the right), and
+    remove the .prom files a previous boot left, which would be served as if current."""
+    os.makedirs(path, 0o755, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".prom"):
+            try:
+                os.unlink(os.path.join(path, name))
+            except OSError:
+                pass
+
+
+def read_dropins(directory: str) -> promtext.Merged:
+    """The services' metrics files (*.prom, regular files, in name order), merged; what is wrong is counted."""
+    merged = promtext.Merged()
+    try:
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".prom") and not name.startswith("."))
+    except OSError:
+        return merged
+    if len(names) > MAX_FILES:
+        for name in names[MAX_FILES:]:
+            merged.rejected[name] = -1  # not read at all
+        names = names[:MAX_FILES]
+    for name in names:
+        try:
+            text = read_regular_file(os.path.join(directory, name), MAX_FILE_BYTES).decode("utf-8", "replace")
+        except FileNotFoundError:
+            continue  # replaced between the listing and the read
+        except OSError:
+            merged.rejected[name] = -1
+            continue
+        promtext.merge(merged, name, text, RESERVED_PREFIXES)
+    return merged
+
+
+class PodMetrics:
+    """Reads the container's records into one page; owns the textfile writer."""
+
+    def __init__(self, container: Any, control: ControlTally, directory: str, log: Any) -> None:
+        self.container = container
+        self.control = control
+        self.directory = directory
+        self.log = log
+        self._dirty: anyio.Event | None = None  # set when the textfile is out of date
+
+    def figures(self, rejected: dict[str, int]) -> podmetrics.PodFigures:
+        container = self.container
+        services = [podmetrics.ServiceFigures(runner.spec, runner.state, runner.tally,
+                                              (runner.stdout.lines, runner.stderr.lines),
+                                              (runner.stdout.bytes, runner.stderr.bytes))
+                    for runner in list(container.services.values())]
+        stages: list[StageRecord] = container.stage_records
+        return podmetrics.PodFigures(services, container.stage, stages, self.control,
+                                     container.reaper.orphans_reaped, rejected, process_figures())
+
+    def text(self) -> str:
+        dropins = read_dropins(self.directory)
+        own = podmetrics.render(self.figures(dropins.rejected), anyio.current_time(), time.time())
+        return own + dropins.text()
+
+    def page(self, path: str) -> tuple[str, bytes] | None:
+        if path == "/metrics":
+            return promtext.CONTENT_TYPE, self.text().encode()
+        if path in ("/health", "/healthz"):
+            return "text/plain; charset=utf-8", b"OK\n"
+        if path == "/":
+            return "text/html; charset=utf-8", HOME_PAGE
+        return None
+
+    # --- the textfile ---------------------------------------------------------------------
+
+    def changed(self) -> None:
+        if self._dirty is not None:
+            self._dirty.set()
+
+    async def keep_file_written(self, path: str) -> None:
+        """Rewrite `path` after each change (at most once a second); the directory's changes count too."""
+        self._dirty = anyio.Event()
+        self._dirty.set()
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch_dropins)
+            while True:
+                await self._dirty.wait()
+                self._dirty = anyio.Event()
+                await self.write_file(path)
+                await anyio.sleep(FILE_MIN_INTERVAL)
+
+    async def write_file(self, path: str) -> None:
+        try:
+            text = self.text()
+            await anyio.to_thread.run_sync(write_atomically, path, text, ".pys6-metrics-", abandon_on_cancel=True)
+        except OSError as exc:
+            self.log.error("cannot write the metrics file", path=path, reason=exc.strerror or str(exc))
+        except Exception:  # noqa: BLE001 (metrics are never worth PID 1)
+            self.log.error("metrics file failed", path=path, traceback=traceback.format_exc())
+
+    async def _watch_dropins(self) -> None:
+        from .dirwatch import DirectoryWatch
+
+        try:
+            watch = DirectoryWatch(self.directory)
+        except OSError as exc:
+            self.log.warning("services' metrics files not watched: the textfile follows pyinit's own changes only",
+                             directory=self.directory, reason=exc.strerror)
+            return
+        try:
+            while True:
+                await watch.changed()
+                self.changed()
+        finally:
+            watch.close()
+
