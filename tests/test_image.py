@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_pat
     shutil.copy(str(key) + ".pub", keys / "authorized_keys")
     for path in (tmp_path, keys, keys / "authorized_keys"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     documents = [doc for doc in yaml.safe_load_all((REPO / "deploy" / "pod.yaml").read_text())
                  if doc["kind"] in ("PersistentVolumeClaim", "Deployment")]
     volume = next(doc for doc in documents if doc["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
@@ -174,6 +175,7 @@ def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_pat
             spec = doc["spec"]["template"]["spec"]
             spec["containers"][0]["image"] = image
             spec["containers"][0]["ports"][0].update({"hostPort": port, "hostIP": "127.0.0.1"})
+            spec["containers"][0]["ports"][1].update({"hostPort": metrics_port, "hostIP": "127.0.0.1"})
             for entry in spec["volumes"]:
                 if "secret" in entry:
                     entry.pop("secret")
@@ -184,13 +186,26 @@ def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_pat
     try:
         podman("kube", "play", str(manifest), timeout=120)
 
-        def login() -> subprocess.CompletedProcess[str]:
+        def login(command: str = "pysvstat --check") -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "claude@127.0.0.1", "pysvstat --check"],
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "claude@127.0.0.1", command],
                 capture_output=True, text=True, timeout=30)
 
+        def scrape() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+                    return response.read().decode()
+            except OSError:
+                return ""
+
         wait_for(lambda: login().returncode == 0, 60, "an SSH login to the played pod")
+        # One scrape target for the pod: pyinit's services, and pycrond's jobs through its metrics file.
+        page = wait_for(lambda: scrape() or None, 30, "the pod's metrics endpoint")
+        assert 'pys6_service_up{service="sshd"} 1' in page and 'pys6_service_up{service="cron"} 1' in page
+        assert login("echo '* * * * * * * true' >> ~/.crontab").returncode == 0
+        wait_for(lambda: 'supercronic_successful_executions{command="true"' in scrape(), 30,
+                 "the user's cron job on the pod's endpoint")
         started = time.monotonic()
         podman("kube", "down", str(manifest), timeout=120)
         assert time.monotonic() - started < 30
