@@ -156,6 +156,42 @@ def measure_size(services: int, runs: int, idle: float) -> dict[str, float]:
     }
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def measure_metrics(services: int, runs: int, idle: float) -> dict[str, float]:
+    """With PYS6_METRICS_LISTEN and PYS6_METRICS_FILE set: idle wake-ups, a scrape's wall time, the page."""
+    import urllib.request
+
+    port = free_port()
+    bench = Bench(services, env={"PYS6_METRICS_LISTEN": f"127.0.0.1:{port}",
+                                 "PYS6_METRICS_FILE": str(Path(tempfile.gettempdir()) / f"pys6-bench-{port}.prom")})
+    try:
+        bench.wait_all_up()
+        time.sleep(5.0)  # past the textfile's last write of the start
+        switches = context_switches(bench.init)
+        time.sleep(idle)
+        wakeups = context_switches(bench.init) - switches
+        scrapes, size = [], 0
+        for _ in range(runs):
+            time.sleep(0.6)  # past the page's 0.5 s cache: each scrape renders
+            begun = time.monotonic()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+                size = len(response.read())
+            scrapes.append(time.monotonic() - begun)
+        shell = statistics.median(timed_status(bench, "--prometheus") for _ in range(runs))
+        return {"idle_wakeups": wakeups, "scrape_ms": statistics.median(scrapes) * 1000, "page_kib": size / 1024,
+                "shell_ms": shell * 1000}
+    finally:
+        bench.close()
+        Path(tempfile.gettempdir(), f"pys6-bench-{port}.prom").unlink(missing_ok=True)
+
+
 def measure_respawn(runs: int) -> float:
     bench = Bench(1, env={"PYS6_CRASH_DEATHS": "1000"})  # each kill is a death: do not bail
     try:
@@ -243,6 +279,12 @@ def main() -> None:
         small, large = sizes[-2], sizes[-1]
         marginal = (results[large]["pss_kib"] - results[small]["pss_kib"]) / (large - small)
         print(f"\nmarginal PSS per service ({small}->{large}): {marginal:.1f} KiB")
+    print("\nwith metrics on (PYS6_METRICS_LISTEN and PYS6_METRICS_FILE):")
+    print(f"{'services':>8} {'wakeups/' + str(int(args.idle)) + 's':>13} {'scrape ms':>10} {'page KiB':>9} "
+          f"{'--prometheus ms':>16}")
+    for n in sizes:
+        m = measure_metrics(n, args.runs, args.idle)
+        print(f"{n:>8} {m['idle_wakeups']:>13} {m['scrape_ms']:>10.1f} {m['page_kib']:>9.0f} {m['shell_ms']:>16.0f}")
     print(f"respawn after SIGKILL of a long-lived service: {measure_respawn(args.runs):.1f} ms (median)")
     gaps, bailed_at_five = measure_crash_loop()
     print(f"crash loop: gaps between starts {', '.join(f'{g:.2f}' for g in gaps)} s; "

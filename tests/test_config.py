@@ -29,7 +29,8 @@ def test_environment_variables_are_read(tmp_path):
 @pytest.mark.parametrize(("name", "value"), [
     ("PYS6_CONTROL_TIMEOUT", "soon"), ("PYS6_CONTROL_TIMEOUT", "-1"), ("PYS6_S6_RUN", "maybe"),
     ("PYS6_CRASH_DEATHS", "0"), ("PYS6_CRASH_WINDOW", "0"), ("PYS6_LOG_FORMAT", "xml"),
-    ("PYS6_FINISH_AFTER_SERVICES", "maybe"),
+    ("PYS6_FINISH_AFTER_SERVICES", "maybe"), ("PYS6_METRICS_LISTEN", "9746"), ("PYS6_METRICS_LISTEN", "host:0"),
+    ("PYS6_METRICS_LISTEN", "[::1"), ("PYS6_METRICS_LISTEN", ":" + "9" * 400), ("PYS6_METRICS_FILE", "a\0b"),
 ])
 def test_a_bad_variable_is_an_error_naming_it(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
@@ -46,12 +47,23 @@ def test_yaml_sets_knobs_and_service_overrides_and_the_environment_wins(tmp_path
     assert settings.services["cron"].down_signal == signal.SIGHUP
 
 
+def test_metrics_are_off_unless_an_address_is_given_in_yaml_or_the_environment(tmp_path):
+    assert load_settings({"PYS6_ETC": str(tmp_path)}).metrics_listen is None
+    (tmp_path / "pys6.yaml").write_text("metrics_listen: 127.0.0.1:9746\nmetrics_file: /var/lib/node/pys6.prom\n")
+    settings = load_settings({"PYS6_ETC": str(tmp_path)})
+    assert (settings.metrics_listen, settings.metrics_file) == (("127.0.0.1", 9746), "/var/lib/node/pys6.prom")
+    assert load_settings({"PYS6_ETC": str(tmp_path), "PYS6_METRICS_LISTEN": "[::1]:9100"}).metrics_listen == ("::1", 9100)
+    assert load_settings({"PYS6_ETC": str(tmp_path), "PYS6_METRICS_LISTEN": ":9100"}).metrics_listen == ("", 9100)
+
+
 @pytest.mark.parametrize(("text", "key"), [
     ("crash_deaths: many\n", "crash_deaths"),
     ("bogus: 1\n", "bogus"),
     ("services:\n  cron:\n    timeout_kill: -5\n", "services.cron.timeout_kill"),
     ("services:\n  cron:\n    colour: red\n", "services.cron.colour"),
     ("services: [1, 2]\n", "services"),
+    ("metrics_listen: [1, 2]\n", "metrics_listen"),
+    ("metrics_listen: 9746\n", "metrics_listen"),
     ("key: [unclosed\n", "not valid YAML"),
     ("- a list\n", "top level"),
 ])

@@ -60,6 +60,8 @@ def test_root_is_served_and_another_uid_is_refused(unprivileged_pod: Pod):
     finally:
         os.chmod("/tmp/pys6-1000", 0o700)
         os.chmod("/tmp/pys6-1000/control.sock", 0o600)
+    page = pod.cli("svstat", "--prometheus", env={"PYS6_RUNDIR": "/tmp/pys6-1000"}, rundir=False).stdout
+    assert "\npys6_control_refused_total 1\n" in page  # and counted in the metrics
     assert pod.cli("svstat", "-u", "svc", uid=1000, rundir=False).stdout == "true\n"
 
 
