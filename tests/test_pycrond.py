@@ -146,6 +146,17 @@ def test_a_job_timeout_stops_its_group_and_is_counted(cron: Cron):
     assert f"supercronic_deadline_exceeded{labels} 0" in text  # @reboot has no later tick to miss
 
 
+def test_the_metrics_file_shows_a_run_while_it_runs(cron: Cron):
+    metrics_file = cron.root / "metrics.prom"
+    cron.crontab.write_text(f"@reboot touch {cron.root}/started; sleep 30\n")
+    cron.start("--metrics-file", str(metrics_file))
+    wait_for(lambda: (cron.root / "started").exists(), 10, "the run to start")
+    labels = f'{{command="touch {cron.root}/started; sleep 30",position="0",schedule="@reboot"}}'
+    wait_for(lambda: f"supercronic_currently_running{labels} 1" in metrics_file.read_text(), 5, "the file")
+    assert f"pycrond_last_start_timestamp_seconds{labels}" in metrics_file.read_text()
+    assert "\npycrond_last_success_timestamp_seconds{" not in metrics_file.read_text()  # not finished yet
+
+
 def test_metrics_over_http_keep_supercronics_names_and_add_last_success(cron: Cron):
     port = free_port()
     cron.crontab.write_text("* * * * * * * true\n* * * * * * * false\n")

@@ -138,19 +138,29 @@ class Pycrond:
     def job_finished(self, state: JobState) -> None:
         self.publish_metrics()
 
+    def job_started(self, state: JobState) -> None:
+        """The file only (a textfile reader sees it running, its last start, its next run); pushes stay
+        one per run, after it."""
+        if self.runner is not None and self.args.metrics_file:
+            self._write_metrics_file()
+
     def publish_metrics(self) -> None:
         if self.runner is None:
             return
         if self.args.metrics_file:
-            try:
-                metrics.write_atomically(self.args.metrics_file, metrics.render(self.runner.jobs))
-            except OSError as exc:
-                self.log.error("cannot write the metrics file", path=self.args.metrics_file, reason=exc.strerror)
+            self._write_metrics_file()
         if self.args.pushgateway and self._group is not None:
             if self._pushing:
                 self._push_again = True
             else:
                 self._group.start_soon(self._push)
+
+    def _write_metrics_file(self) -> None:
+        assert self.runner is not None
+        try:
+            metrics.write_atomically(self.args.metrics_file, metrics.render(self.runner.jobs))
+        except OSError as exc:
+            self.log.error("cannot write the metrics file", path=self.args.metrics_file, reason=exc.strerror)
 
     async def _push(self) -> None:
         assert self.runner is not None
@@ -260,7 +270,7 @@ async def serve(args: argparse.Namespace) -> int:
         with anyio.open_signal_receiver(signal.SIGCHLD, *STOP_SIGNALS, signal.SIGUSR2) as receiver:
             async with anyio.create_task_group() as group:
                 daemon._group = group
-                processes = JobProcesses(writer, reaper, daemon.log, group, args, daemon.job_finished)
+                processes = JobProcesses(writer, reaper, daemon.log, group, args, daemon.job_finished, daemon.job_started)
                 daemon.processes = processes
                 runner = Scheduler(RealClock(), processes.launch, daemon.log, args.overlapping)
                 daemon.runner = runner

@@ -45,7 +45,8 @@ def run_formatter(state: JobState, run: int, iteration: int, stream: str, log_fo
 
 class JobProcesses:
     def __init__(self, writer: OutputWriter, reaper: Reaper, log: Any, task_group: anyio.abc.TaskGroup,
-                 args: Any, on_finished: Callable[[JobState], None]) -> None:
+                 args: Any, on_finished: Callable[[JobState], None],
+                 on_started: Callable[[JobState], None] | None = None) -> None:
         self.writer = writer
         self.reaper = reaper
         self.log = log
@@ -56,6 +57,7 @@ class JobProcesses:
         self.overlapping: bool = args.overlapping
         self.kill_after: float = args.kill_after
         self.on_finished = on_finished
+        self.on_started = on_started
         self.running: dict[int, JobState] = {}  # pid -> job
         self._all_done = anyio.Event()
         self._all_done.set()
@@ -98,6 +100,8 @@ class JobProcesses:
         job_log.debug("job started", pid=pid, run=run, scheduled=scheduled.isoformat(timespec="seconds"))
         for pipe in pipes or ():
             pipe.start()  # each closes itself at EOF, when the run and all it started are gone
+        if self.on_started is not None:
+            self.on_started(state)
         self.task_group.start_soon(self._watch, state, job_log, pid, exited, pipes or (), started, scheduled)
 
     async def _monitor(self, state: JobState, job_log: Any, scheduled: datetime, exited: ChildExit) -> None:
