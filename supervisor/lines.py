@@ -121,32 +121,65 @@ RECENT_LINES = 1000  # per service, for pysvstat --log and forensics...
 RECENT_BYTES = 128 * 1024  # ...and at most this many bytes of them (the newest line is always kept)
 
 
-_NO_LINES: deque[tuple[str, bytes]] = deque(maxlen=0)  # shared, and never appended to
+_NO_BLOCKS: deque[tuple[str, bytes, int]] = deque(maxlen=0)  # shared, and never appended to
 
 
 class RecentLines:
-    """A service's last lines, bounded by count and by bytes: 1,000 lines of 64 KiB would be 64 MB."""
+    """A service's last lines, bounded by count and by bytes: 1,000 lines of 64 KiB would be 64 MB.
+
+    Kept as the blocks they were read in (one bytes object per read), and split into lines only
+    when someone asks (pysvstat --log, forensics): splitting every block on the log's hot path
+    cost a Python object per line, a quarter of pyinit's time on a busy log. A block is dropped
+    once the newer ones hold enough lines or bytes by themselves, so `tail` sees exactly the
+    lines a line-by-line ring would keep.
+    """
 
     def __init__(self, max_lines: int = RECENT_LINES, max_bytes: int = RECENT_BYTES) -> None:
         self.max_lines = max_lines
         self.max_bytes = max_bytes
-        self._lines: deque[tuple[str, bytes]] = _NO_LINES  # its own deque at the first line: an empty one is 600 bytes
-        self.size = 0
+        self._blocks: deque[tuple[str, bytes, int]] = _NO_BLOCKS  # (stream, whole lines, their count)
+        self._lines = 0  # in the blocks kept
+        self._size = 0  # bytes of those lines, newlines not counted
+
+    def add_block(self, stream: str, block: bytes) -> None:
+        """`block` holds whole lines, each ending in \\n."""
+        count = block.count(b"\n")
+        if not count:
+            return
+        if self._blocks is _NO_BLOCKS:
+            self._blocks = deque()  # its own at the first line: an empty deque is 600 bytes
+        self._blocks.append((stream, block, count))
+        self._lines += count
+        self._size += len(block) - count
+        while len(self._blocks) > 1:
+            _stream, oldest, lines = self._blocks[0]
+            if self._lines - lines < self.max_lines and self._size - (len(oldest) - lines) <= self.max_bytes:
+                break  # the newer blocks alone are not enough
+            self._blocks.popleft()
+            self._lines -= lines
+            self._size -= len(oldest) - lines
 
     def extend(self, stream: str, lines: Iterable[bytes]) -> None:
-        if self._lines is _NO_LINES:
-            self._lines = deque()
-        for line in lines:
-            self._lines.append((stream, line))
-            self.size += len(line)
-        while len(self._lines) > 1 and (len(self._lines) > self.max_lines or self.size > self.max_bytes):
-            self.size -= len(self._lines.popleft()[1])
+        """Lines without their newline (for callers that hold single lines)."""
+        self.add_block(stream, b"".join(line + b"\n" for line in lines))
+
+    def _kept(self) -> list[tuple[str, bytes]]:
+        """Newest first: the lines a ring of max_lines and max_bytes keeps (the newest always)."""
+        kept: list[tuple[str, bytes]] = []
+        size = 0
+        for stream, block, _count in reversed(self._blocks):
+            for line in reversed(block[:-1].split(b"\n")):
+                if kept and (len(kept) >= self.max_lines or size + len(line) > self.max_bytes):
+                    return kept
+                kept.append((stream, line))
+                size += len(line)
+        return kept
 
     def tail(self, count: int) -> list[tuple[str, bytes]]:
         if count <= 0:
             return []
-        kept = len(self._lines)
-        return [self._lines[i] for i in range(max(0, kept - count), kept)]
+        kept = self._kept()
+        return kept[:count][::-1]
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return len(self._kept())

@@ -72,21 +72,12 @@ class LogPipe:
             self._pause()
             self._writer.when_room(self._resume)
 
-    def _remember(self, lines: bytes) -> None:
-        """Keep the block's last lines; rsplit with a limit scans only the end of a big block."""
-        assert self._recent is not None
-        keep = self._recent.max_lines
-        parts = lines[:-1].rsplit(b"\n", keep)
-        if len(parts) > keep:
-            parts = parts[1:]
-        self._recent.extend(self._stream, parts)
-
     def _emit(self, lines: bytes) -> None:
         if lines:
             self.lines += lines.count(b"\n")
             self.bytes += len(lines)
             if self._recent is not None:
-                self._remember(lines)
+                self._recent.add_block(self._stream, lines)
             self._writer.write_nowait(self._target_fd, self._format(lines))
 
     def _read_once(self) -> bool:

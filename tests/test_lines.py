@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.lines import CUT_MARK, LineSplitter, json_formatter, text_formatter
+from supervisor.lines import CUT_MARK, LineSplitter, RecentLines, json_formatter, text_formatter
 
 
 def split_all(chunks: list[bytes], max_line: int = 64) -> list[bytes]:
@@ -63,3 +63,36 @@ def test_a_crlf_ending_is_a_plain_newline_but_a_carriage_return_inside_a_line_is
     block = b"Server listening\r\nok\r[sshd] forged\r\nlast\r\n"
     assert text_formatter(b"[sshd] ")(block) == (
         b"[sshd] Server listening\n[sshd] ok\\x0d[sshd] forged\n[sshd] last\n")
+
+
+def ring_of_lines(blocks: list[tuple[str, bytes]], max_lines: int, max_bytes: int) -> list[tuple[str, bytes]]:
+    """The reference: a ring of single lines, trimmed from the oldest, the newest always kept."""
+    kept: list[tuple[str, bytes]] = []
+    for stream, block in blocks:
+        kept += [(stream, line) for line in block[:-1].split(b"\n")]
+        while len(kept) > 1 and (len(kept) > max_lines or sum(len(line) for _, line in kept) > max_bytes):
+            kept.pop(0)
+    return kept
+
+
+@given(st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]),
+                          st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), min_size=1,
+                                   max_size=6).map(lambda lines: b"".join(line + b"\n" for line in lines))),
+                max_size=12),
+       st.integers(1, 8), st.integers(0, 40), st.integers(0, 20))
+def test_the_kept_blocks_give_exactly_the_lines_a_ring_of_lines_keeps(blocks, max_lines, max_bytes, asked):
+    recent = RecentLines(max_lines, max_bytes)
+    for stream, block in blocks:
+        recent.add_block(stream, block)
+    expected = ring_of_lines(blocks, max_lines, max_bytes)
+    assert recent.tail(asked) == (expected[max(0, len(expected) - asked):] if asked else [])
+    assert len(recent) == len(expected)
+
+
+def test_a_busy_log_keeps_only_a_bounded_number_of_blocks():
+    recent = RecentLines()
+    block = b"".join(b"line %06d of sixty bytes or so, padded ..............\n" % n for n in range(1000))
+    for _ in range(500):
+        recent.add_block("stdout", block)
+    assert len(recent._blocks) <= 3  # 128 KiB of 60-byte lines: two blocks and the one being trimmed
+    assert len(recent) == 1000 and recent.tail(1)[0][1].startswith(b"line 000999")
