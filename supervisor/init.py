@@ -148,12 +148,12 @@ def run(argv: Sequence[str]) -> int:
 def _prepare_metrics_directory(rundir: str) -> str:
     """$PYS6_METRICS_DIR (default $rundir/metrics), where services drop their metrics files; exported
     before the container environment is written, so every script and service knows it."""
-    from .metricsexport import metrics_directory, prepare_directory
+    from .paths import metrics_directory, prepare_metrics_directory
 
     path = metrics_directory(rundir, os.environ)
     os.environ["PYS6_METRICS_DIR"] = path
     try:
-        prepare_directory(path)
+        prepare_metrics_directory(path)
     except OSError as exc:
         from . import log
 

@@ -93,11 +93,23 @@ def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[i
     return write_all
 
 
-def _metrics(container: Container, tally: ControlTally, directory: str, logger: Any) -> Any:
-    """The metrics page's maker, imported only here: a pyinit that serves no metrics does not load it."""
-    from .metricsexport import PodMetrics
+class _Metrics:
+    """The metrics page's maker, made (and its modules imported) at its first use: at start when an
+    endpoint or a textfile is configured, else at the first `pysvstat --prometheus`."""
 
-    return PodMetrics(container, tally, directory, logger)
+    def __init__(self, container: Container, tally: ControlTally, directory: str, logger: Any) -> None:
+        self._args = (container, tally, directory, logger)
+        self._made: Any = None
+
+    def get(self) -> Any:
+        if self._made is None:
+            from .metricsexport import PodMetrics
+
+            self._made = PodMetrics(*self._args)
+        return self._made
+
+    def text(self) -> str:
+        return str(self.get().text())
 
 
 async def _serve_metrics(metrics: Any, listener: socket.socket, logger: Any) -> None:
@@ -133,16 +145,16 @@ async def run_pid1(
                 logger.warning(problem)
             root.start_soon(serve_scan_control, layout.control_fifos(), container, logger)
             tally = ControlTally(VERBS)
-            metrics = _metrics(container, tally, metrics_dir, logger) if metrics_dir else None
-            handlers = Handlers(container, settings.control_timeout / 1000, metrics.text if metrics else None)
+            metrics = _Metrics(container, tally, metrics_dir, logger)
+            handlers = Handlers(container, settings.control_timeout / 1000, metrics.text)
             server = ControlServer(listener, handlers, settings.control_group, settings.control_timeout, tally)
             root.start_soon(server.serve)
-            if metrics is not None and metrics_listener is not None:
-                root.start_soon(_serve_metrics, metrics, metrics_listener, logger)
+            if metrics_listener is not None:
+                root.start_soon(_serve_metrics, metrics.get(), metrics_listener, logger)
                 logger.info("serving metrics", address=_address(metrics_listener))
-            if metrics is not None and settings.metrics_file:
-                container.metrics_changed = metrics.changed
-                root.start_soon(metrics.keep_file_written, settings.metrics_file)
+            if settings.metrics_file:
+                container.metrics_changed = metrics.get().changed
+                root.start_soon(metrics.get().keep_file_written, settings.metrics_file)
             mode = "pid1" if is_pid1 else "subreaper"
             logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
             reaper.reap()  # anything that died before our SIGCHLD handler existed
@@ -153,9 +165,9 @@ async def run_pid1(
                 code = EXIT_CANNOT_GO_ON
                 with anyio.CancelScope(shield=True):
                     await container.kill_everything()
-            if metrics is not None and settings.metrics_file:
+            if settings.metrics_file:
                 with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):  # the last page: cont-finish's results, the exit
-                    await metrics.write_file(settings.metrics_file)
+                    await metrics.get().write_file(settings.metrics_file)
             # stdout may be a pipe nobody reads: wait for it only this long, then abandon the writer.
             with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):
                 await writer.flush()

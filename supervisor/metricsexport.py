@@ -22,7 +22,6 @@ from .files import read_regular_file, write_atomically
 from .procstats import process_figures
 from .telemetry import ControlTally, StageRecord
 
-DIRECTORY_NAME = "metrics"
 MAX_FILES = 64
 MAX_FILE_BYTES = 1 << 20
 MAX_TOTAL_BYTES = 4 << 20
@@ -30,22 +29,6 @@ FILE_MIN_INTERVAL = 1.0
 RESERVED_PREFIXES = ("pys6_", "process_")  # pyinit's own families: a service's file cannot shadow them
 HOME_PAGE = (b"<html><head><title>pyinit</title></head><body><h1>pyinit</h1>"
              b"<p><a href='/metrics'>Metrics</a></p></body></html>\n")
-
-
-def metrics_directory(rundir: str, environ: dict[str, str] | os._Environ[str]) -> str:
-    return environ.get("PYS6_METRICS_DIR") or os.path.join(rundir, DIRECTORY_NAME)
-
-
-def prepare_directory(path: str) -> None:
-    """Make it (0755: services of other uids may read it; they write only if given the right), and
-    remove the .prom files a previous boot left, which would be served as if current."""
-    os.makedirs(path, 0o755, exist_ok=True)
-    for name in os.listdir(path):
-        if name.endswith(".prom"):
-            try:
-                os.unlink(os.path.join(path, name))
-            except OSError:
-                pass
 
 
 class ServicesFiles:

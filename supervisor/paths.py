@@ -10,6 +10,7 @@ import stat
 
 SYSTEM_RUNDIR = "/run/pys6"
 SOCKET_NAME = "control.sock"
+METRICS_DIRECTORY_NAME = "metrics"
 
 
 class RuntimeDirError(Exception):
@@ -72,3 +73,20 @@ def prepare_rundir(environ: dict[str, str] | os._Environ[str]) -> str:
         raise RuntimeDirError(f"cannot create runtime directory {path}")
     check_owned_private(path)
     return path
+
+
+def metrics_directory(rundir: str, environ: dict[str, str] | os._Environ[str]) -> str:
+    """Where services drop their metrics files for pyinit's page: $PYS6_METRICS_DIR, else $rundir/metrics."""
+    return environ.get("PYS6_METRICS_DIR") or os.path.join(rundir, METRICS_DIRECTORY_NAME)
+
+
+def prepare_metrics_directory(path: str) -> None:
+    """Make the metrics directory (0755: services of other uids may read it; they write only if given the right), and
+    remove the .prom files a previous boot left, which would be served as if current."""
+    os.makedirs(path, 0o755, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".prom"):
+            try:
+                os.unlink(os.path.join(path, name))
+            except OSError:
+                pass

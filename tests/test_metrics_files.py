@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from supervisor.metricsexport import MAX_FILES, ServicesFiles, prepare_directory
+from supervisor.metricsexport import MAX_FILES, ServicesFiles
+from supervisor.paths import prepare_metrics_directory
 
 
 def test_an_unchanged_directory_is_not_parsed_again_and_a_replaced_file_is(tmp_path: Path):
@@ -45,5 +46,5 @@ def test_an_earlier_boots_files_are_removed_and_others_kept(tmp_path: Path):
     directory.mkdir()
     (directory / "stale.prom").write_text("old 1\n")
     (directory / "notes.txt").write_text("kept")
-    prepare_directory(str(directory))
+    prepare_metrics_directory(str(directory))
     assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
