@@ -44,6 +44,10 @@ def test_a_thousand_services_are_listed_probed_bailed_and_stopped(pod: Pod) -> N
     assert after == before and len(after) == SERVICES  # no other service died or was restarted
     final = pod.cli("svstat", "crasher").stdout
     assert "bailed (5 deaths in 60 seconds)" in final
+    page = pod.cli("svstat", "--prometheus").stdout  # over a megabyte: streamed in pieces, whole
+    up = [line for line in page.split("\n") if line.startswith("pys6_service_up{")]
+    assert len(up) == SERVICES + 1 and up.count('pys6_service_up{service="crasher"} 0') == 1
+    assert 'pys6_service_bailed{service="crasher"} 1' in page and page.endswith("\n")
     assert pod.read_state("crasher.starts").count("start") == 5
 
     assert pod.stop(60) == 0
