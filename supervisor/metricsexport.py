@@ -91,7 +91,7 @@ class PodMetrics:
         self.log = log
         self._dirty: anyio.Event | None = None  # set when the textfile is out of date
 
-    def figures(self, rejected: dict[str, int]) -> podmetrics.PodFigures:
+    def figures(self, rejected: dict[str, int], with_process: bool = True) -> podmetrics.PodFigures:
         container = self.container
         services = [podmetrics.ServiceFigures(runner.spec, runner.state, runner.tally,
                                               (runner.stdout.lines, runner.stderr.lines),
@@ -99,11 +99,12 @@ class PodMetrics:
                     for runner in list(container.services.values())]
         stages: list[StageRecord] = container.stage_records
         return podmetrics.PodFigures(services, container.stage, stages, self.control,
-                                     container.reaper.orphans_reaped, rejected, process_figures())
+                                     container.reaper.orphans_reaped, rejected,
+                                     process_figures() if with_process else {})
 
-    def text(self) -> str:
+    def text(self, with_process: bool = True) -> str:
         dropins = self.services_files.read()
-        own = podmetrics.render(self.figures(dropins.rejected), anyio.current_time(), time.time())
+        own = podmetrics.render(self.figures(dropins.rejected, with_process), anyio.current_time(), time.time())
         return own + dropins.text()
 
     def page(self, path: str) -> tuple[str, bytes] | None:
@@ -135,7 +136,10 @@ class PodMetrics:
 
     async def write_file(self, path: str) -> None:
         try:
-            text = self.text()
+            # Not process_*: node-exporter has its own, and a textfile's would collide with them
+            # (its every scrape then logs "collected before with the same name"); they describe the
+            # process that serves a page, and a file has none.
+            text = self.text(with_process=False)
             await anyio.to_thread.run_sync(write_atomically, path, text, ".pys6-metrics-", abandon_on_cancel=True)
         except OSError as exc:
             self.log.error("cannot write the metrics file", path=path, reason=exc.strerror or str(exc))

@@ -224,6 +224,7 @@ def test_the_textfile_is_written_atomically_on_change_and_at_exit(pod: Pod):
     (pod.rundir / "metrics" / "cron.prom").write_text("# HELP dropped_in a service's own\ndropped_in 5\n")
     wait_for(lambda: "dropped_in 5" in target.read_text(), 10, "a service's file followed")
     assert promtool_problems(target.read_text()) == "rc=0"
+    assert "process_" not in target.read_text()  # node-exporter's own would collide (tests/test_prometheus.py)
     assert pod.stop() == 0
     final = series(target.read_text())
     assert final['pys6_stage_script_exit_code{stage="cont-finish",script="10-bye"}'] == 4

@@ -175,6 +175,33 @@ def test_a_real_prometheus_scrapes_the_pod_sees_a_bail_fires_its_alert_and_count
     assert pod.stop() == 0
 
 
+# --- a real node-exporter -------------------------------------------------------------------
+
+
+def test_node_exporters_textfile_collector_takes_the_metrics_file_without_an_error(pod: Pod, prometheus_dir: Path):
+    binary = program("prometheus-node-exporter")
+    textfiles = prometheus_dir / "textfile"
+    textfiles.mkdir()
+    pod.service("app", "exec sleep 1000")
+    pod.start(env={"PYS6_METRICS_FILE": str(textfiles / "pys6.prom")})
+    textfile = textfiles / "pys6.prom"
+    wait_for(lambda: textfile.exists() and 'pys6_service_up{service="app"} 1' in textfile.read_text(), 10,
+             "the textfile")
+    port = free_port()
+    log_path = prometheus_dir / "node-exporter.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+                                    "--collector.textfile", f"--collector.textfile.directory={textfiles}"],
+                                   stdout=log, stderr=log, start_new_session=True)
+    with killed_at_exit(process):
+        page = wait_for(lambda: get_or_nothing(f"http://127.0.0.1:{port}/metrics") or None, 30, "node-exporter")
+        assert "\nnode_textfile_scrape_error 0\n" in page
+        assert '\npys6_service_up{service="app"} 1\n' in page
+        assert "pys6_service_starts_total" in page
+        # node-exporter's own process_* are the only ones: a textfile's would collide with them.
+        assert "error gathering metrics" not in log_path.read_text()
+
+
 # --- a real Pushgateway ---------------------------------------------------------------------
 
 
