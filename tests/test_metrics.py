@@ -210,6 +210,30 @@ def test_hostile_scrapers_get_an_error_or_nothing_and_pid1_goes_on(pod: Pod):
             conn.close()
 
 
+def test_random_bytes_on_the_endpoint_get_an_error_or_a_close_and_change_nothing(pod: Pod):
+    import random
+
+    port = metrics_pod(pod)
+    pid_before = pod.init_pid
+    generator = random.Random(14)
+    for _ in range(300):
+        size = generator.choice([0, 1, 7, 100, 5000, 9000])
+        data = bytes(generator.getrandbits(8) for _ in range(size))
+        if generator.random() < 0.3:
+            data = generator.choice([b"GET ", b"HEAD /", b"GET /metrics HTTP/1.1\r\n"]) + data + b"\r\n\r\n"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+                answer = conn.recv(64)
+        except OSError:
+            continue  # reset by pyinit: it closed a connection that sent too much
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 "), answer
+    assert pod.init_pid == pid_before and pod.process is not None and pod.process.poll() is None
+    assert "pys6_service_up" in page_with(port, "pys6_service_up")
+    assert "metrics request failed" not in pod.stderr()  # no unexpected error in pyinit
+
+
 def test_the_textfile_is_written_atomically_on_change_and_at_exit(pod: Pod):
     target = pod.root / "textfile" / "pys6.prom"
     target.parent.mkdir()
