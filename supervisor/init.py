@@ -147,17 +147,21 @@ def run(argv: Sequence[str]) -> int:
 
 def _prepare_metrics_directory(rundir: str) -> str:
     """$PYS6_METRICS_DIR (default $rundir/metrics), where services drop their metrics files; exported
-    before the container environment is written, so every script and service knows it."""
-    from .paths import metrics_directory, prepare_metrics_directory
+    before the container environment is written, so every script and service knows it. "" when it
+    cannot be used: then no service's file is served."""
+    from .paths import RuntimeDirError, metrics_directory, prepare_metrics_directory
 
     path = metrics_directory(rundir, os.environ)
-    os.environ["PYS6_METRICS_DIR"] = path
     try:
         prepare_metrics_directory(path)
-    except OSError as exc:
+    except (OSError, RuntimeDirError) as exc:
         from . import log
 
-        log.get().warning("services' metrics directory unusable", directory=path, reason=exc.strerror)
+        log.get().warning("services' metrics directory unusable, none of their files is served", directory=path,
+                          reason=getattr(exc, "strerror", None) or str(exc))
+        os.environ.pop("PYS6_METRICS_DIR", None)
+        return ""
+    os.environ["PYS6_METRICS_DIR"] = path
     return path
 
 

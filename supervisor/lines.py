@@ -141,9 +141,10 @@ class RecentLines:
         self._lines = 0  # in the blocks kept
         self._size = 0  # bytes of those lines, newlines not counted
 
-    def add_block(self, stream: str, block: bytes) -> None:
-        """`block` holds whole lines, each ending in \\n."""
-        count = block.count(b"\n")
+    def add_block(self, stream: str, block: bytes, count: int | None = None) -> None:
+        """`block` holds whole lines, each ending in \\n; `count` is their number, when the caller knows it."""
+        if count is None:
+            count = block.count(b"\n")
         if not count:
             return
         if self._blocks is _NO_BLOCKS:

@@ -74,10 +74,11 @@ class LogPipe:
 
     def _emit(self, lines: bytes) -> None:
         if lines:
-            self.lines += lines.count(b"\n")
+            count = lines.count(b"\n")
+            self.lines += count
             self.bytes += len(lines)
             if self._recent is not None:
-                self._recent.add_block(self._stream, lines)
+                self._recent.add_block(self._stream, lines, count)
             self._writer.write_nowait(self._target_fd, self._format(lines))
 
     def _read_once(self) -> bool:

@@ -109,7 +109,8 @@ class _Metrics:
         return self._made
 
     def text(self) -> str:
-        return str(self.get().text())
+        page: str = self.get().text()
+        return page
 
 
 async def _serve_metrics(metrics: Any, listener: socket.socket, logger: Any) -> None:

@@ -45,6 +45,8 @@ class ServicesFiles:
         self._merged = promtext.Merged()
 
     def read(self) -> promtext.Merged:
+        if not self.directory:
+            return self._merged  # none could be used: nothing to serve
         try:
             names = sorted(n for n in os.listdir(self.directory) if n.endswith(".prom") and not n.startswith("."))
         except OSError:
@@ -149,6 +151,9 @@ class PodMetrics:
     async def _watch_dropins(self) -> None:
         from .dirwatch import DirectoryWatch
 
+        if not self.directory:
+            return
+
         try:
             watch = DirectoryWatch(self.directory)
         except OSError as exc:
@@ -159,6 +164,9 @@ class PodMetrics:
             while True:
                 await watch.changed()
                 self.changed()
+        except Exception as exc:  # noqa: BLE001 (an inotify read that fails must not reach PID 1's root)
+            self.log.warning("services' metrics files no longer watched", directory=self.directory,
+                             reason=str(exc))
         finally:
             watch.close()
 

@@ -10,13 +10,15 @@ once per MIN_RENDER_INTERVAL, so scrapers in a tight loop cost the socket work o
 
 from __future__ import annotations
 
-import errno
 import socket
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import anyio
+
+from .accepting import STARVED_PAUSE, accept_waiting
+from .log import BurstLog
 
 MAX_CONNECTIONS = 16
 MAX_REQUEST = 8192
@@ -84,6 +86,7 @@ class MetricsHttp:
         self.pages = pages
         self.log = log
         self.active = 0
+        self._cannot_accept = BurstLog(log, "metrics endpoint cannot accept", "error")
         self._cache: dict[str, tuple[float, Page | None]] = {}
 
     async def serve(self) -> None:
@@ -91,26 +94,18 @@ class MetricsHttp:
             try:
                 while True:
                     await anyio.wait_readable(self.listener)
-                    self._accept_into(group)
+                    accepted, starved_by = accept_waiting(self.listener, 4 * MAX_CONNECTIONS)
+                    for conn in accepted:
+                        if self.active >= MAX_CONNECTIONS:
+                            conn.close()
+                            continue
+                        self.active += 1
+                        group.start_soon(self._connection, conn)
+                    if starved_by is not None:
+                        self._cannot_accept(reason=starved_by.strerror)
+                        await anyio.sleep(STARVED_PAUSE)  # the listener stays readable: never spin on it
             finally:
                 self.listener.close()
-
-    def _accept_into(self, group: anyio.abc.TaskGroup) -> None:
-        while True:
-            try:
-                conn, _address = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED):
-                    return  # the scraper will try again; the connections being served free fds
-                raise
-            if self.active >= MAX_CONNECTIONS:
-                conn.close()
-                continue
-            conn.setblocking(False)
-            self.active += 1
-            group.start_soon(self._connection, conn)
 
     async def _connection(self, conn: socket.socket) -> None:
         try:

@@ -82,8 +82,16 @@ def metrics_directory(rundir: str, environ: dict[str, str] | os._Environ[str]) -
 
 def prepare_metrics_directory(path: str) -> None:
     """Make the metrics directory (0755: services of other uids may read it; they write only if given the right), and
-    remove the .prom files a previous boot left, which would be served as if current."""
+    remove the .prom files a previous boot left, which would be served as if current.
+
+    A PYS6_METRICS_DIR that is a symlink, or belongs to another uid than ours or root (one squatted
+    in /tmp), is refused (RuntimeDirError): its files would be served as the pod's own."""
     os.makedirs(path, 0o755, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode):
+        raise RuntimeDirError(f"metrics directory {path} is not a directory")
+    if info.st_uid not in (0, os.geteuid()):
+        raise RuntimeDirError(f"metrics directory {path} belongs to uid {info.st_uid}, not to us (uid {os.geteuid()})")
     for name in os.listdir(path):
         if name.endswith(".prom"):
             try:

@@ -5,6 +5,7 @@ Read from /proc/self at each scrape (a few small reads, no psutil import at rest
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 
@@ -23,7 +24,9 @@ PROCESS_FAMILIES = (
 )
 
 
+@functools.cache
 def _boot_time() -> float:
+    """When the machine booted (constant: read once)."""
     with open("/proc/stat", "rb") as stat:
         for line in stat:
             if line.startswith(b"btime "):

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from . import protocol
+from .accepting import STARVED_PAUSE, accept_waiting
 from .config import group_id
 from .handlers import Answer, Handlers, Peer, plain
 from .log import BurstLog
@@ -156,35 +157,21 @@ class ControlServer:
                     self._failing(traceback=traceback.format_exc())
                     self._starved = True
                 if self._starved:
-                    await anyio.sleep(0.1)  # out of fds (or worse): let connections finish first
+                    await anyio.sleep(STARVED_PAUSE)  # out of fds (or worse): let connections finish first
 
     def _accept_into(self, group: anyio.abc.TaskGroup) -> None:
-        for conn in self._accept_all():
+        """Everything waiting in the backlog, so a burst of clients is not refused."""
+        accepted, starved_by = accept_waiting(self.listener, MAX_CONNECTIONS)
+        self._starved = starved_by is not None
+        if starved_by is not None:
+            self._cannot_accept(reason=starved_by.strerror)
+        for conn in accepted:
             if self.active >= MAX_CONNECTIONS:
                 self._over_cap(limit=MAX_CONNECTIONS)
                 conn.close()
                 continue
-            conn.setblocking(False)
             self.active += 1
             group.start_soon(self._connection, conn)
-
-    def _accept_all(self) -> list[socket.socket]:
-        """Everything waiting in the backlog, so a burst of clients is not refused."""
-        accepted: list[socket.socket] = []
-        self._starved = False
-        while len(accepted) < MAX_CONNECTIONS:
-            try:
-                conn, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    raise
-                self._cannot_accept(reason=exc.strerror)
-                self._starved = True
-                break
-            accepted.append(conn)
-        return accepted
 
     async def _connection(self, conn: socket.socket) -> None:
         try:

@@ -145,6 +145,39 @@ def test_the_pods_own_environment_names_the_metrics_directory(pod: Pod):
     assert pod.read_state("dir").strip() == str(pod.rundir / "metrics")
 
 
+def test_a_squatted_metrics_directory_is_not_served_and_the_pod_runs(pod: Pod):
+    squatted = pod.root / "squatted"
+    squatted.mkdir()
+    (squatted / "fake.prom").write_text("# HELP fake_jobs_total planted\nfake_jobs_total 1\n")
+    os.chown(squatted, 4321, 4321)
+    pod.service("env", 'echo "dir=${PYS6_METRICS_DIR:-unset}" > "$STATE/dir"; exec sleep 1000')
+    pod.start(env={"PYS6_METRICS_DIR": str(squatted)})
+    pod.wait_stderr("services' metrics directory unusable, none of their files is served")
+    wait_for(lambda: pod.read_state("dir"), 10, "the service to write")
+    assert pod.read_state("dir").strip() == "dir=unset"
+    page = pod.cli("svstat", "--prometheus").stdout
+    assert 'pys6_service_up{service="env"} 1' in page and "fake_jobs_total" not in page
+
+
+def test_running_out_of_descriptors_the_endpoint_pauses_instead_of_spinning(pod: Pod):
+    port = free_port()
+    pod.service("idle", "exec sleep 1000")
+    pod.start(env={"PYS6_METRICS_LISTEN": f"127.0.0.1:{port}"}, wrapper=["prlimit", "--nofile=32:32"])
+    page_with(port, 'pys6_service_up{service="idle"} 1')
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]  # silent: each holds an fd
+    try:
+        pod.wait_stderr("metrics endpoint cannot accept")
+        process = psutil.Process(pod.init_pid)
+        before = sum(process.cpu_times()[:2])
+        time.sleep(2.0)  # a window to measure CPU over, not a wait for an event
+        assert sum(process.cpu_times()[:2]) - before < 0.5  # a spin on the readable listener would take ~2 s
+        assert pod.cli("svstat", "idle").returncode == 0
+    finally:
+        for conn in held:
+            conn.close()
+    page_with(port, 'pys6_service_up{service="idle"} 1', timeout=30)
+
+
 def test_without_the_setting_pyinit_listens_on_no_port(pod: Pod):
     pod.service("idle", "exec sleep 1000")
     pod.start()

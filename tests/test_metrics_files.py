@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from supervisor.metricsexport import MAX_FILES, ServicesFiles
-from supervisor.paths import prepare_metrics_directory
+from supervisor.paths import RuntimeDirError, prepare_metrics_directory
 
 
 def test_an_unchanged_directory_is_not_parsed_again_and_a_replaced_file_is(tmp_path: Path):
@@ -48,3 +50,16 @@ def test_an_earlier_boots_files_are_removed_and_others_kept(tmp_path: Path):
     (directory / "notes.txt").write_text("kept")
     prepare_metrics_directory(str(directory))
     assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
+
+
+def test_a_metrics_directory_squatted_by_another_uid_or_a_symlink_is_refused(tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another uid needs root")
+    squatted = tmp_path / "squatted"
+    squatted.mkdir()
+    os.chown(squatted, 4321, 4321)
+    with pytest.raises(RuntimeDirError, match="belongs to uid 4321"):
+        prepare_metrics_directory(str(squatted))
+    (tmp_path / "link").symlink_to(tmp_path)
+    with pytest.raises(RuntimeDirError, match="not a directory"):
+        prepare_metrics_directory(str(tmp_path / "link"))
