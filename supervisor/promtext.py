@@ -62,14 +62,60 @@ def family(name: str, kind: str, help_text: str, samples: Iterable[Sample], suff
 
 # --- reading what others wrote ------------------------------------------------------------------
 
+# No pattern below has two ways of matching the same text (each repetition is followed by
+# something it cannot match), so a line of a million spaces or digits is rejected in one pass,
+# never in hours; labels are read pair by pair. (Possessive quantifiers would say the same
+# more briefly, but CPython 3.11.2, Debian bookworm's, matches some of them wrongly.)
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*"(?:[^"\\\n]|\\[\\"n])*"'
-_SAMPLE = re.compile(
-    rf"(?P<name>{_NAME})\s*(?P<labels>\{{\s*(?:{_LABEL}\s*(?:,\s*{_LABEL}\s*)*,?\s*)?\}})?"
-    r"\s+(?P<value>[^\s]+)(?:\s+(?P<stamp>-?\d{1,19}))?\s*"
-)
+_NAME_AT = re.compile(_NAME)
+_OPEN_AT = re.compile(r"\s*\{")
+_PAIR_AT = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\\n]|\\[\\"n])*)"\s*')
+_CLOSE_AT = re.compile(r"\s*\}")
 _DECLARATION = re.compile(rf"#\s+(?P<what>HELP|TYPE)\s+(?P<name>{_NAME})(?:\s+(?P<rest>.*))?")
-_VALUES = re.compile(r"[+-]?(?:Inf|inf|NaN|nan|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+_VALUE = re.compile(r"[+-]?(?:Inf|inf|NaN|nan|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)")
+_TIMESTAMP = re.compile(r"-?\d{1,19}")
+
+
+def _labels_at(line: str, pos: int) -> tuple[str, int] | None:
+    """The labels opened by the `{` at line[pos - 1], in a canonical order, and the position
+    after their `}`; None when they are not well formed."""
+    pairs: list[str] = []
+    while True:
+        pair = _PAIR_AT.match(line, pos)
+        if pair is None:  # `{}`, or a trailing comma
+            close = _CLOSE_AT.match(line, pos)
+            return (",".join(sorted(pairs)), close.end()) if close is not None else None
+        pairs.append(f"{pair[1]}={pair[2]}")
+        pos = pair.end()
+        if line.startswith(",", pos):
+            pos += 1
+        elif line.startswith("}", pos):
+            return ",".join(sorted(pairs)), pos + 1
+        else:
+            return None
+
+
+def parse_sample(line: str) -> tuple[str, str] | None:
+    """The name and the labels (canonical: sorted, for telling series apart) of a sample line
+    without surrounding whitespace; None when it is not NAME[{LABELS}] VALUE [TIMESTAMP]."""
+    name = _NAME_AT.match(line)
+    if name is None:
+        return None
+    end, labels = name.end(), ""
+    opened = _OPEN_AT.match(line, end)
+    if opened is not None:
+        read = _labels_at(line, opened.end())
+        if read is None:
+            return None
+        labels, end = read
+    rest = line[end:]
+    if not rest[:1].isspace():
+        return None  # the value must be apart from the name or the labels
+    fields = rest.split()
+    if not 1 <= len(fields) <= 2 or not _VALUE.fullmatch(fields[0]) or \
+            (len(fields) == 2 and not _TIMESTAMP.fullmatch(fields[1])):
+        return None
+    return name.group(), labels
 
 
 @dataclass
@@ -135,11 +181,12 @@ def merge(merged: Merged, source: str, text: str, reserved: tuple[str, ...] = ()
             else:
                 helps.setdefault(name, rest)
             continue
-        match = _SAMPLE.fullmatch(stripped)
-        if match is None or not _VALUES.fullmatch(match["value"]):
+        sample = parse_sample(stripped)
+        if sample is None:
             bad += 1
             continue
-        name = _family_of(match["name"], declared)
+        sample_name, labels = sample
+        name = _family_of(sample_name, declared)
         if name.startswith(reserved) or name in refused:
             bad += 1
             continue
@@ -151,17 +198,10 @@ def merge(merged: Merged, source: str, text: str, reserved: tuple[str, ...] = ()
             bad += 1
             refused.add(name)
             continue
-        key = match["name"] + _canonical_labels(match["labels"] or "")
+        key = sample_name + "{" + labels
         if key in fam.keys:
             continue  # the same series twice: served once
         fam.keys.add(key)
         fam.lines.append(stripped)
     if bad:
         merged.rejected[source] = merged.rejected.get(source, 0) + bad
-
-
-_PAIR = re.compile(rf'\s*({_NAME})\s*=\s*"((?:[^"\\\n]|\\[\\"n])*)"\s*,?')
-
-
-def _canonical_labels(text: str) -> str:
-    return ",".join(sorted(f"{key}={value}" for key, value in _PAIR.findall(text[1:-1]))) if text else ""

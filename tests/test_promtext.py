@@ -97,3 +97,38 @@ def test_no_text_breaks_the_merger(text):
 
 def test_content_type_is_the_text_format():
     assert promtext.CONTENT_TYPE.startswith("text/plain; version=0.0.4")
+
+
+def test_values_and_timestamps_are_read_as_the_format_writes_them():
+    good = ["a 1", "a -2.5", "a 1.", "a .5", "a 1e5", "a 1.5E-3", "a +Inf", "a -Inf", "a NaN", "a 3 1700000000000"]
+    bad = ["a 1.1e", "a e5", "a 0x10", "a 1..2", "a Infinity", "a 1 2 3", "a 1 1.5", "a 1 " + "9" * 20]
+    assert [promtext.parse_sample(line) for line in good] == [("a", "")] * len(good)
+    assert [promtext.parse_sample(line) for line in bad] == [None] * len(bad)
+    assert promtext.parse_sample('a{y="2", x="1",} 1') == ("a", "x=1,y=2")  # one series, however written
+
+
+PATHOLOGICAL = '''
+import sys
+from supervisor import promtext
+n = 1_000_000
+lines = ["a" + " " * n + "1 " + " " * n + "x", "a{" + " " * n + "x", 'a{b="c",' + " " * n + "}x",
+         "a{" + 'b="' + "\\\\\\\\" * n, 'a{b="' + '\\\\"' * n + "} 1", "a " + "1" * n + "x",
+         "a " + "1" * n + "." + "1" * n + "e", "#" + " " * n + "x", "# HELP " + "a" * n + "{"]
+merged = promtext.Merged()
+promtext.merge(merged, "f", "\\n".join(lines))
+print(merged.rejected.get("f", 0))
+'''
+
+
+def test_a_line_of_a_million_spaces_or_digits_is_rejected_in_one_pass():
+    """A regular expression with two ways of splitting whitespace or digits takes hours on such a line,
+    and PID 1 would hold its loop for all of them: run it where a bound can stop it."""
+    import subprocess
+    import sys
+
+    from harness import REPO
+
+    result = subprocess.run([sys.executable, "-c", PATHOLOGICAL], capture_output=True, text=True, timeout=60,
+                            cwd=str(REPO))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "7"  # the two comments are comments
