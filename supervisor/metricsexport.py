@@ -23,6 +23,7 @@ from .procstats import process_figures
 from .telemetry import ControlTally, StageRecord
 
 MAX_FILES = 64
+MAX_SKIPPED_REPORTED = 8  # names past MAX_FILES shown in pys6_metrics_file_rejected_lines
 MAX_FILE_BYTES = 1 << 20
 MAX_TOTAL_BYTES = 4 << 20
 FILE_MIN_INTERVAL = 1.0
@@ -41,7 +42,7 @@ class ServicesFiles:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self._key: tuple[tuple[object, ...], ...] | None = None
+        self._key: tuple[tuple[tuple[object, ...], ...], tuple[str, ...]] | None = None
         self._merged = promtext.Merged()
 
     def read(self) -> promtext.Merged:
@@ -51,9 +52,14 @@ class ServicesFiles:
             names = sorted(n for n in os.listdir(self.directory) if n.endswith(".prom") and not n.startswith("."))
         except OSError:
             names = []
-        key = tuple(self._identity(name) for name in names)
+        # Past MAX_FILES, a few names are reported and none is looked at: a service that makes
+        # 100,000 files costs a listing, not 100,000 stats and as many series.
+        skipped = names[MAX_FILES:MAX_FILES + MAX_SKIPPED_REPORTED]
+        names = names[:MAX_FILES]
+        key = (tuple(self._identity(name) for name in names), tuple(skipped))
         if key != self._key:
             self._merged, self._key = self._merge(names), key
+            self._merged.rejected.update(dict.fromkeys(skipped, -1))  # not read at all
         return self._merged
 
     def _identity(self, name: str) -> tuple[object, ...]:
@@ -66,10 +72,7 @@ class ServicesFiles:
     def _merge(self, names: list[str]) -> promtext.Merged:
         merged = promtext.Merged()
         budget = MAX_TOTAL_BYTES
-        for number, name in enumerate(names):
-            if number >= MAX_FILES:
-                merged.rejected[name] = -1  # not read at all
-                continue
+        for name in names:
             try:
                 data = read_regular_file(os.path.join(self.directory, name), min(MAX_FILE_BYTES, budget))
             except FileNotFoundError:
