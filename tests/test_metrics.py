@@ -146,6 +146,8 @@ def test_the_pods_own_environment_names_the_metrics_directory(pod: Pod):
 
 
 def test_a_squatted_metrics_directory_is_not_served_and_the_pod_runs(pod: Pod):
+    if os.geteuid() != 0:
+        pytest.skip("giving a directory to another uid needs root")
     squatted = pod.root / "squatted"
     squatted.mkdir()
     (squatted / "fake.prom").write_text("# HELP fake_jobs_total planted\nfake_jobs_total 1\n")
