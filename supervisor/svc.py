@@ -36,7 +36,8 @@ waits (after the commands): -wu up, -wU up and ready, -wd down, -wD down and
 --ssh-forced: for authorized_keys' command="pysvc --ssh-forced",restrict. Runs
   only $SSH_ORIGINAL_COMMAND among: status, status NAME, restart NAME,
   stop NAME, start NAME, log NAME, forensics NAME. Anything else is refused
-  and reported to pyinit's log.
+  and reported to pyinit's log. log NAME always shows control characters
+  escaped (the far end is a terminal, though sshd gives no pty).
 
 exit codes: 0 ok; 1 a wait timed out; 3 the service's state forbids the action
 (a signal or -r to a down service, or the container is stopping); 100 wrong
@@ -100,10 +101,16 @@ def ssh_forced(command: str) -> int:
     valid_name = len(rest) == 1 and protocol.valid_name(rest[0])
     from . import svstat
 
+    # No option of pysvstat's is reachable from here (a valid name never starts with "-"), --raw least
+    # of all: sshd gives a forced command pipes, not a pty, yet what reads them is the operator's
+    # terminal, so a service's lines are escaped whatever stdout is. Status lines carry only names
+    # (valid ones: no control character) and pyinit's own words; forensics is ASCII-only JSON.
     if verb == "status" and (not rest or valid_name):
         return svstat.run(rest)
-    if verb in ("log", "forensics") and valid_name:
-        return svstat.run([f"--{verb}", rest[0]])
+    if verb == "log" and valid_name:
+        return svstat.show_log(rest[0], 100, raw=False, always_escaped=True)
+    if verb == "forensics" and valid_name:
+        return svstat.show_forensics(rest[0])
     if verb in FORCED and valid_name:
         return run([*FORCED[verb], rest[0]])
     sys.stderr.write("pysvc: refused: allowed are status [NAME], restart NAME, stop NAME, start NAME, "

@@ -108,26 +108,31 @@ def _parse(argv: Sequence[str]) -> Options:
     return opts
 
 
-def _show_log(name: str, lines: int, raw: bool) -> int:
+def show_log(name: str, lines: int, raw: bool, *, always_escaped: bool = False) -> int:
+    """The service's last lines. Control characters are escaped on a terminal unless `raw`, and always
+    when `always_escaped` (pysvc --ssh-forced: sshd gives a forced command pipes, not a pty, yet what
+    reads them is the operator's terminal)."""
     _head, entries = client.call_stream({"v": protocol.VERSION, "verb": "log",
                                          "services": [protocol.service_name(name)], "lines": lines})
     for entry in entries:
         stream = sys.stdout if entry.get("stream") == "stdout" else sys.stderr
         line = str(entry.get("line", ""))
-        if not raw and stream.isatty():  # a service's escape sequences must not drive the operator's terminal
+        if always_escaped or (not raw and stream.isatty()):  # a service's escapes must not drive a terminal
             line = statusfmt.escape_controls(line)
         stream.write(line + "\n")
     return 0
 
 
-def _show_forensics(name: str) -> int:
+def show_forensics(name: str) -> int:
+    """The service's forensics as indented JSON: ASCII only, so a service's control characters in it
+    (its last lines, its processes' command lines) are always written as \\u escapes, never raw."""
     head, processes = client.call_stream({"v": protocol.VERSION, "verb": "forensics",
                                           "services": [protocol.service_name(name)]})
     record = dict(head.get("forensics") or {})
     record["processes"] = list(processes)
     import json  # indented output is json's own (jsonwire's C encoder has no indent); rare enough to pay for
 
-    sys.stdout.write(json.dumps(record, indent=2) + "\n")
+    sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=True) + "\n")  # ensure_ascii: see above
     return 0
 
 
@@ -146,9 +151,9 @@ def run(argv: Sequence[str]) -> int:
     if opts.prometheus:
         return _show_metrics()
     if opts.log is not None:
-        return _show_log(opts.log, opts.lines, opts.raw)
+        return show_log(opts.log, opts.lines, opts.raw)
     if opts.forensics is not None:
-        return _show_forensics(opts.forensics)
+        return show_forensics(opts.forensics)
     names = [protocol.service_name(s) for s in opts.services]
     head, records = client.call_stream({"v": protocol.VERSION, "verb": "status", "services": names})
     stage = head.get("stage", "running")
