@@ -20,17 +20,21 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular_file(path: str, limit: int) -> bytes:
-    """The whole content of the regular file `path`, at most `limit` bytes.
+def read_regular_file(path: str, limit: int, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> bytes:
+    """The whole content of the regular file `path` (relative to `dir_fd` if given), at most `limit` bytes.
 
     Raises FileNotFoundError when it is missing, and OSError with a readable
-    strerror when it is not a regular file, is larger than `limit`, or cannot be read.
+    strerror when it is not a regular file, is larger than `limit`, or cannot be read,
+    or (with follow_symlinks=False) is a symbolic link.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket, or a FIFO's far end: not a file either way
             raise OSError(errno.EINVAL, "not a regular file") from None
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise OSError(errno.ELOOP, "a symbolic link, not followed") from None
         raise
     try:
         info = os.fstat(fd)

@@ -33,7 +33,8 @@ HOME_PAGE = (b"<html><head><title>pyinit</title></head><body><h1>pyinit</h1>"
 
 
 class ServicesFiles:
-    """The services' metrics files (*.prom, regular files, in name order), merged; what is wrong is counted.
+    """The services' metrics files (*.prom, regular files, never links, in name order), merged; what is wrong
+    is counted.
 
     Parsed again only when the listing or a file's inode, size or time changed, so a scrape of an
     unchanged directory costs a stat per file; at most MAX_TOTAL_BYTES are parsed in all, which
@@ -48,33 +49,51 @@ class ServicesFiles:
     def read(self) -> promtext.Merged:
         if not self.directory:
             return self._merged  # none could be used: nothing to serve
+        # No link is followed, the directory's own included: pyinit may be root, and a *.prom link
+        # to a root-only file of `name value` lines (or the directory swapped for a link to another
+        # directory) would serve it. Each file is then opened relative to this descriptor.
         try:
-            names = sorted(n for n in os.listdir(self.directory) if n.endswith(".prom") and not n.startswith("."))
+            directory: int | None = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                            | os.O_CLOEXEC)
         except OSError:
-            names = []
+            directory = None  # gone, or now a link: nothing to serve
+        try:
+            return self._read(directory)
+        finally:
+            if directory is not None:
+                os.close(directory)
+
+    def _read(self, directory: int | None) -> promtext.Merged:
+        try:
+            listing = os.listdir(directory) if directory is not None else []
+        except OSError:
+            listing = []
+        names = sorted(n for n in listing if n.endswith(".prom") and not n.startswith("."))
         # Past MAX_FILES, a few names are reported and none is looked at: a service that makes
         # 100,000 files costs a listing, not 100,000 stats and as many series.
         skipped = names[MAX_FILES:MAX_FILES + MAX_SKIPPED_REPORTED]
         names = names[:MAX_FILES]
-        key = (tuple(self._identity(name) for name in names), tuple(skipped))
+        key = (tuple(self._identity(directory, name) for name in names), tuple(skipped))
         if key != self._key:
-            self._merged, self._key = self._merge(names), key
+            self._merged, self._key = self._merge(directory, names), key
             self._merged.rejected.update(dict.fromkeys(skipped, -1))  # not read at all
         return self._merged
 
-    def _identity(self, name: str) -> tuple[object, ...]:
+    @staticmethod
+    def _identity(directory: int | None, name: str) -> tuple[object, ...]:
         try:
-            info = os.stat(os.path.join(self.directory, name))
+            info = os.stat(name, dir_fd=directory, follow_symlinks=False)
         except OSError:
             return (name,)
         return name, info.st_ino, info.st_size, info.st_mtime_ns
 
-    def _merge(self, names: list[str]) -> promtext.Merged:
+    @staticmethod
+    def _merge(directory: int | None, names: list[str]) -> promtext.Merged:
         merged = promtext.Merged()
         budget = MAX_TOTAL_BYTES
         for name in names:
             try:
-                data = read_regular_file(os.path.join(self.directory, name), min(MAX_FILE_BYTES, budget))
+                data = read_regular_file(name, min(MAX_FILE_BYTES, budget), dir_fd=directory, follow_symlinks=False)
             except FileNotFoundError:
                 continue  # replaced between the listing and the read
             except OSError:
