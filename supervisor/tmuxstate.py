@@ -13,11 +13,22 @@ order) and panes in their directories, the layouts and the active window and
 pane; it starts no program but each pane's shell. Both run as the pod's user
 (cont-finish.d/02-tmux-save, or by hand) and never wait long on tmux.
 Standard library only.
+
+Nothing read from a save file or from tmux is ever run. tmux expands formats
+(`#(command)` runs a command) in session and window names and in start
+directories, and ends a command at an argument ending in `;`: every such text
+goes to tmux through `literal()`. Sessions, windows and panes are addressed by
+the ids tmux gives them (`$1`, `@2`, `%3`), never by saved names; a layout is
+passed only when it looks like one (tmux 3.3's server dies on a malformed one).
+A save asks tmux for fields fenced by a fresh random token, so a directory or a
+program name holding a tab or a newline cannot forge a line of the file.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import subprocess
 import sys
 import time
@@ -27,12 +38,14 @@ from .files import read_regular_file
 
 TMUX_TIMEOUT = 5.0
 MAX_SAVE_FILE = 4 << 20
-PANE_FORMAT = "\t".join(("pane", "#{session_name}", "#{window_index}", ":#{window_name}", "#{window_active}",
-                         ":#{window_flags}", "#{pane_index}", ":#{pane_current_path}", "#{pane_active}",
-                         "#{pane_current_command}", "#{pane_pid}"))
-WINDOW_FORMAT = "\t".join(("window", "#{session_name}", "#{window_index}", "#{window_active}", ":#{window_flags}",
-                           "#{window_layout}"))
-STATE_FORMAT = "state\t#{client_session}\t#{client_last_session}"
+PANE_FIELDS = ("session_name", "window_index", "window_name", "window_active", "window_flags", "pane_index",
+               "pane_current_path", "pane_active", "pane_current_command", "pane_pid")
+WINDOW_FIELDS = ("session_name", "window_index", "window_active", "window_flags", "window_layout")
+STATE_FIELDS = ("client_session", "client_last_session")
+# What tmux's `window_layout` prints: a checksum, then sizes, offsets and pane ids in {} and [].
+LAYOUT = re.compile(r"[0-9a-f]{4},[0-9x,{}\[\]]+")
+TMUX_CLEANS = str.maketrans(":.", "__")  # what tmux 3.3 does to those in a session's name
+LINE_BREAKING = re.compile(r"[\t\n\r]")
 
 
 class NoServer(Exception):
@@ -76,41 +89,99 @@ def _full_command(pane_pid: str) -> str:
         return ""
 
 
+def query(command: tuple[str, ...], fields: tuple[str, ...]) -> list[list[str]]:
+    """The `fields` of each thing `command` lists, whatever tabs and newlines they hold.
+
+    Each record is fenced by a token drawn now, which no directory or program
+    name can know in advance; a record that does not parse is left out.
+    """
+    token = secrets.token_hex(16)
+    start, separator, end = f"<{token}>", f"|{token}|", f"</{token}>"
+    output = tmux(*command, start + separator.join(f"#{{{name}}}" for name in fields) + end)
+    records = []
+    for chunk in output.split(end + "\n")[:-1]:  # tmux ends each record with a newline
+        values = chunk.removeprefix(start).split(separator)
+        if chunk.startswith(start) and len(values) == len(fields):
+            records.append(values)
+    return records
+
+
+def one_line(text: str) -> str:
+    """A name as a field of a save line: tabs and line breaks would split it, so they become spaces."""
+    return LINE_BREAKING.sub(" ", text)
+
+
 def snapshot() -> str:
     lines = []
-    for raw in tmux("list-panes", "-a", "-F", PANE_FORMAT).splitlines():
-        fields = raw.split("\t")
-        if len(fields) != 11:
-            continue
-        lines.append("\t".join(fields[:10] + [":" + _full_command(fields[10])]))
-    lines += [line for line in tmux("list-windows", "-a", "-F", WINDOW_FORMAT).splitlines() if line]
+    for (session, window_index, window_name, window_active, window_flags, pane_index, directory, pane_active,
+         command, pane_pid) in query(("list-panes", "-a", "-F"), PANE_FIELDS):
+        # A directory that the format cannot hold is not saved as another one: the pane comes back in ~.
+        directory = "" if LINE_BREAKING.search(directory) else directory
+        lines.append("\t".join(("pane", one_line(session), window_index, ":" + one_line(window_name), window_active,
+                                ":" + one_line(window_flags), pane_index, ":" + directory, pane_active,
+                                one_line(command), ":" + one_line(_full_command(pane_pid)))))
+    for session, window_index, window_active, window_flags, layout in query(("list-windows", "-a", "-F"),
+                                                                            WINDOW_FIELDS):
+        lines.append("\t".join(("window", one_line(session), window_index, window_active,
+                                ":" + one_line(window_flags), one_line(layout))))
     try:
-        lines.append(tmux("display-message", "-p", STATE_FORMAT).rstrip("\n"))
+        states = query(("display-message", "-p"), STATE_FIELDS)
     except RuntimeError:
-        lines.append("state\t\t")
+        states = []
+    client_session, last_session = states[0] if states else ("", "")
+    lines.append(f"state\t{one_line(client_session)}\t{one_line(last_session)}")
     return "\n".join(lines) + "\n"
 
 
 def save(directory: str | None = None) -> str:
-    """Write the snapshot and point `last` at it (unless it equals the last one); the file's path."""
+    """Write the snapshot and point `last` at it (unless it equals the last one); the file's path.
+
+    Both the file and the new `last` are made under fresh names (O_EXCL, no link
+    followed) and renamed into place, so nothing left or planted there, not even
+    a `last.tmp` of an older save, stops a save or has it write elsewhere.
+    """
+    import tempfile
+
     directory = directory or resurrect_dir()
     os.makedirs(directory, mode=0o700, exist_ok=True)
     text = snapshot()
     last = os.path.join(directory, "last")
     try:
-        with open(last) as handle:
-            if handle.read() == text:
-                return os.path.realpath(last)
+        if read_regular_file(last, MAX_SAVE_FILE).decode("utf-8", "replace") == text:
+            return os.path.realpath(last)
     except OSError:
         pass
     name = f"tmux_resurrect_{time.strftime('%Y%m%dT%H%M%S')}.txt"
     path = os.path.join(directory, name)
-    with open(path + ".tmp", "w") as handle:
-        handle.write(text)
-    os.replace(path + ".tmp", path)
-    os.symlink(name, last + ".tmp")
-    os.replace(last + ".tmp", last)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmux_resurrect_", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+        temporary = _new_symlink(name, directory)
+        os.replace(temporary, last)
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
     return path
+
+
+def _new_symlink(target: str, directory: str) -> str:
+    """A symlink to `target` under a fresh name in `directory` (symlink() never follows or replaces one)."""
+    while True:
+        path = os.path.join(directory, f".last.{secrets.token_hex(8)}.tmp")
+        try:
+            os.symlink(target, path)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # --- restore ------------------------------------------------------------------------------
@@ -141,57 +212,75 @@ def parse(text: str) -> dict[str, dict[int, Window]]:
     return sessions
 
 
+def literal(text: str) -> str:
+    """`text` as tmux must be given it to take it as it is, in a name or a start directory.
+
+    tmux expands formats there (`##` is a `#`, and nothing else starts one) and
+    reads an argument ending in `;` as the end of a command (`\\;` is a `;`).
+    """
+    escaped = text.replace("#", "##")
+    return escaped[:-1] + "\\;" if escaped.endswith(";") else escaped
+
+
 def _directory(path: str) -> str:
-    return path if os.path.isdir(path) else os.path.expanduser("~")
+    return path if os.path.isabs(path) and os.path.isdir(path) else os.path.expanduser("~")
 
 
 def restore_session(name: str, windows: dict[int, Window]) -> None:
-    target = f"={name}"
+    """Rebuild one session; every target is an id tmux gave back, so no saved text is ever parsed as one."""
     ordered = [windows[i] for i in sorted(windows) if windows[i].panes]
-    for number, window in enumerate(ordered):
+    session_id = ""
+    for window in ordered:
         panes = sorted(window.panes)
-        first_dir = _directory(panes[0][1])
-        if number == 0:
-            tmux("new-session", "-d", "-s", name, "-n", window.name, "-c", first_dir)
-            where = tmux("display-message", "-p", "-t", target, "#{window_index}").strip()
+        start = ("-n", literal(window.name), "-c", literal(_directory(panes[0][1])))
+        if not session_id:
+            made = tmux("new-session", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id}",
+                        "-s", literal(name), *start).split()
+            session_id, window_id, pane_ids = made[0], made[1], made[2:]
         else:
-            where = tmux("new-window", "-d", "-P", "-F", "#{window_index}", "-t", f"{target}:", "-n", window.name,
-                         "-c", first_dir).strip()
-        window_target = f"{target}:{where}"
+            made = tmux("new-window", "-d", "-P", "-F", "#{window_id} #{pane_id}", "-t", f"{session_id}:",
+                        *start).split()
+            window_id, pane_ids = made[0], made[1:]
         for _index, directory, _active in panes[1:]:
-            tmux("split-window", "-d", "-t", window_target, "-c", _directory(directory))
-        if window.layout:
+            # Splitting the newest pane keeps the saved order, as tmux-resurrect does.
+            pane_ids += tmux("split-window", "-d", "-P", "-F", "#{pane_id}", "-t", pane_ids[-1],
+                             "-c", literal(_directory(directory))).split()
+        if LAYOUT.fullmatch(window.layout):
             try:
-                tmux("select-layout", "-t", window_target, window.layout)
+                tmux("select-layout", "-t", window_id, window.layout)
             except RuntimeError:
                 pass  # a layout for another terminal size: keep tmux's own
-        for position, (_index, _directory_name, active) in enumerate(panes):
+        for pane_id, (_index, _directory_name, active) in zip(pane_ids, panes, strict=False):
             if active:
-                tmux("select-pane", "-t", f"{window_target}.{tmux_pane_base(window_target) + position}")
+                tmux("select-pane", "-t", pane_id)
         if window.active:
-            tmux("select-window", "-t", window_target)
+            tmux("select-window", "-t", window_id)
 
 
-def tmux_pane_base(window_target: str) -> int:
-    indexes = tmux("list-panes", "-t", window_target, "-F", "#{pane_index}").split()
-    return min(int(i) for i in indexes) if indexes else 0
-
-
-def restore(path: str | None = None) -> list[str]:
-    """Rebuild every saved session that does not exist yet; the names of those rebuilt."""
+def restore(path: str | None = None) -> tuple[list[str], list[str]]:
+    """Rebuild every saved session that does not exist yet: the names of those rebuilt, and why others were not."""
     path = path or os.path.join(resurrect_dir(), "last")
     sessions = parse(read_regular_file(path, MAX_SAVE_FILE).decode("utf-8", "replace"))
     try:
         existing = set(tmux("list-sessions", "-F", "#{session_name}").split("\n"))
     except NoServer:
         existing = set()
-    rebuilt = []
+    rebuilt, refused = [], []
     for name, windows in sessions.items():
-        if name in existing:
+        if name in existing or name.translate(TMUX_CLEANS) in existing:
             continue
-        restore_session(name, windows)
+        try:
+            restore_session(name, windows)
+        except RuntimeError as exc:  # tmux refused this one (a duplicate once tmux cleans the name, ...): the next
+            refused.append(printable(f"{name}: {exc}"))
+            continue
         rebuilt.append(name)
-    return rebuilt
+    return rebuilt, refused
+
+
+def printable(text: str) -> str:
+    """A saved name as it may reach a terminal: no escape sequence of its own."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def main_save() -> None:
@@ -209,14 +298,18 @@ def main_save() -> None:
 
 def main_restore() -> None:
     try:
-        rebuilt = restore(sys.argv[1] if len(sys.argv) > 1 else None)
+        rebuilt, refused = restore(sys.argv[1] if len(sys.argv) > 1 else None)
     except FileNotFoundError as exc:
         print(f"pys6-tmux-restore: nothing saved: {exc.filename}", file=sys.stderr)
         raise SystemExit(1) from None
     except (OSError, RuntimeError, NoServer) as exc:
         print(f"pys6-tmux-restore: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"restored: {', '.join(rebuilt) if rebuilt else 'nothing new'}")
+    print(f"restored: {', '.join(map(printable, rebuilt)) if rebuilt else 'nothing new'}")
+    for reason in refused:
+        print(f"pys6-tmux-restore: not restored: {reason}", file=sys.stderr)
+    if refused:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":  # python -m supervisor.tmuxstate save|restore [FILE]
