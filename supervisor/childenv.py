@@ -3,7 +3,8 @@
 - unset (pys6's default): the container environment as the container_environment
   directory holds it at that moment (PATH kept if removed), so what a cont-init script
   adds or removes there reaches every later script, service and the main program,
-  with-contenv or not;
+  with-contenv or not; what could not be exec'd or is too large there is left out (see
+  contenv), each left-out entry warned about once, so every start still succeeds;
 - S6_KEEP_ENV=1 (or more): pyinit's own environment, unchanged (with-contenv is a no-op);
 - S6_KEEP_ENV=0: s6-overlay v3's minimal environment, PATH only; `with-contenv` restores
   the container's.
@@ -15,7 +16,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .contenv import applied, is_variable_name
+from .contenv import LeftOut, applied, is_variable_name
+
+MAX_WARNED = 4096  # left-out entries remembered as warned about; past it the record starts afresh
 
 
 class ChildEnvironment:
@@ -35,6 +38,7 @@ class ChildEnvironment:
         self.directory = directory
         self._log = log
         self._complained = False
+        self._warned: set[tuple[str, str, int, int]] = set()  # LeftOut.version(): a new version is warned about again
         # The directory is the whole environment, so a variable a script removed is gone; only
         # what no file can hold comes from pyinit's own, and PATH if a script removed it.
         self.unwritable = {name: value for name, value in original.items() if not is_variable_name(name)}
@@ -49,16 +53,29 @@ class ChildEnvironment:
         if self._cached is not None and self._changed is not None and not self._changed():
             return self._cached
         try:
-            environment, unreadable = applied(self.unwritable, self.directory)
+            reading = applied(self.unwritable, self.directory)
         except OSError as exc:
             if not self._complained:
                 self._log.warning("container environment unreadable, using pyinit's own",
                                   directory=self.directory, reason=exc.strerror)
                 self._complained = True
             return self.original
-        if unreadable and not self._complained:
-            self._log.warning("container environment entries unreadable, left out",
-                              directory=self.directory, entries=", ".join(unreadable)[:500])
-            self._complained = True
-        self._cached = environment
-        return environment
+        self._warn_left_out(reading.left_out, reading.left_out_count)
+        self._cached = reading.environment
+        return reading.environment
+
+    def _warn_left_out(self, left_out: list[LeftOut], count: int) -> None:
+        """One warning per reason, naming the entries not warned about before."""
+        new = [entry for entry in left_out if entry.version() not in self._warned]
+        if not new:
+            return
+        if len(self._warned) + len(new) > MAX_WARNED:
+            self._warned.clear()
+        self._warned.update(entry.version() for entry in new)
+        by_reason: dict[str, list[str]] = {}
+        for entry in new:
+            by_reason.setdefault(entry.reason, []).append(entry.name)
+        for reason, names in by_reason.items():
+            self._log.warning("container environment entries left out", directory=self.directory,
+                              reason=reason, entries=", ".join(names)[:500],
+                              **({"left_out_in_all": count} if count > len(left_out) else {}))

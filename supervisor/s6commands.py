@@ -54,12 +54,16 @@ def with_contenv(argv: Sequence[str]) -> int:
     path = os.environb.get(b"PATH")
     base = {b"PATH": path} if path is not None else {}  # s6-overlay's `emptyenv -p`
     try:
-        environment, unreadable = contenv.applied(base, directory)
+        reading = contenv.applied(base, directory)
     except OSError as exc:
         return _fatal("with-contenv", f"unable to envdir {directory}: {exc.strerror}")
-    if unreadable:
-        return _fatal("with-contenv", f"unable to envdir {directory}: cannot read {', '.join(unreadable)[:300]}")
-    return _exec("with-contenv", argv, environment)
+    # What pyinit leaves out of every start, with-contenv leaves out too (the same reader): a value
+    # no exec can pass would make this exec fail with E2BIG, and with it every such script.
+    for entry in reading.left_out:
+        sys.stderr.write(f"with-contenv: warning: {directory}/{entry.name} left out: {entry.reason}\n")
+    if reading.left_out_count > len(reading.left_out):
+        sys.stderr.write(f"with-contenv: warning: {reading.left_out_count} entries of {directory} left out in all\n")
+    return _exec("with-contenv", argv, reading.environment)
 
 
 def printcontenv(argv: Sequence[str]) -> int:
@@ -73,14 +77,15 @@ def printcontenv(argv: Sequence[str]) -> int:
         sys.stdout.buffer.write(value + b"\n")
         return 0
     directory = contenv.find_directory(os.environ)
-    if directory is None or not contenv.is_variable_name(os.fsencode(name)):
+    if directory is None:
         return 1
-    try:
-        with open(os.path.join(directory, name), "rb") as file:
-            value = file.read(contenv.MAX_VALUE_BYTES)
-    except OSError:
+    content = contenv.read_variable(directory, name)  # a FIFO is not waited on, a huge file not read
+    if content is None:
         return 1
-    sys.stdout.buffer.write(value + b"\n")  # as s6-overlay's: the file as is, then a newline
+    if isinstance(content, str):
+        sys.stderr.write(f"printcontenv: warning: {directory}/{name} left out: {content}\n")
+        return 1
+    sys.stdout.buffer.write(content + b"\n")  # as s6-overlay's: the file as is, then a newline
     return 0
 
 
