@@ -509,6 +509,7 @@ class Container:
             if stage2_ok:
                 await self.stopping.wait()
             await self._stage3()
+            self._control_fifos.close()  # a writer PID 1 cannot kill must not hold its exit
             services_group.cancel_scope.cancel()
         for runner in self.services.values():
             runner.close()

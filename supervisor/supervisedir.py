@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from .model import ServiceSpec
 
@@ -168,12 +169,15 @@ class ControlFifos:
         self._arrived: anyio.Event | None = None
         self._watched: dict[int, SuperviseDir] = {}
         self._paused = False
+        self._closed = False
 
     @property
     def pending_letters(self) -> int:
         return len(self._pending)
 
     def watch(self, directory: SuperviseDir) -> None:
+        if self._closed:
+            return
         self._watched[directory.control_fd] = directory
         if not self._paused:
             asyncio.get_running_loop().add_reader(directory.control_fd, self._on_readable, directory)
@@ -181,6 +185,16 @@ class ControlFifos:
     def forget(self, directory: SuperviseDir) -> None:
         if self._watched.pop(directory.control_fd, None) is not None and not self._paused:
             asyncio.get_running_loop().remove_reader(directory.control_fd)
+
+    def close(self) -> None:
+        """No FIFO is read any more and what was read is dropped: the container is exiting, and a
+        writer PID 1 cannot kill (one outside its PID namespace) must not hold its exit."""
+        for directory in list(self._watched.values()):
+            self.forget(directory)
+        self._closed = True
+        self._pending.clear()
+        if self._arrived is not None:
+            self._arrived.set()
 
     def _pause(self) -> None:
         self._paused = True
@@ -209,16 +223,24 @@ class ControlFifos:
             self._arrived.set()
 
     async def serve(self) -> None:
-        """Apply the letters as they come, for ever."""
-        while True:
+        """Apply the letters as they come, until close().
+
+        A checkpoint follows every letter. Without it a fed FIFO livelocks the task: a letter that
+        needs no waiting (a signal to a down service) is applied without yielding, and the next
+        read has always set the event again by the time anyio tries to deliver a cancellation, so
+        the services' task group, and PID 1's exit with it, waited for as long as a writer wrote."""
+        while not self._closed:
             if self._paused and len(self._pending) < MAX_PENDING_LETTERS // 2:
                 self._resume()
-            while not self._pending:
+            while not self._pending and not self._closed:
                 self._arrived = anyio.Event()
                 await self._arrived.wait()
             self._arrived = None
+            if self._closed:
+                return
             name, letter = self._pending.popleft()
             try:
                 await self._apply(name, letter)
             except Exception as exc:  # noqa: BLE001 (a command that fails is logged; the FIFOs are still read)
                 self._log.error("s6-svc command failed", service=name, command=letter, reason=str(exc))
+            await anyio.lowlevel.checkpoint()
