@@ -1,11 +1,18 @@
 """A blocking client for the control socket. Standard library only: the CLIs must start fast.
 
-It trusts only the real pyinit (SPEC.md): a candidate runtime directory must
+It trusts only the real pyinit (SPEC.md). First, for each candidate runtime
+directory, the abstract address where a pyinit that is PID 1 of our PID namespace
+listens (paths.abstract_control_address): it has no file to rename or replace, and
+it is trusted only if SO_PEERCRED shows pid 1, which no other process of our
+namespace can be; anything else there (a squatter, another container's pyinit) is
+sent nothing and ignored. Then the socket files: a candidate runtime directory must
 belong to root or to the uid it is meant for, neither it nor the socket may be
-writable by others, and the server's SO_PEERCRED uid must be root or the
-directory's owner. A candidate that exists but fails a check is an error
-(exit 111) naming the path, its owner and its mode, never a reason to try the
-next one. Connecting and answering have a timeout, and answers a size limit.
+writable by others, where others could have replaced it (a directory on its path
+writable by others without the sticky bit, or owned by another uid) only root's or
+our own uid's is trusted, and the server's SO_PEERCRED uid must be root or the
+directory's owner. A candidate that exists but fails a check is an error (exit 111)
+naming the path, its owner and its mode, never a reason to try the next one.
+Connecting and answering have a timeout, and answers a size limit.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import stat
 import sys
 
 from . import protocol
-from .paths import SOCKET_NAME, candidate_rundirs, fallback_rundir
+from .paths import SOCKET_NAME, abstract_control_address, candidate_rundirs, fallback_rundir
 from .protocol import ProtocolError
 
 # The socket module is left out on purpose, as are typing and collections: socket imports
@@ -68,7 +75,38 @@ def _check_directory(rundir: str) -> os.stat_result | None:
                          f"someone else made it; refusing it (remove it if it is not yours)")
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise _untrusted(f"{rundir} is writable by others ({_described(info)}): refusing it")
+    if info.st_uid not in (0, os.getuid()):
+        weak = _replaceable_by_others(rundir, info.st_uid)
+        if weak:
+            raise _untrusted(f"{rundir} is {_described(info)}, but {weak}, so another uid may have put it "
+                             f"there: only root's or uid {os.getuid()}'s own is trusted; refusing it")
     return info
+
+
+def _replaceable_by_others(rundir: str, owner: int) -> str:
+    """How someone other than root, us or `owner` could have renamed, replaced or deleted `rundir`
+    (a directory on its path, as written and as resolved, that they may write without the sticky
+    bit, or that another uid owns), "" if no one could. A Kubernetes emptyDir /run is 2777: anyone
+    may rename /run/pys6 away and make their own, so its owner proves nothing there."""
+    parent = os.path.dirname(os.path.abspath(rundir))
+    ancestors: set[str] = set()
+    for start in (parent, os.path.realpath(parent)):
+        path = start
+        while path not in ancestors:
+            ancestors.add(path)
+            path = os.path.dirname(path)
+    for path in sorted(ancestors):
+        try:
+            info = os.lstat(path)
+        except OSError as exc:
+            return f"{path} cannot be checked ({exc.strerror})"
+        if stat.S_ISLNK(info.st_mode):
+            continue  # a symlink's own mode means nothing: the directory holding it, and its target, are checked
+        if info.st_uid not in (0, os.getuid(), owner):
+            return f"{path} is {_described(info)}"
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+            return f"{path} is writable by others without the sticky bit ({_described(info)})"
+    return ""
 
 
 def _check_socket(path: str, directory: os.stat_result) -> bool:
@@ -88,9 +126,32 @@ def _check_socket(path: str, directory: os.stat_result) -> bool:
     return True
 
 
-def _server_uid(sock: _socket.socket) -> int:
+def _server_credentials(sock: _socket.socket) -> tuple[int, int]:
+    """The server's pid (in our PID namespace; 0: outside it) and uid, as it was when it called listen()."""
     data = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: pid, uid, gid
-    return int.from_bytes(data[4:8], sys.byteorder, signed=True)
+    return (int.from_bytes(data[0:4], sys.byteorder, signed=True),
+            int.from_bytes(data[4:8], sys.byteorder, signed=True))
+
+
+def _connect_to_pid1(rundir: str) -> _socket.socket | None:
+    """A connection to the pyinit that is PID 1 of our PID namespace and runs on `rundir`, by its
+    abstract address; None if nobody listens there, or someone other than our PID 1 does (a
+    squatter; another container's process shows pid 0), which is then sent nothing at all."""
+    address = abstract_control_address(rundir)
+    if address is None:
+        return None
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect(address)
+        pid, _uid = _server_credentials(sock)
+    except OSError:  # nobody (refused), or a full backlog (EAGAIN at once, never a wait): the socket files are next
+        sock.close()
+        return None
+    if pid != 1:
+        sock.close()
+        return None
+    return sock
 
 
 def _connect_to(rundir: str) -> _socket.socket | None:
@@ -105,7 +166,7 @@ def _connect_to(rundir: str) -> _socket.socket | None:
     sock.settimeout(CONNECT_TIMEOUT)
     try:
         sock.connect(path)
-        server = _server_uid(sock)
+        _pid, server = _server_credentials(sock)
     except (FileNotFoundError, ConnectionRefusedError):
         sock.close()
         return None  # a stale socket: no pyinit listens there
@@ -126,9 +187,15 @@ def _connect_to(rundir: str) -> _socket.socket | None:
 
 
 def _connect() -> _socket.socket:
-    """The first candidate where a pyinit answers, in the order SPEC.md gives (works from an SSH login)."""
+    """Our PID 1's abstract address for a candidate; else the first candidate's socket file where a
+    pyinit answers, in the order SPEC.md gives (works from an SSH login)."""
+    rundirs = candidate_rundirs(os.environ)
+    for rundir in rundirs:
+        pid1 = _connect_to_pid1(rundir)
+        if pid1 is not None:
+            return pid1
     tried: list[str] = []
-    for rundir in candidate_rundirs(os.environ):
+    for rundir in rundirs:
         sock = _connect_to(rundir)
         if sock is not None:
             return sock

@@ -105,10 +105,13 @@ def run(argv: Sequence[str]) -> int:
     metrics_dir = _prepare_metrics_directory(rundir)
     from .server import ControlSocketError, bind_control_socket
 
-    try:
-        listener = bind_control_socket(rundir, settings.control_group)
+    try:  # as PID 1, also on an abstract address no one can rename or replace (server.py)
+        listener = bind_control_socket(rundir, settings.control_group, abstract=is_pid1)
     except (ControlSocketError, OSError) as exc:
         return _fail(f"control socket: {exc}", EXIT_SYSTEM)
+    if listener.abstract_problem:
+        log.get().warning("control socket: no abstract address, clients reach pyinit by the socket file only",
+                          reason=listener.abstract_problem)
     from . import s6layout
 
     try:  # after the socket: a second pyinit on this runtime directory has been turned away

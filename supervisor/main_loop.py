@@ -24,7 +24,7 @@ from .protocol import VERBS
 from .reaper import Reaper
 from .s6layout import Layout
 from .scanctl import serve_scan_control
-from .server import ControlServer
+from .server import ControlListeners, ControlServer
 from .signames import signal_name
 from .spawn import send_signal
 from .stages import Container
@@ -123,7 +123,7 @@ async def _serve_metrics(metrics: Any, listener: socket.socket, logger: Any) -> 
 
 
 async def run_pid1(
-    settings: Settings, main_argv: list[str], rundir: str, listener: socket.socket, is_pid1: bool, layout: Layout,
+    settings: Settings, main_argv: list[str], rundir: str, listener: ControlListeners, is_pid1: bool, layout: Layout,
     metrics_listener: socket.socket | None = None, metrics_dir: str = "",
 ) -> int:
     logger = log.get()

@@ -11,6 +11,8 @@ import stat
 SYSTEM_RUNDIR = "/run/pys6"
 SOCKET_NAME = "control.sock"
 METRICS_DIRECTORY_NAME = "metrics"
+ABSTRACT_PREFIX = "pys6-control/"
+MAX_UNIX_ADDRESS = 108  # sizeof(sun_path): an abstract address is its leading NUL and up to 107 bytes
 
 
 class RuntimeDirError(Exception):
@@ -26,6 +28,37 @@ def candidate_rundirs(environ: dict[str, str] | os._Environ[str]) -> list[str]:
     if environ.get("PYS6_RUNDIR"):
         return [environ["PYS6_RUNDIR"]]
     return [SYSTEM_RUNDIR, fallback_rundir()]
+
+
+def abstract_control_address(rundir: str) -> bytes | None:
+    """The abstract unix address where the pyinit that is PID 1 of our PID namespace also listens for `rundir`.
+
+    An abstract address has no file, so no one can rename, replace or delete it. It names the
+    PID namespace (its inode, as /proc/self/ns/pid shows it to every process inside) so that
+    containers sharing a network namespace (a pod's sidecars) never meet, and the runtime
+    directory so that a client whose PYS6_RUNDIR names another pyinit does not reach PID 1.
+    Anyone in the network namespace may bind any name: what makes it pyinit is that SO_PEERCRED
+    shows pid 1 to the client (see client.py). A runtime directory too long for an address is
+    named by a hash of its path instead. None where it cannot be named (no /proc).
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    head = b"\0" + f"{ABSTRACT_PREFIX}{namespace}".encode()
+    path = os.fsencode(os.path.normpath(rundir))
+    if len(head) + len(path) <= MAX_UNIX_ADDRESS:
+        return head + path
+    return head + b"#" + f"{_fnv1a(path):016x}".encode()
+
+
+def _fnv1a(data: bytes) -> int:
+    """FNV-1a, 64 bits: no hashlib (OpenSSL) for a client. Only the pyinit that is PID 1 listens on
+    these names, so a collision could only take a client to that PID 1 for another directory."""
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return value
 
 
 def check_owned_private(path: str) -> None:

@@ -2,11 +2,14 @@
 
 Who may talk: root, our own uid, and members of PYS6_CONTROL_GROUP (primary or
 supplementary, from SO_PEERGROUPS), checked with SO_PEERCRED on every connection
-(the socket's mode is the first fence, this the second). Requests are size- and
-time-limited, answers are written as fast as the client reads and dropped when
-it stops reading, connections are capped, a wait ends when its client leaves,
-and each connection has its own guard: nothing a client sends can do more than
-get an error back.
+(the socket file's mode is the first fence, this the second). As PID 1, pyinit also
+listens on an abstract address (paths.abstract_control_address) that no one can rename,
+replace or delete; it has no file mode, so there SO_PEERCRED is the only fence, and a peer
+outside our PID namespace (pid 0: another container sharing the network namespace) is
+refused before anything else. Requests are size- and time-limited, answers are
+written as fast as the client reads and dropped when it stops reading, connections
+are capped, a wait ends when its client leaves, and each connection has its own
+guard: nothing a client sends can do more than get an error back.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .accepting import STARVED_PAUSE, accept_waiting
 from .config import group_id
 from .handlers import Answer, Handlers, Peer, plain
 from .log import BurstLog
-from .paths import SOCKET_NAME
+from .paths import SOCKET_NAME, abstract_control_address
 from .protocol import ProtocolError, Request
 from .telemetry import ControlTally
 
@@ -40,8 +43,51 @@ class ControlSocketError(Exception):
     pass
 
 
-def bind_control_socket(rundir: str, group: str = "") -> socket.socket:
-    """Bind $rundir/control.sock: replace a stale one, never steal a live one."""
+class ControlListeners:
+    """The control socket file, and the abstract address where pyinit is PID 1 (None: not bound;
+    `abstract_problem` says why when it was tried and failed)."""
+
+    def __init__(self, file: socket.socket, abstract: socket.socket | None = None, abstract_problem: str = "") -> None:
+        self.file = file
+        self.abstract = abstract
+        self.abstract_problem = abstract_problem
+
+    def close(self) -> None:
+        self.file.close()
+        if self.abstract is not None:
+            self.abstract.close()
+
+
+def bind_control_socket(rundir: str, group: str = "", abstract: bool = False) -> ControlListeners:
+    """Bind $rundir/control.sock (replace a stale one, never steal a live one) and, with `abstract`
+    (pyinit is PID 1), the abstract address for `rundir`."""
+    file = _bind_socket_file(rundir, group)
+    if not abstract:
+        return ControlListeners(file)
+    listener, problem = _bind_abstract(rundir)
+    return ControlListeners(file, listener, problem)
+
+
+def _bind_abstract(rundir: str) -> tuple[socket.socket | None, str]:
+    """The abstract listener, or None and why not. Taken already (EADDRINUSE) is a squatter in
+    another PID namespace of our network namespace: clients see it is not PID 1 and ignore it,
+    and the socket file still serves; it is no reason to refuse the boot."""
+    address = abstract_control_address(rundir)
+    if address is None:
+        return None, "no /proc/self/ns/pid to name it by"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(address)
+        listener.listen(socket.SOMAXCONN)  # SO_PEERCRED records the caller of listen(): PID 1, us
+    except OSError as exc:
+        listener.close()
+        taken = " (taken by another process of this network namespace)" if exc.errno == errno.EADDRINUSE else ""
+        return None, f"{exc.strerror}{taken}"
+    listener.setblocking(False)
+    return listener, ""
+
+
+def _bind_socket_file(rundir: str, group: str) -> socket.socket:
     path = os.path.join(rundir, SOCKET_NAME)
     try:
         info = os.lstat(path)
@@ -120,16 +166,21 @@ def _peer_groups_large(conn: socket.socket) -> bytes:
 
 
 class ControlServer:
-    def __init__(self, listener: socket.socket, handlers: Handlers, group: str, timeout_ms: int,
+    def __init__(self, listener: socket.socket | ControlListeners, handlers: Handlers, group: str, timeout_ms: int,
                  tally: ControlTally | None = None) -> None:
-        self.listener = listener
+        listeners = listener if isinstance(listener, ControlListeners) else ControlListeners(listener)
+        self.listener = listeners.file
+        # (listener, whether a peer outside our PID namespace is refused on it): on the abstract
+        # address, reachable from the whole network namespace, it is.
+        self.listeners = [(listeners.file, False)]
+        if listeners.abstract is not None:
+            self.listeners.append((listeners.abstract, True))
         self.tally = tally or ControlTally(protocol.VERBS)
         self.handlers = handlers
         self.log = handlers.log
         self.gid = group_id(group) if group else None
         self.timeout = timeout_ms / 1000
         self.active = 0
-        self._starved = False
         self._refused = BurstLog(self.log, "control refused")
         self._over_cap = BurstLog(self.log, "control connections at the cap, closing new ones", "error")
         self._silent = BurstLog(self.log, "control client sent no request in time", "info")
@@ -149,29 +200,55 @@ class ControlServer:
 
     async def serve(self) -> None:
         async with anyio.create_task_group() as group:
-            while True:
-                try:
-                    await anyio.wait_readable(self.listener)
-                    self._accept_into(group)
-                except Exception:  # noqa: BLE001 (the control socket must not take PID 1 down)
-                    self._failing(traceback=traceback.format_exc())
-                    self._starved = True
-                if self._starved:
-                    await anyio.sleep(STARVED_PAUSE)  # out of fds (or worse): let connections finish first
+            for listener, outsiders_refused in self.listeners:
+                group.start_soon(self._serve_listener, group, listener, outsiders_refused)
 
-    def _accept_into(self, group: anyio.abc.TaskGroup) -> None:
-        """Everything waiting in the backlog, so a burst of clients is not refused."""
-        accepted, starved_by = accept_waiting(self.listener, MAX_CONNECTIONS)
-        self._starved = starved_by is not None
+    async def _serve_listener(self, group: anyio.abc.TaskGroup, listener: socket.socket,
+                              outsiders_refused: bool) -> None:
+        while True:
+            try:
+                await anyio.wait_readable(listener)
+                starved = self._accept_into(group, listener, outsiders_refused)
+            except Exception:  # noqa: BLE001 (the control socket must not take PID 1 down)
+                self._failing(traceback=traceback.format_exc())
+                starved = True
+            if starved:
+                await anyio.sleep(STARVED_PAUSE)  # out of fds (or worse): let connections finish first
+
+    def _accept_into(self, group: anyio.abc.TaskGroup, listener: socket.socket | None = None,
+                     outsiders_refused: bool = False) -> bool:
+        """Everything waiting in the backlog, so a burst of clients is not refused; True when
+        out of descriptors (the caller pauses)."""
+        accepted, starved_by = accept_waiting(self.listener if listener is None else listener, MAX_CONNECTIONS)
         if starved_by is not None:
             self._cannot_accept(reason=starved_by.strerror)
         for conn in accepted:
+            if outsiders_refused and self._refused_as_outsider(conn):
+                continue
             if self.active >= MAX_CONNECTIONS:
                 self._over_cap(limit=MAX_CONNECTIONS)
                 conn.close()
                 continue
             self.active += 1
             group.start_soon(self._connection, conn)
+        return starved_by is not None
+
+    def _refused_as_outsider(self, conn: socket.socket) -> bool:
+        """Refuse (answer, count, log, close) a peer outside our PID namespace: SO_PEERCRED shows it
+        as pid 0 (another container of the pod, the host). Whatever its uid, it is not one of the
+        container's own processes, which are the only ones the socket file ever reached."""
+        try:
+            pid, uid, gid = peer_credentials(conn)
+        except OSError:
+            conn.close()
+            return True
+        if pid != 0:
+            return False
+        self.tally.refused += 1
+        self._refused(peer_pid=pid, peer_uid=uid, peer_gid=gid, reason="outside pyinit's PID namespace")
+        self._send_now(conn, protocol.error("permission denied: not in pyinit's PID namespace", protocol.EXIT_SYSTEM))
+        conn.close()
+        return True
 
     async def _connection(self, conn: socket.socket) -> None:
         try:
