@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from . import control, forensics, protocol
 from .lines import RecentLines
@@ -141,23 +142,18 @@ class Handlers:
         return plain({"ok": True})
 
     async def control(self, request: Request, peer: Peer) -> Answer:
+        """Every action to every service, then the wait; all of it ends when the client leaves.
+
+        The request's size is bounded where it is decoded (protocol.MAX_APPLICATIONS); here each
+        application is followed by a checkpoint, so that reaping, probes and signals to PID 1 are
+        served between two of them however long the request."""
         names = self._names(request.services)
         if self.target.stage == "stopping" and any(a.do != "signal" for a in request.actions):
             raise ProtocolError("the container is shutting down", protocol.EXIT_FORBIDDEN)
         for action in request.actions:  # check everything before changing anything
             for name in names:
                 self._check_allowed(name, action)
-        started = anyio.current_time()
-        problems: list[str] = []
-        for action in request.actions:
-            for name in names:
-                problems += await self._apply(name, action, peer)
-        if problems:
-            return plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_SYSTEM))
-        if request.wait is None:
-            return plain({"ok": True})
-        timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
-        predicate = WAIT_PREDICATES[request.wait](started)
+        answer: Answer = plain(protocol.error("the client left", protocol.EXIT_SYSTEM))  # nobody reads it
         async with anyio.create_task_group() as group:
 
             async def client_left() -> None:
@@ -165,12 +161,31 @@ class Handlers:
                 group.cancel_scope.cancel()
 
             group.start_soon(client_left)
-            with anyio.move_on_after(timeout):
-                for name in names:
-                    await self.target.wait_until(name, predicate)
-                group.cancel_scope.cancel()
-                return plain({"ok": True})
+            answer = await self._carry_out(request, names, peer)
             group.cancel_scope.cancel()
+        return answer
+
+    async def _carry_out(self, request: Request, names: list[str], peer: Peer) -> Answer:
+        started = anyio.current_time()
+        problems: list[str] = []
+        snapshots: set[tuple[str, int | None]] = set()  # (service, pid) already snapshotted by this request
+        for action in request.actions:
+            for name in names:
+                if action.do != "signal" and self.target.stage == "stopping":  # began during this request
+                    problems.append(f"the container is shutting down: {action.do} not done")
+                    return plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_FORBIDDEN))
+                problems += await self._apply(name, action, peer, snapshots)
+                await anyio.lowlevel.checkpoint()  # the rest of PID 1 runs between two applications
+        if problems:
+            return plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_SYSTEM))
+        if request.wait is None:
+            return plain({"ok": True})
+        timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
+        predicate = WAIT_PREDICATES[request.wait](started)
+        with anyio.move_on_after(timeout):
+            for name in names:
+                await self.target.wait_until(name, predicate)
+            return plain({"ok": True})
         return plain(protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT))
 
     def _check_allowed(self, name: str, action: WireAction) -> None:
@@ -180,12 +195,18 @@ class Handlers:
         if action.do == "restart" and not up:
             raise ProtocolError(f"{name} is down: nothing to restart (use -u)", protocol.EXIT_FORBIDDEN)
 
-    async def _apply(self, name: str, action: WireAction, peer: Peer) -> list[str]:
-        """Do one action to one service; the problems it met (a failed kill), never an exception."""
+    async def _apply(self, name: str, action: WireAction, peer: Peer,
+                     snapshots: set[tuple[str, int | None]]) -> list[str]:
+        """Do one action to one service; the problems it met (a failed kill), never an exception.
+
+        Forensics before force are taken once per process and request (`snapshots`): a second
+        signal to the same process would only log the same record again."""
         detail = {"signal": signal_name(action.signum), "group": action.group} if action.do == "signal" else {}
         self.log.info("control", service=name, action=action.do, peer_uid=peer.uid, **detail)
         view = self.target.view(name)
-        if action.do in ("down", "down-create-down", "restart", "signal") and view.state.phase is Phase.UP:
+        forceful = action.do in ("down", "down-create-down", "restart", "signal") and view.state.phase is Phase.UP
+        if forceful and (name, view.state.pid) not in snapshots:
+            snapshots.add((name, view.state.pid))
             record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
                                               f"before {action.do}")  # forensics before force
             self.log.warning("forensics", **forensics.for_the_log(record))

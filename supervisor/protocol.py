@@ -39,6 +39,14 @@ MAX_ANSWER_LINE = 1 << 20  # one line of an answer: a head or an item
 MAX_ANSWER = 64 << 20  # a whole answer, as a client accepts it
 MAX_ITEMS = 1_000_000
 MAX_TIMEOUT_MS = 2**32 - 1
+# What one control request may ask for. Actions are applied in order, each to every service, as
+# s6-svc applies its letters: at most 63 of them, s6-svc's own limit ("too many commands", 100).
+# Services are named once (a name given twice is applied once), and actions x services is at most
+# MAX_APPLICATIONS: `pysvc -d` on 4,096 services, or 63 actions on 65. Each application is one
+# kill() or one command the service acts on, and PID 1 yields between two of them; past the bound
+# a request is refused as a whole, before anything is done.
+MAX_ACTIONS = 63
+MAX_APPLICATIONS = 4096
 _NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@")
 _NAME_REST = _NAME_FIRST | frozenset(".+-")
 
@@ -227,6 +235,16 @@ def _action(raw: Any) -> WireAction:
     return WireAction(do)
 
 
+def _check_work(services: int, actions: int) -> None:
+    """Refuse a control request that asks for more than one request may (see MAX_APPLICATIONS)."""
+    if actions > MAX_ACTIONS:
+        raise ProtocolError(f"control: too many actions: {actions} (at most {MAX_ACTIONS} in one request, "
+                            "as s6-svc)")
+    if services * actions > MAX_APPLICATIONS:
+        raise ProtocolError(f"control: too much at once: {actions} actions to {services} services "
+                            f"(at most {MAX_APPLICATIONS} actions x services in one request: split it)")
+
+
 def decode_request(frame: bytes) -> Request:
     """Parse and check one request line; every problem is a ProtocolError."""
     if len(frame) > MAX_FRAME:
@@ -244,7 +262,10 @@ def decode_request(frame: bytes) -> Request:
     if verb == "control":
         if not services:
             raise ProtocolError("control: no service named")
-        actions = tuple(_action(a) for a in _expect(raw.get("actions", []), list, "actions"))
+        services = tuple(dict.fromkeys(services))  # each service once, in the order first named
+        raw_actions = _expect(raw.get("actions", []), list, "actions")
+        _check_work(len(services), len(raw_actions))
+        actions = tuple(_action(a) for a in raw_actions)
         wait = raw.get("wait")
         if wait is not None and wait not in WAITS:
             raise ProtocolError(f"unknown wait: {str(wait)[:40]!r}")

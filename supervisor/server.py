@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import stat
 import struct
@@ -335,7 +336,26 @@ class ControlServer:
 
 
 async def _hangup(conn: socket.socket) -> None:
-    """Return when the client closes its end (or floods us while it should be waiting)."""
+    """Return when the client has closed its end of the connection.
+
+    The kernel's POLLHUP says so, watched on an epoll of its own that asks for no event (hang-up
+    and error are reported all the same), so neither bytes the client sends nor a half-close wake
+    us: a client that shuts down its writing half after its request, as socat and nc do, is still
+    there to read the answer. Out of descriptors for the epoll: end of input stands for hang-up."""
+    try:
+        watcher = select.epoll(1)
+    except OSError:
+        await _end_of_input(conn)
+        return
+    try:
+        watcher.register(conn.fileno(), 0)
+        await anyio.wait_readable(watcher.fileno())
+    finally:
+        watcher.close()
+
+
+async def _end_of_input(conn: socket.socket) -> None:
+    """Return at the client's end of input (or when it floods us while it should be waiting)."""
     received = 0
     while received <= HANGUP_READ_LIMIT:
         await anyio.wait_readable(conn)
