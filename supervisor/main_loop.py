@@ -21,10 +21,12 @@ from .config import Settings
 from .handlers import Handlers
 from .output import OutputWriter, write_all, write_if_room
 from .protocol import VERBS
+from .pyreports import route_loop_reports, route_python_reports
 from .reaper import Reaper
 from .s6layout import Layout
 from .scanctl import serve_scan_control
 from .server import ControlListeners, ControlServer
+from .signalqueue import open_signal_receiver
 from .signames import signal_name
 from .spawn import send_signal
 from .stages import Container
@@ -139,8 +141,10 @@ async def run_pid1(
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
         log.route_to(lambda data: writer.write_nowait(2, data))
+        route_python_reports(logger)  # Python's own complaints, as events: PID 1's stderr stays ours
+        route_loop_reports(logger)
         handled = HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ())
-        with anyio.open_signal_receiver(*dict.fromkeys(handled)) as signals:
+        with open_signal_receiver(*handled) as signals:  # not anyio's: it loses signals in a storm
             root.start_soon(_signal_loop, signals, container, reaper, logger)
             for problem in layout.problems:
                 logger.warning(problem)

@@ -18,7 +18,9 @@ from ..dirwatch import DirectoryWatch
 from ..metricshttp import MetricsHttp, listen
 from ..output import OutputWriter
 from ..promtext import CONTENT_TYPE
+from ..pyreports import route_loop_reports, route_python_reports
 from ..reaper import Reaper, become_subreaper
+from ..signalqueue import open_signal_receiver
 from . import metrics
 from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
@@ -262,12 +264,14 @@ async def serve(args: argparse.Namespace) -> int:
             log.route_to(lambda data: writer.write_nowait(2, data), lambda data: writer.write_nowait(1, data))
         else:  # supercronic's lines all go to stderr
             log.route_to(lambda data: writer.write_nowait(2, data))
+        route_python_reports(daemon.log)  # Python's own complaints, as log lines of ours
+        route_loop_reports(daemon.log)
         start_reaping(args, daemon.log)
         if args.inotify:
             daemon.log.info("using inotify to detect crontab file changes")
             daemon.log.info(f"adding file watch for '{args.crontab}'")
         # Not SIGHUP: as for supercronic, it ends pycrond (its supervisor restarts it).
-        with anyio.open_signal_receiver(signal.SIGCHLD, *STOP_SIGNALS, signal.SIGUSR2) as receiver:
+        with open_signal_receiver(signal.SIGCHLD, *STOP_SIGNALS, signal.SIGUSR2) as receiver:  # never loses one
             async with anyio.create_task_group() as group:
                 daemon._group = group
                 processes = JobProcesses(writer, reaper, daemon.log, group, args, daemon.job_finished, daemon.job_started)
