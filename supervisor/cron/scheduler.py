@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from .crontab import JobSpec
 from .schedule import RebootSchedule
@@ -103,11 +104,14 @@ class Scheduler:
         old = {state.key: state for state in self.jobs}
         self.jobs = []
         for spec in specs:
-            state = old.pop((spec.schedule_text, spec.command), None) or JobState(spec)
+            kept = old.pop((spec.schedule_text, spec.command), None)
+            state = kept or JobState(spec)
             state.spec = spec
+            # A kept job whose due run the loop had not started yet (a reload amid a batch of starts) keeps it.
+            pending = kept is not None and kept.next_due is not None and kept.next_due <= now
             if isinstance(spec.schedule, RebootSchedule):
-                state.next_due = now if boot else None
-            else:
+                state.next_due = now if boot or pending else None
+            elif not pending:
                 state.next_due = spec.schedule.next_after(now)
                 state.retired = state.next_due is None
                 if state.retired:
@@ -130,23 +134,32 @@ class Scheduler:
             state.retired = True
             self._retire(state)
 
-    async def _fire(self, state: JobState, scheduled: datetime, now: datetime) -> None:
+    async def _fire(self, state: JobState, scheduled: datetime, now: datetime) -> bool:
+        """Start a run of the job, unless one still runs; whether one was started."""
         if state.running and not self.overlapping:
-            return  # the run's own watch says so, as supercronic does, and counts the missed deadline
+            return False  # the run's own watch says so, as supercronic does, and counts the missed deadline
         self.run_numbers += 1
         state.running += 1
         state.runs += 1
         state.last_start = now.timestamp()
         await self.launch(state, self.run_numbers, scheduled)
+        return True
 
     async def run(self) -> None:
         while not self.stopping:
             now = self.clock.now()
-            for state in list(self.jobs):
-                if state.next_due is not None and state.next_due <= now:
-                    scheduled = state.next_due
-                    self._advance(state, now)
-                    await self._fire(state, scheduled, now)
+            due = [state for state in self.jobs if state.next_due is not None and state.next_due <= now]
+            for state in due:
+                if self._wake.is_set():
+                    break  # a stop or a reload came during the batch: look again before starting more
+                if state.next_due is None or state.next_due > now:
+                    continue
+                scheduled = state.next_due
+                self._advance(state, now)
+                if await self._fire(state, scheduled, now):
+                    # Each start blocks the loop about a millisecond: between two, let it read signals
+                    # (a SIGTERM amid 3,000 starts is obeyed at once) and the output of the runs.
+                    await anyio.lowlevel.checkpoint()
             if self.stopping:
                 break
             upcoming = [s.next_due for s in self.jobs if s.next_due is not None]
