@@ -1,6 +1,6 @@
 """run_pid1: the root task group of pyinit: the output writer, the signal loop, the control server and the container.
 
-Signal handlers only enqueue (anyio's receiver); this loop turns each signal into
+Signal handlers only record (signalqueue's receiver); this loop turns each signal into
 an action: SIGCHLD into a reap, SIGTERM/SIGINT/SIGQUIT into a shutdown request.
 """
 
