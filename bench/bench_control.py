@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_pid1 import Bench, poll  # noqa: E402
 
-from supervisor import client, protocol  # noqa: E402
+from supervisor.control import client, protocol  # noqa: E402
 
 
 def timed_in_turns(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
@@ -56,8 +56,8 @@ def main() -> None:
         svstat = str(bindir / "pysvstat") if (bindir / "pysvstat").exists() else None
         svc = str(bindir / "pysvc") if (bindir / "pysvc").exists() else None
         base = [sys.executable, "-m"]
-        svstat_cmd = [svstat] if svstat else [*base, "supervisor.svstat"]
-        svc_cmd = [svc] if svc else [*base, "supervisor.svc"]
+        svstat_cmd = [svstat] if svstat else [*base, "supervisor.control.svstat"]
+        svc_cmd = [svc] if svc else [*base, "supervisor.control.svc"]
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "pysvstat (all)": svstat_cmd,

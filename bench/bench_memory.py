@@ -25,7 +25,7 @@ LAYERS = [
     ("asyncio, the rest of it", "import asyncio"),
     ("anyio and its asyncio backend", "import anyio._backends._asyncio"),
     ("structlog (all of its modules)", "import structlog"),
-    ("pyinit's own modules", "import supervisor.main_loop, supervisor.init"),
+    ("pyinit's own modules", "import supervisor.root, supervisor.init"),
     ("psutil (forensics only, not at rest)", "import psutil"),
     ("yaml (a config file only, not at rest)", "import yaml"),
 ]

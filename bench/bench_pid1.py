@@ -120,7 +120,7 @@ def timed_status(bench: Bench, *args: str) -> float:
     """Whole-process wall seconds of one fresh `pysvstat ARGS` (its output read and dropped)."""
     env = {**os.environ, "PYS6_RUNDIR": str(bench.root / "run"), "PYTHONPATH": str(REPO)}
     begun = time.monotonic()
-    subprocess.run([sys.executable, "-m", "supervisor.svstat", *args], env=env, stdout=subprocess.DEVNULL,
+    subprocess.run([sys.executable, "-m", "supervisor.control.svstat", *args], env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=60)
     return time.monotonic() - begun
 

@@ -80,13 +80,14 @@ def run(argv: Sequence[str]) -> int:
         if len(rest) != 1:
             sys.stderr.write("usage: pyinit --install-s6-commands DIR [--force]\n")
             return EXIT_USAGE
-        from .s6commands import install
+        from .s6.commands import install
 
         return install(rest[0], "--force" in argv[1:])
     _ensure_standard_fds()
     os.environ["PATH"] = s6_path(os.environ.get("PATH", ""), os.path.isdir("/command"))
-    from . import log, paths
-    from .config import ConfigError, load_settings
+    from .base import paths
+    from .core.settings import ConfigError, load_settings
+    from .logs import events as log
 
     try:
         settings = load_settings(os.environ)
@@ -103,7 +104,7 @@ def run(argv: Sequence[str]) -> int:
         return _fail(str(exc), EXIT_SYSTEM)
     is_pid1 = os.getpid() == 1
     metrics_dir = _prepare_metrics_directory(rundir)
-    from .server import ControlSocketError, bind_control_socket
+    from .control.server import ControlSocketError, bind_control_socket
 
     try:  # as PID 1, also on an abstract address no one can rename or replace (server.py)
         listener = bind_control_socket(rundir, settings.control_group, abstract=is_pid1)
@@ -112,7 +113,7 @@ def run(argv: Sequence[str]) -> int:
     if listener.abstract_problem:
         log.get().warning("control socket: no abstract address, clients reach pyinit by the socket file only",
                           reason=listener.abstract_problem)
-    from . import s6layout
+    from .s6 import layout as s6layout
 
     try:  # after the socket: a second pyinit on this runtime directory has been turned away
         layout = s6layout.prepare(rundir, dict(os.environb), is_pid1 and settings.s6_run, settings.world_writable_run)
@@ -121,7 +122,7 @@ def run(argv: Sequence[str]) -> int:
         os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
         return _fail(f"cannot write the container environment: {exc.filename}: {exc.strerror}", EXIT_SYSTEM)
     if not is_pid1:
-        from .reaper import become_subreaper
+        from .proc.reaper import become_subreaper
 
         try:
             become_subreaper()
@@ -132,7 +133,7 @@ def run(argv: Sequence[str]) -> int:
 
     import anyio
 
-    from .main_loop import run_pid1
+    from .root import run_pid1
 
     try:
         return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout, metrics_listener,
@@ -152,13 +153,13 @@ def _prepare_metrics_directory(rundir: str) -> str:
     """$PYS6_METRICS_DIR (default $rundir/metrics), where services drop their metrics files; exported
     before the container environment is written, so every script and service knows it. "" when it
     cannot be used: then no service's file is served."""
-    from .paths import RuntimeDirError, metrics_directory, prepare_metrics_directory
+    from .base.paths import RuntimeDirError, metrics_directory, prepare_metrics_directory
 
     path = metrics_directory(rundir, os.environ)
     try:
         prepare_metrics_directory(path)
     except (OSError, RuntimeDirError) as exc:
-        from . import log
+        from .logs import events as log
 
         log.get().warning("services' metrics directory unusable, none of their files is served", directory=path,
                           reason=getattr(exc, "strerror", None) or str(exc))
@@ -173,8 +174,8 @@ def _metrics_listener(address: tuple[str, int] | None) -> socket.socket | None:
     and the container runs without it (metrics are never a reason to refuse a boot)."""
     if address is None:
         return None
-    from . import log
-    from .metricshttp import listen
+    from .logs import events as log
+    from .metrics.http import listen
 
     try:
         return listen(*address)
@@ -190,9 +191,9 @@ def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
     import time
     import traceback
 
-    from .output import write_if_room
-    from .reaper import reap_until
-    from .spawn import signal_everyone
+    from .logs.writer import write_if_room
+    from .proc.reaper import reap_until
+    from .proc.spawn import signal_everyone
 
     detail = "".join(traceback.format_exception(exc))[-3000:]
     write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())

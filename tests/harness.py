@@ -253,7 +253,7 @@ class Pod:
         if rundir:
             environ["PYS6_RUNDIR"] = str(self.rundir)
         environ.update(env or {})
-        command = [sys.executable, "-m", f"supervisor.{tool}", *args]
+        command = [sys.executable, "-m", f"supervisor.control.{tool}", *args]
         if uid is not None:
             environ["PYTHONPATH"] = str(world_readable_source())
             command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *command]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from supervisor.log import BurstLog
+from supervisor.logs.events import BurstLog
 
 
 class Recorder:

@@ -35,10 +35,12 @@ sys.stderr.write("\\nMODULES " + " ".join(sorted(set(sys.modules) - started_with
 sys.stderr.write("CODE " + str(code) + "\\n")
 """
 
-_COMMON = {"__future__", "_json", "_socket", "errno", "supervisor", "supervisor.client", "supervisor.jsonwire",
-           "supervisor.paths", "supervisor.protocol", "supervisor.signames"}
-SVSTAT_MODULES = _COMMON | {"supervisor.statusfmt", "supervisor.svstat"}
-SVC_MODULES = _COMMON | {"supervisor.s6getopt", "supervisor.svc"}
+# supervisor.base and supervisor.control are packages whose __init__ is a docstring alone.
+_COMMON = {"__future__", "_json", "_socket", "errno", "supervisor", "supervisor.base", "supervisor.base.jsonwire",
+           "supervisor.base.names", "supervisor.base.paths", "supervisor.base.signames", "supervisor.control",
+           "supervisor.control.client", "supervisor.control.protocol"}
+SVSTAT_MODULES = _COMMON | {"supervisor.control.statusfmt", "supervisor.control.svstat"}
+SVC_MODULES = _COMMON | {"supervisor.base.s6getopt", "supervisor.control.svc"}
 # Each of these alone costs a fresh client milliseconds (enum, re, typing, inspect, selectors...).
 NEVER = {"re", "enum", "typing", "dataclasses", "inspect", "argparse", "socket", "selectors", "json", "signal",
          "collections", "struct", "shlex", "pathlib", "asyncio", "anyio", "structlog", "psutil", "yaml"}
@@ -89,7 +91,7 @@ def test_the_json_and_check_paths_load_nothing_more(live: Pod) -> None:
 
 def test_the_client_scripts_import_nothing_but_their_main() -> None:
     """The scripts are not pip's entry-point wrappers (those import re) and stay that way."""
-    for script, module in (("pysvstat", "supervisor.svstat"), ("pysvc", "supervisor.svc")):
+    for script, module in (("pysvstat", "supervisor.control.svstat"), ("pysvc", "supervisor.control.svc")):
         path = REPO / "bin" / script
         assert path.read_text().startswith("#!python\n") and path.stat().st_mode & 0o111
         tree = ast.parse(path.read_text())
@@ -105,7 +107,8 @@ def test_the_modules_a_client_loads_import_only_those() -> None:
     """Statically too: no client module names a costly module at its top level, so a new code path
     (an option no test above runs) cannot bring one in unseen."""
     for module in sorted((SVSTAT_MODULES | SVC_MODULES) - {"__future__", "_json", "_socket", "errno"}):
-        path = REPO / (module.replace(".", "/") + ("/__init__.py" if module == "supervisor" else ".py"))
+        path = REPO / module.replace(".", "/")
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
         tree = ast.parse(path.read_text())
         for node in tree.body:
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

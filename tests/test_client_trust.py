@@ -33,7 +33,7 @@ def as_uid(uid: int, *command: str, env: dict[str, str] | None = None, timeout: 
 
 def client(tool: str, *args: str, uid: int = 1000, env: dict[str, str] | None = None
            ) -> subprocess.CompletedProcess[str]:
-    return as_uid(uid, sys.executable, "-m", f"supervisor.{tool}", *args, env=env)
+    return as_uid(uid, sys.executable, "-m", f"supervisor.control.{tool}", *args, env=env)
 
 
 class FakeServer:
@@ -183,7 +183,7 @@ def test_a_huge_answer_is_cut_off_with_bounded_memory(private_dir: Path, mode: s
     measure = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
                "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stderr)")
     try:
-        result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "supervisor.svstat"],
+        result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "supervisor.control.svstat"],
                                 env={**os.environ, "PYS6_RUNDIR": str(private_dir), "PYTHONPATH": str(REPO)},
                                 capture_output=True, text=True, timeout=120)
         code, max_rss_kib = result.stdout.split("\n", 1)[0].split()
@@ -204,7 +204,7 @@ def test_log_is_escaped_on_a_terminal_unless_raw(pod: Pod):
     def on_a_terminal(*args: str) -> bytes:
         leader, follower = pty.openpty()
         try:
-            process = subprocess.Popen([sys.executable, "-m", "supervisor.svstat", "--log", "svc", *args],
+            process = subprocess.Popen([sys.executable, "-m", "supervisor.control.svstat", "--log", "svc", *args],
                                        stdout=follower, stderr=subprocess.DEVNULL,
                                        env={**os.environ, "PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(REPO)})
             os.close(follower)
@@ -227,7 +227,7 @@ def test_log_is_escaped_on_a_terminal_unless_raw(pod: Pod):
 
     assert b"svc says \\x1b[2Khello\\x0d" in on_a_terminal()
     assert b"svc says \x1b[2Khello\r" in on_a_terminal("--raw")
-    piped = subprocess.run([sys.executable, "-m", "supervisor.svstat", "--log", "svc"], capture_output=True,
+    piped = subprocess.run([sys.executable, "-m", "supervisor.control.svstat", "--log", "svc"], capture_output=True,
                            env={**os.environ, "PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(REPO)})
     assert b"svc says \x1b[2Khello\r\n" in piped.stdout  # not a terminal: bytes as the service wrote them
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from supervisor.config import ConfigError, load_settings
+from supervisor.core.settings import ConfigError, load_settings
 
 
 def test_defaults_are_s6_overlays(tmp_path):

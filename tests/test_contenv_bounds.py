@@ -25,8 +25,8 @@ REPORTER = '''
     exec sleep 1000
 '''
 # pys6's with-contenv and printcontenv, as `pyinit --install-s6-commands` links them.
-WITH_CONTENV = f'{sys.executable} -c "import sys; from supervisor.s6commands import with_contenv; sys.exit(with_contenv(sys.argv[1:]))"'
-PRINTCONTENV = f'{sys.executable} -c "import sys; from supervisor.s6commands import printcontenv; sys.exit(printcontenv(sys.argv[1:]))"'
+WITH_CONTENV = f'{sys.executable} -c "import sys; from supervisor.s6.commands import with_contenv; sys.exit(with_contenv(sys.argv[1:]))"'
+PRINTCONTENV = f'{sys.executable} -c "import sys; from supervisor.s6.commands import printcontenv; sys.exit(printcontenv(sys.argv[1:]))"'
 
 
 def contenv_dir(pod: Pod) -> Path:
@@ -148,7 +148,7 @@ class RecordingLog:
 
 
 def test_every_environment_pyinit_makes_from_there_can_be_exec_d(tmp_path: Path):
-    from supervisor.childenv import ChildEnvironment
+    from supervisor.s6.childenv import ChildEnvironment
 
     directory = tmp_path / "container_environment"
     directory.mkdir()

@@ -106,7 +106,7 @@ def test_check_waits_for_readiness_from_notification_fd(pod: Pod):
     wait_for(lambda: (pod.state / "started").exists(), what="slow to start")
     assert pod.cli("svstat", "--check").returncode == 1
     assert pod.cli("svstat", "-ur", "slow").stdout == "true false\n"
-    waiter = subprocess.Popen([sys.executable, "-m", "supervisor.svc", "-wU", "-T", "10000", "slow"],
+    waiter = subprocess.Popen([sys.executable, "-m", "supervisor.control.svc", "-wU", "-T", "10000", "slow"],
                               env={**os.environ, "PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(REPO)})
     try:
         with open(pod.state / "go-fifo", "w") as fifo:
@@ -215,13 +215,13 @@ def test_clients_say_102_when_no_pyinit_runs(tmp_path):
     env = {**os.environ, "PYS6_RUNDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
     for tool in ("svstat", "svc"):
         args = [] if tool == "svstat" else ["-d", "x"]
-        result = subprocess.run([sys.executable, "-m", f"supervisor.{tool}", *args], env=env,
+        result = subprocess.run([sys.executable, "-m", f"supervisor.control.{tool}", *args], env=env,
                                 capture_output=True, text=True)
         assert result.returncode == 102 and "not running" in result.stderr
 
 
 def test_the_clients_import_only_the_standard_library():
-    code = ("import sys; import supervisor.svstat, supervisor.svc; "
+    code = ("import sys; import supervisor.control.svstat, supervisor.control.svc; "
             "print(' '.join(m for m in ('anyio', 'structlog', 'yaml', 'psutil', 'croniter', 'asyncio') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), check=True)
     assert result.stdout.strip() == ""

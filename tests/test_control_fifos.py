@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from supervisor.supervisedir import MAX_CONTROL_READ, MAX_PENDING_LETTERS, ControlFifos
+from supervisor.s6.supervisedir import MAX_CONTROL_READ, MAX_PENDING_LETTERS, ControlFifos
 
 
 @dataclass

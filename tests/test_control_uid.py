@@ -79,7 +79,7 @@ def test_a_configured_group_may_use_the_socket(pod: Pod):
     assert oct(os.stat(pod.rundir / "control.sock").st_mode & 0o777) == "0o660"
     env = {"PYS6_RUNDIR": str(pod.rundir), "PYTHONPATH": str(world_readable_source()), "PATH": os.environ["PATH"]}
     for groups in ([f"--regid={gid}", "--clear-groups"], ["--regid=1001", f"--groups={gid}"]):  # primary, supplementary
-        member = subprocess.run(["setpriv", "--reuid=1001", *groups, sys.executable, "-m", "supervisor.svstat", "svc"],
+        member = subprocess.run(["setpriv", "--reuid=1001", *groups, sys.executable, "-m", "supervisor.control.svstat", "svc"],
                                 env=env, capture_output=True, text=True, cwd="/", timeout=30)
         assert member.returncode == 0 and member.stdout.startswith("up (pid "), (groups, member.stderr)
     os.chmod(pod.rundir, 0o711)  # let a non-member reach the socket file, to test the SO_PEERCRED fence
@@ -109,7 +109,7 @@ def sshd(unprivileged_pod: Pod):
     python, source = sys.executable, world_readable_source()
     for tool in ("svstat", "svc"):
         wrapper = bindir / f"py{tool}"
-        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={source} exec {python} -m supervisor.{tool} \"$@\"\n")
+        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={source} exec {python} -m supervisor.control.{tool} \"$@\"\n")
         wrapper.chmod(0o755)
     for name in ("host", "user", "forced"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)

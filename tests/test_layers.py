@@ -9,8 +9,8 @@ from pathlib import Path
 
 from harness import REPO
 
-PURE = ["supervisor.model", "supervisor.policy", "supervisor.config", "supervisor.servicedir",
-        "supervisor.lines", "supervisor.paths"]
+PURE = ["supervisor.core.model", "supervisor.core.policy", "supervisor.core.settings", "supervisor.core.servicedir",
+        "supervisor.logs.lines", "supervisor.base.paths"]
 
 
 def modules_after_import(module: str) -> set[str]:
@@ -26,45 +26,52 @@ def test_pure_modules_load_no_anyio_no_subprocess_no_structlog():
 
 
 # Programs that run in a service's process, never in pyinit's: they may wait for their own children.
-OWN_PROCESS = {"notifylisten.py": {"os.waitpid"}, "tmuxstate.py": {"subprocess."},
-               "s6clients.py": {"subprocess."}}  # s6-notifyoncheck's checker: a program of a service's
+OWN_PROCESS = {"pod/notifylisten.py": {"os.waitpid"}, "pod/tmux.py": {"subprocess."},
+               "s6/clients.py": {"subprocess."}}  # s6-notifyoncheck's checker: a program of a service's
+WAITPID_OWNER = "proc/reaper.py"
 
 
 def test_no_module_of_ours_calls_waitpid_or_popen_wait_but_the_reaper():
     offenders = []
     for path in (REPO / "supervisor").rglob("*.py"):
         text = path.read_text()
+        where = path.relative_to(REPO / "supervisor").as_posix()
         for needle in ("os.waitpid", "os.waitid", "os.wait(", ".wait4(", "subprocess.", "create_subprocess", "open_process"):
-            if needle in text and path.name != "reaper.py" and needle not in OWN_PROCESS.get(path.name, set()):
-                offenders.append(f"{path.name}: {needle}")
+            if needle in text and where != WAITPID_OWNER and needle not in OWN_PROCESS.get(where, set()):
+                offenders.append(f"{where}: {needle}")
     assert offenders == []
 
 
 def test_the_programs_that_wait_are_never_imported_by_pyinit():
-    loaded = modules_after_import("supervisor.main_loop") | modules_after_import("supervisor.init")
-    assert not {"supervisor.notifylisten", "supervisor.tmuxstate"} & loaded
+    loaded = modules_after_import("supervisor.root") | modules_after_import("supervisor.init")
+    assert not {"supervisor.pod.notifylisten", "supervisor.pod.tmux"} & loaded
 
 
-# Each module's layer: a module imports only from its own layer or below, and never in a circle.
-LAYERS: dict[str, int] = {
-    **dict.fromkeys(["model", "signames", "files", "paths", "protocol", "statusfmt", "lines", "cron.expression",
-                     "cron.logrus", "links", "contenv", "s6getopt", "jsonwire", "listenaddr", "promtext",
-                     "accepting"], 0),
-    **dict.fromkeys(["policy", "config", "servicedir", "control", "cron.crontab", "cron.schedule", "cron.load",
-                     "cron.install", "s6layout", "compat", "childenv", "s6commands", "s6status", "s6rc", "telemetry",
-                     "procstats"], 1),
-    **dict.fromkeys(["spawn", "reaper", "output", "logpipe", "log", "forensics", "dirwatch",
-                     "notifylisten", "tmuxstate", "scanctl", "catchall", "supervisedir", "podmetrics", "metricshttp",
-                     "signalqueue", "pyreports"], 2),
-    **dict.fromkeys(["service", "handlers", "server", "cron.jobs", "cron.scheduler", "cron.metrics", "rcstages",
-                     "metricsexport"], 3),
-    **dict.fromkeys(["stages", "cron.daemon"], 4),
-    **dict.fromkeys(["main_loop", "cron.main"], 5),
-    **dict.fromkeys(["init", "__main__", "client", "svstat", "svc", "s6clients", "s6log"], 6),
+# The subpackages, and which others each may import: arrows point one way (down this table). The
+# entry points at the root (init, root, __main__) may import anything; the root package itself
+# ("", for __version__) is anyone's. Inside a package any module may import another, never in a circle.
+ALLOWED: dict[str, set[str]] = {
+    "base": set(),
+    "proc": {"base"},
+    "logs": {"base"},
+    "core": {"base", "proc", "logs"},
+    "control": {"base", "logs", "core"},
+    "metrics": {"base", "logs", "core"},
+    "s6": {"base", "logs", "core", "control"},  # control's client side only: see CLIENT_MAY_IMPORT
+    "container": {"base", "proc", "logs", "core", "s6", "control"},
+    "cron": {"base", "proc", "logs", "metrics"},
+    "pod": {"base"},
 }
-CLIENT_MODULES = {"client", "svstat", "svc", "s6commands", "s6clients", "s6log"}
-CLIENT_MAY_IMPORT = {"client", "protocol", "paths", "statusfmt", "signames", "svstat", "contenv", "links", "svc", "jsonwire",
-                     "s6commands", "catchall", "s6getopt"}
+ENTRY_POINTS = {"", "__main__", "init", "root"}
+# What a client (a fresh process at every call, standard library only) may load of ours.
+CLIENT_MODULES = {"control.client", "control.svstat", "control.svc", "s6.commands", "s6.clients", "s6.logger"}
+CLIENT_MAY_IMPORT = {"", "base", "base.names", "base.paths", "base.signames", "base.jsonwire", "base.links",
+                     "base.s6getopt", "control", "control.client", "control.protocol", "control.statusfmt",
+                     "control.svstat", "control.svc", "s6", "s6.contenv", "s6.commands", "logs", "logs.logdir"}
+
+
+def _package(module: str) -> str:
+    return module.split(".")[0] if "." in module else ("" if module in ENTRY_POINTS else module)
 
 
 def _module_name(path: Path) -> str:
@@ -99,12 +106,12 @@ def _imports(path: Path) -> set[str]:
                 candidates = [target] + [f"{target}.{a.name}" if target else a.name for a in node.names]
             else:
                 candidates = []
-            found.update(c for c in candidates if c in LAYERS)
+            found.update(c for c in candidates if c in MODULES)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("supervisor."):
                     name = alias.name.removeprefix("supervisor.")
-                    if name in LAYERS:
+                    if name in MODULES:
                         found.add(name)
         for child in ast.iter_child_nodes(node):
             visit(child)
@@ -114,20 +121,38 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+MODULES = {_module_name(p) for p in (REPO / "supervisor").rglob("*.py")}
+
+
 def _graph() -> dict[str, set[str]]:
-    modules = {_module_name(p): p for p in (REPO / "supervisor").rglob("*.py")}
-    return {name: _imports(path) for name, path in modules.items() if name in LAYERS}
+    return {_module_name(path): _imports(path) for path in (REPO / "supervisor").rglob("*.py")}
 
 
-def test_every_module_has_a_layer():
-    modules = {_module_name(p) for p in (REPO / "supervisor").rglob("*.py")} - {"", "cron"}
-    assert modules <= set(LAYERS), modules - set(LAYERS)
+def test_the_root_holds_only_the_entry_points_and_every_other_module_a_package():
+    at_root = {m for m in MODULES if "." not in m} - set(ALLOWED)
+    assert at_root == ENTRY_POINTS
+    assert {_package(m) for m in MODULES} - ENTRY_POINTS <= set(ALLOWED)
 
 
-def test_no_import_points_up():
-    upward = [f"{m} ({LAYERS[m]}) -> {d} ({LAYERS[d]})" for m, deps in _graph().items() for d in deps
-              if LAYERS[d] > LAYERS[m]]
-    assert upward == []
+def test_each_package_init_is_its_docstring_alone():
+    for package in ALLOWED:
+        tree = ast.parse((REPO / "supervisor" / package / "__init__.py").read_text())
+        assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr), package
+        assert isinstance(tree.body[0].value, ast.Constant) and isinstance(tree.body[0].value.value, str), package
+
+
+def test_imports_between_packages_follow_the_table():
+    against = sorted(f"{m} -> {d}" for m, deps in _graph().items() for d in deps
+                     if _package(m) not in ENTRY_POINTS and _package(d) not in ("", _package(m))
+                     and _package(d) not in ALLOWED[_package(m)])
+    assert against == []
+
+
+def test_the_table_has_no_circle():
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})) for nxt in ALLOWED[start])
+
+    assert [p for p in ALLOWED if reaches(p, p, {p})] == []
 
 
 def test_no_import_circle():

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.lines import CUT_MARK, LineSplitter, RecentLines, json_formatter, text_formatter
+from supervisor.logs.lines import CUT_MARK, LineSplitter, RecentLines, json_formatter, text_formatter
 
 
 def split_all(chunks: list[bytes], max_line: int = 64) -> list[bytes]:
@@ -58,7 +58,7 @@ def test_json_formatter_makes_one_object_per_line_even_for_bad_utf8():
 
 
 def test_a_crlf_ending_is_a_plain_newline_but_a_carriage_return_inside_a_line_is_shown():
-    from supervisor.lines import text_formatter
+    from supervisor.logs.lines import text_formatter
 
     block = b"Server listening\r\nok\r[sshd] forged\r\nlast\r\n"
     assert text_formatter(b"[sshd] ")(block) == (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.metricsexport import MAX_FILES, MAX_SKIPPED_REPORTED, ServicesFiles
-from supervisor.paths import RuntimeDirError, prepare_metrics_directory
+from supervisor.base.paths import RuntimeDirError, prepare_metrics_directory
+from supervisor.metrics.page import MAX_FILES, MAX_SKIPPED_REPORTED, ServicesFiles
 
 
 def test_an_unchanged_directory_is_not_parsed_again_and_a_replaced_file_is(tmp_path: Path):

@@ -5,7 +5,7 @@ that sent half a request head, for 5 s at a time: every scrape was closed unansw
 endpoint-down alert fired. Now a newcomer past a cap takes the place of an idle connection
 (its own address's past 8 from one address; the address holding most past 16), the oldest
 first, so a scraper that sends its head at once is answered. pycrond serves the same module
-(supervisor/metricshttp.py): one test of it here.
+(supervisor/metrics/http.py): one test of it here.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def test_pycronds_endpoint_is_not_blinded_either(cron: Cron):
 
 def test_whom_a_newcomer_replaces():
     """The pure decision: room, its own address's idle ones past 8, the biggest holder's past 16."""
-    from supervisor.metricshttp import Held, eviction_candidates  # here: the live tests run on older trees too
+    from supervisor.metrics.http import Held, eviction_candidates  # here: the live tests run on older trees too
 
     async def decide() -> None:
         with socket.socket() as conn:

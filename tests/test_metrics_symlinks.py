@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import Pod, wait_for
-from supervisor.metricsexport import ServicesFiles
+from supervisor.metrics.page import ServicesFiles
 
 SECRET = "# HELP secret_metric root's only\n# TYPE secret_metric gauge\nsecret_metric 42\n"
 

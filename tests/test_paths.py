@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from supervisor import paths
+from supervisor.base import paths
 
 
 def test_an_explicit_rundir_is_created_private(tmp_path):

@@ -23,9 +23,9 @@ from harness import REPO, Pod, free_port, wait_for, world_readable_source
 pytestmark = pytest.mark.machine_wide
 
 PROGRAMS = {  # the image's console scripts, for uid 1000, from a copy of the package any uid can read
-    "pysvstat": "-m supervisor.svstat", "pysvc": "-m supervisor.svc", "pycrond": "-m supervisor.cron.main",
-    "pys6-notify-listening": "-m supervisor.notifylisten", "pys6-tmux-save": "-m supervisor.tmuxstate save",
-    "pys6-tmux-restore": "-m supervisor.tmuxstate restore",
+    "pysvstat": "-m supervisor.control.svstat", "pysvc": "-m supervisor.control.svc", "pycrond": "-m supervisor.cron.main",
+    "pys6-notify-listening": "-m supervisor.pod.notifylisten", "pys6-tmux-save": "-m supervisor.pod.tmux save",
+    "pys6-tmux-restore": "-m supervisor.pod.tmux restore",
 }
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor import policy
-from supervisor.model import (
+from supervisor.core import policy
+from supervisor.core.model import (
     Boot,
     Command,
     CrashPolicy,

@@ -14,8 +14,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from supervisor import policy
-from supervisor.model import (
+from supervisor.core import policy
+from supervisor.core.model import (
     Action,
     Boot,
     Command,

@@ -7,8 +7,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor import promtext
-from supervisor.promtext import Merged, family, labels, merge, number
+from supervisor.metrics import promtext
+from supervisor.metrics.promtext import Merged, family, labels, merge, number
 
 
 def merged_text(*files: tuple[str, str], reserved: tuple[str, ...] = ()) -> tuple[str, dict[str, int]]:
@@ -109,7 +109,7 @@ def test_values_and_timestamps_are_read_as_the_format_writes_them():
 
 PATHOLOGICAL = '''
 import sys
-from supervisor import promtext
+from supervisor.metrics import promtext
 n = 1_000_000
 lines = ["a" + " " * n + "1 " + " " * n + "x", "a{" + " " * n + "x", 'a{b="c",' + " " * n + "}x",
          "a{" + 'b="' + "\\\\\\\\" * n, 'a{b="' + '\\\\"' * n + "} 1", "a " + "1" * n + "x",

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor import protocol, statusfmt
-from supervisor.protocol import ProtocolError, WireAction, decode_request
-from supervisor.svc import parse
+from supervisor.control.protocol import ProtocolError, WireAction, decode_request
+from supervisor.control import protocol, statusfmt
+from supervisor.control.svc import parse
 
 
 def frame(**body):
@@ -140,7 +140,7 @@ _JSON_VALUES = st.recursive(
 @given(_JSON_VALUES, st.booleans(), st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_jsonwire_writes_what_json_writes_and_reads_it_back(value, sort_keys, ensure_ascii):
-    from supervisor import jsonwire
+    from supervisor.base import jsonwire
 
     assert jsonwire.dumps(value, compact=True, sort_keys=sort_keys, ensure_ascii=ensure_ascii) == \
         json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
@@ -153,7 +153,7 @@ def test_jsonwire_writes_what_json_writes_and_reads_it_back(value, sort_keys, en
 @given(st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
 @settings(max_examples=500, deadline=None)
 def test_jsonwire_accepts_and_refuses_what_json_does(data):
-    from supervisor import jsonwire
+    from supervisor.base import jsonwire
 
     try:
         expected = ("value", json.loads(data.decode("utf-8")))
@@ -171,7 +171,7 @@ def test_jsonwire_accepts_and_refuses_what_json_does(data):
 
 @pytest.mark.parametrize("text", ["[" * 100_000, "1" * 5000, "[1,", "{\"a\" 1}", "\"\\ud800\"x", "NaN", "-Infinity"])
 def test_jsonwire_fails_as_json_fails_on_deep_long_and_cut_input(text):
-    from supervisor import jsonwire
+    from supervisor.base import jsonwire
 
     def outcome(load):
         try:
@@ -183,7 +183,7 @@ def test_jsonwire_fails_as_json_fails_on_deep_long_and_cut_input(text):
 
 
 def test_jsonwire_refuses_what_json_cannot_write():
-    from supervisor import jsonwire
+    from supervisor.base import jsonwire
 
     for value in ({1j: 1}, {"a": object()}, [b"bytes"]):
         with pytest.raises(TypeError):
@@ -195,7 +195,7 @@ def test_jsonwire_refuses_what_json_cannot_write():
 
 
 def test_signal_names_are_signals_own_for_every_number():
-    from supervisor.signames import parse_signal_name, signal_name
+    from supervisor.base.signames import parse_signal_name, signal_name
 
     for number in range(1, 65):
         try:

@@ -164,7 +164,7 @@ def test_s6_notifyoncheck_reports_readiness_through_pyinit(subreaper_pod: Pod):
 
 
 def test_the_control_fifo_ignores_what_it_does_not_know_and_pyinit_goes_on(subreaper_pod: Pod):
-    from supervisor.protocol import SIGNAL_LETTERS, STATE_LETTERS
+    from supervisor.control.protocol import SIGNAL_LETTERS, STATE_LETTERS
 
     pod = subreaper_pod
     pod.service("svc", SLEEPER)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from harness import REPO, SLEEPER, UNPRIVILEGED_UID, Pod, wait_for, world_readable_source
-from supervisor import compat
 from supervisor.init import s6_path
+from supervisor.s6 import fixattrs as compat
 
 BIN = Path(sys.executable).parent
 
@@ -462,7 +462,7 @@ def test_s6_setuidgid_drops_to_the_user_as_root_and_says_clearly_why_not_otherwi
     assert numeric.stdout == "1000\n"
     src = world_readable_source()
     as_user = ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
-               sys.executable, "-c", "import sys; from supervisor.s6commands import setuidgid_main; setuidgid_main()"]
+               sys.executable, "-c", "import sys; from supervisor.s6.commands import setuidgid_main; setuidgid_main()"]
     refused = subprocess.run([*as_user, "root", "id"], capture_output=True, text=True, timeout=30, cwd="/",
                              env={"PATH": os.environ["PATH"], "PYTHONPATH": str(src)})
     assert refused.returncode == 111
@@ -476,7 +476,7 @@ def test_s6_setuidgid_drops_to_the_user_as_root_and_says_clearly_why_not_otherwi
 
 
 def test_the_commands_import_only_the_standard_library():
-    code = ("import sys; import supervisor.s6commands; "
+    code = ("import sys; import supervisor.s6.commands; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('anyio', 'structlog', 'psutil', 'yaml')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                             env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"]})
@@ -548,9 +548,9 @@ def test_s6_cmd_use_terminal_gives_the_main_program_the_terminal_instead_of_the_
 def test_the_environment_is_read_again_only_when_the_directory_changed(tmp_path: Path, monkeypatch):
     import logging
 
-    from supervisor import childenv
-    from supervisor.contenv import write_environment
-    from supervisor.dirwatch import DirectoryWatch
+    from supervisor.base.dirwatch import DirectoryWatch
+    from supervisor.s6 import childenv
+    from supervisor.s6.contenv import write_environment
 
     directory = tmp_path / "container_environment"
     write_environment(str(directory), {b"PATH": b"/bin", b"A": b"1"})

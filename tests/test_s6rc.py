@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import Pod, wait_for
-from supervisor.rcstages import CommandLineError, command_line
+from supervisor.s6.rcrun import CommandLineError, command_line
 
 
 def rc(pod: Pod, name: str, kind: str, deps: tuple[str, ...] = (), **files: str) -> Path:

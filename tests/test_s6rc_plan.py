@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.s6rc import Definition, load, plan
+from supervisor.s6.rcplan import Definition, load, plan
 
 
 def d(name: str, kind: str = "longrun", deps: tuple[str, ...] = (), contents: tuple[str, ...] = (),

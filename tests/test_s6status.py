@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from supervisor.model import Phase, ServiceState, Want
-from supervisor.s6status import STATUS_SIZE, TAI_MAGIC, events, pack, tain, wait_status
+from supervisor.core.model import Phase, ServiceState, Want
+from supervisor.s6.status import STATUS_SIZE, TAI_MAGIC, events, pack, tain, wait_status
 
 LAYOUT = struct.Struct(">QIQIQHB")  # s6_svstatus_pack: stamp, readystamp, pid, wstat, flags
 

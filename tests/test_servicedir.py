@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from supervisor.config import load_settings
-from supervisor.servicedir import scan
+from supervisor.core.servicedir import scan
+from supervisor.core.settings import load_settings
 
 
 def make(base, name, run="#!/bin/sh\nexec sleep 1\n", mode=0o755, **files):

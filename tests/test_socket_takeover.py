@@ -68,7 +68,7 @@ def inside(pod: Pod, uid: int, tool: str, *args: str, rundir: str | None = None,
     environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(world_readable_source()),
                "LANG": "C.UTF-8", **({"PYS6_RUNDIR": rundir} if rundir else {})}
     return subprocess.run(["nsenter", "-t", str(pod.init_pid), "-p", "-m", "--", *drop_to(uid, groups),
-                           sys.executable, "-m", f"supervisor.{tool}", *args],
+                           sys.executable, "-m", f"supervisor.control.{tool}", *args],
                           env=environ, capture_output=True, text=True, timeout=30, cwd="/")
 
 
@@ -209,7 +209,7 @@ def test_a_squatted_abstract_address_is_ignored_by_pyinit_and_the_clients(k8s: P
     pod = k8s
     squatter = world_readable_source() / "squat_abstract.py"
     squatter.write_text(
-        "import os, socket, sys\nfrom supervisor.paths import abstract_control_address\n"
+        "import os, socket, sys\nfrom supervisor.base.paths import abstract_control_address\n"
         "s = socket.socket(socket.AF_UNIX)\ns.bind(abstract_control_address('/run/pys6'))\ns.listen(8)\n"
         "if os.fork():\n    os._exit(0)\n"  # bound before pyinit starts; the child stays, as pyinit's orphan
         "while True:\n    c, _ = s.accept()\n    request = c.recv(65536)\n    if request:\n"
@@ -252,7 +252,7 @@ def test_where_pyinit_is_not_pid1_a_replaced_run_pys6_is_refused_and_hears_nothi
 
 
 def test_the_abstract_name_is_one_per_pid_namespace_and_runtime_directory_and_always_fits():
-    from supervisor.paths import MAX_UNIX_ADDRESS, abstract_control_address
+    from supervisor.base.paths import MAX_UNIX_ADDRESS, abstract_control_address
 
     namespace = os.stat("/proc/self/ns/pid").st_ino
     assert abstract_control_address("/run/pys6") == f"\0pys6-control/{namespace}/run/pys6".encode()

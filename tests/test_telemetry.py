@@ -7,8 +7,8 @@ import signal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor import policy
-from supervisor.model import (
+from supervisor.core import policy
+from supervisor.core.model import (
     Boot,
     Command,
     Event,
@@ -21,7 +21,7 @@ from supervisor.model import (
     TimerFired,
     Verb,
 )
-from supervisor.telemetry import ControlTally, ServiceTally, StageRecord, count_step
+from supervisor.core.telemetry import ControlTally, ServiceTally, StageRecord, count_step
 
 SPEC = ServiceSpec(name="svc", directory="/x")
 GRACE = 3.0

@@ -65,7 +65,7 @@ class Tmux:
             self.server_pids.add(int(result.stdout))
 
     def program(self, command: str, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "supervisor.tmuxstate", command, *args], env=self.env,
+        result = subprocess.run([sys.executable, "-m", "supervisor.pod.tmux", command, *args], env=self.env,
                                 cwd=self.home, capture_output=True, text=True, timeout=30)
         self.note_server()
         return result

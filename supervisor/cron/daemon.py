@@ -13,14 +13,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .. import log
-from ..dirwatch import DirectoryWatch
-from ..metricshttp import MetricsHttp, listen
-from ..output import OutputWriter
-from ..promtext import CONTENT_TYPE
-from ..pyreports import route_loop_reports, route_python_reports
-from ..reaper import Reaper, become_subreaper
-from ..signalqueue import open_signal_receiver
+from ..base.dirwatch import DirectoryWatch
+from ..logs import events as log
+from ..logs.pyreports import route_loop_reports, route_python_reports
+from ..logs.writer import OutputWriter
+from ..metrics.http import MetricsHttp, listen
+from ..metrics.promtext import CONTENT_TYPE
+from ..proc.reaper import Reaper, become_subreaper
+from ..proc.signals import open_signal_receiver
 from . import metrics
 from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts

@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..links import console_script, install_link
+from ..base.links import console_script, install_link
 
 
 def main(argv: Sequence[str] | None = None) -> None:

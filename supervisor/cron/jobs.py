@@ -16,12 +16,12 @@ from typing import Any
 
 import anyio
 
-from ..lines import Formatter, text_formatter
-from ..logpipe import LogPipe
-from ..output import OutputWriter
-from ..reaper import ChildExit, Reaper
-from ..signames import signal_name
-from ..spawn import signal_group, spawn
+from ..base.signames import signal_name
+from ..logs.lines import Formatter, text_formatter
+from ..logs.pipe import LogPipe
+from ..logs.writer import OutputWriter
+from ..proc.reaper import ChildExit, Reaper
+from ..proc.spawn import signal_group, spawn
 from .logrus import exit_error, go_duration, go_reason, go_time_string, line_template
 from .scheduler import JobState
 

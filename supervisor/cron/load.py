@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
-from ..files import read_regular_file
+from ..base.files import read_regular_file
 from .crontab import ParsedCrontab, parse_crontab
 
 MAX_CRONTAB_BYTES = 1 << 20

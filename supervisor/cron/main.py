@@ -103,7 +103,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(go_style_arguments(argv))
     if args.crontab is None and not args.version:
         parser.error("CRONTAB is required")
-    from ..listenaddr import listen_address
+    from ..base.listenaddr import listen_address
 
     args.metrics_address = None
     for flag, text, default_port in (("--metrics-listen", args.metrics_listen, None),
@@ -131,14 +131,14 @@ def version() -> str:
 
 
 def configure_logging(args: argparse.Namespace) -> Any:
-    from .. import log
+    from ..logs import events as log
     from .logrus import renderer
 
     verbosity = 1 if args.quiet else 3 if args.debug else 2
     chosen = None if args.log_format == "text" else renderer(args.log_format == "json")
     log.configure(args.log_format, verbosity, source="pycrond", renderer=chosen)
     if args.split_logs:
-        from ..output import write_all
+        from ..logs.writer import write_all
 
         log.route_to(log.ROUTER.sink, lambda data: write_all(1, data))
     return log.get()

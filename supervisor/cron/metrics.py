@@ -12,8 +12,8 @@ from __future__ import annotations
 import urllib.request
 from collections.abc import Callable, Iterable
 
-from .. import files
-from ..promtext import escape_label, number
+from ..base import files
+from ..metrics.promtext import escape_label, number
 from .scheduler import BUCKETS, JobState
 
 COUNTERS: tuple[tuple[str, str, Callable[[JobState], int]], ...] = (

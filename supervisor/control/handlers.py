@@ -1,0 +1,241 @@
+"""The control verbs (status, control, log, forensics, audit, ping), apart from socket handling.
+
+They talk to a small interface, ControlTarget, which the supervisor implements:
+look up services, read a service's record, send a command or a signal, change
+its normal state, wait for a state. server.py reads requests and writes answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import anyio.lowlevel
+
+from ..base.signames import signal_name
+from ..core import forensics
+from ..core.model import Phase, ServiceSpec, ServiceState, Verb
+from ..logs.lines import RecentLines
+from . import protocol
+from . import records as control
+from .protocol import ProtocolError, Request, WireAction
+
+Answer = tuple[dict[str, Any], Iterable[dict[str, Any]]]  # the head, and the items that follow it
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who sent the request, from SO_PEERCRED; `hangup` returns when the client closes its end."""
+
+    pid: int
+    uid: int
+    gid: int
+    hangup: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What reporting needs of one service: plain records, read at one instant."""
+
+    spec: ServiceSpec
+    state: ServiceState
+    recent: RecentLines
+
+
+class ControlTarget(Protocol):
+    """What the verbs need of the supervisor."""
+
+    log: Any
+
+    @property
+    def stage(self) -> str: ...  # starting, running or stopping
+
+    def service_names(self) -> list[str]: ...
+
+    def view(self, name: str) -> ServiceView: ...
+
+    async def command(self, name: str, verb: Verb) -> list[str]: ...  # the problems met (a failed kill)
+
+    def send_signal(self, name: str, signum: int, group: bool) -> str | None: ...  # a problem, or None
+
+    def set_normally_up(self, name: str, up: bool) -> None: ...  # the down file; OSError if it cannot
+
+    async def wait_until(self, name: str, predicate: Callable[[ServiceState], bool]) -> None: ...
+
+
+def plain(head: dict[str, Any]) -> Answer:
+    return head, ()
+
+
+METRICS_CHUNK = 256 * 1024  # characters of the page per item, well inside an answer line
+
+
+def chunks_of(text: str, size: int = METRICS_CHUNK) -> list[str]:
+    """`text` in pieces of at most about `size`, cut after a newline where one is near."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            newline = text.rfind("\n", start, end)
+            end = newline + 1 if newline >= start else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+class Handlers:
+    def __init__(self, target: ControlTarget, command_timeout: float,
+                 metrics_text: Callable[[], str] | None = None) -> None:
+        self.target = target
+        self.log = target.log
+        self.command_timeout = command_timeout
+        self.metrics_text = metrics_text
+        self.verbs: dict[str, Callable[[Request, Peer], Awaitable[Answer]]] = {
+            "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
+            "forensics": self.forensics, "audit": self.audit, "metrics": self.metrics,
+        }
+
+    async def handle(self, request: Request, peer: Peer) -> Answer:
+        try:
+            return await self.verbs[request.verb](request, peer)
+        except ProtocolError as exc:
+            return plain(protocol.error(str(exc), exc.code))
+
+    def _names(self, names: tuple[str, ...]) -> list[str]:
+        known = self.target.service_names()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ProtocolError(f"unknown service: {', '.join(unknown)}")
+        return list(names) if names else known
+
+    async def ping(self, request: Request, peer: Peer) -> Answer:
+        return plain({"ok": True, "pid": os.getpid()})
+
+    async def status(self, request: Request, peer: Peer) -> Answer:
+        now = anyio.current_time()
+        views = [self.target.view(name) for name in self._names(request.services)]
+        records = [control.status_record(view.spec, view.state, now) for view in views]
+        return {"ok": True, "stage": self.target.stage, "items": len(records)}, records
+
+    async def log_tail(self, request: Request, peer: Peer) -> Answer:
+        (name,) = self._names(request.services)
+        lines = control.log_tail(self.target.view(name).recent, request.lines)
+        return {"ok": True, "service": name, "items": len(lines)}, lines
+
+    async def forensics(self, request: Request, peer: Peer) -> Answer:
+        (name,) = self._names(request.services)
+        view = self.target.view(name)
+        record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(), "asked")
+        processes = record.pop("processes")
+        return {"ok": True, "forensics": record, "items": len(processes)}, processes
+
+    async def metrics(self, request: Request, peer: Peer) -> Answer:
+        if self.metrics_text is None:
+            raise ProtocolError("metrics are not available in this pyinit", protocol.EXIT_SYSTEM)
+        pieces = chunks_of(self.metrics_text())
+        return {"ok": True, "items": len(pieces)}, ({"text": piece} for piece in pieces)
+
+    async def audit(self, request: Request, peer: Peer) -> Answer:
+        self.log.warning("client refused a command", peer_pid=peer.pid, peer_uid=peer.uid, message=request.message)
+        return plain({"ok": True})
+
+    async def control(self, request: Request, peer: Peer) -> Answer:
+        """Every action to every service, then the wait; all of it ends when the client leaves.
+
+        The request's size is bounded where it is decoded (protocol.MAX_APPLICATIONS); here each
+        application is followed by a checkpoint, so that reaping, probes and signals to PID 1 are
+        served between two of them however long the request."""
+        names = self._names(request.services)
+        if self.target.stage == "stopping" and any(a.do != "signal" for a in request.actions):
+            raise ProtocolError("the container is shutting down", protocol.EXIT_FORBIDDEN)
+        for action in request.actions:  # check everything before changing anything
+            for name in names:
+                self._check_allowed(name, action)
+        answer: Answer = plain(protocol.error("the client left", protocol.EXIT_SYSTEM))  # nobody reads it
+        async with anyio.create_task_group() as group:
+
+            async def client_left() -> None:
+                await peer.hangup()
+                group.cancel_scope.cancel()
+
+            group.start_soon(client_left)
+            answer = await self._carry_out(request, names, peer)
+            group.cancel_scope.cancel()
+        return answer
+
+    async def _carry_out(self, request: Request, names: list[str], peer: Peer) -> Answer:
+        started = anyio.current_time()
+        problems: list[str] = []
+        snapshots: set[tuple[str, int | None]] = set()  # (service, pid) already snapshotted by this request
+        for action in request.actions:
+            for name in names:
+                if action.do != "signal" and self.target.stage == "stopping":  # began during this request
+                    problems.append(f"the container is shutting down: {action.do} not done")
+                    return plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_FORBIDDEN))
+                problems += await self._apply(name, action, peer, snapshots)
+                await anyio.lowlevel.checkpoint()  # the rest of PID 1 runs between two applications
+        if problems:
+            return plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_SYSTEM))
+        if request.wait is None:
+            return plain({"ok": True})
+        timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
+        predicate = WAIT_PREDICATES[request.wait](started)
+        with anyio.move_on_after(timeout):
+            for name in names:
+                await self.target.wait_until(name, predicate)
+            return plain({"ok": True})
+        return plain(protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT))
+
+    def _check_allowed(self, name: str, action: WireAction) -> None:
+        up = self.target.view(name).state.phase is Phase.UP
+        if action.do == "signal" and not up:
+            raise ProtocolError(f"{name} is down: no process to signal", protocol.EXIT_FORBIDDEN)
+        if action.do == "restart" and not up:
+            raise ProtocolError(f"{name} is down: nothing to restart (use -u)", protocol.EXIT_FORBIDDEN)
+
+    async def _apply(self, name: str, action: WireAction, peer: Peer,
+                     snapshots: set[tuple[str, int | None]]) -> list[str]:
+        """Do one action to one service; the problems it met (a failed kill), never an exception.
+
+        Forensics before force are taken once per process and request (`snapshots`): a second
+        signal to the same process would only log the same record again."""
+        detail = {"signal": signal_name(action.signum), "group": action.group} if action.do == "signal" else {}
+        self.log.info("control", service=name, action=action.do, peer_uid=peer.uid, **detail)
+        view = self.target.view(name)
+        forceful = action.do in ("down", "down-create-down", "restart", "signal") and view.state.phase is Phase.UP
+        if forceful and (name, view.state.pid) not in snapshots:
+            snapshots.add((name, view.state.pid))
+            record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
+                                              f"before {action.do}")  # forensics before force
+            self.log.warning("forensics", **forensics.for_the_log(record))
+        if action.do == "signal":
+            problem = self.target.send_signal(name, action.signum, action.group)
+            return [] if problem is None else [problem]
+        if action.do in ("up-remove-down", "down-create-down"):
+            try:
+                self.target.set_normally_up(name, up=action.do == "up-remove-down")
+            except OSError as exc:
+                raise ProtocolError(f"{name}: down file: {exc.strerror}", protocol.EXIT_SYSTEM) from None
+        verb = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
+                "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART}[action.do]
+        with anyio.move_on_after(self.command_timeout):
+            return await self.target.command(name, verb)
+        return [f"{name}: the service did not take the command in time"]
+
+
+def _started_since(t0: float) -> Callable[[ServiceState], bool]:
+    return lambda s: s.phase is Phase.UP and s.last_start is not None and s.last_start >= t0
+
+
+WAIT_PREDICATES: dict[str, Callable[[float], Callable[[ServiceState], bool]]] = {
+    "up": lambda t0: lambda s: s.phase is Phase.UP,
+    "ready": lambda t0: lambda s: s.phase is Phase.UP and s.ready_at is not None,
+    "down": lambda t0: lambda s: s.phase is not Phase.UP,
+    "finished": lambda t0: lambda s: s.phase in (Phase.DOWN, Phase.WAITING),
+    "restarted": _started_since,
+    "restarted-ready": lambda t0: lambda s: _started_since(t0)(s) and s.ready_at is not None and s.ready_at >= t0,
+}

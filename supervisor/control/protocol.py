@@ -1,0 +1,297 @@
+"""The control protocol, pure and standard-library only (the clients import it).
+
+One connection carries one request and one answer. The request is a single
+JSON object on one line, at most MAX_FRAME bytes:
+
+    {"v": 2, "verb": "status", "services": ["sshd"]}
+
+The answer is a head line, then as many item lines as the head's "items" says
+(none when it has no "items"), each a JSON object on its own line of at most
+MAX_ANSWER_LINE bytes. So an answer of any size (1,000 services, a log of long
+lines, 2,000 processes) is streamed, and a client holds one line at a time:
+
+    {"ok": true, "items": 2}
+    {"name": "cron", ...}
+    {"name": "sshd", ...}
+
+    {"ok": false, "error": "...", "code": 100}
+
+Verbs: ping; status [services]; control services actions [wait timeout_ms];
+log service [lines]; forensics service; audit message (a refusal seen by a client);
+metrics (the Prometheus page, as items of {"text": ...} to be written out in order).
+"""
+
+from __future__ import annotations
+
+import _signal
+
+from ..base import jsonwire
+from ..base.names import valid_name
+from ..base.signames import parse_signal_name
+
+# Nothing here imports json, signal or typing: a fresh client pays for every module it loads.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+VERSION = 2
+MAX_FRAME = 65536  # a request
+MAX_ANSWER_LINE = 1 << 20  # one line of an answer: a head or an item
+MAX_ANSWER = 64 << 20  # a whole answer, as a client accepts it
+MAX_ITEMS = 1_000_000
+MAX_TIMEOUT_MS = 2**32 - 1
+# What one control request may ask for. Actions are applied in order, each to every service, as
+# s6-svc applies its letters: at most 63 of them, s6-svc's own limit ("too many commands", 100).
+# Services are named once (a name given twice is applied once), and actions x services is at most
+# MAX_APPLICATIONS: `pysvc -d` on 4,096 services, or 63 actions on 65. Each application is one
+# kill() or one command the service acts on, and PID 1 yields between two of them; past the bound
+# a request is refused as a whole, before anything is done.
+MAX_ACTIONS = 63
+MAX_APPLICATIONS = 4096
+# Exit codes, as s6's tools use them.
+EXIT_OK = 0
+EXIT_TIMEOUT = 1  # a wait timed out, or pysvstat --check found a service not as it should be
+EXIT_FORBIDDEN = 3  # the service's state forbids the action (pys6's own)
+EXIT_USAGE = 100  # wrong usage: bad flag, unknown service
+EXIT_NOT_RUNNING = 102  # the supervisor is not running or not listening
+EXIT_SYSTEM = 111  # a system call failed, or the supervisor refused us
+
+VERBS = ("ping", "status", "control", "log", "forensics", "audit", "metrics", "invalid")  # "invalid": unreadable
+STATE_ACTIONS = ("up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart")
+WAITS = ("up", "ready", "down", "finished", "restarted", "restarted-ready")
+
+# s6-svc's signal letters: (signal, to the whole process group?)
+SIGNAL_LETTERS: dict[str, tuple[int, bool]] = {
+    "a": (_signal.SIGALRM, False), "b": (_signal.SIGABRT, False), "q": (_signal.SIGQUIT, False),
+    "h": (_signal.SIGHUP, False), "k": (_signal.SIGKILL, False), "t": (_signal.SIGTERM, False),
+    "i": (_signal.SIGINT, False), "1": (_signal.SIGUSR1, False), "2": (_signal.SIGUSR2, False),
+    "p": (_signal.SIGSTOP, False), "c": (_signal.SIGCONT, False), "y": (_signal.SIGWINCH, False),
+    "P": (_signal.SIGSTOP, True), "C": (_signal.SIGCONT, True), "K": (_signal.SIGKILL, True),
+}
+STATE_LETTERS = {"u": "up", "U": "up-remove-down", "d": "down", "D": "down-create-down", "o": "once",
+                 "O": "once-at-most", "r": "restart"}
+WAIT_LETTERS = {"u": "up", "U": "ready", "d": "down", "D": "finished", "r": "restarted", "R": "restarted-ready"}
+# s6-svc -s accepts only the signals it has letters for.
+ALLOWED_SIGNALS = {number for number, _group in SIGNAL_LETTERS.values()}
+
+
+class ProtocolError(Exception):
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def service_name(argument: str) -> str:
+    """A bare name, or the last component of an s6 path (/run/service/sshd)."""
+    name = argument.rstrip("/").rsplit("/", 1)[-1]
+    if not valid_name(name):
+        raise ProtocolError(f"invalid service name: {argument!r}")
+    return name
+
+
+def _bare_name(name: str) -> str:
+    """On the wire only bare names: clients reduce s6 paths before sending."""
+    if not valid_name(name):
+        raise ProtocolError(f"invalid service name: {name[:40]!r}")
+    return name
+
+
+def signal_number(text: str) -> int:
+    """s6-svc -s: a name (any case, with or without SIG) or a number, among the allowed ones."""
+    try:
+        number = parse_signal_name(text)
+    except ValueError as exc:
+        raise ProtocolError(f"unknown signal: {exc}") from None
+    if number not in ALLOWED_SIGNALS:
+        raise ProtocolError(f"signal not allowed: {text[:20]} (only those s6-svc has letters for)")
+    return number
+
+
+class _Value:
+    """An immutable record compared by its fields: what a NamedTuple gives, without importing typing."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Value) and type(other) is type(self) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inside = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({inside})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+
+class WireAction(_Value):
+    """One control action: a state change, or a signal."""
+
+    __slots__ = ("do", "signum", "group")
+    do: str  # one of STATE_ACTIONS, or "signal"
+    signum: int
+    group: bool
+
+    def __init__(self, do: str, signum: int = 0, group: bool = False) -> None:
+        object.__setattr__(self, "do", do)
+        object.__setattr__(self, "signum", signum)
+        object.__setattr__(self, "group", group)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.do == "signal":
+            return {"do": "signal", "signal": self.signum, "group": self.group}
+        return {"do": self.do}
+
+
+class Request(_Value):
+    """One request, checked."""
+
+    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message")
+    verb: str
+    services: tuple[str, ...]
+    actions: tuple[WireAction, ...]
+    wait: str | None
+    timeout_ms: int
+    lines: int
+    message: str
+
+    def __init__(self, verb: str, services: tuple[str, ...] = (), actions: tuple[WireAction, ...] = (),
+                 wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "") -> None:
+        for name, value in zip(self.__slots__, (verb, services, actions, wait, timeout_ms, lines, message), strict=True):
+            object.__setattr__(self, name, value)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"v": VERSION, "verb": self.verb}
+        if self.services:
+            body["services"] = list(self.services)
+        if self.actions:
+            body["actions"] = [a.to_json() for a in self.actions]
+        if self.wait:
+            body["wait"] = self.wait
+            body["timeout_ms"] = self.timeout_ms
+        if self.verb == "log":
+            body["lines"] = self.lines
+        if self.verb == "audit":
+            body["message"] = self.message
+        return body
+
+
+def encode(obj: dict[str, Any], limit: int = MAX_FRAME) -> bytes:
+    data = jsonwire.dumps(obj, compact=True).encode() + b"\n"
+    if len(data) > limit:
+        raise ProtocolError("frame too large")
+    return data
+
+
+def encode_answer_line(obj: dict[str, Any]) -> bytes:
+    """One line of an answer; an item that cannot fit (it should never happen) says so instead."""
+    try:
+        return encode(obj, MAX_ANSWER_LINE)
+    except ProtocolError:
+        return encode({"error": "item too large to send"})
+
+
+def _loads(frame: bytes, what: str, code: int) -> Any:
+    try:
+        return jsonwire.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        raise ProtocolError(f"{what} is not JSON", code) from None
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deep", code) from None
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProtocolError(f"{what}: wrong type")
+    return value
+
+
+def _action(raw: Any) -> WireAction:
+    _expect(raw, dict, "action")
+    do = _expect(raw.get("do"), str, "action.do")
+    if do == "signal":
+        signum = _expect(raw.get("signal"), int, "action.signal")
+        if signum not in ALLOWED_SIGNALS:
+            raise ProtocolError(f"signal not allowed: {signum}")
+        return WireAction("signal", signum, bool(_expect(raw.get("group", False), bool, "action.group")))
+    if do not in STATE_ACTIONS:
+        raise ProtocolError(f"unknown action: {do[:40]!r}")
+    return WireAction(do)
+
+
+def _check_work(services: int, actions: int) -> None:
+    """Refuse a control request that asks for more than one request may (see MAX_APPLICATIONS)."""
+    if actions > MAX_ACTIONS:
+        raise ProtocolError(f"control: too many actions: {actions} (at most {MAX_ACTIONS} in one request, "
+                            "as s6-svc)")
+    if services * actions > MAX_APPLICATIONS:
+        raise ProtocolError(f"control: too much at once: {actions} actions to {services} services "
+                            f"(at most {MAX_APPLICATIONS} actions x services in one request: split it)")
+
+
+def decode_request(frame: bytes) -> Request:
+    """Parse and check one request line; every problem is a ProtocolError."""
+    if len(frame) > MAX_FRAME:
+        raise ProtocolError("request too large")
+    raw = _loads(frame, "request", EXIT_USAGE)
+    _expect(raw, dict, "request")
+    if raw.get("v") != VERSION:
+        raise ProtocolError(f"unsupported protocol version (this pyinit speaks {VERSION})")
+    verb = _expect(raw.get("verb"), str, "verb")
+    services = tuple(_bare_name(_expect(s, str, "services[]")) for s in _expect(raw.get("services", []), list, "services"))
+    if verb in ("ping", "metrics"):
+        return Request(verb)
+    if verb == "status":
+        return Request(verb, services)
+    if verb == "control":
+        if not services:
+            raise ProtocolError("control: no service named")
+        services = tuple(dict.fromkeys(services))  # each service once, in the order first named
+        raw_actions = _expect(raw.get("actions", []), list, "actions")
+        _check_work(len(services), len(raw_actions))
+        actions = tuple(_action(a) for a in raw_actions)
+        wait = raw.get("wait")
+        if wait is not None and wait not in WAITS:
+            raise ProtocolError(f"unknown wait: {str(wait)[:40]!r}")
+        timeout_ms = _expect(raw.get("timeout_ms", 0), int, "timeout_ms")
+        if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+            raise ProtocolError(f"timeout_ms: must be 0 (no limit) to {MAX_TIMEOUT_MS}")
+        if not actions and wait is None:
+            raise ProtocolError("control: nothing to do")
+        return Request(verb, services, actions, wait, timeout_ms)
+    if verb in ("log", "forensics"):
+        if len(services) != 1:
+            raise ProtocolError(f"{verb}: name exactly one service")
+        lines = _expect(raw.get("lines", 100), int, "lines")
+        if not 0 < lines <= 100_000:
+            raise ProtocolError("lines: must be 1 to 100000")
+        return Request(verb, services, lines=lines)
+    if verb == "audit":
+        return Request(verb, message=str(_expect(raw.get("message", ""), str, "message"))[:1000])
+    raise ProtocolError(f"unknown verb: {verb[:40]!r}")
+
+
+def decode_answer_head(frame: bytes) -> dict[str, Any]:
+    raw = _loads(frame, "the supervisor's answer", EXIT_SYSTEM)
+    if not isinstance(raw, dict) or "ok" not in raw:
+        raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
+    items = raw.get("items", 0)
+    if not isinstance(items, int) or isinstance(items, bool) or not 0 <= items <= MAX_ITEMS:
+        raise ProtocolError("the supervisor sent garbage (items)", EXIT_SYSTEM)
+    return raw
+
+
+def decode_answer_item(frame: bytes) -> dict[str, Any]:
+    raw = _loads(frame, "the supervisor's answer", EXIT_SYSTEM)
+    if not isinstance(raw, dict):
+        raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
+    return raw
+
+
+def error(message: str, code: int = EXIT_USAGE) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code}

@@ -1,0 +1,66 @@
+"""What the control socket reports about a service: status records and log tails.
+
+Reads the runners' state; changes nothing. Forensics snapshots live in forensics.py.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..base.signames import signal_name
+from ..core import policy
+from ..core.model import Phase, ServiceSpec, ServiceState, Want
+from ..logs.lines import RecentLines
+
+
+def _is_paused(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t")
+    except (OSError, IndexError):
+        return False
+
+
+def status_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[str, Any]:
+    """The JSON status of one service at monotonic time `now` (see README for the fields)."""
+    wall_offset = time.time() - now
+    up = state.phase is Phase.UP
+    finishing = state.phase is Phase.FINISHING
+    if up:
+        ready_since = state.ready_at
+    else:
+        ready_since = None if finishing else state.since
+    deaths = policy.deaths_in_window(state.deaths, now, spec.crash)
+    return {
+        "name": spec.name,
+        "state": "up" if up else "down",
+        "pid": state.pid if up else None,
+        "pgid": state.pgid,
+        "seconds": max(0.0, now - state.since),
+        "since": state.since + wall_offset if state.started else None,
+        "exitcode": None if up else state.exitcode,
+        "signal": None if up or state.signum is None else signal_name(state.signum),
+        "signum": None if up else state.signum,
+        "normally": "up" if spec.normally_up else "down",
+        "want": "down" if state.want is Want.DOWN else "up",
+        "ready": ready_since is not None,
+        "ready_seconds": None if ready_since is None else max(0.0, now - ready_since),
+        "ready_since": None if ready_since is None else ready_since + wall_offset,
+        "paused": _is_paused(state.pid if up else None),
+        "finishing": finishing,
+        "started": state.started,
+        "bailed": state.bailed,
+        "deaths": len(deaths),
+        "crash_deaths": spec.crash.max_deaths,
+        "window": spec.crash.window,
+        "essential": spec.essential,
+    }
+
+
+
+def log_tail(recent: RecentLines, count: int) -> list[dict[str, str]]:
+    return [{"stream": stream, "line": line.decode("utf-8", "backslashreplace")}
+            for stream, line in recent.tail(count)]

@@ -1,0 +1,370 @@
+"""The control socket: binding, peers, limits, reading requests and streaming answers (verbs: handlers.py).
+
+Who may talk: root, our own uid, and members of PYS6_CONTROL_GROUP (primary or
+supplementary, from SO_PEERGROUPS), checked with SO_PEERCRED on every connection
+(the socket file's mode is the first fence, this the second). As PID 1, pyinit also
+listens on an abstract address (paths.abstract_control_address) that no one can rename,
+replace or delete; it has no file mode, so there SO_PEERCRED is the only fence, and a peer
+outside our PID namespace (pid 0: another container sharing the network namespace) is
+refused before anything else. Requests are size- and time-limited, answers are
+written as fast as the client reads and dropped when it stops reading, connections
+are capped, a wait ends when its client leaves, and each connection has its own
+guard: nothing a client sends can do more than get an error back.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import stat
+import struct
+import traceback
+from typing import Any
+
+import anyio
+
+from ..base.accept import STARVED_PAUSE, accept_waiting
+from ..base.paths import SOCKET_NAME, abstract_control_address
+from ..core.settings import group_id
+from ..core.telemetry import ControlTally
+from ..logs.events import BurstLog
+from . import protocol
+from .handlers import Answer, Handlers, Peer, plain
+from .protocol import ProtocolError, Request
+
+MAX_CONNECTIONS = 256
+SEND_DEADLINE = 120.0  # seconds for a whole answer, however fast the client reads
+HANGUP_READ_LIMIT = 65536  # bytes a waiting client may send after its request before it is dropped
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+
+
+class ControlSocketError(Exception):
+    pass
+
+
+class ControlListeners:
+    """The control socket file, and the abstract address where pyinit is PID 1 (None: not bound;
+    `abstract_problem` says why when it was tried and failed)."""
+
+    def __init__(self, file: socket.socket, abstract: socket.socket | None = None, abstract_problem: str = "") -> None:
+        self.file = file
+        self.abstract = abstract
+        self.abstract_problem = abstract_problem
+
+    def close(self) -> None:
+        self.file.close()
+        if self.abstract is not None:
+            self.abstract.close()
+
+
+def bind_control_socket(rundir: str, group: str = "", abstract: bool = False) -> ControlListeners:
+    """Bind $rundir/control.sock (replace a stale one, never steal a live one) and, with `abstract`
+    (pyinit is PID 1), the abstract address for `rundir`."""
+    file = _bind_socket_file(rundir, group)
+    if not abstract:
+        return ControlListeners(file)
+    listener, problem = _bind_abstract(rundir)
+    return ControlListeners(file, listener, problem)
+
+
+def _bind_abstract(rundir: str) -> tuple[socket.socket | None, str]:
+    """The abstract listener, or None and why not. Taken already (EADDRINUSE) is a squatter in
+    another PID namespace of our network namespace: clients see it is not PID 1 and ignore it,
+    and the socket file still serves; it is no reason to refuse the boot."""
+    address = abstract_control_address(rundir)
+    if address is None:
+        return None, "no /proc/self/ns/pid to name it by"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(address)
+        listener.listen(socket.SOMAXCONN)  # SO_PEERCRED records the caller of listen(): PID 1, us
+    except OSError as exc:
+        listener.close()
+        taken = " (taken by another process of this network namespace)" if exc.errno == errno.EADDRINUSE else ""
+        return None, f"{exc.strerror}{taken}"
+    listener.setblocking(False)
+    return listener, ""
+
+
+def _bind_socket_file(rundir: str, group: str) -> socket.socket:
+    path = os.path.join(rundir, SOCKET_NAME)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None:
+        if not stat.S_ISSOCK(info.st_mode):
+            raise ControlSocketError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        left_by = f"left by uid {info.st_uid} (mode {stat.S_IMODE(info.st_mode):04o})"
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            try:
+                os.unlink(path)  # stale: left by an earlier boot on a persistent volume
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise ControlSocketError(f"{path} is a stale socket {left_by} that we cannot remove "
+                                         f"({exc.strerror}); remove it: rm {path}") from None
+        except OSError as exc:
+            raise ControlSocketError(f"{path}: cannot check the existing socket {left_by}: {exc.strerror}; "
+                                     f"if no pyinit runs, remove it: rm {path}") from None
+        else:
+            raise ControlSocketError(f"{path} is served by another running pyinit")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    if group:
+        gid = group_id(group)
+        os.chown(rundir, -1, gid)
+        os.chmod(rundir, 0o710)
+        os.chown(path, -1, gid)
+        os.chmod(path, 0o660)
+    else:
+        os.chmod(path, 0o600)
+    listener.listen(socket.SOMAXCONN)
+    listener.setblocking(False)
+    return listener
+
+
+def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
+    data = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", data)
+    return pid, uid, gid
+
+
+def peer_groups(conn: socket.socket) -> set[int]:
+    """The peer's supplementary groups as the kernel saw them at connect (not /proc of a pid that may be 0)."""
+    try:
+        data = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 1024)  # Python's largest buffer
+    except OSError as exc:
+        if exc.errno != errno.ERANGE:
+            return set()
+        data = _peer_groups_large(conn)
+    count = len(data) // 4
+    return set(struct.unpack(f"{count}I", data[: count * 4]))
+
+
+def _peer_groups_large(conn: socket.socket) -> bytes:
+    """More than 256 groups: ask libc with a buffer for NGROUPS_MAX."""
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    size = ctypes.c_uint32(4 * 65536)
+    buffer = ctypes.create_string_buffer(size.value)
+    if libc.getsockopt(conn.fileno(), socket.SOL_SOCKET, SO_PEERGROUPS, buffer, ctypes.byref(size)) != 0:
+        return b""
+    return buffer.raw[: size.value]
+
+
+class ControlServer:
+    def __init__(self, listener: socket.socket | ControlListeners, handlers: Handlers, group: str, timeout_ms: int,
+                 tally: ControlTally | None = None) -> None:
+        listeners = listener if isinstance(listener, ControlListeners) else ControlListeners(listener)
+        self.listener = listeners.file
+        # (listener, whether a peer outside our PID namespace is refused on it): on the abstract
+        # address, reachable from the whole network namespace, it is.
+        self.listeners = [(listeners.file, False)]
+        if listeners.abstract is not None:
+            self.listeners.append((listeners.abstract, True))
+        self.tally = tally or ControlTally(protocol.VERBS)
+        self.handlers = handlers
+        self.log = handlers.log
+        self.gid = group_id(group) if group else None
+        self.timeout = timeout_ms / 1000
+        self.active = 0
+        self._refused = BurstLog(self.log, "control refused")
+        self._over_cap = BurstLog(self.log, "control connections at the cap, closing new ones", "error")
+        self._silent = BurstLog(self.log, "control client sent no request in time", "info")
+        self._failing = BurstLog(self.log, "control socket failed", "error")
+        self._cannot_accept = BurstLog(self.log, "control socket cannot accept", "error")
+
+    # --- who may talk ------------------------------------------------------------
+
+    def allowed(self, conn: socket.socket, uid: int, gid: int) -> bool:
+        if uid in (0, os.geteuid()):
+            return True
+        if self.gid is None:
+            return False
+        return gid == self.gid or self.gid in peer_groups(conn)
+
+    # --- the loop ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        async with anyio.create_task_group() as group:
+            for listener, outsiders_refused in self.listeners:
+                group.start_soon(self._serve_listener, group, listener, outsiders_refused)
+
+    async def _serve_listener(self, group: anyio.abc.TaskGroup, listener: socket.socket,
+                              outsiders_refused: bool) -> None:
+        while True:
+            try:
+                await anyio.wait_readable(listener)
+                starved = self._accept_into(group, listener, outsiders_refused)
+            except Exception:  # noqa: BLE001 (the control socket must not take PID 1 down)
+                self._failing(traceback=traceback.format_exc())
+                starved = True
+            if starved:
+                await anyio.sleep(STARVED_PAUSE)  # out of fds (or worse): let connections finish first
+
+    def _accept_into(self, group: anyio.abc.TaskGroup, listener: socket.socket | None = None,
+                     outsiders_refused: bool = False) -> bool:
+        """Everything waiting in the backlog, so a burst of clients is not refused; True when
+        out of descriptors (the caller pauses)."""
+        accepted, starved_by = accept_waiting(self.listener if listener is None else listener, MAX_CONNECTIONS)
+        if starved_by is not None:
+            self._cannot_accept(reason=starved_by.strerror)
+        for conn in accepted:
+            if outsiders_refused and self._refused_as_outsider(conn):
+                continue
+            if self.active >= MAX_CONNECTIONS:
+                self._over_cap(limit=MAX_CONNECTIONS)
+                conn.close()
+                continue
+            self.active += 1
+            group.start_soon(self._connection, conn)
+        return starved_by is not None
+
+    def _refused_as_outsider(self, conn: socket.socket) -> bool:
+        """Refuse (answer, count, log, close) a peer outside our PID namespace: SO_PEERCRED shows it
+        as pid 0 (another container of the pod, the host). Whatever its uid, it is not one of the
+        container's own processes, which are the only ones the socket file ever reached."""
+        try:
+            pid, uid, gid = peer_credentials(conn)
+        except OSError:
+            conn.close()
+            return True
+        if pid != 0:
+            return False
+        self.tally.refused += 1
+        self._refused(peer_pid=pid, peer_uid=uid, peer_gid=gid, reason="outside pyinit's PID namespace")
+        self._send_now(conn, protocol.error("permission denied: not in pyinit's PID namespace", protocol.EXIT_SYSTEM))
+        conn.close()
+        return True
+
+    async def _connection(self, conn: socket.socket) -> None:
+        try:
+            pid, uid, gid = peer_credentials(conn)
+            if not self.allowed(conn, uid, gid):
+                self.tally.refused += 1
+                self._refused(peer_pid=pid, peer_uid=uid, peer_gid=gid)
+                self._send_now(conn, protocol.error("permission denied", protocol.EXIT_SYSTEM))
+                return  # closed at once: a refused peer holds no slot
+            verb, answer = await self._answer(conn, Peer(pid, uid, gid, lambda: _hangup(conn)))
+            if answer is not None:
+                self.tally.request(verb, "ok" if answer[0].get("ok") else "error")
+                await self._send_answer(conn, answer)
+        except (OSError, TimeoutError):
+            pass  # the client went away, or stopped reading
+        except Exception:  # noqa: BLE001 (one connection's bug must not end PID 1)
+            self.log.error("control connection failed", traceback=traceback.format_exc())
+            self._send_now(conn, protocol.error("internal error in pyinit (see its log)", protocol.EXIT_SYSTEM))
+        finally:
+            self.active -= 1
+            conn.close()
+
+    def _send_now(self, conn: socket.socket, head: dict[str, Any]) -> None:
+        """One small line without waiting: it fits in an empty socket buffer, or it is lost."""
+        try:
+            conn.send(protocol.encode(head))
+        except OSError:
+            pass
+
+    async def _answer(self, conn: socket.socket, peer: Peer) -> tuple[str, Answer | None]:
+        """Read and handle the request: its verb ("invalid" when unreadable) and the answer, None
+        when there is nothing worth answering."""
+        request: Request | None = None
+        with anyio.move_on_after(self.timeout):  # for the request only: waits have their own
+            frame = await self._read_frame(conn)
+            if frame is None:
+                return "invalid", None
+            try:
+                request = protocol.decode_request(frame)
+            except ProtocolError as exc:
+                return "invalid", plain(protocol.error(str(exc), exc.code))
+        if request is None:
+            self._silent(peer_pid=peer.pid, peer_uid=peer.uid)
+            return "invalid", plain(protocol.error("no request in time"))
+        return request.verb, await self.handlers.handle(request, peer)
+
+    async def _read_frame(self, conn: socket.socket) -> bytes | None:
+        buffer = b""
+        while b"\n" not in buffer:
+            await anyio.wait_readable(conn)
+            try:
+                chunk = conn.recv(protocol.MAX_FRAME + 1)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            buffer += chunk
+            if len(buffer) > protocol.MAX_FRAME:
+                self._send_now(conn, protocol.error("request too large"))
+                return None
+        return buffer.split(b"\n", 1)[0] if buffer else None
+
+    async def _send_answer(self, conn: socket.socket, answer: Answer) -> None:
+        """The head, then each item, as fast as the client reads; a client that stops reading is dropped."""
+        head, items = answer
+        with anyio.fail_after(SEND_DEADLINE):
+            batch = bytearray(protocol.encode_answer_line(head))
+            for item in items:
+                batch += protocol.encode_answer_line(item)
+                if len(batch) >= 65536:
+                    await self._write(conn, batch)
+                    batch = bytearray()
+            await self._write(conn, batch)
+
+    async def _write(self, conn: socket.socket, data: bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            with anyio.fail_after(self.timeout):  # no byte taken for this long: the reader is gone
+                await anyio.wait_writable(conn)
+            try:
+                view = view[conn.send(view):]
+            except BlockingIOError:
+                continue
+
+
+async def _hangup(conn: socket.socket) -> None:
+    """Return when the client has closed its end of the connection.
+
+    The kernel's POLLHUP says so, watched on an epoll of its own that asks for no event (hang-up
+    and error are reported all the same), so neither bytes the client sends nor a half-close wake
+    us: a client that shuts down its writing half after its request, as socat and nc do, is still
+    there to read the answer. Out of descriptors for the epoll: end of input stands for hang-up."""
+    try:
+        watcher = select.epoll(1)
+    except OSError:
+        await _end_of_input(conn)
+        return
+    try:
+        watcher.register(conn.fileno(), 0)
+        await anyio.wait_readable(watcher.fileno())
+    finally:
+        watcher.close()
+
+
+async def _end_of_input(conn: socket.socket) -> None:
+    """Return at the client's end of input (or when it floods us while it should be waiting)."""
+    received = 0
+    while received <= HANGUP_READ_LIMIT:
+        await anyio.wait_readable(conn)
+        try:
+            chunk = conn.recv(4096)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        if not chunk:
+            return
+        received += len(chunk)

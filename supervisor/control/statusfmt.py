@@ -1,0 +1,130 @@
+"""Status records to s6-svstat's words and fields. Pure, standard library only.
+
+A status record is the JSON object pysvstat --json prints (see README): the
+server builds it, the client formats it.
+"""
+
+from __future__ import annotations
+
+from ..base.signames import signal_name
+
+TYPE_CHECKING = False  # no typing at run time: the client CLIs must start fast
+if TYPE_CHECKING:
+    from typing import Any
+
+    Record = dict[str, Any]
+
+TAI_OFFSET = 2**62 + 37  # TAI64 label base, and TAI - UTC since 2017 (s6 prints TAI64N)
+
+
+def tai64n(unix_time: float | None) -> str:
+    if unix_time is None:
+        return "NA"
+    seconds = int(unix_time)
+    nanos = int((unix_time - seconds) * 1e9)
+    return f"@{seconds + TAI_OFFSET:016x}{nanos:08x}"
+
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+FIELDS = {
+    "up": lambda r: _bool(r["state"] == "up"),
+    "wantedup": lambda r: _bool(r["want"] == "up"),
+    "normallyup": lambda r: _bool(r["normally"] == "up"),
+    "ready": lambda r: _bool(r["state"] == "up" and r["ready"]),  # s6: pid && flagready
+    "paused": lambda r: _bool(r["paused"]),
+    "pid": lambda r: str(r["pid"] if r["state"] == "up" and r["pid"] else -1),
+    "pgid": lambda r: str(r["pgid"] if r["pgid"] else -1),
+    "exitcode": lambda r: str(r["exitcode"] if r["state"] == "down" and r["exitcode"] is not None else -1),
+    "signal": lambda r: signal_name(r["signum"]) if r["state"] == "down" and r["signum"] else "NA",
+    "signum": lambda r: str(r["signum"] if r["state"] == "down" and r["signum"] else -1),
+    "updownsince": lambda r: tai64n(r["since"]),
+    "readysince": lambda r: tai64n(r["ready_since"]),
+    "updownfor": lambda r: str(int(r["seconds"])),
+    "readyfor": lambda r: str(int(r["ready_seconds"])) if r["ready_seconds"] is not None else "-1",
+}
+SHORT_FLAGS = {"u": "up", "w": "wantedup", "N": "normallyup", "r": "ready", "p": "pid", "g": "pgid",
+               "e": "exitcode", "s": "signal", "t": "updownfor"}
+
+
+def fields_line(record: Record, fields: list[str]) -> str:
+    return " ".join(FIELDS[name](record) for name in fields)
+
+
+def s6_words(record: Record, numeric_signal: bool = False) -> str:
+    """s6-svstat's own line (2.13's rules): only what differs from the usual is said."""
+    up = record["state"] == "up"
+    parts = [words(record, numeric_signal).split(", ")[0]]
+    normally_up = record["normally"] == "up"
+    if up != normally_up and record["started"]:
+        parts.append(f"normally {record['normally']}")
+    if up and record["paused"]:
+        parts.append("paused")
+    if record["want"] != record["state"] and record["started"]:
+        parts.append(f"want {record['want']}")
+    if up and record["ready"] and record["ready_seconds"] is not None:
+        parts.append(f"ready {int(record['ready_seconds'])} seconds")
+    return ", ".join(parts)
+
+
+def words(record: Record, numeric_signal: bool = False) -> str:
+    """The human summary, s6-svstat's words first, then pys6's (finishing, bailed)."""
+    if record["state"] == "up":
+        parts = [f"up (pid {record['pid']} pgid {record['pgid']}) {int(record['seconds'])} seconds"]
+    elif not record["started"]:
+        parts = ["down (not started yet)"]
+    else:
+        if record["signum"]:
+            how = f"signal {record['signum'] if numeric_signal else signal_name(record['signum'])}"
+        else:
+            how = f"exitcode {record['exitcode']}"
+        parts = [f"down ({how}) {int(record['seconds'])} seconds"]
+    if record["started"] or record["normally"] == "down":
+        parts.append(f"normally {record['normally']}")
+    if record["want"] != record["state"] and record["started"]:
+        parts.append(f"want {record['want']}")
+    if record["paused"]:
+        parts.append("paused")
+    if record["state"] == "up" and record["ready"] and record["ready_seconds"] is not None:
+        parts.append(f"ready {int(record['ready_seconds'])} seconds")
+    if record["finishing"]:
+        parts.append("finishing")
+    if record["bailed"]:
+        parts.append(f"bailed ({record['crash_deaths']} deaths in {record['window']:g} seconds)")
+    return ", ".join(parts)
+
+
+class Summary:
+    """The closing line of pysvstat, counted one record at a time."""
+
+    def __init__(self) -> None:
+        self.total = self.up = self.bailed = 0
+
+    def add(self, record: Record) -> None:
+        self.total += 1
+        self.up += record["state"] == "up"
+        self.bailed += bool(record["bailed"])
+
+    def line(self) -> str:
+        text = f"{self.total} services: {self.up} up, {self.total - self.up} down"
+        return text + (f", {self.bailed} bailed" if self.bailed else "")
+
+
+# C0 controls but TAB, DEL, C1 controls and the Unicode line and paragraph separators.
+_CONTROLS = [*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _CONTROLS}
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (\\x1b), for a terminal that would act on them."""
+    return text.translate(_ESCAPES)
+
+
+def is_as_it_should_be(record: Record) -> bool:
+    """pysvstat --check: a normally-up service is up, and ready if it says when it is."""
+    if record["normally"] != "up":
+        return True
+    return bool(record["state"] == "up" and record["ready"])

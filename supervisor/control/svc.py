@@ -1,0 +1,150 @@
+"""pysvc: s6-svc for pys6's services, and a forced command for SSH keys. Standard library only."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..base import s6getopt
+from ..base.names import valid_name
+from . import client, protocol
+from .protocol import ProtocolError, Request, WireAction
+
+TYPE_CHECKING = False  # what a fresh pysvc imports is kept to the minimum (tests/test_client_imports.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+USAGE = """\
+usage: pysvc [-wu|-wU|-wd|-wD|-wr|-wR] [-T MS] [-s SIG | -abqhkti12pcyPCK] [-uUdDoOr] SERVICE...
+       pysvc --ssh-forced
+
+Controls pys6's services as s6-svc does. SERVICE is a name or an s6 path.
+Options apply in the order given, to every SERVICE, then the wait.
+
+signals, to the service's main process (as s6): -a ALRM  -b ABRT  -q QUIT
+  -h HUP  -k KILL  -t TERM  -i INT  -1 USR1  -2 USR2  -p STOP  -c CONT
+  -y WINCH  -s SIG (one of those, by name or number)
+signals to its whole process group: -P STOP  -C CONT  -K KILL
+state:
+  -u  up, and clear a bail      -U  up, and remove the down file
+  -d  down: down-signal and SIGCONT to its group, SIGKILL to the group after
+      timeout-kill (or S6_SERVICES_GRACETIME)
+  -D  down, and create the down file
+  -o  once: up, not restarted   -O  once at most: not restarted if it dies
+  -r  restart: down-signal to its group; it comes back since it is wanted up
+waits (after the commands): -wu up, -wU up and ready, -wd down, -wD down and
+  finish done, -wr restarted, -wR restarted and ready; -T MS timeout (0 forever)
+
+--ssh-forced: for authorized_keys' command="pysvc --ssh-forced",restrict. Runs
+  only $SSH_ORIGINAL_COMMAND among: status, status NAME, restart NAME,
+  stop NAME, start NAME, log NAME, forensics NAME. Anything else is refused
+  and reported to pyinit's log. log NAME always shows control characters
+  escaped (the far end is a terminal, though sshd gives no pty).
+
+exit codes: 0 ok; 1 a wait timed out; 3 the service's state forbids the action
+(a signal or -r to a down service, or the container is stopping); 100 wrong
+usage or unknown service; 102 pyinit is not running; 111 a system call failed
+or pyinit refused us.
+"""
+
+
+def parse(argv: Sequence[str]) -> Request:
+    actions: list[WireAction] = []
+    wait: str | None = None
+    timeout_ms = 0
+    try:
+        options, services = s6getopt.parse(argv, takes_value="Ts", one_letter="w")
+    except s6getopt.UsageError as exc:
+        raise ProtocolError(str(exc)) from None
+    for letter, value in options:
+        if letter == "w":
+            if value not in protocol.WAIT_LETTERS:
+                raise ProtocolError("-w needs one of u U d D r R")
+            wait = protocol.WAIT_LETTERS[value]
+        elif letter == "T":
+            if not value.isdigit():
+                raise ProtocolError(f"-T needs milliseconds, not {value!r}")
+            timeout_ms = int(value)
+        elif letter == "s":
+            actions.append(WireAction("signal", protocol.signal_number(value)))
+        elif letter in protocol.SIGNAL_LETTERS:
+            signum, group = protocol.SIGNAL_LETTERS[letter]
+            actions.append(WireAction("signal", signum, group))
+        elif letter in protocol.STATE_LETTERS:
+            actions.append(WireAction(protocol.STATE_LETTERS[letter]))
+        elif letter == "x":
+            raise ProtocolError("-x is not supported: pyinit's supervision ends only with the container")
+        else:
+            raise ProtocolError(f"unknown option -{letter}")
+    if not services:
+        raise ProtocolError("no SERVICE named")
+    if not actions and wait is None:
+        raise ProtocolError("nothing to do: give a command or a wait")
+    names = tuple(protocol.service_name(s) for s in services)
+    return Request("control", names, tuple(actions), wait, timeout_ms)
+
+
+# --- forced-command mode --------------------------------------------------------------
+
+FORCED = {  # bare verb -> what it runs
+    "restart": ["-r"], "stop": ["-d"], "start": ["-u"],
+}
+
+
+def ssh_forced(command: str) -> int:
+    """Run one allowed bare verb from SSH_ORIGINAL_COMMAND; refuse (and report) anything else."""
+    import shlex  # only this mode splits words; shlex imports re
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    verb, rest = (words[0], words[1:]) if words else ("", [])
+    one_name = len(rest) == 1 and valid_name(rest[0])
+    from . import svstat
+
+    # No option of pysvstat's is reachable from here (a valid name never starts with "-"), --raw least
+    # of all: sshd gives a forced command pipes, not a pty, yet what reads them is the operator's
+    # terminal, so a service's lines are escaped whatever stdout is. Status lines carry only names
+    # (valid ones: no control character) and pyinit's own words; forensics is ASCII-only JSON.
+    if verb == "status" and (not rest or one_name):
+        return svstat.run(rest)
+    if verb == "log" and one_name:
+        return svstat.show_log(rest[0], 100, raw=False, always_escaped=True)
+    if verb == "forensics" and one_name:
+        return svstat.show_forensics(rest[0])
+    if verb in FORCED and one_name:
+        return run([*FORCED[verb], rest[0]])
+    sys.stderr.write("pysvc: refused: allowed are status [NAME], restart NAME, stop NAME, start NAME, "
+                     "log NAME, forensics NAME\n")
+    try:
+        client.call({"v": protocol.VERSION, "verb": "audit", "message": f"ssh-forced refused: {command[:500]!r}"})
+    except ProtocolError:
+        pass  # the refusal stands whether or not pyinit could be told
+    return protocol.EXIT_USAGE
+
+
+def run(argv: Sequence[str]) -> int:
+    if argv and argv[0] == "--help":  # not -h: that is SIGHUP, as in s6-svc
+        sys.stdout.write(USAGE)
+        return 0
+    if argv and argv[0] == "--ssh-forced":
+        return ssh_forced(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
+    request = parse(argv)
+    timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
+    client.call(request.to_json(), timeout)
+    return 0
+
+
+def main() -> None:
+    try:
+        code = run(sys.argv[1:])
+    except ProtocolError as exc:
+        kind = "usage" if exc.code == protocol.EXIT_USAGE else "fatal"
+        sys.stderr.write(f"pysvc: {kind}: {exc}\n")
+        code = exc.code
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""The service state machine and restart policy: pure, time passed in.
+
+`step(spec, state, event, now, grace)` returns the next state and the actions the
+effect layer must perform, like s6-supervise's actions[state][event] table.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import replace
+from typing import assert_never
+
+from ..base.signames import signal_name
+from .model import (
+    Action,
+    Boot,
+    Command,
+    CrashPolicy,
+    EssentialBailed,
+    Event,
+    Exited,
+    FinishExited,
+    FinishSpawned,
+    Forensics,
+    KillFinish,
+    Note,
+    Phase,
+    Ready,
+    RunFinish,
+    ServiceSpec,
+    ServiceState,
+    SignalGroup,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    Timer,
+    TimerFired,
+    Verb,
+    Want,
+    death_code,
+)
+
+MIN_START_INTERVAL = 1.0  # s6: two starts of one service are at least 1 s apart...
+READY_LONG_ENOUGH = 1.0  # ...unless it had been ready for more than 1 s when it died
+FINISH_NO_RESTART = 125  # s6: ./finish exiting 125 means "do not restart"
+
+Result = tuple[ServiceState, list[Action]]
+
+
+# --- the crash window --------------------------------------------------------
+
+
+def deaths_in_window(deaths: tuple[float, ...], now: float, crash: CrashPolicy) -> tuple[float, ...]:
+    """The deaths that still count at `now`: those strictly less than `window` ago."""
+    return tuple(t for t in deaths if t > now - crash.window)
+
+
+def record_death(deaths: tuple[float, ...], now: float, crash: CrashPolicy) -> tuple[float, ...]:
+    return deaths_in_window(deaths, now, crash) + (now,)
+
+
+def is_crashlooping(deaths: tuple[float, ...], crash: CrashPolicy) -> bool:
+    return len(deaths) >= crash.max_deaths
+
+
+def next_start(state: ServiceState, died_at: float, now: float) -> float:
+    """When a service that died at `died_at` may start again (s6's rule)."""
+    if state.ready_at is not None and died_at - state.ready_at > READY_LONG_ENOUGH:
+        return now
+    if state.last_start is None:
+        return now
+    return max(now, state.last_start + MIN_START_INTERVAL)
+
+
+# --- helpers that build results ----------------------------------------------
+
+
+def _note(event: str, spec: ServiceSpec, level: str = "info", **fields: object) -> Note:
+    return Note(event, level, (("service", spec.name), *fields.items()))
+
+
+def _arm(state: ServiceState, timer: Timer | None, deadline: float | None) -> ServiceState:
+    return replace(state, timer=timer, deadline=deadline)
+
+
+def _start_or_schedule(spec: ServiceSpec, state: ServiceState, now: float, at: float) -> Result:
+    if at <= now:
+        return _arm(state, None, None), [Spawn()]
+    return _arm(replace(state, phase=Phase.WAITING), Timer.START, at), []
+
+
+def kill_delay(spec: ServiceSpec, shutting_down: bool, grace: float) -> float | None:
+    """Seconds from the down-signal to SIGKILL of the group; None for never.
+
+    timeout-kill as s6 reads it (0: never), the grace time when there is no such
+    file (SPEC.md), and never more than the grace time once the container stops.
+    """
+    if spec.timeout_kill_ms is None:
+        return grace
+    own = spec.timeout_kill_ms / 1000 if spec.timeout_kill_ms > 0 else None
+    if shutting_down:
+        return grace if own is None else min(own, grace)
+    return own
+
+
+def finish_delay(spec: ServiceSpec, shutting_down: bool, grace: float) -> float | None:
+    """Seconds a finish script may run; None for ever (timeout-finish 0, s6), capped once stopping."""
+    own = spec.timeout_finish_ms / 1000 if spec.timeout_finish_ms > 0 else None
+    if shutting_down:
+        return grace if own is None else min(own, grace)
+    return own
+
+
+def _stop(spec: ServiceSpec, state: ServiceState, now: float, grace: float) -> Result:
+    """Send the down-signal (and SIGCONT, so a stopped process can act on it)."""
+    delay = kill_delay(spec, state.shutting_down, grace)
+    actions: list[Action] = [SignalGroup(spec.down_signal)]
+    if spec.down_signal not in (signal.SIGCONT, signal.SIGKILL):
+        actions.append(SignalGroup(signal.SIGCONT))
+    state = replace(state, stopping=True)
+    if delay is None:
+        return _arm(state, None, None), actions
+    return _arm(state, Timer.KILL, now + delay), actions
+
+
+def _went_down(spec: ServiceSpec, state: ServiceState, now: float, died_at: float) -> Result:
+    """The process and its finish are over: decide between restart, rest and bail."""
+    state = replace(state, phase=Phase.DOWN, pid=None, finish_pid=None, stopping=False)
+    state = _arm(state, None, None)
+    if state.want is Want.ONCE:
+        state = replace(state, want=Want.DOWN)
+    if state.want is not Want.UP or state.bailed:
+        return state, []
+    return _start_or_schedule(spec, state, now, next_start(state, died_at, now))
+
+
+# --- the table ---------------------------------------------------------------
+
+
+def _on_boot(spec: ServiceSpec, state: ServiceState, event: Boot, now: float, grace: float) -> Result:
+    want = Want.UP if spec.normally_up else Want.DOWN
+    state = replace(state, want=want, since=now)
+    if want is Want.UP:
+        return state, [Spawn()]
+    return state, []
+
+
+def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: float, grace: float) -> Result:
+    ready_at = now if spec.notification_fd is None else None
+    state = replace(
+        state,
+        phase=Phase.UP,
+        pid=event.pid,
+        pgid=event.pid,
+        started=True,
+        since=now,
+        last_start=now,
+        ready_at=ready_at,
+        stopping=False,
+    )
+    return _arm(state, None, None), [_note("service started", spec, pid=event.pid)]
+
+
+def _death(
+    spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum: int | None, now: float, grace: float
+) -> Result:
+    """The run process is gone (or never ran): record it, then finish or go down."""
+    expected = state.stopping or state.want is not Want.UP
+    deaths = state.deaths if expected else record_death(state.deaths, now, spec.crash)
+    bails = not expected and is_crashlooping(deaths, spec.crash)
+    pgid = state.pid if state.pid is not None else 0
+    state = replace(state, exitcode=exitcode, signum=signum, deaths=deaths, bailed=state.bailed or bails, since=now,
+                    died_at=now)
+    level = "info" if expected else "warning"
+    how = ("signal", signal_name(signum)) if signum is not None else ("exitcode", exitcode)
+    actions: list[Action] = [
+        Note("service died", level, (("service", spec.name), how, ("deaths", len(deaths)), ("expected", expected)))
+    ]
+    if bails:
+        actions.append(
+            _note(
+                "service bailed", spec, "error", deaths=len(deaths), window=spec.crash.window, essential=spec.essential
+            )
+        )
+        actions.append(Forensics("bailed"))
+        if spec.essential:
+            actions.append(EssentialBailed(death_code(exitcode, signum)))
+    if spec.has_finish:
+        code_arg = "256" if signum is not None else str(exitcode if exitcode is not None else 0)
+        args = (code_arg, str(signum if signum is not None else 0), spec.name, str(pgid))
+        delay = finish_delay(spec, state.shutting_down, grace)
+        state = replace(state, phase=Phase.FINISHING, pid=None)
+        state = _arm(state, None, None) if delay is None else _arm(state, Timer.KILL_FINISH, now + delay)
+        return state, [*actions, RunFinish(args)]
+    new_state, more = _went_down(spec, state, now, now)
+    return new_state, [*actions, *more]
+
+
+def _on_exited(spec: ServiceSpec, state: ServiceState, event: Exited, now: float, grace: float) -> Result:
+    if state.phase is not Phase.UP or (event.pid is not None and event.pid != state.pid):
+        return state, []
+    return _death(spec, state, event.exitcode, event.signum, now, grace)
+
+
+def _on_spawn_failed(spec: ServiceSpec, state: ServiceState, event: SpawnFailed, now: float, grace: float) -> Result:
+    state = replace(state, started=True, last_start=now, ready_at=None, pid=None)
+    state, actions = _death(spec, replace(state, phase=Phase.UP), event.exitcode, None, now, grace)
+    return state, [_note("service could not start", spec, "error", reason=event.reason), *actions]
+
+
+def _on_finish_spawned(
+    spec: ServiceSpec, state: ServiceState, event: FinishSpawned, now: float, grace: float
+) -> Result:
+    if state.phase is not Phase.FINISHING:
+        return state, []
+    return replace(state, finish_pid=event.pid), []
+
+
+def _on_finish_exited(spec: ServiceSpec, state: ServiceState, event: FinishExited, now: float, grace: float) -> Result:
+    if state.phase is not Phase.FINISHING:
+        return state, []
+    actions: list[Action] = []
+    if event.exitcode == FINISH_NO_RESTART and state.want is not Want.DOWN:
+        state = replace(state, want=Want.DOWN)
+        actions.append(_note("finish asked not to restart", spec, exitcode=FINISH_NO_RESTART))
+    died_at = state.died_at if state.died_at is not None else now
+    new_state, more = _went_down(spec, state, now, died_at)
+    return new_state, [*actions, *more]
+
+
+def _on_ready(spec: ServiceSpec, state: ServiceState, event: Ready, now: float, grace: float) -> Result:
+    # A newline from an earlier incarnation (or an orphan of it) says nothing of this one.
+    if state.phase is not Phase.UP or state.ready_at is not None or event.pid != state.pid:
+        return state, []
+    return replace(state, ready_at=now), [_note("service ready", spec)]
+
+
+def _on_timer(spec: ServiceSpec, state: ServiceState, event: TimerFired, now: float, grace: float) -> Result:
+    timer = state.timer
+    state = _arm(state, None, None)
+    if timer is Timer.START and state.phase is Phase.WAITING:
+        return replace(state, phase=Phase.DOWN), [Spawn()]
+    if timer is Timer.KILL and state.phase is Phase.UP:
+        return state, [_note("service did not stop in time, killing its group", spec, "warning"), SignalGroup(signal.SIGKILL)]
+    if timer is Timer.KILL_FINISH and state.phase is Phase.FINISHING:
+        return state, [_note("finish timed out, killing it", spec, "warning"), KillFinish()]
+    return state, []
+
+
+def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: float, grace: float) -> Result:
+    verb = event.verb
+    if state.shutting_down and verb is not Verb.SHUTDOWN:
+        return state, []
+    if verb is Verb.UP:
+        state = replace(state, want=Want.UP, bailed=False, deaths=())
+        if state.phase is Phase.DOWN:
+            return _start_or_schedule(spec, state, now, next_start(state, now, now))
+        return state, []
+    if verb is Verb.ONCE_AT_MOST:
+        # s6-svc -O: not restarted when it dies; a service waiting to restart stays down.
+        if state.phase in (Phase.UP, Phase.FINISHING):
+            return replace(state, want=Want.ONCE), []
+        if state.phase is Phase.WAITING:
+            return _arm(replace(state, phase=Phase.DOWN, want=Want.DOWN), None, None), []
+        return replace(state, want=Want.DOWN), []
+    if verb is Verb.ONCE:
+        state = replace(state, want=Want.ONCE, bailed=False)
+        if state.phase is Phase.DOWN:
+            return _start_or_schedule(spec, state, now, next_start(state, now, now))
+        return state, []
+    if verb is Verb.RESTART:
+        if state.phase is Phase.UP:
+            return _stop(spec, state, now, grace)
+        return state, []
+    # DOWN and SHUTDOWN
+    state = replace(state, want=Want.DOWN, shutting_down=state.shutting_down or verb is Verb.SHUTDOWN)
+    if state.phase is Phase.WAITING:
+        return _arm(replace(state, phase=Phase.DOWN), None, None), []
+    if state.phase is Phase.UP and not state.stopping:
+        return _stop(spec, state, now, grace)
+    if state.phase is Phase.UP and state.shutting_down:
+        # Already stopping on its own timeout-kill (or none): the container's grace time caps it.
+        deadline = now + grace if state.deadline is None else min(state.deadline, now + grace)
+        return _arm(state, Timer.KILL, deadline), []
+    if state.phase is Phase.FINISHING and state.shutting_down:
+        deadline = now + grace if state.deadline is None else min(state.deadline, now + grace)
+        return _arm(state, Timer.KILL_FINISH, deadline), []
+    return state, []
+
+
+def step(spec: ServiceSpec, state: ServiceState, event: Event, now: float, grace: float) -> Result:
+    """Advance one service by one event at monotonic time `now` (seconds).
+
+    `grace` is the container's S6_SERVICES_GRACETIME in seconds: how long a
+    stopping service has before SIGKILL when it has no timeout-kill of its own.
+    Each handler decides by the service's phase; a new event type that is not
+    handled here is a type error (assert_never).
+    """
+    match event:
+        case Boot():
+            return _on_boot(spec, state, event, now, grace)
+        case Spawned():
+            return _on_spawned(spec, state, event, now, grace)
+        case SpawnFailed():
+            return _on_spawn_failed(spec, state, event, now, grace)
+        case Exited():
+            return _on_exited(spec, state, event, now, grace)
+        case FinishSpawned():
+            return _on_finish_spawned(spec, state, event, now, grace)
+        case FinishExited():
+            return _on_finish_exited(spec, state, event, now, grace)
+        case Ready():
+            return _on_ready(spec, state, event, now, grace)
+        case TimerFired():
+            return _on_timer(spec, state, event, now, grace)
+        case Command():
+            return _on_command(spec, state, event, now, grace)
+        case _:
+            assert_never(event)
+
+
+def is_settled_down(state: ServiceState) -> bool:
+    """Down, wanted down, nothing running or scheduled: the end of a shutdown."""
+    return state.phase is Phase.DOWN and (state.want is not Want.UP or state.bailed)

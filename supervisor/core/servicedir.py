@@ -1,0 +1,116 @@
+"""Read services.d/<name>/ (s6's servicedir: run, finish, down, notification-fd, timeout-*, down-signal).
+
+A broken definition still becomes a service, with its problems listed: starting it
+fails, which counts as a death, so it is paced, logged and bails like any crash loop.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import replace
+
+from ..base.files import read_small_text
+from ..base.names import valid_name
+from .model import CrashPolicy, ServiceSpec
+from .settings import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
+
+
+def is_executable_file(path: str) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)
+
+
+def read_service(directory: str, settings: Settings) -> ServiceSpec:
+    name = os.path.basename(directory.rstrip("/"))
+    problems: list[str] = []
+    spec = ServiceSpec(name=name, directory=directory, crash=settings.crash)
+    run = os.path.join(directory, "run")
+    try:
+        os.listdir(directory)
+    except OSError as exc:
+        problems.append(f"cannot read the directory: {exc.strerror}")
+    if not os.path.exists(run):
+        problems.append("no run file")
+    elif not is_executable_file(run):
+        problems.append("run is not an executable file")
+    finish = os.path.join(directory, "finish")
+    has_finish = os.path.exists(finish)
+    if has_finish and not is_executable_file(finish):
+        problems.append("finish is not an executable file; it is ignored")
+        has_finish = False
+    fields: dict[str, object] = {
+        "has_finish": has_finish,
+        "normally_up": not os.path.exists(os.path.join(directory, "down")),
+        "essential": os.path.exists(os.path.join(directory, "essential")),
+    }
+    readers = (
+        ("timeout-kill", "timeout_kill_ms", parse_ms),
+        ("timeout-finish", "timeout_finish_ms", parse_ms),
+        ("down-signal", "down_signal", parse_signal),
+        ("notification-fd", "notification_fd", _parse_notification_fd),
+    )
+    for filename, attribute, parser in readers:
+        try:
+            text = read_small_text(os.path.join(directory, filename))
+            if text is not None:
+                fields[attribute] = parser(text)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            problems.append(f"{filename}: {reason}; the default is used")
+    spec = replace(spec, problems=tuple(problems), **fields)  # type: ignore[arg-type]
+    return apply_override(spec, settings.services.get(name))
+
+
+MAX_NOTIFICATION_FD = 1023
+
+
+def _parse_notification_fd(text: str) -> int:
+    if not text.isdigit() or len(text) > 4 or not 3 <= int(text) <= MAX_NOTIFICATION_FD:
+        raise ValueError(f"must be a whole number from 3 to {MAX_NOTIFICATION_FD} "
+                         "(0, 1 and 2 are stdin, stdout and stderr)")
+    return int(text)
+
+
+def apply_override(spec: ServiceSpec, override: ServiceOverride | None) -> ServiceSpec:
+    if override is None:
+        return spec
+    crash = CrashPolicy(
+        override.crash_deaths if override.crash_deaths is not None else spec.crash.max_deaths,
+        override.crash_window if override.crash_window is not None else spec.crash.window,
+    )
+    return replace(
+        spec,
+        crash=crash,
+        essential=override.essential if override.essential is not None else spec.essential,
+        timeout_kill_ms=override.timeout_kill if override.timeout_kill is not None else spec.timeout_kill_ms,
+        timeout_finish_ms=override.timeout_finish if override.timeout_finish is not None else spec.timeout_finish_ms,
+        down_signal=override.down_signal if override.down_signal is not None else spec.down_signal,
+    )
+
+
+def scan(services_dir: str, settings: Settings) -> tuple[list[ServiceSpec], list[str]]:
+    """Every service below `services_dir`, in byte order, and the entries skipped (with why)."""
+    try:
+        entries = sorted(os.listdir(os.fsencode(services_dir)))
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        raise ConfigError(f"{services_dir}: cannot read: {exc.strerror}") from None
+    specs: list[ServiceSpec] = []
+    skipped: list[str] = []
+    for raw in entries:
+        name = os.fsdecode(raw)
+        path = os.path.join(services_dir, name)
+        if name.startswith("."):
+            continue
+        if not os.path.isdir(path):
+            skipped.append(f"{name}: not a directory")
+        elif not valid_name(name):
+            skipped.append(f"{name}: not a valid service name (letters, digits, and _ . @ + - only)")
+        else:
+            specs.append(read_service(path, settings))
+    return specs, skipped

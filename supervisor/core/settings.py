@@ -1,0 +1,404 @@
+"""Settings from S6_*/PYS6_* variables and the optional YAML file, checked before anything starts.
+
+The environment wins over the YAML file. PYS6_* variables and YAML keys are pys6's
+own and checked strictly: every error names the variable or key. S6_* variables are
+read as s6-overlay's scripts read them, so an image that boots under s6-overlay boots
+here: a value that is not a whole number means the default there, and here too, with
+a warning naming it (Settings.warnings).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..base.signames import parse_signal_name
+from .model import CrashPolicy
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceOverride:
+    essential: bool | None = None
+    crash_deaths: int | None = None
+    crash_window: float | None = None
+    timeout_kill: int | None = None
+    timeout_finish: int | None = None
+    down_signal: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    etc: str = "/etc"
+    behaviour_if_stage2_fails: int = 0
+    kill_finish_maxtime: int = 5000  # ms, each cont-finish script
+    services_gracetime: int = 3000  # ms, services' down-signal to SIGKILL
+    kill_gracetime: int = 3000  # ms, everything else: SIGTERM to SIGKILL
+    cmd_wait_for_services: bool = False
+    cmd_wait_for_services_maxtime: int = 0  # ms, 0 = forever (s6-overlay 3.2 and later)
+    verbosity: int = 2
+    log_format: str = "text"
+    crash_deaths: int = 5
+    crash_window: float = 60.0  # seconds
+    finish_after_services: bool = False
+    control_group: str = ""  # group (name or gid) also allowed on the control socket
+    control_timeout: int = 5000  # ms a client has to send its request
+    services: Mapping[str, ServiceOverride] = field(default_factory=dict)
+    # s6-overlay's variables beyond the stages' timings (README: Migrating from s6-overlay)
+    keep_env: int | None = None  # None: pys6's default, the full container environment
+    cmd_arg0: str = ""
+    cmd_receive_signals: bool = False
+    cmd_use_terminal: bool = False
+    stage2_hook: str = ""
+    read_only_root: bool = False
+    sync_disks: bool = False
+    logging: int = 0
+    logging_script: str = ""
+    fix_attrs_hidden: bool = False
+    runtime_profile: str = ""
+    runtime_bundledir: str = ""
+    wait_for_closing_fd: int = 0
+    world_writable_run: bool = False
+    s6_run: bool = True  # PYS6_S6_RUN=0: never lay out s6-overlay's paths under /run
+    metrics_listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: none
+    metrics_file: str = ""  # where the same page is written for a textfile collector
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def crash(self) -> CrashPolicy:
+        return CrashPolicy(self.crash_deaths, self.crash_window)
+
+    def dirs(self, kind: str) -> str:
+        """$PYS6_ETC/<kind>, or S6_RUNTIME_PROFILE's /etc/cont-profile.d/<profile>/<kind>."""
+        if self.runtime_profile:
+            return os.path.join(self.etc, "cont-profile.d", self.runtime_profile, kind)
+        return os.path.join(self.etc, kind)
+
+
+# --- value parsers: each takes the raw value and returns the typed one or raises ValueError.
+# A value is checked for its type before anything converts it: str() of a YAML
+# alias bomb is gigabytes, and int() of a 400-digit string is a number no timer takes.
+
+MAX_MS = 2**32 - 1  # s6 reads its timeouts as unsigned ints: about 49.7 days
+MAX_COUNT = 100_000
+MAX_SECONDS = 10 * 365 * 86400.0
+MAX_DIGITS = 12
+
+
+def _scalar(value: object) -> str:
+    """The text of a plain scalar (string, number, boolean); anything else is refused unread."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float | str):
+        text = str(value).strip() if not isinstance(value, str) or len(value) <= 1000 else value[:1001]
+        if len(text) > 1000:
+            raise ValueError("too long")
+        return text
+    raise ValueError(f"must be a plain value, not a {type(value).__name__}")
+
+
+def _whole(value: object, low: int, high: int, what: str) -> int:
+    text = _scalar(value)
+    if isinstance(value, float) or not text.isdigit() or len(text) > MAX_DIGITS:
+        raise ValueError(f"must be {what}")
+    number = int(text)
+    if not low <= number <= high:
+        raise ValueError(f"must be {what}")
+    return number
+
+
+def parse_ms(value: object) -> int:
+    return _whole(value, 0, MAX_MS, f"a whole number of milliseconds from 0 to {MAX_MS}")
+
+
+def parse_positive_ms(value: object) -> int:
+    return _whole(value, 1, MAX_MS, f"a whole number of milliseconds from 1 to {MAX_MS}")
+
+
+def parse_positive_int(value: object) -> int:
+    return _whole(value, 1, MAX_COUNT, f"a whole number from 1 to {MAX_COUNT}")
+
+
+def parse_seconds(value: object) -> float:
+    text = _scalar(value)
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < number <= MAX_SECONDS:
+        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SECONDS:.0f}")
+    return number
+
+
+def parse_bool(value: object) -> bool:
+    text = _scalar(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be 0 or 1")
+
+
+def parse_behaviour(value: object) -> int:
+    text = _scalar(value)
+    if text not in ("0", "1", "2"):
+        raise ValueError("must be 0 (continue), 1 (continue with a warning) or 2 (stop the container)")
+    return int(text)
+
+
+def parse_verbosity(value: object) -> int:
+    return _whole(value, 0, 9, "a whole number from 0 to 9")
+
+
+def parse_log_format(value: object) -> str:
+    text = _scalar(value).lower()
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return text
+
+
+def parse_signal(value: object) -> int:
+    if isinstance(value, bool | float):
+        raise ValueError("must be a signal name or number")
+    return parse_signal_name(_scalar(value))
+
+
+def parse_listen_address(value: object) -> tuple[str, int]:
+    from ..base.listenaddr import listen_address
+
+    return listen_address(_scalar(value), None)
+
+
+def parse_path(value: object) -> str:
+    text = _scalar(value)
+    if not text or len(text) > 4096 or "\0" in text:
+        raise ValueError("must be a file path")
+    return text
+
+
+def group_id(group: str) -> int:
+    """A group given by name or number, as its gid (KeyError if there is no such group)."""
+    import grp
+
+    return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+
+
+def parse_group(value: object) -> str:
+    import grp
+
+    text = _scalar(value)
+    try:
+        if text.isdigit():
+            grp.getgrgid(int(text))
+        else:
+            grp.getgrnam(text)
+    except KeyError:
+        raise ValueError(f"no group {text!r}") from None
+    return text
+
+
+# (Settings field, environment variable, parser); the YAML key is the field name. The
+# S6_* variables among them are read from the environment by S6_NUMBERS below instead.
+KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
+    ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", parse_behaviour),
+    ("kill_finish_maxtime", "S6_KILL_FINISH_MAXTIME", parse_ms),
+    ("services_gracetime", "S6_SERVICES_GRACETIME", parse_ms),
+    ("kill_gracetime", "S6_KILL_GRACETIME", parse_ms),
+    ("cmd_wait_for_services", "S6_CMD_WAIT_FOR_SERVICES", parse_bool),
+    ("cmd_wait_for_services_maxtime", "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", parse_ms),
+    ("verbosity", "S6_VERBOSITY", parse_verbosity),
+    ("log_format", "PYS6_LOG_FORMAT", parse_log_format),
+    ("crash_deaths", "PYS6_CRASH_DEATHS", parse_positive_int),
+    ("crash_window", "PYS6_CRASH_WINDOW", parse_seconds),
+    ("finish_after_services", "PYS6_FINISH_AFTER_SERVICES", parse_bool),
+    ("control_group", "PYS6_CONTROL_GROUP", parse_group),
+    ("control_timeout", "PYS6_CONTROL_TIMEOUT", parse_positive_ms),
+    ("metrics_listen", "PYS6_METRICS_LISTEN", parse_listen_address),
+    ("metrics_file", "PYS6_METRICS_FILE", parse_path),
+)
+
+SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {
+    "essential": parse_bool,
+    "crash_deaths": parse_positive_int,
+    "crash_window": parse_seconds,
+    "timeout_kill": parse_ms,
+    "timeout_finish": parse_ms,
+    "down_signal": parse_signal,
+}
+
+
+def shown(value: object) -> str:
+    """A value for an error message: short, and never the expansion of a structure."""
+    if isinstance(value, bool | int | float | str):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return f"a {type(value).__name__}"
+
+
+def _key(value: object) -> str:
+    """A YAML key inside a dotted path: as written, cut short."""
+    text = str(value) if isinstance(value, str | int | float) else f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _convert(where: str, parser: Callable[[object], Any], value: object) -> Any:
+    try:
+        return parser(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad value {shown(value)}: {exc}") from None
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml  # only when a config file exists: it costs start-up time
+
+    from ..base.files import read_regular_file
+
+    try:
+        text = read_regular_file(path, MAX_CONFIG_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 1 MiB file in milliseconds
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc)[:500]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deep") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def _service_overrides(path: str, raw: object) -> dict[str, ServiceOverride]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: services: must be a mapping of service name to settings")
+    if len(raw) > MAX_COUNT:
+        raise ConfigError(f"{path}: services: more than {MAX_COUNT} entries")
+    result: dict[str, ServiceOverride] = {}
+    for name, knobs in raw.items():
+        if not isinstance(knobs, dict):
+            raise ConfigError(f"{path}: services.{_key(name)}: must be a mapping")
+        values: dict[str, Any] = {}
+        for key, value in knobs.items():
+            if key not in SERVICE_KNOBS:
+                known = ", ".join(sorted(SERVICE_KNOBS))
+                raise ConfigError(f"{path}: services.{_key(name)}.{_key(key)}: unknown setting (known: {known})")
+            values[key] = _convert(f"{path}: services.{_key(name)}.{key}", SERVICE_KNOBS[key], value)
+        result[str(name)] = ServiceOverride(**values)
+    return result
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    etc = os.path.abspath(environ.get("PYS6_ETC") or "/etc")
+    config_path = environ.get("PYS6_CONFIG") or os.path.join(etc, "pys6.yaml")
+    explicit = bool(environ.get("PYS6_CONFIG"))
+    values: dict[str, Any] = {"etc": etc}
+    if explicit or os.path.exists(config_path):
+        data = _read_yaml(config_path)
+        known = {knob[0] for knob in KNOBS} | {"services"}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigError(f"{config_path}: {_key(key)}: unknown setting (known: {', '.join(sorted(known))})")
+            if key == "services":
+                values["services"] = _service_overrides(config_path, value)
+        for name, _env, parser in KNOBS:
+            if name in data:
+                values[name] = _convert(f"{config_path}: {name}", parser, data[name])
+    for name, env, parser in KNOBS:
+        if env in environ and environ[env] != "" and not env.startswith("S6_"):
+            values[name] = _convert(env, parser, environ[env])
+    warnings: list[str] = []
+    values.update(s6_variables(environ, warnings))
+    if environ.get("PYS6_S6_RUN", "") != "":
+        values["s6_run"] = _convert("PYS6_S6_RUN", parse_bool, environ["PYS6_S6_RUN"])
+    values["warnings"] = tuple(warnings)
+    return Settings(**values)
+
+
+# --- s6-overlay's variables, parsed as its scripts parse them ------------------------------
+# Its scripts test `eltest "$X" =~ '^[[:digit:]]+$'` (or `test "0$X" -ne 0`): anything but
+# digits is the default. A number too large for a timer is the largest one s6 takes.
+
+MAX_S6_DIGITS = 18
+
+# (Settings field, variable, what the number is: ms, flag, level)
+S6_NUMBERS: tuple[tuple[str, str, str], ...] = (
+    ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", "level"),
+    ("kill_finish_maxtime", "S6_KILL_FINISH_MAXTIME", "ms"),
+    ("services_gracetime", "S6_SERVICES_GRACETIME", "ms"),
+    ("kill_gracetime", "S6_KILL_GRACETIME", "ms"),
+    ("cmd_wait_for_services", "S6_CMD_WAIT_FOR_SERVICES", "flag"),
+    ("cmd_wait_for_services_maxtime", "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", "ms"),
+    ("verbosity", "S6_VERBOSITY", "level"),
+    ("keep_env", "S6_KEEP_ENV", "level"),
+    ("cmd_receive_signals", "S6_CMD_RECEIVE_SIGNALS", "flag"),
+    ("cmd_use_terminal", "S6_CMD_USE_TERMINAL", "flag"),
+    ("read_only_root", "S6_READ_ONLY_ROOT", "flag"),
+    ("sync_disks", "S6_SYNC_DISKS", "flag"),
+    ("logging", "S6_LOGGING", "level"),
+    ("fix_attrs_hidden", "S6_FIX_ATTRS_HIDDEN", "flag"),
+    ("wait_for_closing_fd", "S6_WAIT_FOR_CLOSING_FD", "level"),
+    ("world_writable_run", "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", "flag"),
+)
+S6_TEXTS = (("cmd_arg0", "S6_CMD_ARG0"), ("stage2_hook", "S6_STAGE2_HOOK"), ("runtime_profile", "S6_RUNTIME_PROFILE"),
+            ("logging_script", "S6_LOGGING_SCRIPT"), ("runtime_bundledir", "S6_RUNTIME_BUNDLEDIR"))
+# Read by s6-overlay, and what pys6 does instead (one warning each when set).
+S6_INSTEAD = {
+    "S6_SERVICES_READYTIME": "not needed: pys6 knows when a service is up without sleeping first",
+    "S6_CATCHALL_USER": "pyinit writes the catch-all log itself, as its own user",
+}
+NOT_SETTINGS = {"S6_OVERLAY_VERSION", "S6_OVERLAY_ARCH"}  # set by images' Dockerfiles, read by nothing
+
+
+def _s6_number(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_S6_DIGITS else None
+
+
+def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, Any]:
+    """The settings s6-overlay's variables give; `warnings` gets one line for each value used
+    otherwise than written and each variable pys6 reads differently."""
+    values: dict[str, Any] = {}
+    for name, variable, kind in S6_NUMBERS:
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        number = _s6_number(raw)
+        if number is None:
+            warnings.append(f"{variable}={shown(raw)} is not a whole number; s6-overlay's default applies, as there")
+            continue
+        if kind == "ms":
+            values[name] = min(number, MAX_MS)
+        elif kind == "flag":
+            values[name] = number > 0
+        else:
+            values[name] = number
+    for name, variable in S6_TEXTS:
+        if environ.get(variable):
+            values[name] = environ[variable]
+    if values.get("read_only_root"):
+        warnings.append("S6_READ_ONLY_ROOT is set: pyinit writes only under /run and $PYS6_RUNDIR, so there is "
+                        "nothing to copy; the trees run where they are")
+    if values.get("logging_script") and not values.get("logging", 0):
+        warnings.append("S6_LOGGING_SCRIPT is set but S6_LOGGING is 0: no catch-all log is kept")
+    for variable, instead in S6_INSTEAD.items():
+        if environ.get(variable):
+            warnings.append(f"{variable} is set: {instead}")
+    profile = values.get("runtime_profile", "")
+    if profile and ("/" in profile or profile in (".", "..")):
+        warnings.append(f"S6_RUNTIME_PROFILE={shown(profile)} is not a directory name; ignored")
+        values["runtime_profile"] = ""
+    known = {variable for _, variable, _ in S6_NUMBERS} | {v for _, v in S6_TEXTS} | set(S6_INSTEAD) | NOT_SETTINGS
+    for variable in sorted(environ):
+        if variable.startswith("S6_") and variable not in known:
+            warnings.append(f"{variable} is not an s6-overlay setting pys6 knows; ignored")
+    return values

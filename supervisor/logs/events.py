@@ -1,0 +1,153 @@
+"""structlog set-up for the supervisor's own events.
+
+Text: `[pyinit] service died service=cron exitcode=1 level=warning`.
+JSON (PYS6_LOG_FORMAT=json): one object per line with source, level, event and fields.
+Until the output writer runs (start-up errors) events go straight to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import structlog
+
+from .lines import displayable
+from .writer import write_all, write_if_room
+
+# S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
+VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
+
+Sink = Callable[[bytes], None]
+
+
+def _stderr_sink(data: bytes) -> None:
+    write_all(2, data)
+
+
+class _Router:
+    """Where rendered events go (swapped to the output writer once it runs), and whose they are.
+
+    Debug and info events go to `info_sink`, the rest to `sink`: the same place,
+    unless pycrond splits them between stdout and stderr (supercronic's -split-logs).
+    """
+
+    def __init__(self) -> None:  # set on the instance: a function stored on the class would be bound
+        self.sink: Sink = _stderr_sink
+        self.info_sink: Sink = _stderr_sink
+        self.source = "pyinit"
+
+
+ROUTER = _Router()
+
+
+class SinkLogger:
+    def msg(self, message: str) -> None:
+        ROUTER.sink(message.encode("utf-8", "backslashreplace") + b"\n")
+
+    def info(self, message: str) -> None:
+        ROUTER.info_sink(message.encode("utf-8", "backslashreplace") + b"\n")
+
+    debug = info
+    warning = error = critical = msg
+
+
+def _quote(value: object) -> str:
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+    text = str(value)
+    if text == "" or any(c in text for c in ' ="\n\t'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def render_text(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
+    message = event.pop("event", "")
+    parts = [f"[{ROUTER.source}] {message}"]
+    parts += [f"{key}={_quote(value)}" for key, value in event.items()]
+    if method not in ("info", "debug"):
+        parts.append(f"level={method}")
+    text = " ".join(parts)
+    # A value (a client's message, a file's content) must not forge another line on a terminal.
+    return displayable(text.encode("utf-8", "backslashreplace")).decode("utf-8", "backslashreplace")
+
+
+def render_json(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
+    record = {"source": ROUTER.source, "level": method, "time": round(time.time(), 3)}
+    record.update(event)
+    return json.dumps(record, default=str, ensure_ascii=False)
+
+
+Renderer = Callable[[object, str, MutableMapping[str, Any]], str]
+
+
+def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit",
+              renderer: Renderer | None = None) -> None:
+    floor = VERBOSITY_FLOOR.get(verbosity, 10)
+    ROUTER.source = source
+    structlog.configure(
+        processors=[renderer or (render_json if log_format == "json" else render_text)],
+        wrapper_class=structlog.make_filtering_bound_logger(floor),
+        logger_factory=lambda *args: SinkLogger(),
+        cache_logger_on_first_use=True,
+    )
+
+
+def route_to(sink: Sink, info_sink: Sink | None = None) -> None:
+    ROUTER.sink = sink
+    ROUTER.info_sink = info_sink or sink
+
+
+def route_to_stderr_if_room() -> None:
+    """After the output writer stops: a wedged stderr must not hold up the exit."""
+    ROUTER.sink = ROUTER.info_sink = lambda data: None if write_if_room(2, data) else None
+
+
+def get() -> Any:
+    return structlog.get_logger()
+
+
+
+class BurstLog:
+    """Log the first of a burst of like events; count the rest and report them once the burst is over.
+
+    A flood of refused peers or of connections over the cap costs one line per
+    burst, not one per connection. The summary is a one-shot loop timer armed
+    only while a burst lasts, so an idle supervisor still never wakes up.
+    """
+
+    def __init__(self, logger: Any, event: str, level: str = "warning", quiet: float = 1.0) -> None:
+        self._emit = getattr(logger, level)
+        self.event = event
+        self.quiet = quiet
+        self._last = -1e18
+        self._suppressed = 0
+        self._timer: Any = None
+
+    def __call__(self, **fields: Any) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._last >= self.quiet and self._suppressed == 0:
+            self._emit(self.event, **fields)
+        else:
+            self._suppressed += 1
+            if self._timer is None:
+                self._timer = loop.call_later(self.quiet, self._burst_over)
+        self._last = now
+
+    def _burst_over(self) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        remaining = self._last + self.quiet - loop.time()
+        if remaining > 0:
+            self._timer = loop.call_later(remaining, self._burst_over)
+            return
+        self._timer = None
+        count, self._suppressed = self._suppressed, 0
+        if count:
+            self._emit(f"{self.event} (burst)", more=count)

@@ -1,0 +1,214 @@
+"""pys6's own with-contenv, printcontenv, s6-setuidgid and halt, for images that removed
+s6-overlay (installed under those names by `pyinit --install-s6-commands DIR` only).
+
+They behave as s6-overlay's: `#!/usr/bin/with-contenv bash` runs bash in the container
+environment (unless S6_KEEP_ENV is non-zero, when it changes nothing); `printcontenv
+NAME` prints one variable of it; `s6-setuidgid USER PROG...` runs PROG as USER; `halt`
+stops the container. Standard library only: a shebang pays their start-up on every script.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from . import contenv
+
+EXIT_USAGE = 100
+EXIT_SYSTEM = 111
+
+
+def _fatal(program: str, message: str, code: int = EXIT_SYSTEM) -> int:
+    sys.stderr.write(f"{program}: fatal: {message}\n")
+    return code
+
+
+def _keep_env(environ: dict[str, str]) -> bool:
+    """s6-overlay's test: `eltest 0${S6_KEEP_ENV} -eq 0`: only digits count, and only non-zero keeps."""
+    value = environ.get("S6_KEEP_ENV", "")
+    return value.isascii() and value.isdigit() and int(value[:18]) > 0
+
+
+def _exec(program: str, argv: Sequence[str], environ: dict[bytes, bytes] | None = None) -> int:
+    try:
+        if environ is None:
+            os.execvp(argv[0], list(argv))
+        else:
+            path = environ.get(b"PATH", os.defpath.encode())
+            os.execvpe(argv[0], list(argv), {**environ, b"PATH": path})
+    except OSError as exc:
+        return _fatal(program, f"unable to exec {argv[0]}: {exc.strerror}", 127 if isinstance(exc, FileNotFoundError) else 126)
+    return EXIT_SYSTEM  # not reached
+
+
+def with_contenv(argv: Sequence[str]) -> int:
+    if not argv:
+        return _fatal("with-contenv", "too few arguments", EXIT_USAGE)
+    if _keep_env(dict(os.environ)):
+        return _exec("with-contenv", argv)
+    directory = contenv.find_directory(os.environ)
+    if directory is None:
+        where = ", ".join(contenv.candidate_directories(os.environ))
+        return _fatal("with-contenv", f"unable to envdir: no container environment at {where}")
+    path = os.environb.get(b"PATH")
+    base = {b"PATH": path} if path is not None else {}  # s6-overlay's `emptyenv -p`
+    try:
+        reading = contenv.applied(base, directory)
+    except OSError as exc:
+        return _fatal("with-contenv", f"unable to envdir {directory}: {exc.strerror}")
+    # What pyinit leaves out of every start, with-contenv leaves out too (the same reader): a value
+    # no exec can pass would make this exec fail with E2BIG, and with it every such script.
+    for entry in reading.left_out:
+        sys.stderr.write(f"with-contenv: warning: {directory}/{entry.name} left out: {entry.reason}\n")
+    if reading.left_out_count > len(reading.left_out):
+        sys.stderr.write(f"with-contenv: warning: {reading.left_out_count} entries of {directory} left out in all\n")
+    return _exec("with-contenv", argv, reading.environment)
+
+
+def printcontenv(argv: Sequence[str]) -> int:
+    if not argv:
+        return _fatal("printcontenv", "too few arguments", EXIT_USAGE)
+    name = argv[0]
+    if _keep_env(dict(os.environ)):
+        value = os.environb.get(os.fsencode(name), b"")
+        if not value:
+            return 1
+        sys.stdout.buffer.write(value + b"\n")
+        return 0
+    directory = contenv.find_directory(os.environ)
+    if directory is None:
+        return 1
+    content = contenv.read_variable(directory, name)  # a FIFO is not waited on, a huge file not read
+    if content is None:
+        return 1
+    if isinstance(content, str):
+        sys.stderr.write(f"printcontenv: warning: {directory}/{name} left out: {content}\n")
+        return 1
+    sys.stdout.buffer.write(content + b"\n")  # as s6-overlay's: the file as is, then a newline
+    return 0
+
+
+def _account(spec: str) -> tuple[int, int, list[int]] | str:
+    """USER, or UID:GID as s6-envuidgid reads them: (uid, gid, supplementary groups) or an error."""
+    import grp
+    import pwd
+
+    if ":" in spec:
+        uid_text, _, gid_text = spec.partition(":")
+        if uid_text.isdigit() and gid_text.isdigit():
+            return int(uid_text), int(gid_text), [int(gid_text)]
+        return f"invalid uid:gid {spec!r}"
+    try:
+        record = pwd.getpwnam(spec)
+    except KeyError:
+        return f"unknown user: {spec}"
+    groups = [g.gr_gid for g in grp.getgrall() if spec in g.gr_mem]
+    return record.pw_uid, record.pw_gid, sorted({record.pw_gid, *groups})
+
+
+def setuidgid(argv: Sequence[str]) -> int:
+    if len(argv) < 2:
+        return _fatal("s6-setuidgid", "usage: s6-setuidgid ACCOUNT PROG...", EXIT_USAGE)
+    account = _account(argv[0])
+    if isinstance(account, str):
+        return _fatal("s6-setuidgid", account)
+    uid, gid, groups = account
+    if os.geteuid() != 0:
+        if (os.geteuid(), os.getegid()) == (uid, gid):
+            return _exec("s6-setuidgid", argv[1:])  # already that user: nothing to drop
+        return _fatal("s6-setuidgid", f"only root can become {argv[0]} (uid {uid}); this runs as uid {os.geteuid()}")
+    try:
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        return _fatal("s6-setuidgid", f"unable to become {argv[0]}: {exc.strerror}")
+    return _exec("s6-setuidgid", argv[1:])
+
+
+def control_fifos(environ: dict[str, str]) -> list[str]:
+    """Where pyinit reads s6-svscanctl's commands, in the order halt tries them."""
+    found = ["/run/service/.s6-svscan/control"]
+    for rundir in ([environ["PYS6_RUNDIR"]] if environ.get("PYS6_RUNDIR") else []) + ["/run/pys6", f"/tmp/pys6-{os.getuid()}"]:
+        found.append(os.path.join(rundir, "service", ".s6-svscan", "control"))
+    return found
+
+
+def write_control(letter: bytes, fifos: list[str]) -> str | None:
+    """Write `letter` to the first FIFO a pyinit reads; the reason, if none does."""
+    reasons = []
+    for fifo in fifos:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # ENXIO: nobody reads it
+            reasons.append(f"{fifo}: {exc.strerror}")
+            continue
+        try:
+            os.write(fd, letter)
+            return None
+        except OSError as exc:
+            reasons.append(f"{fifo}: {exc.strerror}")
+        finally:
+            os.close(fd)
+    return "; ".join(reasons) or f"no pyinit control FIFO at {', '.join(fifos)}"
+
+
+def halt(argv: Sequence[str]) -> int:
+    problem = write_control(b"t", control_fifos(dict(os.environ)))
+    if problem:
+        return _fatal("halt", f"unable to reach pyinit: {problem}")
+    return 0
+
+
+def _entry(command: Callable[[Sequence[str]], int]) -> Callable[[], None]:
+    def main() -> None:
+        sys.exit(command(sys.argv[1:]))
+
+    return main
+
+
+with_contenv_main = _entry(with_contenv)
+printcontenv_main = _entry(printcontenv)
+setuidgid_main = _entry(setuidgid)
+halt_main = _entry(halt)
+
+# The names `pyinit --install-s6-commands` gives, and the console script each points at.
+COMMANDS = {
+    "with-contenv": "pys6-with-contenv",
+    "printcontenv": "pys6-printcontenv",
+    "s6-setuidgid": "pys6-setuidgid",
+    "halt": "pys6-halt",
+    "s6-svc": "pys6-s6-svc",
+    "s6-svstat": "pys6-s6-svstat",
+    "s6-svwait": "pys6-s6-svwait",
+    "s6-svok": "pys6-s6-svok",
+    "s6-svscanctl": "pys6-s6-svscanctl",
+    "s6-notifyoncheck": "pys6-s6-notifyoncheck",
+    "s6-log": "pys6-log",
+    "logutil-service": "pys6-logutil-service",
+    "supercronic": "pycrond",
+}
+
+
+def install(directory: str, force: bool) -> int:
+    from pathlib import Path
+
+    from ..base.links import console_script, install_link
+
+    problems = 0
+    for name, script in COMMANDS.items():
+        target = console_script(script)
+        if target is None:
+            sys.stderr.write(f"pyinit: {script} is not installed; {name} skipped\n")
+            problems += 1
+            continue
+        problem = install_link(Path(directory) / name, target, force)
+        if problem:
+            sys.stderr.write(f"pyinit: {problem}\n")
+            problems += 1
+        else:
+            sys.stdout.write(f"{Path(directory) / name} -> {target}\n")
+    return 1 if problems else 0

@@ -1,0 +1,225 @@
+"""Running an s6-rc plan: each service once its dependencies are up (and ready, where they
+say when), oneshots to completion, longruns supervised like services.d's; at shutdown,
+each one once everything that depends on it is down, oneshots' `down` run.
+
+A longrun runs from a copy of its source directory (as s6-rc-compile copies it), with run
+and finish made executable; a oneshot's `up` and `down` are execline command lines, run
+with `execlineb -P -c` where execlineb exists, else as one plain command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import stat
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import anyio
+
+from ..core import policy
+from ..core.model import ServiceSpec, ServiceState, Verb
+from .rcplan import Plan
+
+EXECLINE_WORDS = ("{", "}", "foreground", "background", "if", "ifelse", "ifte", "ifthenelse", "importas", "backtick",
+                  "define", "multisubstitute", "redirfd", "fdmove", "pipeline", "forx", "elglob", "emptyenv")
+
+
+class RcHost(Protocol):
+    """What the s6-rc stages need of the container."""
+
+    log: Any
+
+    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int: ...
+
+    def read_rc_service(self, directory: str) -> ServiceSpec: ...
+
+    async def start_runner(self, spec: ServiceSpec, task_group: Any = None, stdout_to: int | None = None,
+                           stdin_from: int | None = None) -> Any: ...  # a ServiceRunner, started; None if it cannot be
+
+    def logger_pipe(self, producer: str, logger: str) -> tuple[int, int]: ...
+
+    def end_of_input(self, logger: str) -> None: ...
+
+    async def stop_logger(self, name: str, runner: Any) -> None: ...
+
+
+class CommandLineError(Exception):
+    pass
+
+
+def command_line(text: str, name: str, execlineb: str | None) -> list[str]:
+    """The argv that runs a oneshot's `up` or `down` text."""
+    if execlineb is not None:
+        return [execlineb, "-P", "-c", text]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    try:
+        words = shlex.split(lines[0]) if len(lines) == 1 else []
+    except ValueError:
+        words = []
+    if not words or any(word in EXECLINE_WORDS for word in words):
+        raise CommandLineError(f"{name}: this script needs execline (execlineb is not installed): {text.strip()[:200]!r}")
+    return words
+
+
+def compile_longrun(source: str, destination: str) -> None:
+    """A copy of the source directory to run from, run and finish executable (s6-rc-compile's)."""
+    if os.path.lexists(destination):
+        shutil.rmtree(destination)
+    shutil.copytree(source, destination, symlinks=True)
+    for name in ("run", "finish"):
+        path = os.path.join(destination, name)
+        if os.path.isfile(path):
+            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o755)
+
+
+def _settled_up(spec: ServiceSpec) -> Any:
+    def check(state: ServiceState) -> bool:
+        return state.bailed or (state.pid is not None and (spec.notification_fd is None or state.ready_at is not None))
+
+    return check
+
+
+class RcServices:
+    def __init__(self, host: RcHost, plan: Plan, compiled_root: str, stop_timeout: float) -> None:
+        self.host = host
+        self.plan = plan
+        self.compiled_root = compiled_root
+        self.stop_timeout = stop_timeout
+        self.started: list[str] = []  # in the order they came up
+        self.runners: dict[str, Any] = {}
+        self._up: dict[str, anyio.Event] = {}
+        self._failed: set[str] = set()
+
+    def _execlineb(self) -> str | None:
+        return shutil.which("execlineb")
+
+    async def bring_up(self, names: Sequence[str]) -> list[str]:
+        """Start `names` in dependency order, in parallel where they do not depend on each other;
+        the names that failed (or could not start because a dependency failed)."""
+        for name in names:
+            self._up.setdefault(name, anyio.Event())
+        async with anyio.create_task_group() as group:
+            for name in names:
+                group.start_soon(self._bring_up_one, name)
+        return [name for name in names if name in self._failed]
+
+    async def _bring_up_one(self, name: str) -> None:
+        try:
+            for dependency in self.plan.needs.get(name, ()):
+                if dependency in self._up:
+                    await self._up[dependency].wait()
+                    if dependency in self._failed:
+                        self.host.log.error("s6-rc service not started: a dependency failed", service=name,
+                                            dependency=dependency)
+                        self._failed.add(name)
+                        return
+            if not await self._start(name):
+                self._failed.add(name)
+        except Exception as exc:  # noqa: BLE001 (one service's trouble is not PID 1's)
+            self.host.log.error("s6-rc service failed to start", service=name, reason=repr(exc)[:500])
+            self._failed.add(name)
+        finally:
+            self._up[name].set()
+
+    async def _start(self, name: str) -> bool:
+        definition = self.plan.definitions[name]
+        log = self.host.log
+        if definition.type == "oneshot":
+            try:
+                argv = command_line(definition.up, name, self._execlineb())
+            except CommandLineError as exc:
+                log.error("s6-rc oneshot cannot run", service=name, reason=str(exc))
+                return False
+            log.info("s6-rc oneshot starting", service=name)
+            timeout = _timeout(definition.directory, "timeout-up")
+            code = await self.host.run_script(os.path.join(definition.directory, "up"), name, timeout, argv)
+            self.started.append(name)
+            if code != 0:
+                log.error("s6-rc oneshot failed", service=name, exitcode=code)
+                return False
+            log.info("s6-rc oneshot done", service=name)
+            return True
+        compiled = os.path.join(self.compiled_root, name)
+        try:
+            compile_longrun(definition.directory, compiled)
+        except OSError as exc:
+            log.error("s6-rc longrun cannot be prepared", service=name, reason=exc.strerror or str(exc))
+            return False
+        spec = self.host.read_rc_service(compiled)
+        pipes: dict[str, int] = {}
+        if definition.producer_for:  # a pipeline: its stdout to its logger, through one lasting pipe
+            pipes["stdout_to"] = self.host.logger_pipe(name, definition.producer_for)[1]
+        if definition.consumer_for:
+            pipes["stdin_from"] = self.host.logger_pipe(definition.consumer_for, name)[0]
+        runner = await self.host.start_runner(spec, None, **pipes)
+        if runner is None:
+            return False
+        self.runners[name] = runner
+        self.started.append(name)
+        await runner.wait_until(_settled_up(spec))
+        if runner.state.bailed:
+            log.error("s6-rc longrun did not come up", service=name)
+            return False
+        log.info("s6-rc longrun up" if spec.notification_fd is None else "s6-rc longrun ready", service=name)
+        return True
+
+    async def bring_down(self, names: Sequence[str]) -> None:
+        """Those of `names` that started, each once all that depends on it is down: reverse
+        dependency order."""
+        chosen = [name for name in self.started if name in names]
+        down = {name: anyio.Event() for name in chosen}
+        dependents = {name: [other for other in chosen if name in self.plan.needs.get(other, ())]
+                      for name in chosen}
+
+        async def one(name: str) -> None:
+            try:
+                for dependent in dependents[name]:
+                    await down[dependent].wait()
+                await self._stop(name)
+            except Exception as exc:  # noqa: BLE001 (the rest still stops)
+                self.host.log.error("s6-rc service failed to stop", service=name, reason=repr(exc)[:500])
+            finally:
+                down[name].set()
+
+        async with anyio.create_task_group() as group:
+            for name in chosen:
+                group.start_soon(one, name)
+
+    async def _stop(self, name: str) -> None:
+        definition = self.plan.definitions[name]
+        log = self.host.log
+        if definition.type == "oneshot":
+            if not definition.down.strip():
+                return
+            try:
+                argv = command_line(definition.down, name, self._execlineb())
+            except CommandLineError as exc:
+                log.error("s6-rc oneshot down cannot run", service=name, reason=str(exc))
+                return
+            log.info("s6-rc oneshot stopping", service=name)
+            timeout = _timeout(definition.directory, "timeout-down") or int(self.stop_timeout * 1000)
+            await self.host.run_script(os.path.join(definition.directory, "down"), name, timeout, argv)
+            return
+        runner = self.runners.get(name)
+        if runner is None:
+            return
+        if definition.consumer_for:  # a logger: its producer is down; it reads the rest, then ends
+            self.host.end_of_input(name)
+            await self.host.stop_logger(name, runner)
+            return
+        runner.command(Verb.SHUTDOWN)
+        with anyio.move_on_after(self.stop_timeout):
+            await runner.wait_until(policy.is_settled_down)
+            runner.drain()
+            log.info("s6-rc longrun stopped", service=name)
+            return
+        log.error("s6-rc longrun could not be stopped, going on", service=name)
+
+
+def _timeout(directory: str, name: str) -> int:
+    from ..base.files import read_small_text
+
+    text = read_small_text(os.path.join(directory, name)) or ""
+    return int(text) if text.isdigit() and len(text) <= 10 else 0
