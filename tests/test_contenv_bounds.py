@@ -19,9 +19,10 @@ import psutil
 from harness import Pod, read_int, wait_for
 
 # A service that writes its pid and what it sees of a few variables, then sleeps as itself.
+# The environment first, then the pid: once a new pid is there, so is what that incarnation saw.
 REPORTER = '''
-    echo $$ > "$STATE/{name}.pid"
     echo "${{SMALL-unset}} ${{#BIG}} ${{PIPE-unset}} ${{LINK-unset}}" > "$STATE/{name}.env"
+    echo $$ > "$STATE/{name}.pid"
     exec sleep 1000
 '''
 # pys6's with-contenv and printcontenv, as `pyinit --install-s6-commands` links them.
