@@ -13,6 +13,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from .lines import displayable
 from .writer import write_all, write_if_room
@@ -81,6 +82,9 @@ def render_json(_logger: object, method: str, event: MutableMapping[str, Any]) -
 
 
 Renderer = Callable[[object, str, MutableMapping[str, Any]], str]
+# What every module that logs is given: structlog's own protocol for a filtering bound logger
+# (info, warning, error... with keyword fields), so the joints between modules say what they pass.
+Logger = FilteringBoundLogger
 
 
 def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit",
@@ -105,8 +109,9 @@ def route_to_stderr_if_room() -> None:
     ROUTER.sink = ROUTER.info_sink = lambda data: None if write_if_room(2, data) else None
 
 
-def get() -> Any:
-    return structlog.get_logger()
+def get() -> Logger:
+    logger: Logger = structlog.get_logger()
+    return logger
 
 
 
