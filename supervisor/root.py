@@ -11,7 +11,7 @@ import signal
 import socket
 import traceback
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -21,7 +21,7 @@ from .control.handlers import Handlers
 from .control.protocol import VERBS
 from .control.server import ControlListeners, ControlServer
 from .core.settings import Settings
-from .core.telemetry import ControlTally
+from .core.telemetry import ControlTally, PodRecords, ServiceFigures
 from .logs import events as log
 from .logs.pyreports import route_loop_reports, route_python_reports
 from .logs.writer import OutputWriter, write_all, write_if_room
@@ -31,6 +31,9 @@ from .proc.spawn import send_signal
 from .s6.childenv import ChildEnvironment
 from .s6.layout import Layout
 from .s6.scanctl import serve_scan_control
+
+if TYPE_CHECKING:
+    from .metrics.page import PodMetrics  # imported at its first use: see _Metrics
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -95,15 +98,24 @@ def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[i
     return write_all
 
 
+def _pod_records(container: Container) -> PodRecords:
+    """What the metrics page reads of the pod, as plain records (issue 22, point 6: metrics
+    imports nothing of the container; the Container split may move this beside its service table)."""
+    services = [ServiceFigures(runner.spec, runner.state, runner.tally,
+                               (runner.stdout.lines, runner.stderr.lines), (runner.stdout.bytes, runner.stderr.bytes))
+                for runner in list(container.services.values())]
+    return PodRecords(services, container.stage, container.stage_records, container.reaper.orphans_reaped)
+
+
 class _Metrics:
     """The metrics page's maker, made (and its modules imported) at its first use: at start when an
     endpoint or a textfile is configured, else at the first `pysvstat --prometheus`."""
 
     def __init__(self, container: Container, tally: ControlTally, directory: str, logger: Any) -> None:
-        self._args = (container, tally, directory, logger)
-        self._made: Any = None
+        self._args = (lambda: _pod_records(container), tally, directory, logger)  # issue 22, point 6
+        self._made: PodMetrics | None = None
 
-    def get(self) -> Any:
+    def get(self) -> PodMetrics:
         if self._made is None:
             from .metrics.page import PodMetrics
 
@@ -115,7 +127,7 @@ class _Metrics:
         return page
 
 
-async def _serve_metrics(metrics: Any, listener: socket.socket, logger: Any) -> None:
+async def _serve_metrics(metrics: PodMetrics, listener: socket.socket, logger: Any) -> None:
     from .metrics.http import MetricsHttp
 
     try:

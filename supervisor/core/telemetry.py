@@ -2,12 +2,17 @@
 
 `count_step` looks at one event and the states before and after `policy.step`
 and says whether a start or a death happened, and of which kind; it performs no
-I/O and reads no clock, like the policy itself.
+I/O and reads no clock, like the policy itself. `PodRecords` is what the metrics page
+reads of the pod, as plain records: whoever holds the services makes them, so metrics
+imports nothing of the container.
 """
 
 from __future__ import annotations
 
-from .model import Event, Exited, Phase, ServiceState, Spawned, SpawnFailed, Want
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import Event, Exited, Phase, ServiceSpec, ServiceState, Spawned, SpawnFailed, Want
 
 DEATH_CAUSES = ("exit", "signal", "spawn_failure")
 UNKNOWN_VERB = "other"  # a verb no pyinit knows: one label value, whatever a client sends
@@ -75,3 +80,24 @@ class ControlTally:
     def request(self, verb: str, result: str) -> None:
         key = (verb if verb in self.verbs else UNKNOWN_VERB, result)
         self.requests[key] = self.requests.get(key, 0) + 1
+
+
+@dataclass(frozen=True)
+class ServiceFigures:
+    """One service as the metrics page reads it: its spec, state and tally, its log's counts."""
+
+    spec: ServiceSpec
+    state: ServiceState
+    tally: ServiceTally
+    log_lines: tuple[int, int]  # stdout, stderr
+    log_bytes: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class PodRecords:
+    """What the metrics page reads of the pod at one instant (its other figures are its own)."""
+
+    services: Sequence[ServiceFigures]
+    stage: str  # starting, running, stopping
+    stages: Sequence[StageRecord]
+    orphans_reaped: int

@@ -12,16 +12,20 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 
 from ..base.files import read_regular_file, write_atomically
-from ..core.telemetry import ControlTally, StageRecord
+from ..core.telemetry import ControlTally, PodRecords
 from . import promtext
 from . import render as podmetrics
 from .process import process_figures
+
+if TYPE_CHECKING:
+    from ..logs.events import Logger
 
 MAX_FILES = 64
 MAX_SKIPPED_REPORTED = 8  # names past MAX_FILES shown in pys6_metrics_file_rejected_lines
@@ -106,10 +110,15 @@ class ServicesFiles:
 
 
 class PodMetrics:
-    """Reads the container's records into one page; owns the textfile writer."""
+    """Reads the pod's records into one page; owns the textfile writer.
 
-    def __init__(self, container: Any, control: ControlTally, directory: str, log: Any) -> None:
-        self.container = container
+    `records` is called at each render: whoever holds the services (root.py wires it)
+    hands plain records, and metrics imports nothing of the container.
+    """
+
+    def __init__(self, records: Callable[[], PodRecords], control: ControlTally, directory: str,
+                 log: Logger) -> None:
+        self.records = records
         self.control = control
         self.directory = directory
         self.services_files = ServicesFiles(directory)
@@ -117,14 +126,8 @@ class PodMetrics:
         self._dirty: anyio.Event | None = None  # set when the textfile is out of date
 
     def figures(self, rejected: dict[str, int], with_process: bool = True) -> podmetrics.PodFigures:
-        container = self.container
-        services = [podmetrics.ServiceFigures(runner.spec, runner.state, runner.tally,
-                                              (runner.stdout.lines, runner.stderr.lines),
-                                              (runner.stdout.bytes, runner.stderr.bytes))
-                    for runner in list(container.services.values())]
-        stages: list[StageRecord] = container.stage_records
-        return podmetrics.PodFigures(services, container.stage, stages, self.control,
-                                     container.reaper.orphans_reaped, rejected,
+        pod = self.records()
+        return podmetrics.PodFigures(pod.services, pod.stage, pod.stages, self.control, pod.orphans_reaped, rejected,
                                      process_figures() if with_process else {})
 
     def text(self, with_process: bool = True) -> str:

@@ -10,22 +10,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .. import __version__
-from ..core.model import Phase, ServiceSpec, ServiceState, Want, death_code
+from ..core.model import Phase, Want, death_code
 from ..core.policy import deaths_in_window
-from ..core.telemetry import DEATH_CAUSES, ControlTally, ServiceTally, StageRecord
+from ..core.telemetry import DEATH_CAUSES, ControlTally, ServiceFigures, StageRecord
 from .process import PROCESS_FAMILIES
 from .promtext import Sample, family, labels
 
 STREAMS = ("stdout", "stderr")
-
-
-@dataclass(frozen=True)
-class ServiceFigures:
-    spec: ServiceSpec
-    state: ServiceState
-    tally: ServiceTally
-    log_lines: tuple[int, int]  # stdout, stderr
-    log_bytes: tuple[int, int]
 
 
 @dataclass(frozen=True)
