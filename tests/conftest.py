@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import REPO, UNPRIVILEGED_UID, Cron, Pod, can_unshare, unprivileged_python_problem  # noqa: E402
+from harness import (  # noqa: E402
+    CRONTABS,
+    REPO,
+    SLEEPER,
+    UNPRIVILEGED_UID,
+    Cron,
+    Pod,
+    can_unshare,
+    free_port,
+    start_as_1000,
+    unprivileged_python_problem,
+    wait_for,
+    world_readable_source,
+)
 
 _NAMESPACE_PROBLEM = can_unshare()
 _UNPRIVILEGED_PROBLEM: list[str | None] = []
@@ -198,8 +213,73 @@ def supercronic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def crontabs(tmp_path: Path) -> Path:
-    from test_supercronic_compat import CRONTABS
-
     for name, text in CRONTABS.items():
         (tmp_path / f"{name}.crontab").write_text(text)
     return tmp_path
+
+
+# --- a real OpenSSH server (test_control_uid.py, test_forced_escape.py) -----------------------
+
+
+@pytest.fixture
+def sshd(unprivileged_pod: Pod):
+    """sshd from Debian's openssh-server, run by the test as uid 1000 on a loopback port."""
+    if shutil.which("sshd", path="/usr/sbin:/usr/bin") is None or shutil.which("ssh") is None:
+        pytest.skip("openssh-server / openssh-client are not installed (scripts/bootstrap installs them as root)")
+    try:
+        user = pwd.getpwuid(1000).pw_name
+    except KeyError:
+        pytest.skip("no user with uid 1000 in /etc/passwd for sshd to log in (.ci/run creates one)")
+    pod = unprivileged_pod
+    keys = pod.root / "ssh"
+    keys.mkdir()
+    bindir = pod.root / "bin"
+    bindir.mkdir()
+    python, source = sys.executable, world_readable_source()
+    for tool in ("svstat", "svc"):
+        wrapper = bindir / f"py{tool}"
+        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={source} exec {python} -m supervisor.control.{tool} \"$@\"\n")
+        wrapper.chmod(0o755)
+    for name in ("host", "user", "forced"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text(
+        (keys / "user.pub").read_text()
+        + f'command="{bindir}/pysvc --ssh-forced",restrict ' + (keys / "forced.pub").read_text())
+    port = free_port()
+    (keys / "sshd_config").write_text(textwrap.dedent(f"""\
+        Port {port}
+        ListenAddress 127.0.0.1
+        HostKey {keys}/host
+        PidFile none
+        AuthorizedKeysFile {keys}/authorized_keys
+        UsePAM no
+        StrictModes no
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+    """))
+    pod.service("svc", SLEEPER)
+    start_as_1000(pod, "svc")
+    for name in ("user", "forced"):  # the client side is root's; its keys must be private to it
+        shutil.copy(keys / name, pod.root / f"{name}.key")
+        os.chown(pod.root / f"{name}.key", 0, 0)
+        os.chmod(pod.root / f"{name}.key", 0o600)
+    for path in [keys, *keys.iterdir()]:
+        os.chown(path, 1000, 1000)
+    log = open(pod.root / "sshd.log", "wb")
+    daemon = subprocess.Popen(
+        ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/usr/sbin/sshd", "-D", "-e",
+         "-f", str(keys / "sshd_config")], stdout=log, stderr=log, cwd="/")
+    try:
+        wait_for(lambda: b"Server listening" in (pod.root / "sshd.log").read_bytes(), 10, "sshd to listen")
+
+        def ssh(key: str, command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                ["ssh", "-i", str(pod.root / f"{key}.key"), "-p", str(port), "-o", "BatchMode=yes",
+                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                 f"{user}@127.0.0.1", command], capture_output=True, text=True, timeout=30)
+
+        yield pod, ssh, bindir
+    finally:
+        daemon.kill()
+        daemon.wait()
+        log.close()

@@ -10,8 +10,10 @@ takes the whole namespace with it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -401,7 +403,6 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now, from a range of this test
     process's own: parallel workers (pytest-xdist's gwN) never pick the same port, and a port
     given out here is never the kernel's choice for another test's bind(0) or connect()."""
-    import socket
 
     if not _next_port:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")  # "" without xdist
@@ -434,3 +435,105 @@ def wait_ready_for_more_than(pod: Pod, name: str, seconds: float, timeout: float
         return record["ready_seconds"] is not None and record["ready_seconds"] > seconds
 
     wait_for(ready_long_enough, timeout, f"{name} ready for more than {seconds} s")
+
+
+# --- the control socket, raw (test_control.py, test_control_fuzz.py) --------------------------
+
+
+def started(pod: Pod, *names: str, env: dict[str, str] | None = None) -> Pod:
+    """The pod started with a greeting sleeper for each name, once the socket answers and each has written its pid."""
+    for name in names:
+        pod.service(name, GREETING_SLEEPER)
+    pod.start(env=env)
+    pod.wait_control()
+    for name in names:
+        wait_for(lambda name=name: read_int(pod, f"{name}.pid"), what=name)
+    return pod
+
+
+def control_path(pod: Pod) -> str:
+    return str(pod.rundir / "control.sock")
+
+
+def raw_exchange(pod: Pod, data: bytes, timeout: float = 10.0) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(control_path(pod))  # blocking, as the real client: a full backlog makes it wait
+        sock.settimeout(timeout)
+        sock.sendall(data)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+# --- pyinit as uid 1000, found without any environment (test_control_uid.py, the sshd fixture) ----
+
+
+def start_as_1000(pod: Pod, *names: str, env: dict[str, str] | None = None) -> None:
+    for name in names:
+        pod.service(name, SLEEPER)
+    pod.start(default_rundir=True, env=env)
+    wait_for(lambda: all(read_int(pod, f"{n}.pid") for n in names), 15, "the services")
+    wait_for(lambda: pod.cli("svstat", uid=1000, rundir=False).returncode == 0, 10, "the control socket")
+
+
+# --- a pyinit that must have survived (test_faults.py, test_faults_at_scale.py) ---------------
+
+
+def pyinit_alive(pod: Pod) -> None:
+    assert pod.process is not None and pod.process.poll() is None
+    assert pod.cli("svstat").returncode in (0,)
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# --- supercronic's restated suites (test_supercronic_compat.py, test_supercronic_cli.py) -------
+
+# integration/*.crontab
+CRONTABS = {
+    "env": '* * * * * * * echo "$VAR"\n',
+    "exit": '* * * * * * * echo "$MSG_START" && sleep 2 && echo "$MSG_DONE"\n',
+    "hello": '* * * * * * * echo "hello from crontab"\n',
+    "invalid": "oops\n",
+    "noop": "",
+    "normal": "* * * * * * * echo 1\n",
+    "override": 'VAR="hello from bar"\n* * * * * * * echo "$VAR"\n',
+    "timeout": "* * * * * * * sleep 2.5\n",
+    "user": "USER=foo\n",
+    "zombie": "* * * * * * * /bin/sleep 0.1 & exec /bin/sleep 0\n",
+}
+
+
+def environment(**extra: str) -> dict[str, str]:
+    # This checkout's code, whatever the installed console script was made from.
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+
+
+def run_supercronic(exe: Path, crontab: Path, until: str, args: tuple[str, ...] = (), count: int = 1,
+                    **env: str) -> str:
+    """test.bats' run_supercronic (`timeout --preserve-status 1s supercronic ARGS CRONTAB 2>&1`) with its fixed
+    time made a condition: run until `until` (a regular expression) has matched `count` times (at most 20 s),
+    then SIGTERM, and return all it said, the shutdown included."""
+    output = Path(tempfile.mkdtemp()) / "out"
+    with open(output, "wb") as handle:
+        process = subprocess.Popen([str(exe), *args, str(crontab)], stdout=handle, stderr=subprocess.STDOUT,
+                                   env=environment(**env))
+    with killed_at_exit(process):
+        wait_for(lambda: len(re.findall(until, output.read_text())) >= count, 20, f"{count} x {until!r}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    text = output.read_text()
+    shutil.rmtree(output.parent)
+    return text

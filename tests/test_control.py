@@ -13,44 +13,9 @@ import threading
 
 import psutil
 
-from harness import GREETING_SLEEPER, REPO, Pod, read_int, wait_for
+from harness import GREETING_SLEEPER, REPO, Pod, control_path, raw_exchange, read_int, started, wait_for
 
 SLEEPER = GREETING_SLEEPER
-
-
-def started(pod: Pod, *names: str, env: dict[str, str] | None = None) -> Pod:
-    for name in names:
-        pod.service(name, SLEEPER)
-    pod.start(env=env)
-    pod.wait_control()
-    for name in names:
-        wait_for(lambda name=name: read_int(pod, f"{name}.pid"), what=name)
-    return pod
-
-
-def control_path(pod: Pod) -> str:
-    return str(pod.rundir / "control.sock")
-
-
-def raw_exchange(pod: Pod, data: bytes, timeout: float = 10.0) -> bytes:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(control_path(pod))  # blocking, as the real client: a full backlog makes it wait
-        sock.settimeout(timeout)
-        sock.sendall(data)
-        try:
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 # --- pysvstat ----------------------------------------------------------------

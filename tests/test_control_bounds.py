@@ -18,8 +18,8 @@ import time
 import pytest
 
 from harness import SLEEPER, Pod, read_int, wait_for
-from supervisor.control.protocol import ProtocolError, decode_request
 from supervisor.control import protocol
+from supervisor.control.protocol import ProtocolError, decode_request
 
 MAX_ACTIONS = 63  # the README's bounds, written out so that this module also runs against older code
 MAX_APPLICATIONS = 4096

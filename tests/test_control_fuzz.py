@@ -9,9 +9,8 @@ import json
 import socket
 
 import psutil
-from test_control import raw_exchange, started
 
-from harness import Pod, alive, assert_answer_head, read_int, wait_for
+from harness import Pod, alive, assert_answer_head, raw_exchange, read_int, started, wait_for
 
 
 def test_ten_thousand_random_frames_leave_everything_up(pod: Pod):

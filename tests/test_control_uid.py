@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from harness import SLEEPER, Pod, free_port, read_int, wait_for, world_readable_source
+from harness import SLEEPER, Pod, read_int, start_as_1000, wait_for, world_readable_source
 
 OTHER_UID = 1001
-
-
-def start_as_1000(pod: Pod, *names: str, env: dict[str, str] | None = None) -> None:
-    for name in names:
-        pod.service(name, SLEEPER)
-    pod.start(default_rundir=True, env=env)
-    wait_for(lambda: all(read_int(pod, f"{n}.pid") for n in names), 15, "the services")
-    wait_for(lambda: pod.cli("svstat", uid=1000, rundir=False).returncode == 0, 10, "the control socket")
 
 
 @pytest.mark.machine_wide  # the default runtime directory
@@ -90,70 +79,6 @@ def test_a_configured_group_may_use_the_socket(pod: Pod):
 
 # --- a real OpenSSH session ----------------------------------------------------
 
-
-
-@pytest.fixture
-def sshd(unprivileged_pod: Pod):
-    """sshd from Debian's openssh-server, run by the test as uid 1000 on a loopback port."""
-    if shutil.which("sshd", path="/usr/sbin:/usr/bin") is None or shutil.which("ssh") is None:
-        pytest.skip("openssh-server / openssh-client are not installed (scripts/bootstrap installs them as root)")
-    try:
-        user = pwd.getpwuid(1000).pw_name
-    except KeyError:
-        pytest.skip("no user with uid 1000 in /etc/passwd for sshd to log in (.ci/run creates one)")
-    pod = unprivileged_pod
-    keys = pod.root / "ssh"
-    keys.mkdir()
-    bindir = pod.root / "bin"
-    bindir.mkdir()
-    python, source = sys.executable, world_readable_source()
-    for tool in ("svstat", "svc"):
-        wrapper = bindir / f"py{tool}"
-        wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={source} exec {python} -m supervisor.control.{tool} \"$@\"\n")
-        wrapper.chmod(0o755)
-    for name in ("host", "user", "forced"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
-    (keys / "authorized_keys").write_text(
-        (keys / "user.pub").read_text()
-        + f'command="{bindir}/pysvc --ssh-forced",restrict ' + (keys / "forced.pub").read_text())
-    port = free_port()
-    (keys / "sshd_config").write_text(textwrap.dedent(f"""\
-        Port {port}
-        ListenAddress 127.0.0.1
-        HostKey {keys}/host
-        PidFile none
-        AuthorizedKeysFile {keys}/authorized_keys
-        UsePAM no
-        StrictModes no
-        PasswordAuthentication no
-        KbdInteractiveAuthentication no
-    """))
-    pod.service("svc", SLEEPER)
-    start_as_1000(pod, "svc")
-    for name in ("user", "forced"):  # the client side is root's; its keys must be private to it
-        shutil.copy(keys / name, pod.root / f"{name}.key")
-        os.chown(pod.root / f"{name}.key", 0, 0)
-        os.chmod(pod.root / f"{name}.key", 0o600)
-    for path in [keys, *keys.iterdir()]:
-        os.chown(path, 1000, 1000)
-    log = open(pod.root / "sshd.log", "wb")
-    daemon = subprocess.Popen(
-        ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/usr/sbin/sshd", "-D", "-e",
-         "-f", str(keys / "sshd_config")], stdout=log, stderr=log, cwd="/")
-    try:
-        wait_for(lambda: b"Server listening" in (pod.root / "sshd.log").read_bytes(), 10, "sshd to listen")
-
-        def ssh(key: str, command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                ["ssh", "-i", str(pod.root / f"{key}.key"), "-p", str(port), "-o", "BatchMode=yes",
-                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                 f"{user}@127.0.0.1", command], capture_output=True, text=True, timeout=30)
-
-        yield pod, ssh, bindir
-    finally:
-        daemon.kill()
-        daemon.wait()
-        log.close()
 
 
 @pytest.mark.machine_wide  # the default runtime directory

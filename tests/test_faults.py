@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from harness import SLEEPER, Pod, alias_bomb, alive, read_int, wait_for
+from harness import SLEEPER, Pod, alias_bomb, alive, pyinit_alive, read_int, wait_for
 
 SHORT_GRACES = {"S6_SERVICES_GRACETIME": "1000", "S6_KILL_GRACETIME": "1000", "S6_KILL_FINISH_MAXTIME": "1000"}
 
@@ -36,15 +36,6 @@ def head(pod: Pod, data: bytes) -> dict:
     lines = exchange(pod, data)
     assert lines, "no answer"
     return json.loads(lines[0])
-
-
-def pyinit_alive(pod: Pod) -> None:
-    assert pod.process is not None and pod.process.poll() is None
-    assert pod.cli("svstat").returncode in (0,)
-
-
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 # --- answers of any size ------------------------------------------------------------------

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 
-from test_faults import fd_count, pyinit_alive
-
-from harness import Pod, read_int, wait_for
+from harness import Pod, fd_count, pyinit_alive, read_int, wait_for
 
 
 def test_status_of_four_hundred_services_is_streamed_whole(pod: Pod):

@@ -11,7 +11,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
-from test_control_uid import sshd  # noqa: F401 (the real-OpenSSH fixture, reused)
 
 from harness import Pod, wait_for
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.control.protocol import ProtocolError, WireAction, decode_request
 from supervisor.control import protocol, statusfmt
+from supervisor.control.protocol import ProtocolError, WireAction, decode_request
 from supervisor.control.svc import parse
 
 

@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_supercronic_compat import environment, run_supercronic
 
-from harness import free_port, killed_at_exit, wait_for
+from harness import environment, free_port, killed_at_exit, run_supercronic, wait_for
 
 # --- reload.bats ---------------------------------------------------------------------------------------------
 

@@ -4,56 +4,16 @@ installed under supercronic's name and invoked exactly as they invoke supercroni
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from harness import REPO, can_unshare, killed_at_exit, wait_for
-
-# integration/*.crontab
-CRONTABS = {
-    "env": '* * * * * * * echo "$VAR"\n',
-    "exit": '* * * * * * * echo "$MSG_START" && sleep 2 && echo "$MSG_DONE"\n',
-    "hello": '* * * * * * * echo "hello from crontab"\n',
-    "invalid": "oops\n",
-    "noop": "",
-    "normal": "* * * * * * * echo 1\n",
-    "override": 'VAR="hello from bar"\n* * * * * * * echo "$VAR"\n',
-    "timeout": "* * * * * * * sleep 2.5\n",
-    "user": "USER=foo\n",
-    "zombie": "* * * * * * * /bin/sleep 0.1 & exec /bin/sleep 0\n",
-}
-
-
-def environment(**extra: str) -> dict[str, str]:
-    # This checkout's code, whatever the installed console script was made from.
-    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
-
-
-def run_supercronic(exe: Path, crontab: Path, until: str, args: tuple[str, ...] = (), count: int = 1,
-                    **env: str) -> str:
-    """test.bats' run_supercronic (`timeout --preserve-status 1s supercronic ARGS CRONTAB 2>&1`) with its fixed
-    time made a condition: run until `until` (a regular expression) has matched `count` times (at most 20 s),
-    then SIGTERM, and return all it said, the shutdown included."""
-    output = Path(tempfile.mkdtemp()) / "out"
-    with open(output, "wb") as handle:
-        process = subprocess.Popen([str(exe), *args, str(crontab)], stdout=handle, stderr=subprocess.STDOUT,
-                                   env=environment(**env))
-    with killed_at_exit(process):
-        wait_for(lambda: len(re.findall(until, output.read_text())) >= count, 20, f"{count} x {until!r}")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-    text = output.read_text()
-    shutil.rmtree(output.parent)
-    return text
+from harness import can_unshare, environment, killed_at_exit, run_supercronic, wait_for
 
 
 def test_it_prints_the_version(supercronic: Path):
