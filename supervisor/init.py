@@ -12,6 +12,8 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from .base.exits import EXIT_SYSTEM, EXIT_USAGE
+
 USAGE = """\
 usage: pyinit [PROG ARGS...]
        pyinit --install-s6-commands DIR [--force]
@@ -28,9 +30,6 @@ exit codes: 0 clean shutdown; PROG's code; an essential service's code;
 100 bad configuration; 111 the runtime directory or a system call failed.
 See README.md for every variable.
 """
-
-EXIT_USAGE = 100
-EXIT_SYSTEM = 111
 
 
 def _ensure_standard_fds() -> None:

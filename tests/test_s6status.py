@@ -7,8 +7,11 @@ from dataclasses import replace
 
 import pytest
 
+from supervisor.base.exits import wait_status
+from supervisor.base.tai64 import TAI64_BASE as TAI_MAGIC
+from supervisor.base.tai64 import tain
 from supervisor.core.model import Phase, ServiceState, Want
-from supervisor.s6.status import STATUS_SIZE, TAI_MAGIC, events, pack, tain, wait_status
+from supervisor.s6.status import STATUS_SIZE, events, pack
 
 LAYOUT = struct.Struct(">QIQIQHB")  # s6_svstatus_pack: stamp, readystamp, pid, wstat, flags
 

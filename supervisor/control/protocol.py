@@ -26,6 +26,15 @@ from __future__ import annotations
 import _signal
 
 from ..base import jsonwire
+
+# The exit codes an answer carries, as s6's tools use them; their home is base/exits, named here
+# too for the clients and the server, which speak of them as protocol.EXIT_*.
+from ..base.exits import EXIT_FORBIDDEN as EXIT_FORBIDDEN
+from ..base.exits import EXIT_NOT_RUNNING as EXIT_NOT_RUNNING
+from ..base.exits import EXIT_OK as EXIT_OK
+from ..base.exits import EXIT_SYSTEM as EXIT_SYSTEM
+from ..base.exits import EXIT_TIMEOUT as EXIT_TIMEOUT
+from ..base.exits import EXIT_USAGE as EXIT_USAGE
 from ..base.names import valid_name
 from ..base.signames import parse_signal_name
 
@@ -48,13 +57,6 @@ MAX_TIMEOUT_MS = 2**32 - 1
 # a request is refused as a whole, before anything is done.
 MAX_ACTIONS = 63
 MAX_APPLICATIONS = 4096
-# Exit codes, as s6's tools use them.
-EXIT_OK = 0
-EXIT_TIMEOUT = 1  # a wait timed out, or pysvstat --check found a service not as it should be
-EXIT_FORBIDDEN = 3  # the service's state forbids the action (pys6's own)
-EXIT_USAGE = 100  # wrong usage: bad flag, unknown service
-EXIT_NOT_RUNNING = 102  # the supervisor is not running or not listening
-EXIT_SYSTEM = 111  # a system call failed, or the supervisor refused us
 
 VERBS = ("ping", "status", "control", "log", "forensics", "audit", "metrics", "invalid")  # "invalid": unreadable
 STATE_ACTIONS = ("up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart")

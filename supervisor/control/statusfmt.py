@@ -6,6 +6,7 @@ server builds it, the client formats it.
 
 from __future__ import annotations
 
+from ..base import tai64
 from ..base.signames import signal_name
 
 TYPE_CHECKING = False  # no typing at run time: the client CLIs must start fast
@@ -14,16 +15,10 @@ if TYPE_CHECKING:
 
     Record = dict[str, Any]
 
-TAI_OFFSET = 2**62 + 37  # TAI64 label base, and TAI - UTC since 2017 (s6 prints TAI64N)
-
 
 def tai64n(unix_time: float | None) -> str:
-    if unix_time is None:
-        return "NA"
-    seconds = int(unix_time)
-    nanos = int((unix_time - seconds) * 1e9)
-    return f"@{seconds + TAI_OFFSET:016x}{nanos:08x}"
-
+    """s6-svstat's updownsince/readysince: the TAI64N label, or NA for a time not known."""
+    return "NA" if unix_time is None else tai64.label(unix_time)
 
 
 def _bool(value: bool) -> str:

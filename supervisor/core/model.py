@@ -9,6 +9,10 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
+# A death as one exit code: its home is base/exits; named here too, as the core's vocabulary
+# (policy, metrics and the stages take it from the model).
+from ..base.exits import death_code as death_code
+
 
 @dataclass(frozen=True)
 class CrashPolicy:
@@ -194,10 +198,3 @@ class EssentialBailed:
 
 
 Action = Spawn | RunFinish | SignalGroup | KillFinish | Note | Forensics | EssentialBailed
-
-
-def death_code(exitcode: int | None, signum: int | None) -> int:
-    """A process's fate as one exit code, the shell's way: 128+N when killed by N."""
-    if signum is not None:
-        return 128 + signum
-    return exitcode if exitcode is not None else 0

@@ -14,6 +14,7 @@ import anyio
 import anyio.to_thread
 
 from ..base.dirwatch import DirectoryWatch
+from ..base.exits import wait_status
 from ..logs import events as log
 from ..logs.pyreports import route_loop_reports, route_python_reports
 from ..logs.writer import OutputWriter
@@ -253,8 +254,8 @@ async def serve(args: argparse.Namespace) -> int:
     daemon_log = log.get()
 
     def orphan_reaped(pid: int, exitcode: int | None, signum: int | None) -> None:
-        wstatus = signum if signum is not None else (exitcode or 0) << 8  # the raw status, as Go prints it
-        daemon_log.warning(f"reaper cleanup: pid={pid}, wstatus={wstatus}")
+        # the raw status, as Go prints it
+        daemon_log.warning(f"reaper cleanup: pid={pid}, wstatus={wait_status(exitcode, signum)}")
 
     reaper = Reaper(on_orphan=orphan_reaped)
     daemon = Pycrond(args, writer, reaper)

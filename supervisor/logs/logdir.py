@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import time
 
+from ..base import tai64
+
 DIRECTORY = "/var/log/s6-uncaught-logs"
 DEFAULT_SCRIPT = "n20 s1000000 T"
-TAI_OFFSET = 37  # TAI - UTC since 2017, as s6's leap second table has it
 MAX_SIZE = 1 << 30
 
 
@@ -33,11 +34,6 @@ def parse_script(script: str) -> tuple[int, int, str, list[str]]:
         else:
             ignored.append(directive)
     return keep, size, "".join(sorted(stamps, reverse=True)), ignored  # t before T, as s6-log writes them
-
-
-def tai64n(now: float) -> str:
-    seconds = int(now)
-    return f"@{(1 << 62) + seconds + TAI_OFFSET:016x}{int((now - seconds) * 1e9):08x}"
 
 
 def iso8601(now: float) -> str:
@@ -61,7 +57,7 @@ class CatchAllLog:
 
     def _prefix(self) -> bytes:
         now = time.time()
-        parts = [tai64n(now) if stamp == "t" else iso8601(now) for stamp in self.stamps]
+        parts = [tai64.label(now) if stamp == "t" else iso8601(now) for stamp in self.stamps]
         return (" ".join(parts) + " ").encode() if parts else b""
 
     def _stamped(self, data: bytes) -> bytes:
@@ -76,7 +72,7 @@ class CatchAllLog:
     def _rotate(self) -> None:
         os.fsync(self._fd)
         os.close(self._fd)
-        os.rename(self._current, os.path.join(self.directory, tai64n(time.time()) + ".s"))
+        os.rename(self._current, os.path.join(self.directory, tai64.label(time.time()) + ".s"))
         archives = sorted(name for name in os.listdir(self.directory) if name.startswith("@") and name.endswith(".s"))
         for old in archives[: max(0, len(archives) - self.keep)]:
             os.unlink(os.path.join(self.directory, old))

@@ -13,10 +13,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from ..base.exits import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
-
-EXIT_USAGE = 100
-EXIT_SYSTEM = 111
 
 
 def _fatal(program: str, message: str, code: int = EXIT_SYSTEM) -> int:
@@ -38,7 +36,7 @@ def _exec(program: str, argv: Sequence[str], environ: dict[bytes, bytes] | None 
             path = environ.get(b"PATH", os.defpath.encode())
             os.execvpe(argv[0], list(argv), {**environ, b"PATH": path})
     except OSError as exc:
-        return _fatal(program, f"unable to exec {argv[0]}: {exc.strerror}", 127 if isinstance(exc, FileNotFoundError) else 126)
+        return _fatal(program, f"unable to exec {argv[0]}: {exc.strerror}", exec_failure_code(exc))
     return EXIT_SYSTEM  # not reached
 
 

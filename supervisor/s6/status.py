@@ -5,33 +5,21 @@ up or down change (12 bytes), the TAI64N stamp of readiness (12), the pid (8, bi
 0 when down), the last wait status (2, big-endian) and a flag byte (1 paused, 2
 finishing, 4 want up, 8 ready). A service never started is "paused and down", which is
 how s6-svstat knows to say "not started yet". Stamps are TAI64N of the wall clock as
-skalibs converts it (UTC + 10 + 27 leap seconds).
+skalibs converts it (UTC + 10 + 27 leap seconds: base/tai64).
 """
 
 from __future__ import annotations
 
 import struct
 
+from ..base.exits import wait_status
+from ..base.tai64 import tain
 from ..core.model import Phase, ServiceState, Want
 
 STATUS_SIZE = 35
-TAI_MAGIC = 1 << 62
-TAI_MINUS_UTC = 37
 _STATUS = struct.Struct(">QIQIQHB")
 
 FLAG_PAUSED, FLAG_FINISHING, FLAG_WANT_UP, FLAG_READY = 1, 2, 4, 8
-
-
-def tain(wall: float) -> tuple[int, int]:
-    seconds = int(wall // 1)
-    return TAI_MAGIC + seconds + TAI_MINUS_UTC, int((wall - seconds) * 1e9) % 1_000_000_000
-
-
-def wait_status(exitcode: int | None, signum: int | None) -> int:
-    """The 16-bit wait status of a death: the signal number, or the exit code in the high byte."""
-    if signum is not None:
-        return signum & 0x7F
-    return ((exitcode or 0) & 0xFF) << 8
 
 
 def pack(state: ServiceState, monotonic_now: float, wall_now: float) -> bytes:
