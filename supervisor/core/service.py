@@ -22,12 +22,13 @@ from typing import Any, Protocol
 
 import anyio
 
+from ..base.exits import exec_failure_code
 from ..base.signames import signal_name
 from ..logs.lines import Formatter, RecentLines, json_formatter, text_formatter
 from ..logs.pipe import LogPipe
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
-from ..proc.spawn import exec_failure_code, signal_group, spawn
+from ..proc.spawn import signal_group, spawn
 from . import forensics, policy
 from .model import (
     Action,
@@ -269,6 +270,15 @@ class ServiceRunner:
         except Exception:  # noqa: BLE001 (a snapshot is a courtesy; its failure is only logged)
             self._runtime.log.error("forensics failed", service=self.spec.name, traceback=traceback.format_exc())
 
+    def _spawn(self, argv: list[str], extra_fds: dict[int, int] | None = None, stdin: int | None = None) -> int:
+        """./run or ./finish, in the service's directory, writing to the pipes the service keeps for
+        its whole life (stdout to its logger's, if it has one). Unlike proc.spawn_child's, these
+        pipes outlive every incarnation, and the exit is a callback into the inbox, not an await."""
+        return spawn(argv, cwd=self.spec.directory,
+                     stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
+                     stderr=self.stderr.write_fd, extra_fds=extra_fds, env=self._runtime.child_environment(),
+                     stdin=stdin)
+
     def _spawn_run(self) -> Event:
         notify: tuple[int, int] | None = None
         extra: dict[int, int] = {}
@@ -276,15 +286,7 @@ class ServiceRunner:
             if self.spec.notification_fd is not None:
                 notify = os.pipe()
                 extra[self.spec.notification_fd] = notify[1]
-            pid = spawn(
-                ["./run", self.spec.name],
-                cwd=self.spec.directory,
-                stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
-                stderr=self.stderr.write_fd,
-                extra_fds=extra,
-                env=self._runtime.child_environment(),
-                stdin=self.stdin_from,
-            )
+            pid = self._spawn(["./run", self.spec.name], extra_fds=extra, stdin=self.stdin_from)
         except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
             if notify is not None:
                 os.close(notify[0])
@@ -299,13 +301,7 @@ class ServiceRunner:
 
     def _spawn_finish(self, args: tuple[str, ...]) -> Event | None:
         try:
-            pid = spawn(
-                ["./finish", *args],
-                cwd=self.spec.directory,
-                stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
-                stderr=self.stderr.write_fd,
-                env=self._runtime.child_environment(),
-            )
+            pid = self._spawn(["./finish", *args])
         except OSError as exc:
             self._runtime.log.error("finish could not start", service=self.spec.name, reason=exc.strerror)
             return FinishExited(exec_failure_code(exc))

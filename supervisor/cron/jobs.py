@@ -21,7 +21,7 @@ from ..logs.lines import Formatter, text_formatter
 from ..logs.pipe import LogPipe
 from ..logs.writer import OutputWriter
 from ..proc.reaper import ChildExit, Reaper
-from ..proc.spawn import signal_group, spawn
+from ..proc.spawn import Child, signal_group, spawn_child
 from .logrus import exit_error, go_duration, go_reason, go_time_string, line_template
 from .scheduler import JobState
 
@@ -62,47 +62,42 @@ class JobProcesses:
         self._all_done = anyio.Event()
         self._all_done.set()
 
-    def _pipes(self, state: JobState, run: int, iteration: int) -> tuple[LogPipe, LogPipe] | None:
+    def _pipes(self, state: JobState, run: int, iteration: int) -> tuple[Callable[[], LogPipe], ...]:
+        """The makers of a run's two log pipes (stdout's, stderr's), or none: spawn_child makes them."""
         if self.passthrough:
-            return None  # the job writes to our stdout and stderr itself, as with supercronic
+            return ()  # the job writes to our stdout and stderr itself, as with supercronic
         if self.log_format == "text":  # pycrond's own: each stream to its own
             targets = (1, 2)
         else:  # supercronic's: log lines (info, whatever the channel) to stderr, or to stdout with -split-logs
             targets = (1, 1) if self.split_logs else (2, 2)
-        return (LogPipe(self.writer, targets[0], run_formatter(state, run, iteration, "stdout", self.log_format),
-                        keep_write_end=False),
-                LogPipe(self.writer, targets[1], run_formatter(state, run, iteration, "stderr", self.log_format),
-                        keep_write_end=False))
+
+        def maker(target_fd: int, stream: str) -> Callable[[], LogPipe]:
+            formatter = run_formatter(state, run, iteration, stream, self.log_format)
+            return lambda: LogPipe(self.writer, target_fd, formatter, keep_write_end=False)
+
+        return maker(targets[0], "stdout"), maker(targets[1], "stderr")
 
     async def launch(self, state: JobState, run: int, scheduled: datetime) -> None:
         spec = state.spec
         iteration = state.runs - 1
         job_log = self.log.bind(iteration=iteration, **spec.log_fields())
         job_log.info("starting")
-        pipes = self._pipes(state, run, iteration)
         started = time.monotonic()
         try:
-            pid = spawn([spec.shell, "-c", spec.command], stdout=pipes[0].write_fd if pipes else 1,
-                        stderr=pipes[1].write_fd if pipes else 2, env={**os.environ, **spec.environ})
+            child = spawn_child([spec.shell, "-c", spec.command], self.reaper, self._pipes(state, run, iteration),
+                                stdout=1, stderr=2, env={**os.environ, **spec.environ})
         except OSError as exc:
-            for pipe in pipes or ():
-                pipe.close()
             job_log.error(f"fork/exec {spec.shell}: {go_reason(exc)}")
             state.finished(False, False, 0.0, time.time())
             self.on_finished(state)
             return
-        exited = self.reaper.watch_exit(pid)
-        for pipe in pipes or ():
-            pipe.child_started()
-        self.running[pid] = state
+        self.running[child.pid] = state
         if self._all_done.is_set():
             self._all_done = anyio.Event()
-        job_log.debug("job started", pid=pid, run=run, scheduled=scheduled.isoformat(timespec="seconds"))
-        for pipe in pipes or ():
-            pipe.start()  # each closes itself at EOF, when the run and all it started are gone
+        job_log.debug("job started", pid=child.pid, run=run, scheduled=scheduled.isoformat(timespec="seconds"))
         if self.on_started is not None:
             self.on_started(state)
-        self.task_group.start_soon(self._watch, state, job_log, pid, exited, pipes or (), started, scheduled)
+        self.task_group.start_soon(self._watch, state, job_log, child, started, scheduled)
 
     async def _monitor(self, state: JobState, job_log: Any, scheduled: datetime, exited: ChildExit) -> None:
         """supercronic's watch on a run: at each tick it is still running, a warning and a missed deadline."""
@@ -121,8 +116,8 @@ class JobProcesses:
             job_log.warning(f"{what}: job is still running since {go_time_string(due_at)} ({elapsed} elapsed)")
             state.deadline_exceeded += 1
 
-    async def _watch(self, state: JobState, job_log: Any, pid: int, exited: ChildExit,
-                     pipes: tuple[LogPipe, ...], started: float, scheduled: datetime) -> None:
+    async def _watch(self, state: JobState, job_log: Any, child: Child, started: float, scheduled: datetime) -> None:
+        pid, exited = child.pid, child.exited
         timed_out = False
         timeout = state.spec.timeout.total_seconds() if state.spec.timeout else float("inf")
         async with anyio.create_task_group() as watch:
@@ -133,8 +128,7 @@ class JobProcesses:
                 timed_out = True
                 job_log.warning("job timed out, stopping it", timeout=go_duration(timeout))
                 await self.stop_group(pid, exited)
-        for pipe in pipes:
-            pipe.drain()
+        child.drain()
         code, sig = exited.exitcode, exited.signum
         duration = time.monotonic() - started
         ok = code == 0 and sig is None and not timed_out

@@ -4,13 +4,23 @@ os.posix_spawn gives a new session (setsid), fd remapping (for notification-fd),
 default signal dispositions and the exec error reported back to us (glibc), at
 vfork cost. Python 3.11's posix_spawn has no chdir, so the event loop (the only
 thread that spawns) changes directory around the call and back.
+
+`spawn_child` is spawn with the child's output in log pipes and its exit watched: a
+one-shot script, the main program, a cron job. A service keeps its pipes for its whole
+life and is driven by callbacks, so core/service uses `spawn` and the reaper itself.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# A failed exec's exit code: its home is base/exits, named here too for the callers of spawn.
+from ..base.exits import exec_failure_code as exec_failure_code
+from .reaper import ChildExit, Reaper
 
 # Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ).
 _DEFAULT_SIGNALS = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
@@ -117,8 +127,67 @@ def signal_everyone(is_pid1: bool, signum: int) -> None:
             pass
 
 
-def exec_failure_code(exc: OSError) -> int:
-    """The shell's convention for a command that could not run: 127 not found, 126 otherwise."""
-    import errno
+class OutputPipe(Protocol):
+    """What spawn_child needs of a pipe the child writes to (logs/pipe.LogPipe is one)."""
 
-    return 127 if exc.errno == errno.ENOENT else 126
+    write_fd: int
+
+    def child_started(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Child:
+    """A started process: its pid, its exit as the reaper will tell it, the pipes of its output."""
+
+    pid: int
+    exited: ChildExit
+    pipes: tuple[OutputPipe, ...] = ()
+
+    def drain(self) -> None:
+        """Once it is dead: send what its pipes hold now, then each one's unfinished last line."""
+        for pipe in self.pipes:
+            pipe.drain()
+
+
+def spawn_child(
+    argv: Sequence[str],
+    reaper: Reaper,
+    pipes: Sequence[Callable[[], OutputPipe]] = (),
+    *,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | Mapping[bytes, bytes] | None = None,
+    search_path: bool = False,
+    new_session: bool = True,
+    keep_stdin: bool = False,
+) -> Child:
+    """spawn(argv) with its stdout and stderr in the pipes `pipes` makes (the first for stdout,
+    the second for stderr; without them `stdout` and `stderr` are passed as they are), watched by
+    the reaper from the start. The pipes are made here, so a pipe() failing (EMFILE) is a failed
+    start like an exec's: every pipe made is closed and the OSError raised (exec_failure_code
+    gives its exit code). Started, each pipe drops our copy of its write end (unless it keeps
+    it) and begins copying lines; it closes itself at EOF, when the child and all it started
+    are gone. The other options are spawn's."""
+    made: list[OutputPipe] = []
+    try:
+        for make in pipes:
+            made.append(make())
+        pid = spawn(argv, cwd=cwd, stdout=made[0].write_fd if made else stdout,
+                    stderr=made[1].write_fd if len(made) > 1 else stderr, env=env, search_path=search_path,
+                    new_session=new_session, keep_stdin=keep_stdin)
+    except OSError:
+        for pipe in made:
+            pipe.close()
+        raise
+    exited = reaper.watch_exit(pid)  # before the next await: the reaper may see it die at once
+    for pipe in made:
+        pipe.child_started()
+        pipe.start()
+    return Child(pid, exited, tuple(made))
