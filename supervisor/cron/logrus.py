@@ -13,9 +13,14 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict
+
+    from ..logs.events import Renderer
 
 BARE = re.compile(r"[A-Za-z0-9\-._/@^+]+")
 GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
@@ -144,11 +149,11 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def renderer(as_json: bool) -> Callable[[object, str, MutableMapping[str, Any]], str]:
+def renderer(as_json: bool) -> Renderer:
     """A structlog processor writing pycrond's events as supercronic's lines, stamped when logged."""
     write = json_line if as_json else text_line
 
-    def render(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
+    def render(_logger: object, method: str, event: EventDict) -> str:
         message = str(event.pop("event", ""))
         return write(method, message, event, datetime.now().astimezone())
 

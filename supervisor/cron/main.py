@@ -13,7 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..logs.events import Logger
 
 DESCRIPTION = """\
 Runs the jobs of CRONTAB (a file, or a directory of crontab files) as
@@ -130,7 +133,7 @@ def version() -> str:
     return f"v{__version__}"
 
 
-def configure_logging(args: argparse.Namespace) -> Any:
+def configure_logging(args: argparse.Namespace) -> Logger:
     from ..logs import events as log
     from .logrus import renderer
 
@@ -144,7 +147,7 @@ def configure_logging(args: argparse.Namespace) -> Any:
     return log.get()
 
 
-def run_test(args: argparse.Namespace, logger: Any) -> int:
+def run_test(args: argparse.Namespace, logger: Logger) -> int:
     from .load import read_crontabs
     from .schedule import RebootSchedule
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.lowlevel
 
 from .crontab import JobSpec
 from .schedule import RebootSchedule
+
+if TYPE_CHECKING:
+    from ..logs.events import Logger
 
 UTC = timezone.utc
 LATE_LIMIT = timedelta(seconds=1)  # later than this (a suspended machine): skip to the next time
@@ -81,7 +84,7 @@ Launcher = Callable[[JobState, int, datetime], Awaitable[None]]
 
 
 class Scheduler:
-    def __init__(self, clock: Clock, launch: Launcher, log: Any, overlapping: bool = False) -> None:
+    def __init__(self, clock: Clock, launch: Launcher, log: Logger, overlapping: bool = False) -> None:
         self.clock = clock
         self.launch = launch
         self.log = log

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
-from structlog.typing import FilteringBoundLogger
+from structlog.typing import EventDict, FilteringBoundLogger
 
 from .lines import displayable
 from .writer import write_all, write_if_room
+
+if TYPE_CHECKING:
+    import asyncio  # imported where a burst is first logged: most processes never log one
 
 # S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
 VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
@@ -64,7 +67,7 @@ def _quote(value: object) -> str:
     return text
 
 
-def render_text(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
+def render_text(_logger: object, method: str, event: EventDict) -> str:
     message = event.pop("event", "")
     parts = [f"[{ROUTER.source}] {message}"]
     parts += [f"{key}={_quote(value)}" for key, value in event.items()]
@@ -75,13 +78,13 @@ def render_text(_logger: object, method: str, event: MutableMapping[str, Any]) -
     return displayable(text.encode("utf-8", "backslashreplace")).decode("utf-8", "backslashreplace")
 
 
-def render_json(_logger: object, method: str, event: MutableMapping[str, Any]) -> str:
+def render_json(_logger: object, method: str, event: EventDict) -> str:
     record = {"source": ROUTER.source, "level": method, "time": round(time.time(), 3)}
     record.update(event)
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
-Renderer = Callable[[object, str, MutableMapping[str, Any]], str]
+Renderer = Callable[[object, str, EventDict], str]  # structlog's processor: its event dict holds any value
 # What every module that logs is given: structlog's own protocol for a filtering bound logger
 # (info, warning, error... with keyword fields), so the joints between modules say what they pass.
 Logger = FilteringBoundLogger
@@ -123,15 +126,15 @@ class BurstLog:
     only while a burst lasts, so an idle supervisor still never wakes up.
     """
 
-    def __init__(self, logger: Any, event: str, level: str = "warning", quiet: float = 1.0) -> None:
+    def __init__(self, logger: Logger, event: str, level: str = "warning", quiet: float = 1.0) -> None:
         self._emit = getattr(logger, level)
         self.event = event
         self.quiet = quiet
         self._last = -1e18
         self._suppressed = 0
-        self._timer: Any = None
+        self._timer: asyncio.TimerHandle | None = None
 
-    def __call__(self, **fields: Any) -> None:
+    def __call__(self, **fields: object) -> None:
         import asyncio
 
         loop = asyncio.get_running_loop()

@@ -19,7 +19,10 @@ import threading
 import traceback
 import warnings
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from .events import Logger
 
 TRACEBACK_LIMIT = 4000  # characters of a traceback kept in the event: the end says where
 
@@ -32,13 +35,13 @@ def _formatted(kind: type[BaseException] | None, error: BaseException | None,
 
 
 class _ToLogger(logging.Handler):
-    def __init__(self, logger: Any) -> None:
+    def __init__(self, logger: Logger) -> None:
         super().__init__(logging.WARNING)
         self._logger = logger
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            fields: dict[str, Any] = {"logger": record.name}
+            fields: dict[str, object] = {"logger": record.name}
             if record.exc_info:
                 fields["traceback"] = _formatted(*record.exc_info)
             method = "error" if record.levelno >= logging.ERROR else "warning"
@@ -47,10 +50,10 @@ class _ToLogger(logging.Handler):
             pass
 
 
-def route_python_reports(logger: Any) -> None:
+def route_python_reports(logger: Logger) -> None:
     """Make Python's own reports events of `logger`, for this process (call it once the logger is set)."""
 
-    def unraisable(report: Any) -> None:
+    def unraisable(report: sys.UnraisableHookArgs) -> None:
         try:
             where = repr(report.object) if report.object is not None else ""
             logger.error(f"python: {report.err_msg or 'exception ignored'}", object=where[:200],
@@ -81,13 +84,13 @@ def route_python_reports(logger: Any) -> None:
     logging.lastResort = None
 
 
-def route_loop_reports(logger: Any) -> None:
+def route_loop_reports(logger: Logger) -> None:
     """The running loop's exception handler (asyncio's default one logs multi-line text) as events."""
 
-    def loop_failed(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    def loop_failed(_loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
         try:
             error = context.get("exception")
-            fields: dict[str, Any] = {}
+            fields: dict[str, object] = {}
             if isinstance(error, BaseException):
                 fields["traceback"] = _formatted(type(error), error, error.__traceback__)
             for key in ("task", "future", "handle"):

@@ -23,12 +23,11 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 
 from ..base.accept import STARVED_PAUSE, accept_waiting
-from ..logs.events import BurstLog
+from ..logs.events import BurstLog, Logger
 
 MAX_CONNECTIONS = 16
 MAX_PER_PEER = 8  # one address cannot hold every place, even with connections being answered
@@ -62,7 +61,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _any_interface(port: int) -> tuple[socket.socket, tuple[Any, ...]]:
+def _any_interface(port: int) -> tuple[socket.socket, tuple[str, int]]:
     if socket.has_dualstack_ipv6():
         sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -126,7 +125,7 @@ def eviction_candidates(held: Collection[Held], peer: str) -> list[Held] | None:
 
 def _peer_of(conn: socket.socket) -> str | None:
     try:
-        address: Any = conn.getpeername()
+        address: object = conn.getpeername()  # typeshed says Any: a (host, port, ...) tuple, or a path
     except OSError:
         return None  # reset while it waited
     return str(address[0]) if isinstance(address, tuple) else str(address)
@@ -151,7 +150,7 @@ def _head_has_arrived(held: Held) -> bool:
 
 
 class MetricsHttp:
-    def __init__(self, listener: socket.socket, pages: Pages, log: Any) -> None:
+    def __init__(self, listener: socket.socket, pages: Pages, log: Logger) -> None:
         self.listener = listener
         self.pages = pages
         self.log = log

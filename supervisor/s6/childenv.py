@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .contenv import LeftOut, applied, is_variable_name
+
+if TYPE_CHECKING:
+    from ..logs.events import Logger
 
 MAX_WARNED = 4096  # left-out entries remembered as warned about; past it the record starts afresh
 
@@ -29,7 +32,7 @@ class ChildEnvironment:
     read per variable); without `changed`, every time.
     """
 
-    def __init__(self, keep_env: int | None, original: dict[bytes, bytes], directory: str, log: Any,
+    def __init__(self, keep_env: int | None, original: dict[bytes, bytes], directory: str, log: Logger,
                  changed: Callable[[], bool] | None = None) -> None:
         self.keep_env = keep_env
         self._changed = changed

@@ -10,7 +10,10 @@ octal modes for files and directories.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..logs.events import Logger
 
 MAX_FIX_FILE_BYTES = 1 << 20
 MAX_FIXED_ENTRIES = 1_000_000
@@ -84,7 +87,7 @@ def fix_line(line: str, hidden: bool) -> None:
             raise FixError(f"{path}: nested too deep") from None
 
 
-def apply_fix_attrs(directory: str, hidden: bool, log: Any) -> list[str]:
+def apply_fix_attrs(directory: str, hidden: bool, log: Logger) -> list[str]:
     """Every file of fix-attrs.d in byte order, every line; the failures, each logged."""
     from ..base.files import read_regular_file
 
@@ -117,7 +120,7 @@ def apply_fix_attrs(directory: str, hidden: bool, log: Any) -> list[str]:
     return failures
 
 
-def report_unhandled_trees(etc: str, log: Any) -> None:
+def report_unhandled_trees(etc: str, log: Logger) -> None:
     """One warning naming what /etc/s6-overlay holds that pyinit does not run."""
     base = os.path.join(etc, "s6-overlay")
     try:
