@@ -32,7 +32,7 @@ class _ScannerContext:
     parse_constant = _CONSTANTS.__getitem__
 
 
-def _encoder(sort_keys: bool, item_separator: str, key_separator: str, ensure_ascii: bool) -> Any:
+def _encoder(sort_keys: bool, item_separator: str, key_separator: str, ensure_ascii: bool) -> _json.make_encoder:
     as_string = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
     return _json.make_encoder({}, _not_serializable, as_string, None, key_separator, item_separator,
                               sort_keys, False, True)
@@ -51,7 +51,7 @@ def dumps(value: object, *, compact: bool = False, sort_keys: bool = False, ensu
     return "".join(_encoder(sort_keys, item, key, ensure_ascii)(value, 0))
 
 
-def loads(data: bytes | str) -> Any:
+def loads(data: bytes | str) -> object:
     """json.loads for text, or for bytes in UTF-8 (the protocol's encoding: no BOM, no UTF-16 or -32 guessing);
     raises ValueError (UnicodeDecodeError, JSONDecodeError) or RecursionError."""
     text = data.decode("utf-8") if isinstance(data, bytes) else data

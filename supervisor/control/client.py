@@ -246,7 +246,7 @@ def _items(reader: _LineReader, count: int) -> Iterator[dict[str, Any]]:
         reader.sock.close()
 
 
-def call_stream(body: dict[str, Any], timeout: float | None = -1.0) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+def call_stream(body: dict[str, object], timeout: float | None = -1.0) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     """Send one request; return the answer's head and an iterator over its items (read as they come).
 
     A refusal or error raises ProtocolError with its exit code. `timeout` bounds
@@ -284,7 +284,7 @@ def _exit_code(code: object) -> int:
     return protocol.EXIT_SYSTEM
 
 
-def call(body: dict[str, Any], timeout: float | None = -1.0) -> dict[str, Any]:
+def call(body: dict[str, object], timeout: float | None = -1.0) -> dict[str, Any]:
     """Send one request; the head of the answer, its items (if any) as a list under "items"."""
     head, items = call_stream(body, timeout)
     head["items"] = list(items)

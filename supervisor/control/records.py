@@ -6,7 +6,6 @@ Reads the runners' state; changes nothing. Forensics snapshots live in forensics
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ..base.signames import signal_name
 from ..core import policy
@@ -24,7 +23,7 @@ def _is_paused(pid: int | None) -> bool:
         return False
 
 
-def status_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[str, Any]:
+def status_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[str, object]:
     """The JSON status of one service at monotonic time `now` (see README for the fields)."""
     wall_offset = time.time() - now
     up = state.phase is Phase.UP

@@ -21,7 +21,6 @@ import socket
 import stat
 import struct
 import traceback
-from typing import Any
 
 import anyio
 
@@ -272,7 +271,7 @@ class ControlServer:
             self.active -= 1
             conn.close()
 
-    def _send_now(self, conn: socket.socket, head: dict[str, Any]) -> None:
+    def _send_now(self, conn: socket.socket, head: dict[str, object]) -> None:
         """One small line without waiting: it fits in an empty socket buffer, or it is lost."""
         try:
             conn.send(protocol.encode(head))

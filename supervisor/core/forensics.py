@@ -9,7 +9,7 @@ two at most at a time, and is bounded in size.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import anyio
 import anyio.to_thread
@@ -25,14 +25,28 @@ MAX_COMMAND = 200
 
 _walks = anyio.CapacityLimiter(2)  # and never the output writer's thread
 
+ProcessRecord = dict[str, object]  # pid, ppid, cmd, state, rss_kib, cpu_s, fds: one item of the answer
 
-def process_tree(session: int | None, limit: int = MAX_PROCESSES) -> tuple[list[dict[str, Any]], int]:
+
+class Snapshot(TypedDict):
+    """The snapshot as JSON (the README's forensics fields)."""
+
+    service: str
+    reason: str
+    processes: NotRequired[list[ProcessRecord]]  # the control answer sends them apart, as its items
+    deaths_seconds_ago: list[float]
+    last_exit: dict[str, int | None]
+    last_lines: list[str]
+    processes_total: int
+
+
+def process_tree(session: int | None, limit: int = MAX_PROCESSES) -> tuple[list[ProcessRecord], int]:
     """The processes of a session (the service's run process leads it), at most `limit`, and how many there were."""
     if session is None:
         return [], 0
     import psutil
 
-    found: list[dict[str, Any]] = []
+    found: list[ProcessRecord] = []
     total = 0
     for proc in psutil.process_iter():
         try:
@@ -62,7 +76,7 @@ def _lines(recent: RecentLines) -> list[str]:
 
 
 async def snapshot(spec: ServiceSpec, state: ServiceState, recent: RecentLines, now: float, reason: str,
-                   limit: int = MAX_PROCESSES) -> dict[str, Any]:
+                   limit: int = MAX_PROCESSES) -> Snapshot:
     """Everything but the processes is read now, on the loop; the processes in a thread."""
     session = state.pid if state.phase is Phase.UP else state.pgid
     deaths = [round(now - t, 1) for t in policy.deaths_in_window(state.deaths, now, spec.crash)]
@@ -73,6 +87,6 @@ async def snapshot(spec: ServiceSpec, state: ServiceState, recent: RecentLines, 
             "last_exit": last_exit, "last_lines": lines, "processes_total": total}
 
 
-def for_the_log(record: dict[str, Any]) -> dict[str, Any]:
+def for_the_log(record: Snapshot) -> dict[str, object]:
     """The snapshot as one log event: its process list cut short (the total stays)."""
     return {**record, "processes": record["processes"][:LOGGED_PROCESSES]}
