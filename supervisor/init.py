@@ -186,21 +186,14 @@ def _metrics_listener(address: tuple[str, int] | None) -> socket.socket | None:
 
 def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
     """Stage 3's kill path without an event loop: TERM everyone, KILL after the grace time, reap."""
-    import signal
-    import time
     import traceback
 
     from .logs.writer import write_if_room
-    from .proc.reaper import reap_until
-    from .proc.spawn import signal_everyone
+    from .proc.killall import kill_everyone_now
 
     detail = "".join(traceback.format_exception(exc))[-3000:]
     write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())
-    signal_everyone(is_pid1, signal.SIGTERM)
-    signal_everyone(is_pid1, signal.SIGCONT)
-    if not reap_until(time.monotonic() + grace):
-        signal_everyone(is_pid1, signal.SIGKILL)
-        reap_until(time.monotonic() + 1.0)
+    kill_everyone_now(is_pid1, grace)
 
 
 def main() -> None:

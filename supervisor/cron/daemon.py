@@ -20,6 +20,7 @@ from ..logs.pyreports import route_loop_reports, route_python_reports
 from ..logs.writer import OutputWriter
 from ..metrics.http import MetricsHttp, listen
 from ..metrics.promtext import CONTENT_TYPE
+from ..proc.killall import kill_everyone
 from ..proc.reaper import Reaper, become_subreaper
 from ..proc.signals import open_signal_receiver
 from . import metrics
@@ -221,20 +222,9 @@ class Pycrond:
                 self.reload_soon(RELOAD_ANNOUNCEMENT, force=True)
 
     async def kill_leftovers(self) -> None:
-        """As a subreaper, daemons that jobs left behind are our children: end them too."""
-        import psutil
-
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            leftovers = psutil.Process().children(recursive=True)
-            if not leftovers:
-                return
-            for child in leftovers:
-                try:
-                    child.send_signal(sig)
-                except psutil.Error:
-                    pass
-            with anyio.move_on_after(self.args.kill_after):
-                await self.reaper.wait_childless()
+        """As a subreaper, daemons that jobs left behind are our children: end them too. Only our
+        descendants, even as PID 1 (a `docker exec`'s shell is not ours to end), said nowhere."""
+        await kill_everyone(self.reaper, False, self.args.kill_after, self.args.kill_after, wake_stopped=False)
 
 
 def start_reaping(args: argparse.Namespace, logger: Any) -> None:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 # A failed exec's exit code: its home is base/exits, named here too for the callers of spawn.
 from ..base.exits import exec_failure_code as exec_failure_code
+from .killall import signal_everyone as signal_everyone  # its home; named here for container/stages until it moves
 from .reaper import ChildExit, Reaper
 
 # Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ).
@@ -104,27 +105,6 @@ def send_signal(target: int, signum: int, group: bool = True) -> OSError | None:
 
 def signal_group(pgid: int, signum: int) -> OSError | None:
     return send_signal(pgid, signum, group=True)
-
-
-def signal_everyone(is_pid1: bool, signum: int) -> None:
-    """Every process we may own: the whole PID namespace as PID 1, our descendants as a subreaper."""
-    if is_pid1:
-        try:
-            os.kill(-1, signum)  # every process of our PID namespace but us
-        except OSError:
-            pass  # ESRCH: nobody left; EPERM: nobody we may signal
-        return
-    import psutil  # only here: a subreaper must not kill(-1) a developer's whole session
-
-    try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return
-    for child in children:
-        try:
-            child.send_signal(signum)
-        except psutil.Error:
-            pass
 
 
 class OutputPipe(Protocol):
