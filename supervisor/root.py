@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .base.signames import signal_name
-from .container.stages import Container
+from .container.stages import Stages
 from .control.handlers import Handlers
 from .control.protocol import VERBS
 from .control.server import ControlListeners, ControlServer
@@ -49,7 +49,7 @@ def _address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _signal_loop(signals: AsyncIterator[int], container: Container, reaper: Reaper, logger: Any) -> None:
+async def _signal_loop(signals: AsyncIterator[int], container: Stages, reaper: Reaper, logger: Any) -> None:
     divert = container.settings.cmd_receive_signals
     async for signum in signals:
         try:
@@ -98,7 +98,7 @@ def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[i
     return write_all
 
 
-def _pod_records(container: Container) -> PodRecords:
+def _pod_records(container: Stages) -> PodRecords:
     """What the metrics page reads of the pod, as plain records (issue 22, point 6: metrics
     imports nothing of the container; the Container split may move this beside its service table)."""
     services = [ServiceFigures(runner.spec, runner.state, runner.tally,
@@ -111,7 +111,7 @@ class _Metrics:
     """The metrics page's maker, made (and its modules imported) at its first use: at start when an
     endpoint or a textfile is configured, else at the first `pysvstat --prometheus`."""
 
-    def __init__(self, container: Container, tally: ControlTally, directory: str, logger: Any) -> None:
+    def __init__(self, container: Stages, tally: ControlTally, directory: str, logger: Any) -> None:
         self._args = (lambda: _pod_records(container), tally, directory, logger)  # issue 22, point 6
         self._made: PodMetrics | None = None
 
@@ -149,7 +149,7 @@ async def run_pid1(
     reaper = Reaper(on_orphan)
     environment = ChildEnvironment(settings.keep_env, dict(os.environb), layout.container_environment, logger,
                                    _watch(layout.container_environment, logger))
-    container = Container(settings, reaper, writer, logger, is_pid1, environment, layout)
+    container = Stages(settings, reaper, writer, logger, is_pid1, environment, layout)
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
         log.route_to(lambda data: writer.write_nowait(2, data))
@@ -160,10 +160,10 @@ async def run_pid1(
             root.start_soon(_signal_loop, signals, container, reaper, logger)
             for problem in layout.problems:
                 logger.warning(problem)
-            root.start_soon(serve_scan_control, layout.control_fifos(), container, logger)
+            root.start_soon(serve_scan_control, layout.control_fifos(), container, reaper.reap, logger)
             tally = ControlTally(VERBS)
             metrics = _Metrics(container, tally, metrics_dir, logger)
-            handlers = Handlers(container, settings.control_timeout / 1000, metrics.text)
+            handlers = Handlers(container.table, settings.control_timeout / 1000, metrics.text)
             server = ControlServer(listener, handlers, settings.control_group, settings.control_timeout, tally)
             root.start_soon(server.serve)
             if metrics_listener is not None:

@@ -58,7 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     "control": {"base", "logs", "core"},
     "metrics": {"base", "logs", "core"},
     "s6": {"base", "logs", "core", "control"},  # control's client side only: see CLIENT_MAY_IMPORT
-    "container": {"base", "proc", "logs", "core", "s6", "control"},
+    "container": {"base", "proc", "logs", "core", "s6"},
     "cron": {"base", "proc", "logs", "metrics"},
     "pod": {"base"},
 }

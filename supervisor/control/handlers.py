@@ -1,14 +1,15 @@
 """The control verbs (status, control, log, forensics, audit, ping), apart from socket handling.
 
-They talk to a small interface, ControlTarget, which the supervisor implements:
-look up services, read a service's record, send a command or a signal, change
-its normal state, wait for a state. server.py reads requests and writes answers.
+They talk to a small interface, ControlTarget, which the service table implements
+(core/services.ServiceTable): look up services, read a service's record, say why an order
+would do nothing, apply an order through the one path every command takes (the s6 FIFOs'
+too), wait for a state. server.py reads requests and writes answers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,8 +18,9 @@ import anyio.lowlevel
 
 from ..base.signames import signal_name
 from ..core import forensics
-from ..core.model import Phase, ServiceSpec, ServiceState, Verb
-from ..logs.lines import RecentLines
+from ..core.model import Phase, ServiceState, ServiceView, Verb
+from ..core.services import Order
+from ..logs.events import Logger
 from . import protocol
 from . import records as control
 from .protocol import ProtocolError, Request, WireAction
@@ -36,19 +38,13 @@ class Peer:
     hangup: Callable[[], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class ServiceView:
-    """What reporting needs of one service: plain records, read at one instant."""
-
-    spec: ServiceSpec
-    state: ServiceState
-    recent: RecentLines
+__all__ = ["WAIT_PREDICATES", "Answer", "ControlTarget", "Handlers", "Peer", "ServiceView", "chunks_of"]
 
 
 class ControlTarget(Protocol):
     """What the verbs need of the supervisor."""
 
-    log: Any
+    log: Logger
 
     @property
     def stage(self) -> str: ...  # starting, running or stopping
@@ -64,6 +60,11 @@ class ControlTarget(Protocol):
     def set_normally_up(self, name: str, up: bool) -> None: ...  # the down file; OSError if it cannot
 
     async def wait_until(self, name: str, predicate: Callable[[ServiceState], bool]) -> None: ...
+
+    def refusal(self, name: str, order: Order) -> str | None: ...  # why it would do nothing now
+
+    async def apply(self, name: str, order: Order, event: str, fields: Mapping[str, object],
+                    snapshots: set[tuple[str, int | None]], timeout: float) -> list[str]: ...  # core/services.apply_order
 
 
 def plain(head: dict[str, Any]) -> Answer:
@@ -191,40 +192,23 @@ class Handlers:
         return plain(protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT))
 
     def _check_allowed(self, name: str, action: WireAction) -> None:
-        up = self.target.view(name).state.phase is Phase.UP
-        if action.do == "signal" and not up:
-            raise ProtocolError(f"{name} is down: no process to signal", protocol.EXIT_FORBIDDEN)
-        if action.do == "restart" and not up:
+        """The table's own refusal (a signal to a down service), and pysvc's: a restart of a down one."""
+        refusal = self.target.refusal(name, action)
+        if refusal is not None:
+            raise ProtocolError(refusal, protocol.EXIT_FORBIDDEN)
+        if action.do == "restart" and self.target.view(name).state.phase is not Phase.UP:
             raise ProtocolError(f"{name} is down: nothing to restart (use -u)", protocol.EXIT_FORBIDDEN)
 
     async def _apply(self, name: str, action: WireAction, peer: Peer,
                      snapshots: set[tuple[str, int | None]]) -> list[str]:
-        """Do one action to one service; the problems it met (a failed kill), never an exception.
-
-        Forensics before force are taken once per process and request (`snapshots`): a second
-        signal to the same process would only log the same record again."""
+        """Do one action to one service through the one path (ServiceTable.apply); the problems it
+        met (a failed kill), never an exception but the down file's."""
         detail = {"signal": signal_name(action.signum), "group": action.group} if action.do == "signal" else {}
-        self.log.info("control", service=name, action=action.do, peer_uid=peer.uid, **detail)
-        view = self.target.view(name)
-        forceful = action.do in ("down", "down-create-down", "restart", "signal") and view.state.phase is Phase.UP
-        if forceful and (name, view.state.pid) not in snapshots:
-            snapshots.add((name, view.state.pid))
-            record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
-                                              f"before {action.do}")  # forensics before force
-            self.log.warning("forensics", **forensics.for_the_log(record))
-        if action.do == "signal":
-            problem = self.target.send_signal(name, action.signum, action.group)
-            return [] if problem is None else [problem]
-        if action.do in ("up-remove-down", "down-create-down"):
-            try:
-                self.target.set_normally_up(name, up=action.do == "up-remove-down")
-            except OSError as exc:
-                raise ProtocolError(f"{name}: down file: {exc.strerror}", protocol.EXIT_SYSTEM) from None
-        verb = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
-                "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART}[action.do]
-        with anyio.move_on_after(self.command_timeout):
-            return await self.target.command(name, verb)
-        return [f"{name}: the service did not take the command in time"]
+        fields = {"action": action.do, "peer_uid": peer.uid, **detail}
+        try:
+            return await self.target.apply(name, action, "control", fields, snapshots, self.command_timeout)
+        except OSError as exc:  # the down file
+            raise ProtocolError(f"{name}: down file: {exc.strerror}", protocol.EXIT_SYSTEM) from None
 
 
 def _started_since(t0: float) -> Callable[[ServiceState], bool]:

@@ -8,10 +8,14 @@ from __future__ import annotations
 import enum
 import signal
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 # A death as one exit code: its home is base/exits; named here too, as the core's vocabulary
 # (policy, metrics and the stages take it from the model).
 from ..base.exits import death_code as death_code
+
+if TYPE_CHECKING:
+    from ..logs.lines import RecentLines
 
 
 @dataclass(frozen=True)
@@ -198,3 +202,12 @@ class EssentialBailed:
 
 
 Action = Spawn | RunFinish | SignalGroup | KillFinish | Note | Forensics | EssentialBailed
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """What reporting needs of one service: plain records, read at one instant."""
+
+    spec: ServiceSpec
+    state: ServiceState
+    recent: RecentLines

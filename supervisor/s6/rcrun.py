@@ -13,36 +13,45 @@ import os
 import shlex
 import shutil
 import stat
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import anyio
+import anyio.abc
 
-from ..core import policy
-from ..core.model import ServiceSpec, ServiceState, Verb
+from ..core.model import ServiceSpec, ServiceState
+from ..core.service import ServiceRunner
+from ..logs.events import Logger
 from .rcplan import Plan
 
 EXECLINE_WORDS = ("{", "}", "foreground", "background", "if", "ifelse", "ifte", "ifthenelse", "importas", "backtick",
                   "define", "multisubstitute", "redirfd", "fdmove", "pipeline", "forx", "elglob", "emptyenv")
 
 
-class RcHost(Protocol):
-    """What the s6-rc stages need of the container."""
-
-    log: Any
+class RcScripts(Protocol):
+    """What the s6-rc stages need to run a oneshot (container/scripts.Scripts)."""
 
     async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int: ...
 
+
+class RcTable(Protocol):
+    """What the s6-rc stages need of the service table (core/services.ServiceTable)."""
+
+    log: Logger
+
     def read_rc_service(self, directory: str) -> ServiceSpec: ...
 
-    async def start_runner(self, spec: ServiceSpec, task_group: Any = None, stdout_to: int | None = None,
-                           stdin_from: int | None = None) -> Any: ...  # a ServiceRunner, started; None if it cannot be
+    async def start_runner(self, spec: ServiceSpec, task_group: anyio.abc.TaskGroup | None = None,
+                           stdout_to: int | None = None,
+                           stdin_from: int | None = None) -> ServiceRunner | None: ...  # None if it cannot be
 
     def logger_pipe(self, producer: str, logger: str) -> tuple[int, int]: ...
 
     def end_of_input(self, logger: str) -> None: ...
 
-    async def stop_logger(self, name: str, runner: Any) -> None: ...
+    async def stop_logger(self, name: str, runner: ServiceRunner) -> None: ...
+
+    async def stop(self, runners: Mapping[str, ServiceRunner]) -> tuple[bool, list[str]]: ...
 
 
 class CommandLineError(Exception):
@@ -74,7 +83,7 @@ def compile_longrun(source: str, destination: str) -> None:
             os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o755)
 
 
-def _settled_up(spec: ServiceSpec) -> Any:
+def _settled_up(spec: ServiceSpec) -> Callable[[ServiceState], bool]:
     def check(state: ServiceState) -> bool:
         return state.bailed or (state.pid is not None and (spec.notification_fd is None or state.ready_at is not None))
 
@@ -82,13 +91,17 @@ def _settled_up(spec: ServiceSpec) -> Any:
 
 
 class RcServices:
-    def __init__(self, host: RcHost, plan: Plan, compiled_root: str, stop_timeout: float) -> None:
-        self.host = host
+    """An s6-rc plan's services: oneshots run by `scripts`, longruns supervised by `services`."""
+
+    def __init__(self, scripts: RcScripts, services: RcTable, plan: Plan, compiled_root: str,
+                 stop_timeout: float) -> None:
+        self.scripts = scripts
+        self.services = services
         self.plan = plan
         self.compiled_root = compiled_root
         self.stop_timeout = stop_timeout
         self.started: list[str] = []  # in the order they came up
-        self.runners: dict[str, Any] = {}
+        self.runners: dict[str, ServiceRunner] = {}
         self._up: dict[str, anyio.Event] = {}
         self._failed: set[str] = set()
 
@@ -111,21 +124,21 @@ class RcServices:
                 if dependency in self._up:
                     await self._up[dependency].wait()
                     if dependency in self._failed:
-                        self.host.log.error("s6-rc service not started: a dependency failed", service=name,
+                        self.services.log.error("s6-rc service not started: a dependency failed", service=name,
                                             dependency=dependency)
                         self._failed.add(name)
                         return
             if not await self._start(name):
                 self._failed.add(name)
         except Exception as exc:  # noqa: BLE001 (one service's trouble is not PID 1's)
-            self.host.log.error("s6-rc service failed to start", service=name, reason=repr(exc)[:500])
+            self.services.log.error("s6-rc service failed to start", service=name, reason=repr(exc)[:500])
             self._failed.add(name)
         finally:
             self._up[name].set()
 
     async def _start(self, name: str) -> bool:
         definition = self.plan.definitions[name]
-        log = self.host.log
+        log = self.services.log
         if definition.type == "oneshot":
             try:
                 argv = command_line(definition.up, name, self._execlineb())
@@ -134,7 +147,7 @@ class RcServices:
                 return False
             log.info("s6-rc oneshot starting", service=name)
             timeout = _timeout(definition.directory, "timeout-up")
-            code = await self.host.run_script(os.path.join(definition.directory, "up"), name, timeout, argv)
+            code = await self.scripts.run_script(os.path.join(definition.directory, "up"), name, timeout, argv)
             self.started.append(name)
             if code != 0:
                 log.error("s6-rc oneshot failed", service=name, exitcode=code)
@@ -147,13 +160,13 @@ class RcServices:
         except OSError as exc:
             log.error("s6-rc longrun cannot be prepared", service=name, reason=exc.strerror or str(exc))
             return False
-        spec = self.host.read_rc_service(compiled)
+        spec = self.services.read_rc_service(compiled)
         pipes: dict[str, int] = {}
         if definition.producer_for:  # a pipeline: its stdout to its logger, through one lasting pipe
-            pipes["stdout_to"] = self.host.logger_pipe(name, definition.producer_for)[1]
+            pipes["stdout_to"] = self.services.logger_pipe(name, definition.producer_for)[1]
         if definition.consumer_for:
-            pipes["stdin_from"] = self.host.logger_pipe(definition.consumer_for, name)[0]
-        runner = await self.host.start_runner(spec, None, **pipes)
+            pipes["stdin_from"] = self.services.logger_pipe(definition.consumer_for, name)[0]
+        runner = await self.services.start_runner(spec, None, **pipes)
         if runner is None:
             return False
         self.runners[name] = runner
@@ -179,7 +192,7 @@ class RcServices:
                     await down[dependent].wait()
                 await self._stop(name)
             except Exception as exc:  # noqa: BLE001 (the rest still stops)
-                self.host.log.error("s6-rc service failed to stop", service=name, reason=repr(exc)[:500])
+                self.services.log.error("s6-rc service failed to stop", service=name, reason=repr(exc)[:500])
             finally:
                 down[name].set()
 
@@ -189,7 +202,7 @@ class RcServices:
 
     async def _stop(self, name: str) -> None:
         definition = self.plan.definitions[name]
-        log = self.host.log
+        log = self.services.log
         if definition.type == "oneshot":
             if not definition.down.strip():
                 return
@@ -200,22 +213,20 @@ class RcServices:
                 return
             log.info("s6-rc oneshot stopping", service=name)
             timeout = _timeout(definition.directory, "timeout-down") or int(self.stop_timeout * 1000)
-            await self.host.run_script(os.path.join(definition.directory, "down"), name, timeout, argv)
+            await self.scripts.run_script(os.path.join(definition.directory, "down"), name, timeout, argv)
             return
         runner = self.runners.get(name)
         if runner is None:
             return
         if definition.consumer_for:  # a logger: its producer is down; it reads the rest, then ends
-            self.host.end_of_input(name)
-            await self.host.stop_logger(name, runner)
+            self.services.end_of_input(name)
+            await self.services.stop_logger(name, runner)
             return
-        runner.command(Verb.SHUTDOWN)
-        with anyio.move_on_after(self.stop_timeout):
-            await runner.wait_until(policy.is_settled_down)
-            runner.drain()
+        in_time, _stuck = await self.services.stop({name: runner})  # the table's one stop sequence
+        if in_time:
             log.info("s6-rc longrun stopped", service=name)
-            return
-        log.error("s6-rc longrun could not be stopped, going on", service=name)
+        else:
+            log.error("s6-rc longrun could not be stopped, going on", service=name)
 
 
 def _timeout(directory: str, name: str) -> int:

@@ -8,9 +8,12 @@ never reads end-of-file; each byte is one of s6-svscan's command letters.
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import anyio
+
+from ..logs.events import Logger
 
 # s6-svscanctl's letters that end an s6-overlay container: -t (terminate: halt's path),
 # -q quit, -b abort, -i interrupt, -0 halt, -6 reboot, -7 poweroff, -8 "other".
@@ -23,12 +26,14 @@ MAX_READ = 512
 
 
 class ScanTarget(Protocol):
+    """What the scan FIFOs' letters reach (container/stages.Stages)."""
+
     def request_shutdown(self, reason: str, exit_code: int | None = None) -> None: ...
 
     def rescan_soon(self) -> None: ...
 
 
-def open_fifos(paths: list[str], log: Any) -> list[tuple[str, int]]:
+def open_fifos(paths: list[str], log: Logger) -> list[tuple[str, int]]:
     opened = []
     for path in paths:
         try:
@@ -39,7 +44,7 @@ def open_fifos(paths: list[str], log: Any) -> list[tuple[str, int]]:
     return opened
 
 
-def handle(data: bytes, path: str, target: ScanTarget, reap: Any, log: Any) -> None:
+def handle(data: bytes, path: str, target: ScanTarget, reap: Callable[[], object], log: Logger) -> None:
     for letter in data.decode("ascii", "replace"):
         if letter in STOP_LETTERS:
             target.request_shutdown(f"s6-svscanctl {STOP_LETTERS[letter]} {os.path.dirname(os.path.dirname(path))}")
@@ -55,13 +60,13 @@ def handle(data: bytes, path: str, target: ScanTarget, reap: Any, log: Any) -> N
             log.warning("unknown s6-svscanctl command ignored", command=repr(letter), fifo=path)
 
 
-async def _serve_one(path: str, fd: int, target: Any, log: Any) -> None:
+async def _serve_one(path: str, fd: int, target: ScanTarget, reap: Callable[[], object], log: Logger) -> None:
     try:
         while True:
             await anyio.wait_readable(fd)
             try:
                 data = os.read(fd, MAX_READ)
-                handle(data, path, target, target.reaper.reap, log)
+                handle(data, path, target, reap, log)
             except BlockingIOError:
                 continue
             except Exception as exc:  # noqa: BLE001 (a FIFO's trouble must not end the container)
@@ -71,7 +76,7 @@ async def _serve_one(path: str, fd: int, target: Any, log: Any) -> None:
         os.close(fd)
 
 
-async def serve_scan_control(paths: list[str], target: Any, log: Any) -> None:
+async def serve_scan_control(paths: list[str], target: ScanTarget, reap: Callable[[], object], log: Logger) -> None:
     async with anyio.create_task_group() as group:
         for path, fd in open_fifos(paths, log):
-            group.start_soon(_serve_one, path, fd, target, log)
+            group.start_soon(_serve_one, path, fd, target, reap, log)

@@ -1,0 +1,185 @@
+"""One-shot scripts (cont-init.d, cont-finish.d, S6_STAGE2_HOOK, s6-rc's oneshots) and the
+main program (pyinit PROG ARGS...): run to completion, their output through pyinit's writer."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from ..base.exits import EXIT_SYSTEM, death_code, exec_failure_code
+from ..core.service import formatter_for
+from ..core.servicedir import is_executable_file
+from ..core.services import STOP_MARGIN, ServiceTable
+from ..core.settings import Settings
+from ..core.telemetry import StageRecord
+from ..logs.pipe import LogPipe
+from ..proc.reaper import ChildExit
+from ..proc.spawn import signal_group, spawn
+from .shutdown import Shutdown
+
+
+class Scripts:
+    """Runs scripts and the main program; keeps their pipes (closed at the end) and their records."""
+
+    def __init__(self, settings: Settings, table: ServiceTable, shutdown: Shutdown,
+                 changed: Callable[[], None]) -> None:
+        self.settings = settings
+        self.table = table  # the writer, the reaper, the environment, the log format: the services'
+        self.log = table.log
+        self.shutdown = shutdown
+        self.changed = changed  # the metrics are out of date
+        self.stage_records: list[StageRecord] = []  # cont-init, then cont-finish, for the metrics
+        self.main_pid: int | None = None
+        self._pipes: list[LogPipe] = []
+
+    def _pipe(self, fd: int, source: str, stream: str) -> LogPipe:
+        return LogPipe(self.table.writer, fd, formatter_for(self.table, source, stream), keep_write_end=False)
+
+    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int:
+        """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
+        return its fate as an exit code."""
+        pipes: list[LogPipe] = []
+        try:
+            pipes.append(self._pipe(1, source, "stdout"))
+            pipes.append(self._pipe(2, source, "stderr"))
+            out, err = pipes
+            pid = spawn(argv or [path], cwd=os.path.dirname(path), stdout=out.write_fd, stderr=err.write_fd,
+                        env=self.table.child_environment(), search_path=argv is not None)
+        except OSError as exc:  # any errno, EMFILE from the pipes included
+            for pipe in pipes:
+                pipe.close()
+            self.log.error("script could not start", script=source, reason=exc.strerror)
+            return exec_failure_code(exc)
+        exited = self.table.reaper.watch_exit(pid)
+        out.child_started()
+        err.child_started()
+        # The pipes outlive the script while something it started still holds them.
+        out.start()
+        err.start()
+        self._pipes += [out, err]
+        try:
+            with anyio.move_on_after(timeout_ms / 1000 if timeout_ms > 0 else math.inf) as scope:
+                await exited.wait()
+            if scope.cancelled_caught:
+                self.log.warning("script timed out, killing it", script=source, timeout_ms=timeout_ms)
+                await self._kill_script(pid, source, exited)
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # never leave it behind
+                await self._kill_script(pid, source, exited)
+            raise
+        out.drain()
+        err.drain()
+        if not exited.done:
+            return EXIT_SYSTEM
+        return death_code(exited.exitcode, exited.signum)
+
+    async def _kill_script(self, pid: int, source: str, exited: ChildExit) -> None:
+        """SIGKILL its group and wait for it, but not for ever: a kill can fail (EPERM)."""
+        failure = signal_group(pid, signal.SIGKILL)
+        if failure is not None:
+            self.log.error("cannot kill script", script=source, pid=pid, reason=failure.strerror)
+        with anyio.move_on_after(STOP_MARGIN):
+            await exited.wait()
+        if not exited.done:
+            self.log.error("script outlived SIGKILL, going on without it", script=source, pid=pid)
+
+    async def run_scripts(self, kind: str, timeout_ms: int = 0) -> list[tuple[str, int]]:
+        """Every executable in $PYS6_ETC/<kind>, in byte order; the failures."""
+        directory = self.settings.dirs(kind)
+        try:
+            names = sorted(os.listdir(os.fsencode(directory)))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            self.log.error("cannot read scripts directory", directory=directory, reason=exc.strerror)
+            return [(directory, EXIT_SYSTEM)]
+        failures: list[tuple[str, int]] = []
+        record = StageRecord(kind.removesuffix(".d"))
+        self.stage_records.append(record)
+        stage_started = anyio.current_time()
+        try:
+            await self._run_each(names, directory, kind, timeout_ms, record, failures)
+        finally:
+            record.seconds, record.done = anyio.current_time() - stage_started, True
+            self.changed()
+        return failures
+
+    async def _run_each(self, names: list[bytes], directory: str, kind: str, timeout_ms: int, record: StageRecord,
+                        failures: list[tuple[str, int]]) -> None:
+        for raw in names:
+            name = os.fsdecode(raw)
+            path = os.path.join(directory, name)
+            source = f"{kind}/{name}"
+            if os.path.isdir(path) or name.startswith("."):
+                continue
+            if not is_executable_file(path):
+                self.log.warning("script is not executable, skipped", script=source)
+                continue
+            self.log.info("script starting", script=source)
+            started = anyio.current_time()
+            code = await self.run_script(path, source, timeout_ms)
+            record.scripts.append((name, code, anyio.current_time() - started))
+            self.changed()
+            if code == 0:
+                self.log.info("script done", script=source)
+            else:
+                level = "warning" if kind != "cont-init.d" or self.settings.behaviour_if_stage2_fails else "info"
+                getattr(self.log, level)("script failed", script=source, exitcode=code)
+                failures.append((source, code))
+
+    # --- the main program (pyinit PROG ARGS...) -----------------------------------
+
+    def _main_program_output(self) -> tuple[list[LogPipe], int | None]:
+        """Where PROG writes: pyinit's own stdout and stderr; with S6_LOGGING=2 pipes to the
+        catch-all log, unless S6_CMD_USE_TERMINAL asks for the terminal on stdin (s6-overlay's
+        `redirfd -w 1 $(tty) fdmove -c 2 1`): then that terminal, both streams."""
+        if self.settings.logging < 2:
+            return [], None
+        if self.settings.cmd_use_terminal and os.isatty(0):
+            return [], os.open(os.ttyname(0), os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        return [self._pipe(1, "main", "stdout"), self._pipe(2, "main", "stderr")], None
+
+    async def run_main_program(self, argv: Sequence[str]) -> None:
+        pipes: list[LogPipe] = []
+        terminal: int | None = None
+        try:
+            pipes, terminal = self._main_program_output()
+            out = pipes[0].write_fd if pipes else terminal
+            err = pipes[1].write_fd if pipes else terminal
+            pid = spawn(argv, new_session=False, search_path=True, env=self.table.child_environment(),
+                        stdout=out, stderr=err, keep_stdin=True)
+        except OSError as exc:
+            for pipe in pipes:
+                pipe.close()
+            if terminal is not None:
+                os.close(terminal)
+            self.log.error("main program could not start", program=argv[0], reason=exc.strerror)
+            self.shutdown.request("main program could not start", exec_failure_code(exc))
+            return
+        if terminal is not None:
+            os.close(terminal)
+        for pipe in pipes:
+            pipe.child_started()
+            pipe.start()
+        self._pipes += pipes
+        self.main_pid = pid
+        exited = self.table.reaper.watch_exit(pid)
+        self.log.info("main program started", program=argv[0], pid=pid)
+        await exited.wait()
+        for pipe in pipes:
+            pipe.drain()
+        self.main_pid = None
+        code = death_code(exited.exitcode, exited.signum)
+        self.log.info("main program exited", exitcode=code)
+        if self.shutdown.stopping.is_set() and not self.shutdown.exit_code_fixed:
+            self.shutdown.set_exit_code(code)  # a SIGTERM's shutdown ended it: the container still exits with its code
+            return
+        self.shutdown.request("main program exited", code)
+
+    def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.close()

@@ -1,0 +1,35 @@
+"""The container's end, asked for: who asked first, and the exit code it will leave with."""
+
+from __future__ import annotations
+
+import anyio
+
+from ..logs.events import Logger
+from ..s6 import layout as s6layout
+from ..s6.layout import Layout
+
+
+class Shutdown:
+    """The first request wins; a bail or a failed stage fixes the exit code for good."""
+
+    def __init__(self, layout: Layout, log: Logger) -> None:
+        self.layout = layout
+        self.log = log
+        self.exit_code = 0
+        self.exit_code_fixed = False  # by a bail or a failed stage: the main program's end does not change it
+        self.stopping = anyio.Event()
+
+    def request(self, reason: str, exit_code: int | None = None) -> None:
+        if self.stopping.is_set():
+            self.log.info("already shutting down", reason=reason)
+            return
+        if exit_code is not None:
+            self.set_exit_code(exit_code)
+            self.exit_code_fixed = True
+        self.log.info("shutting down", reason=reason, exit_code=self.exit_code)
+        self.stopping.set()
+
+    def set_exit_code(self, code: int) -> None:
+        """Also where s6-overlay keeps it, so a finish script may read it or set another (its recipe)."""
+        self.exit_code = code
+        s6layout.record_exit_code(self.layout, code)
