@@ -28,11 +28,19 @@ from supervisor.control.protocol import ProtocolError, Request, WireAction
 from supervisor.core.model import Phase, ServiceSpec, ServiceState, Verb, Want
 from supervisor.logs.lines import RecentLines
 
+try:  # the one path every command takes (issue 22, point 4); the handlers reach it through the target
+    from supervisor.core import services as one_path
+except ImportError:  # the handlers still do the work themselves
+    one_path = None  # type: ignore[assignment]
+
 NO_SUCH_PID = 2**22 + 12345  # above any pid_max: a fake service's process has no /proc entry
 
 
 class FakeTarget:
-    """The ControlTarget Protocol, with services as plain records and a journal of every call."""
+    """The ControlTarget Protocol, with services as plain records and a journal of every call.
+
+    Its refusal and apply are the real one path (core/services: refusal, apply_order) over the
+    fake's view, command, send_signal and set_normally_up, as the service table's are."""
 
     def __init__(self, log: Any, names: tuple[str, ...] = ("web", "db"), stage: str = "running") -> None:
         self.log = log
@@ -83,6 +91,13 @@ class FakeTarget:
             if self._changed is None:
                 self._changed = anyio.Event()
             await self._changed.wait()
+
+    def refusal(self, name: str, order: Any) -> str | None:
+        return one_path.refusal(self.view(name), order)
+
+    async def apply(self, name: str, order: Any, event: str, fields: Any, snapshots: set[tuple[str, int | None]],
+                    timeout: float) -> list[str]:
+        return await one_path.apply_order(self, name, order, event, fields, snapshots, timeout)
 
     # --- the test's side ---------------------------------------------------------------
 
