@@ -9,6 +9,7 @@ takes the whole namespace with it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,8 +23,9 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
@@ -99,6 +101,80 @@ def unprivileged_python_problem() -> str | None:
         return (f"uid {UNPRIVILEGED_UID} cannot run {sys.executable} with the dependencies "
                 f"(run the tests from /opt/pys6-venv as scripts/run-tests does): {probe.stderr.decode(errors='replace')[-200:]}")
     return None
+
+
+# --- pyinit's own events, read as records ------------------------------------------------------
+# A test that checks one of pyinit's (or pycrond's) own events reads its name and fields, not its
+# wording: the text renderer (supervisor/logs/events.render_text) writes
+# `[source] event key=value ... level=warning`, a value JSON-quoted when it is empty or holds a
+# space, =, " or a newline, a dict or list as compact JSON; the JSON mode writes one object a line.
+_FIELD = re.compile(r" ([A-Za-z_][A-Za-z0-9_]*)=")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class Event:
+    source: str  # pyinit, pycrond
+    event: str
+    level: str  # info unless the line says otherwise
+    fields: dict[str, Any] = field(default_factory=dict)  # scalars as the text shows them (str); JSON as decoded
+
+    def matches(self, event: str, **fields: Any) -> bool:
+        """This event, with these fields (compared as the log shows them: 42 matches "42")."""
+        return self.event == event and all(
+            key in self.fields and (self.fields[key] == value or
+                                    not isinstance(value, dict | list) and self.fields[key] == str(value))
+            for key, value in fields.items())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+
+def _value(text: str, start: int) -> tuple[Any, int]:
+    """The value at `start` and where it ends: JSON when quoted or a list/dict, else up to the next space."""
+    if text.startswith(('"', "[", "{"), start):
+        try:
+            value, end = _DECODER.raw_decode(text, start)
+            if end == len(text) or text[end] == " ":
+                return value, end
+        except ValueError:
+            pass
+    end = text.find(" ", start)
+    end = len(text) if end < 0 else end
+    return text[start:end], end
+
+
+def parse_event_line(line: str, source: str = "pyinit") -> Event | None:
+    """One of `source`'s own events from a line of its output, or None for any other line."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("source") != source or "event" not in record:
+            return None
+        fields = {k: v for k, v in record.items() if k not in ("source", "level", "time", "event")}
+        return Event(source, str(record["event"]), str(record.get("level", "info")), fields)
+    prefix = f"[{source}] "
+    if not line.startswith(prefix):
+        return None
+    body = line[len(prefix):]
+    first = _FIELD.search(body)
+    name = body if first is None else body[:first.start()]
+    fields: dict[str, Any] = {}
+    at = len(body) if first is None else first.start()
+    while at < len(body):
+        found = _FIELD.match(body, at)
+        if found is None:  # not a field after all: part of the name (never seen; kept readable)
+            return Event(source, body, "info")
+        value, at = _value(body, found.end())
+        fields[found.group(1)] = value
+    level = fields.pop("level", "info") if fields.get("level") in ("warning", "error", "critical") else "info"
+    return Event(source, name, str(level), fields)
+
+
+def parse_events(text: str, source: str = "pyinit") -> list[Event]:
+    return [event for line in text.splitlines() if (event := parse_event_line(line, source)) is not None]
 
 
 class Pod:
@@ -217,6 +293,19 @@ class Pod:
 
     def wait_stdout(self, text: str, timeout: float = 10.0) -> str:
         return wait_for(lambda: text in self.stdout() and self.stdout(), timeout, f"{text!r} in pyinit's stdout")
+
+    def events(self, event: str | None = None, stream: str = "stderr", **fields: Any) -> list[Event]:
+        """pyinit's own events in its output, as records; only those named `event` with `fields` if given."""
+        found = parse_events(self.stderr() if stream == "stderr" else self.stdout())
+        return found if event is None else [e for e in found if e.matches(event, **fields)]
+
+    def event(self, event: str, **fields: Any) -> Event | None:
+        """The first such event, or None."""
+        found = self.events(event, **fields)
+        return found[0] if found else None
+
+    def wait_event(self, event: str, timeout: float = 10.0, **fields: Any) -> Event:
+        return wait_for(lambda: self.event(event, **fields), timeout, f"the event {event!r} {fields or ''} from pyinit")
 
     def descendants(self) -> list[psutil.Process]:
         try:
@@ -365,6 +454,11 @@ class Cron:
 
     def wait_err(self, text: str, timeout: float = 10) -> None:
         wait_for(lambda: text in self.stderr(), timeout, f"{text!r} in pycrond's stderr")
+
+    def events(self, event: str | None = None, **fields: Any) -> list[Event]:
+        """pycrond's own events (its text format, or its JSON one), as records."""
+        found = parse_events(self.stderr(), "pycrond")
+        return found if event is None else [e for e in found if e.matches(event, **fields)]
 
     def stop(self, timeout: float = 30) -> int:
         assert self.process is not None

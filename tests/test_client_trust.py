@@ -245,7 +245,7 @@ def test_a_refused_peer_is_answered_and_closed_at_once(pod: Pod):
     result = as_uid(SQUATTER, sys.executable, "-c", probe)
     seconds, answer = result.stdout.split(" ", 1)
     assert float(seconds) < 2 and '"permission denied"' in answer
-    pod.wait_stderr("control refused peer_pid=")
+    assert "peer_pid" in pod.wait_event("control refused").fields
 
 
 def test_a_stale_socket_of_another_uid_says_what_to_remove(unprivileged_pod: Pod):

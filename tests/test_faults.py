@@ -61,7 +61,7 @@ def test_a_service_killed_by_a_real_time_signal_is_named_and_respawned(pod: Pod)
     pod.start()
     first = wait_for(lambda: read_int(pod, "svc.pid"), what="svc")
     os.kill(pod.host_pid(first), signal.SIGRTMIN + 6)
-    pod.wait_stderr("service died service=svc signal=SIGRTMIN+6")
+    pod.wait_event("service died", service="svc", signal="SIGRTMIN+6")
     wait_for(lambda: read_int(pod, "svc.pid") not in (None, first), 10, "the respawn")
     pyinit_alive(pod)
 
@@ -108,12 +108,12 @@ def test_a_failed_kill_is_reported_and_never_ends_pid1(unprivileged_pod: Pod, se
     assert down.returncode == 111 and "Operation not permitted" in down.stderr, down
     signal_it = pod.cli("svc", "-h", "rooted", env=env, rundir=False)
     assert signal_it.returncode == 111 and "cannot send SIGHUP" in signal_it.stderr
-    pod.wait_stderr("cannot signal service service=rooted")
+    pod.wait_event("cannot signal service", service="rooted")
     assert pod.cli("svstat", "-u", "rooted", env=env, rundir=False).stdout == "true\n"
     started = time.monotonic()
     assert pod.stop() == 0
     assert time.monotonic() - started < 15
-    assert "services could not be stopped, going on services=rooted" in pod.stderr()
+    assert pod.event("services could not be stopped, going on", services="rooted")
     assert "Traceback" not in pod.stderr()
 
 
@@ -198,13 +198,13 @@ def test_abandoned_waits_release_their_slots(pod: Pod):
             sock.connect(str(pod.rundir / "control.sock"))
             sock.sendall(request)
             clients.append(sock)
-        pod.wait_stderr("control connections at the cap, closing new ones limit=256")
+        pod.wait_event("control connections at the cap, closing new ones", limit=256)
     finally:
         for sock in clients:
             sock.close()
     wait_for(lambda: pod.cli("svstat", "svc").returncode == 0, 10, "the socket to serve again")
-    pod.wait_stderr("control connections at the cap, closing new ones (burst) more=")
-    assert pod.stderr().count("control connections at the cap, closing new ones limit=") == 1
+    assert "more" in pod.wait_event("control connections at the cap, closing new ones (burst)").fields
+    assert len([e for e in pod.events("control connections at the cap, closing new ones") if "limit" in e.fields]) == 1
 
 
 def test_main_programs_code_is_the_containers_after_a_sigterm(pod: Pod):
@@ -216,7 +216,7 @@ def test_main_programs_code_is_the_containers_after_a_sigterm(pod: Pod):
 
 def test_a_main_program_killed_by_the_shutdowns_sigterm_gives_143(pod: Pod):
     pod.start("sleep", "1000")
-    pod.wait_stderr("main program started")
+    pod.wait_event("main program started")
     assert pod.stop() == 143
 
 
@@ -259,7 +259,7 @@ def test_running_out_of_file_descriptors_is_a_failed_start_not_a_dead_pid1(pod: 
     for i in range(30):
         pod.service(f"s{i:02d}", "echo >&3; exec sleep 1000\n", notification_fd="3")
     pod.start(env={**SHORT_GRACES, "PYS6_CRASH_DEATHS": "1"}, wrapper=["prlimit", "--nofile=64:64"])
-    pod.wait_stderr("services started")
+    pod.wait_event("services started")
     wait_for(lambda: "Too many open files" in pod.stderr(), 20, "an EMFILE to be met")
     assert "Traceback" not in pod.stderr()
     assert alive(pod.init_pid)

@@ -19,12 +19,12 @@ def test_cont_init_runs_in_byte_order_each_to_completion(pod: Pod):
         pod.script(f"cont-init.d/{name}", f'echo start {name} >> "$STATE/order"; sleep 0.1; echo end {name} >> "$STATE/order"; echo said {name}')
     pod.script("cont-init.d/50-not-executable", 'echo ran >> "$STATE/order"', executable=False)
     pod.start()
-    pod.wait_stderr("services started")
+    pod.wait_event("services started")
     names = ["10-x", "9-y", "B-upper", "a-lower"]
     assert pod.read_state("order").split("\n")[:-1] == [f"{w} {n}" for n in names for w in ("start", "end")]
     for name in names:
         assert f"[cont-init.d/{name}] said {name}" in pod.stdout()
-    assert "script is not executable, skipped script=cont-init.d/50-not-executable" in pod.stderr()
+    assert pod.event("script is not executable, skipped", script="cont-init.d/50-not-executable")
 
 
 @pytest.mark.parametrize(("behaviour", "services_start", "warned"),
@@ -38,9 +38,9 @@ def test_a_failing_cont_init_follows_s6_behaviour_if_stage2_fails(pod: Pod, beha
     if services_start:
         wait_for(lambda: read_int(pod, "svc.pid"), what="the service to start")
         if warned:  # the log line follows through the output writer: wait for it
-            pod.wait_stderr("cont-init scripts failed, continuing")
+            pod.wait_event("cont-init scripts failed, continuing")
         else:
-            assert "cont-init scripts failed, continuing" not in pod.stderr()
+            assert not pod.events("cont-init scripts failed, continuing")
         assert pod.stop() == 0
     else:
         assert pod.wait_exit() == 1  # s6-overlay's: s6-rc fails with 1 and the container halts with it
@@ -105,7 +105,7 @@ def test_finish_runs_after_each_death_with_s6s_arguments(pod: Pod):
 def test_finish_exit_125_keeps_the_service_down(pod: Pod):
     pod.service("svc", 'echo x >> "$STATE/starts"; exit 1', finish="exit 125")
     pod.start()
-    pod.wait_stderr("finish asked not to restart")
+    pod.wait_event("finish asked not to restart")
     time.sleep(1.3)  # a restart would have come within a second
     assert pod.read_state("starts") == "x\n"
 
@@ -128,7 +128,7 @@ def test_broken_service_definitions_are_reported_and_disturb_nothing(pod: Pod):
     pod.start(env={"PYS6_CRASH_DEATHS": "2"})
     good = wait_for(lambda: read_int(pod, "good.pid"), what="the good service")
     for name in ("noexec", "norun", "badexec"):
-        pod.wait_stderr(f"service bailed service={name}", 15)
+        pod.wait_event("service bailed", 15, service=name)
     err = pod.stderr()
     assert "service definition is broken service=noexec problem=\"run is not an executable file\"" in err
     assert "service definition is broken service=norun problem=\"no run file\"" in err
@@ -146,7 +146,7 @@ def test_a_crash_looping_service_bails_after_five_deaths_while_others_run(pod: P
     pod.service("steady", SLEEPER)
     pod.start()
     steady = wait_for(lambda: read_int(pod, "steady.pid"), what="steady")
-    pod.wait_stderr("service bailed service=crasher deaths=5", 15)
+    pod.wait_event("service bailed", 15, service="crasher", deaths=5)
     time.sleep(1.2)  # a sixth start would come within a second
     assert pod.read_state("starts") == "x\n" * 5
     assert read_int(pod, "steady.pid") == steady and alive(pod.host_pid(steady))
@@ -157,7 +157,7 @@ def test_a_crash_looping_service_bails_after_five_deaths_while_others_run(pod: P
 def test_the_crash_window_is_settable(pod: Pod):
     pod.service("crasher", 'echo x >> "$STATE/starts"; exit 4')
     pod.start(env={"PYS6_CRASH_DEATHS": "2", "PYS6_CRASH_WINDOW": "30"})
-    pod.wait_stderr("service bailed service=crasher deaths=2 window=30.0")
+    pod.wait_event("service bailed", service="crasher", deaths=2, window=30.0)
     assert pod.read_state("starts") == "x\n" * 2
 
 
@@ -168,7 +168,7 @@ def test_an_essential_service_that_bails_stops_the_container_with_its_exit_code(
     pod.start(env={"PYS6_CRASH_DEATHS": "2"})
     assert pod.wait_exit(20) == 42
     assert (pod.state / "finished").exists()
-    assert "shutting down reason=\"essential service core bailed\" exit_code=42" in pod.stderr()
+    assert pod.event("shutting down", reason="essential service core bailed", exit_code=42)
 
 
 # --- isolation (the 2026-04-26 SIGHUP incident) --------------------------------
@@ -210,7 +210,7 @@ def test_a_thousand_orphans_made_in_a_burst_are_all_reaped(pod: Pod):
 
     wait_for(no_sleepers_left, 30, "every orphan to exit and be reaped")
     wait_for(lambda: not any(st == psutil.STATUS_ZOMBIE for _p, st, _c in pod.descendant_info()), 10, "no zombies")
-    assert pod.stderr().count("orphan reaped") >= 1000
+    assert len(pod.events("orphan reaped")) >= 1000
 
 
 def test_a_double_forked_daemon_is_reaped_when_it_exits(pod: Pod):
@@ -257,10 +257,10 @@ def test_a_cont_finish_script_that_hangs_is_cut_at_s6_kill_finish_maxtime(pod: P
     pod.script("cont-finish.d/01-hang", "exec sleep 1000")
     pod.script("cont-finish.d/02-next", 'touch "$STATE/next"')
     pod.start(env={"S6_KILL_FINISH_MAXTIME": "300"})
-    pod.wait_stderr("services started")
+    pod.wait_event("services started")
     assert pod.stop(10) == 0
     assert (pod.state / "next").exists()
-    assert "script timed out, killing it script=cont-finish.d/01-hang timeout_ms=300" in pod.stderr()
+    assert pod.event("script timed out, killing it", script="cont-finish.d/01-hang", timeout_ms=300)
 
 
 def test_stubborn_and_daemonized_processes_are_gone_inside_the_budget(pod: Pod):
@@ -287,7 +287,7 @@ def test_a_second_sigterm_during_shutdown_changes_nothing(pod: Pod):
     pod.start()
     wait_for(lambda: read_int(pod, "slow.pid"), what="slow")
     pod.signal(signal.SIGTERM)
-    pod.wait_stderr("shutting down")
+    pod.wait_event("shutting down")
     pod.signal(signal.SIGTERM)
     assert pod.wait_exit(15) == 0
     err = pod.stderr()
@@ -326,7 +326,7 @@ def test_a_main_program_killed_by_a_signal_gives_128_plus_the_signal(pod: Pod):
 def test_a_main_program_that_cannot_be_run_gives_127(pod: Pod):
     pod.start("/nonexistent/program")
     assert pod.wait_exit(20) == 127
-    assert "main program could not start" in pod.stderr()
+    assert pod.event("main program could not start")
 
 
 # --- configuration -------------------------------------------------------------

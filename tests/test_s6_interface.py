@@ -108,7 +108,7 @@ def test_s6_svc_steers_the_services(subreaper_pod: Pod):
     assert s6("s6-svc", "-O", directory).returncode == 0  # once at most: not restarted after its next death
     assert s6("s6-svc", "-wd", "-k", directory).returncode == 0
     wait_for(lambda: status(pod, "svc")["state"] == "down", what="svc to stay down after -O and -k")
-    pod.wait_stderr("[pyinit] s6-svc service=svc command=O action=once-at-most")
+    pod.wait_event("s6-svc", service="svc", command="O", action="once-at-most")
 
     ready = str(scandir(pod) / "ready")
     assert s6("s6-svc", "-wR", "-r", "-T", "10000", ready).returncode == 0  # restarted, and ready again

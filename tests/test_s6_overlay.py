@@ -284,7 +284,7 @@ def test_s6_cmd_receive_signals_passes_signals_to_the_main_program_instead(subre
     pod.signal(signal.SIGTERM)
     assert pod.wait_exit(20) == 7
     assert pod.read_state("finish") == "after-main\n"  # the shutdown began when the main program ended
-    assert "signal passed to the main program signal=SIGTERM" in pod.stderr()
+    assert pod.event("signal passed to the main program", signal="SIGTERM")
 
 
 # --- S6_* variables -------------------------------------------------------------------------

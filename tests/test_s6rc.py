@@ -75,7 +75,7 @@ def test_a_linuxserver_style_chain_starts_in_order_and_stops_in_reverse(pod: Pod
     assert pod.stop() == 0
     stopped = order(pod)[len(started):]
     assert stopped.index("web-stop") < stopped.index("db-stop") < stopped.index("config-down"), stopped
-    assert "s6-rc oneshot stopping service=init-config" in pod.stderr()
+    assert pod.event("s6-rc oneshot stopping", service="init-config")
 
 
 def test_a_failing_oneshot_keeps_its_dependents_down_and_follows_the_behaviour(pod: Pod):
@@ -88,8 +88,8 @@ def test_a_failing_oneshot_keeps_its_dependents_down_and_follows_the_behaviour(p
     pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"})
     assert pod.wait_exit(20) == 1
     assert not (pod.state / "app").exists() and not (pod.state / "legacy").exists()
-    assert "s6-rc oneshot failed service=broken exitcode=3" in pod.stderr()
-    assert "s6-rc service not started: a dependency failed service=app dependency=broken" in pod.stderr()
+    assert pod.event("s6-rc oneshot failed", service="broken", exitcode=3)
+    assert pod.event("s6-rc service not started: a dependency failed", service="app", dependency="broken")
 
 
 def test_a_cycle_is_reported_with_its_names_and_the_rest_still_runs(pod: Pod):

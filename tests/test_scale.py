@@ -33,7 +33,7 @@ def test_a_thousand_services_are_listed_probed_bailed_and_stopped(pod: Pod) -> N
     everything = [json.loads(line) for line in pod.cli("svstat", "--json").stdout.splitlines()]
     assert sorted(r["name"] for r in everything) == sorted([*names, "crasher"])
 
-    pod.wait_stderr("service bailed service=crasher", 30)
+    pod.wait_event("service bailed", 30, service="crasher")
     before = _up_pids(pod)
     assert pod.read_state("crasher.starts").count("start") == 5
     assert lines[-1].startswith(f"{SERVICES + 1} services: ")

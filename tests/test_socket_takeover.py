@@ -237,7 +237,7 @@ def test_where_pyinit_is_not_pid1_a_replaced_run_pys6_is_refused_and_hears_nothi
     others may write without the sticky bit is trusted only if it is root's or the client's own."""
     pod = k8s
     svc = start_on_kubernetes_run(pod, pid1=False)
-    assert "mode=subreaper" in pod.stderr()
+    assert pod.event("starting", mode="subreaper")
     assert real_pid_of_svc(pod, inside(pod, POD_UID, "svstat", "svc")) == svc  # its own uid's /run/pys6
     attacker = Attacker(pod, "forger")
     attackers.append(attacker)

@@ -23,13 +23,13 @@ def test_everything_works_as_uid_1000_without_capabilities(unprivileged_pod: Pod
     pod.service("forker", '( setsid sleep 0.2 & )\nexec sleep 1000')
     pod.script("cont-finish.d/10-hook", 'touch "$STATE/finished"')
     pod.start(default_rundir=True, env={"PYS6_CRASH_DEATHS": "2"})
-    pod.wait_stderr("service bailed service=crasher", 15)
+    pod.wait_event("service bailed", 15, service="crasher")
     svc = wait_for(lambda: read_int(pod, "svc.pid"), what="svc")
     assert pod.read_state("init-uid").strip() == "1000"
     assert int(pod.read_state("caps").strip(), 16) == 0
     assert psutil.Process(pod.host_pid(svc)).uids().real == 1000
     assert psutil.Process(pod.init_pid).uids().effective == 1000
-    assert "rundir=/tmp/pys6-1000" in pod.stderr()
+    assert pod.event("starting", rundir="/tmp/pys6-1000")
     assert oct(os.stat("/tmp/pys6-1000").st_mode & 0o777) == "0o700"
     assert pod.stop() == 0
     assert (pod.state / "finished").exists()
@@ -67,7 +67,7 @@ def test_as_a_subreaper_orphans_come_to_pyinit_and_shutdown_spares_the_caller(su
     pod.start(mode="subreaper", env={"S6_KILL_GRACETIME": "300"})
     daemon = wait_for(lambda: read_int(pod, "daemon.pid"), what="the daemon")
     wait_for(lambda: psutil.Process(daemon).ppid() == pod.init_pid, 5, "the daemon to be re-parented to pyinit")
-    assert "mode=subreaper" in pod.stderr()
+    assert pod.event("starting", mode="subreaper")
     assert pod.stop() == 0
     assert not alive(daemon)
     assert alive(os.getpid())
@@ -81,4 +81,4 @@ def test_sigint_stops_a_subreaper_pyinit_like_sigterm(subreaper_pod: Pod):
     pod.signal(signal.SIGINT)
     assert pod.wait_exit(15) == 0
     assert not alive(svc)
-    assert "shutting down reason=\"received SIGINT\"" in pod.stderr()
+    assert pod.event("shutting down", reason="received SIGINT")
