@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
-from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -36,7 +35,7 @@ class SignalReceiver:
     def __init__(self, signals: Iterable[int]) -> None:
         self._signals = tuple(dict.fromkeys(signals))
         self._pending: dict[int, None] = {}  # an ordered set: each signal once, in order of arrival
-        self._previous_handlers: dict[int, Any] = {}
+        self._previous_handlers: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
         self._previous_wakeup_fd = -1
         self._wake_read, self._wake_write = socket.socketpair()
         for end in (self._wake_read, self._wake_write):
