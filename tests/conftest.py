@@ -184,9 +184,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 # background build, so starting it early would only park a worker.
 LONGEST_MODULES_FIRST = (
     "test_pid1.py", "test_control_fuzz.py", "test_supercronic_compat.py", "test_pycrond.py",
-    "test_faults.py", "test_faults_at_scale.py", "test_metrics.py", "test_control_uid.py", "test_control.py",
-    "test_prometheus.py",
-    "test_s6_overlay.py", "test_pod.py", "test_supercronic_cli.py", "test_compat_trees.py",
+    "test_faults.py", "test_faults_at_scale.py", "test_pid1_streams.py", "test_metrics.py", "test_control_uid.py",
+    "test_control.py", "test_client_trust.py", "test_prometheus.py", "test_contenv_bounds.py",
+    "test_s6_overlay.py", "test_metrics_idle_flood.py", "test_pod.py", "test_socket_takeover.py",
+    "test_supercronic_cli.py", "test_compat_trees.py", "test_pycrond_load.py",
     "test_logs.py", "test_s6_interface.py", "test_protocol.py", "test_scale.py",
 )
 
