@@ -202,24 +202,59 @@ def parse_group(value: object) -> str:
     return text
 
 
-# (Settings field, environment variable, parser); the YAML key is the field name. The
-# S6_* variables among them are read from the environment by S6_NUMBERS below instead.
-KNOBS: tuple[tuple[str, str, Callable[[object], Any]], ...] = (
-    ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", parse_behaviour),
-    ("kill_finish_maxtime", "S6_KILL_FINISH_MAXTIME", parse_ms),
-    ("services_gracetime", "S6_SERVICES_GRACETIME", parse_ms),
-    ("kill_gracetime", "S6_KILL_GRACETIME", parse_ms),
-    ("cmd_wait_for_services", "S6_CMD_WAIT_FOR_SERVICES", parse_bool),
-    ("cmd_wait_for_services_maxtime", "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", parse_ms),
-    ("verbosity", "S6_VERBOSITY", parse_verbosity),
-    ("log_format", "PYS6_LOG_FORMAT", parse_log_format),
-    ("crash_deaths", "PYS6_CRASH_DEATHS", parse_positive_int),
-    ("crash_window", "PYS6_CRASH_WINDOW", parse_seconds),
-    ("finish_after_services", "PYS6_FINISH_AFTER_SERVICES", parse_bool),
-    ("control_group", "PYS6_CONTROL_GROUP", parse_group),
-    ("control_timeout", "PYS6_CONTROL_TIMEOUT", parse_positive_ms),
-    ("metrics_listen", "PYS6_METRICS_LISTEN", parse_listen_address),
-    ("metrics_file", "PYS6_METRICS_FILE", parse_path),
+@dataclass(frozen=True)
+class Knob:
+    """One setting, declared once: its Settings field (which holds its default), whether the YAML
+    file sets it (under the field's name), its PYS6_ variable and its S6_ variable.
+
+    YAML values and PYS6_ variables go through `parser`, strictly: an error names the key or the
+    variable. An S6_ variable is read as s6-overlay's scripts read it (`s6_kind`: "ms", "flag",
+    "level", or "text" as written), a bad number meaning the default, with a warning."""
+
+    field: str
+    yaml: bool = False
+    pys6: str | None = None
+    s6: str | None = None
+    parser: Callable[[object], Any] | None = None
+    s6_kind: str | None = None
+
+
+# Every setting, in the order they are read and checked (the first bad one is the one reported).
+# Precedence: the S6_ variable over the PYS6_ one over the YAML key over the default.
+KNOBS: tuple[Knob, ...] = (
+    Knob("behaviour_if_stage2_fails", yaml=True, s6="S6_BEHAVIOUR_IF_STAGE2_FAILS", parser=parse_behaviour,
+         s6_kind="level"),
+    Knob("kill_finish_maxtime", yaml=True, s6="S6_KILL_FINISH_MAXTIME", parser=parse_ms, s6_kind="ms"),
+    Knob("services_gracetime", yaml=True, s6="S6_SERVICES_GRACETIME", parser=parse_ms, s6_kind="ms"),
+    Knob("kill_gracetime", yaml=True, s6="S6_KILL_GRACETIME", parser=parse_ms, s6_kind="ms"),
+    Knob("cmd_wait_for_services", yaml=True, s6="S6_CMD_WAIT_FOR_SERVICES", parser=parse_bool, s6_kind="flag"),
+    Knob("cmd_wait_for_services_maxtime", yaml=True, s6="S6_CMD_WAIT_FOR_SERVICES_MAXTIME", parser=parse_ms,
+         s6_kind="ms"),
+    Knob("verbosity", yaml=True, s6="S6_VERBOSITY", parser=parse_verbosity, s6_kind="level"),
+    Knob("log_format", yaml=True, pys6="PYS6_LOG_FORMAT", parser=parse_log_format),
+    Knob("crash_deaths", yaml=True, pys6="PYS6_CRASH_DEATHS", parser=parse_positive_int),
+    Knob("crash_window", yaml=True, pys6="PYS6_CRASH_WINDOW", parser=parse_seconds),
+    Knob("finish_after_services", yaml=True, pys6="PYS6_FINISH_AFTER_SERVICES", parser=parse_bool),
+    Knob("control_group", yaml=True, pys6="PYS6_CONTROL_GROUP", parser=parse_group),
+    Knob("control_timeout", yaml=True, pys6="PYS6_CONTROL_TIMEOUT", parser=parse_positive_ms),
+    Knob("metrics_listen", yaml=True, pys6="PYS6_METRICS_LISTEN", parser=parse_listen_address),
+    Knob("metrics_file", yaml=True, pys6="PYS6_METRICS_FILE", parser=parse_path),
+    # s6-overlay's own, read from the environment only
+    Knob("keep_env", s6="S6_KEEP_ENV", s6_kind="level"),
+    Knob("cmd_receive_signals", s6="S6_CMD_RECEIVE_SIGNALS", s6_kind="flag"),
+    Knob("cmd_use_terminal", s6="S6_CMD_USE_TERMINAL", s6_kind="flag"),
+    Knob("read_only_root", s6="S6_READ_ONLY_ROOT", s6_kind="flag"),
+    Knob("sync_disks", s6="S6_SYNC_DISKS", s6_kind="flag"),
+    Knob("logging", s6="S6_LOGGING", s6_kind="level"),
+    Knob("fix_attrs_hidden", s6="S6_FIX_ATTRS_HIDDEN", s6_kind="flag"),
+    Knob("wait_for_closing_fd", s6="S6_WAIT_FOR_CLOSING_FD", s6_kind="level"),
+    Knob("world_writable_run", s6="S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", s6_kind="flag"),
+    Knob("cmd_arg0", s6="S6_CMD_ARG0", s6_kind="text"),
+    Knob("stage2_hook", s6="S6_STAGE2_HOOK", s6_kind="text"),
+    Knob("runtime_profile", s6="S6_RUNTIME_PROFILE", s6_kind="text"),
+    Knob("logging_script", s6="S6_LOGGING_SCRIPT", s6_kind="text"),
+    Knob("runtime_bundledir", s6="S6_RUNTIME_BUNDLEDIR", s6_kind="text"),
+    Knob("s6_run", pys6="PYS6_S6_RUN", parser=parse_bool),  # read last: it decides on s6-overlay's /run
 )
 
 SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {
@@ -305,22 +340,23 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     values: dict[str, Any] = {"etc": etc}
     if explicit or os.path.exists(config_path):
         data = _read_yaml(config_path)
-        known = {knob[0] for knob in KNOBS} | {"services"}
+        known = {knob.field for knob in KNOBS if knob.yaml} | {"services"}
         for key, value in data.items():
             if key not in known:
                 raise ConfigError(f"{config_path}: {_key(key)}: unknown setting (known: {', '.join(sorted(known))})")
             if key == "services":
                 values["services"] = _service_overrides(config_path, value)
-        for name, _env, parser in KNOBS:
-            if name in data:
-                values[name] = _convert(f"{config_path}: {name}", parser, data[name])
-    for name, env, parser in KNOBS:
-        if env in environ and environ[env] != "" and not env.startswith("S6_"):
-            values[name] = _convert(env, parser, environ[env])
+        for knob in KNOBS:
+            if knob.yaml and knob.parser is not None and knob.field in data:
+                values[knob.field] = _convert(f"{config_path}: {knob.field}", knob.parser, data[knob.field])
+    pys6_values: dict[str, Any] = {}
+    for knob in KNOBS:
+        if knob.pys6 is not None and knob.parser is not None and environ.get(knob.pys6, "") != "":
+            pys6_values[knob.field] = _convert(knob.pys6, knob.parser, environ[knob.pys6])
     warnings: list[str] = []
-    values.update(s6_variables(environ, warnings))
-    if environ.get("PYS6_S6_RUN", "") != "":
-        values["s6_run"] = _convert("PYS6_S6_RUN", parse_bool, environ["PYS6_S6_RUN"])
+    s6_values = s6_variables(environ, warnings)
+    values.update(pys6_values)
+    values.update(s6_values)
     values["warnings"] = tuple(warnings)
     return Settings(**values)
 
@@ -331,27 +367,6 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
 MAX_S6_DIGITS = 18
 
-# (Settings field, variable, what the number is: ms, flag, level)
-S6_NUMBERS: tuple[tuple[str, str, str], ...] = (
-    ("behaviour_if_stage2_fails", "S6_BEHAVIOUR_IF_STAGE2_FAILS", "level"),
-    ("kill_finish_maxtime", "S6_KILL_FINISH_MAXTIME", "ms"),
-    ("services_gracetime", "S6_SERVICES_GRACETIME", "ms"),
-    ("kill_gracetime", "S6_KILL_GRACETIME", "ms"),
-    ("cmd_wait_for_services", "S6_CMD_WAIT_FOR_SERVICES", "flag"),
-    ("cmd_wait_for_services_maxtime", "S6_CMD_WAIT_FOR_SERVICES_MAXTIME", "ms"),
-    ("verbosity", "S6_VERBOSITY", "level"),
-    ("keep_env", "S6_KEEP_ENV", "level"),
-    ("cmd_receive_signals", "S6_CMD_RECEIVE_SIGNALS", "flag"),
-    ("cmd_use_terminal", "S6_CMD_USE_TERMINAL", "flag"),
-    ("read_only_root", "S6_READ_ONLY_ROOT", "flag"),
-    ("sync_disks", "S6_SYNC_DISKS", "flag"),
-    ("logging", "S6_LOGGING", "level"),
-    ("fix_attrs_hidden", "S6_FIX_ATTRS_HIDDEN", "flag"),
-    ("wait_for_closing_fd", "S6_WAIT_FOR_CLOSING_FD", "level"),
-    ("world_writable_run", "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", "flag"),
-)
-S6_TEXTS = (("cmd_arg0", "S6_CMD_ARG0"), ("stage2_hook", "S6_STAGE2_HOOK"), ("runtime_profile", "S6_RUNTIME_PROFILE"),
-            ("logging_script", "S6_LOGGING_SCRIPT"), ("runtime_bundledir", "S6_RUNTIME_BUNDLEDIR"))
 # Read by s6-overlay, and what pys6 does instead (one warning each when set).
 S6_INSTEAD = {
     "S6_SERVICES_READYTIME": "not needed: pys6 knows when a service is up without sleeping first",
@@ -368,23 +383,23 @@ def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, A
     """The settings s6-overlay's variables give; `warnings` gets one line for each value used
     otherwise than written and each variable pys6 reads differently."""
     values: dict[str, Any] = {}
-    for name, variable, kind in S6_NUMBERS:
-        raw = environ.get(variable)
+    for knob in KNOBS:
+        raw = environ.get(knob.s6) if knob.s6 is not None and knob.s6_kind != "text" else None
         if raw is None or raw == "":
             continue
         number = _s6_number(raw)
         if number is None:
-            warnings.append(f"{variable}={shown(raw)} is not a whole number; s6-overlay's default applies, as there")
+            warnings.append(f"{knob.s6}={shown(raw)} is not a whole number; s6-overlay's default applies, as there")
             continue
-        if kind == "ms":
-            values[name] = min(number, MAX_MS)
-        elif kind == "flag":
-            values[name] = number > 0
+        if knob.s6_kind == "ms":
+            values[knob.field] = min(number, MAX_MS)
+        elif knob.s6_kind == "flag":
+            values[knob.field] = number > 0
         else:
-            values[name] = number
-    for name, variable in S6_TEXTS:
-        if environ.get(variable):
-            values[name] = environ[variable]
+            values[knob.field] = number
+    for knob in KNOBS:
+        if knob.s6 is not None and knob.s6_kind == "text" and environ.get(knob.s6):
+            values[knob.field] = environ[knob.s6]
     if values.get("read_only_root"):
         warnings.append("S6_READ_ONLY_ROOT is set: pyinit writes only under /run and $PYS6_RUNDIR, so there is "
                         "nothing to copy; the trees run where they are")
@@ -397,7 +412,7 @@ def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, A
     if profile and ("/" in profile or profile in (".", "..")):
         warnings.append(f"S6_RUNTIME_PROFILE={shown(profile)} is not a directory name; ignored")
         values["runtime_profile"] = ""
-    known = {variable for _, variable, _ in S6_NUMBERS} | {v for _, v in S6_TEXTS} | set(S6_INSTEAD) | NOT_SETTINGS
+    known = {knob.s6 for knob in KNOBS if knob.s6 is not None} | set(S6_INSTEAD) | NOT_SETTINGS
     for variable in sorted(environ):
         if variable.startswith("S6_") and variable not in known:
             warnings.append(f"{variable} is not an s6-overlay setting pys6 knows; ignored")
