@@ -8,7 +8,6 @@ import signal
 import socket
 import traceback
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -16,13 +15,14 @@ import anyio.to_thread
 from ..base.dirwatch import DirectoryWatch
 from ..base.exits import wait_status
 from ..logs import events as log
+from ..logs.events import Logger
 from ..logs.pyreports import route_loop_reports, route_python_reports
 from ..logs.writer import OutputWriter
 from ..metrics.http import MetricsHttp, listen
 from ..metrics.promtext import CONTENT_TYPE
 from ..proc.killall import kill_everyone
 from ..proc.reaper import Reaper, become_subreaper
-from ..proc.signals import open_signal_receiver
+from ..proc.signals import SignalReceiver, open_signal_receiver
 from . import metrics
 from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
@@ -210,7 +210,7 @@ class Pycrond:
 
     # --- signals and the end -----------------------------------------------------------
 
-    async def signals(self, receiver: Any) -> None:
+    async def signals(self, receiver: SignalReceiver) -> None:
         assert self.runner is not None
         async for signum in receiver:
             if signum == signal.SIGCHLD:
@@ -227,7 +227,7 @@ class Pycrond:
         await kill_everyone(self.reaper, False, self.args.kill_after, self.args.kill_after, wake_stopped=False)
 
 
-def start_reaping(args: argparse.Namespace, logger: Any) -> None:
+def start_reaping(args: argparse.Namespace, logger: Logger) -> None:
     """Adopt the orphans of the jobs (as supercronic does as PID 1; pycrond as a subreaper anywhere)."""
     if args.no_reap:
         return

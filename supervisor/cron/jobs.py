@@ -7,16 +7,17 @@ reported by the single reaper.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
 
 import anyio
 
 from ..base.signames import signal_name
+from ..logs.events import Logger
 from ..logs.lines import Formatter, text_formatter
 from ..logs.pipe import LogPipe
 from ..logs.writer import OutputWriter
@@ -44,8 +45,8 @@ def run_formatter(state: JobState, run: int, iteration: int, stream: str, log_fo
 
 
 class JobProcesses:
-    def __init__(self, writer: OutputWriter, reaper: Reaper, log: Any, task_group: anyio.abc.TaskGroup,
-                 args: Any, on_finished: Callable[[JobState], None],
+    def __init__(self, writer: OutputWriter, reaper: Reaper, log: Logger, task_group: anyio.abc.TaskGroup,
+                 args: argparse.Namespace, on_finished: Callable[[JobState], None],
                  on_started: Callable[[JobState], None] | None = None) -> None:
         self.writer = writer
         self.reaper = reaper
@@ -99,7 +100,7 @@ class JobProcesses:
             self.on_started(state)
         self.task_group.start_soon(self._watch, state, job_log, child, started, scheduled)
 
-    async def _monitor(self, state: JobState, job_log: Any, scheduled: datetime, exited: ChildExit) -> None:
+    async def _monitor(self, state: JobState, job_log: Logger, scheduled: datetime, exited: ChildExit) -> None:
         """supercronic's watch on a run: at each tick it is still running, a warning and a missed deadline."""
         due_at = scheduled.astimezone(getattr(state.spec.schedule, "zone", None))
         tick: datetime | None = scheduled
@@ -116,7 +117,7 @@ class JobProcesses:
             job_log.warning(f"{what}: job is still running since {go_time_string(due_at)} ({elapsed} elapsed)")
             state.deadline_exceeded += 1
 
-    async def _watch(self, state: JobState, job_log: Any, child: Child, started: float, scheduled: datetime) -> None:
+    async def _watch(self, state: JobState, job_log: Logger, child: Child, started: float, scheduled: datetime) -> None:
         pid, exited = child.pid, child.exited
         timed_out = False
         timeout = state.spec.timeout.total_seconds() if state.spec.timeout else float("inf")
@@ -147,7 +148,7 @@ class JobProcesses:
             self._all_done.set()
 
     @staticmethod
-    def _report_lateness(state: JobState, job_log: Any, scheduled: datetime) -> None:
+    def _report_lateness(state: JobState, job_log: Logger, scheduled: datetime) -> None:
         """supercronic's word when a run outlasted the next tick: the ticks it covered were skipped."""
         following = state.spec.schedule.next_after(scheduled)
         now = datetime.now(timezone.utc)
