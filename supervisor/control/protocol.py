@@ -41,7 +41,10 @@ from ..base.signames import parse_signal_name
 # Nothing here imports json, signal or typing: a fresh client pays for every module it loads.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Mapping
+    from typing import Any, TypeVar
+
+    Checked = TypeVar("Checked")
 
 VERSION = 2
 MAX_FRAME = 65536  # a request
@@ -144,7 +147,7 @@ class WireAction(_Value):
         object.__setattr__(self, "signum", signum)
         object.__setattr__(self, "group", group)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         if self.do == "signal":
             return {"do": "signal", "signal": self.signum, "group": self.group}
         return {"do": self.do}
@@ -167,8 +170,8 @@ class Request(_Value):
         for name, value in zip(self.__slots__, (verb, services, actions, wait, timeout_ms, lines, message), strict=True):
             object.__setattr__(self, name, value)
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"v": VERSION, "verb": self.verb}
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"v": VERSION, "verb": self.verb}
         if self.services:
             body["services"] = list(self.services)
         if self.actions:
@@ -183,14 +186,14 @@ class Request(_Value):
         return body
 
 
-def encode(obj: dict[str, Any], limit: int = MAX_FRAME) -> bytes:
+def encode(obj: Mapping[str, object], limit: int = MAX_FRAME) -> bytes:
     data = jsonwire.dumps(obj, compact=True).encode() + b"\n"
     if len(data) > limit:
         raise ProtocolError("frame too large")
     return data
 
 
-def encode_answer_line(obj: dict[str, Any]) -> bytes:
+def encode_answer_line(obj: Mapping[str, object]) -> bytes:
     """One line of an answer; an item that cannot fit (it should never happen) says so instead."""
     try:
         return encode(obj, MAX_ANSWER_LINE)
@@ -198,7 +201,7 @@ def encode_answer_line(obj: dict[str, Any]) -> bytes:
         return encode({"error": "item too large to send"})
 
 
-def _loads(frame: bytes, what: str, code: int) -> Any:
+def _loads(frame: bytes, what: str, code: int) -> object:
     try:
         return jsonwire.loads(frame)
     except (ValueError, UnicodeDecodeError):
@@ -207,14 +210,14 @@ def _loads(frame: bytes, what: str, code: int) -> Any:
         raise ProtocolError(f"{what} is nested too deep", code) from None
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+def _expect(value: object, kind: type[Checked], what: str) -> Checked:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ProtocolError(f"{what}: wrong type")
     return value
 
 
-def _action(raw: Any) -> WireAction:
-    _expect(raw, dict, "action")
+def _action(raw: object) -> WireAction:
+    raw = _expect(raw, dict, "action")
     do = _expect(raw.get("do"), str, "action.do")
     if do == "signal":
         signum = _expect(raw.get("signal"), int, "action.signal")
@@ -240,8 +243,7 @@ def decode_request(frame: bytes) -> Request:
     """Parse and check one request line; every problem is a ProtocolError."""
     if len(frame) > MAX_FRAME:
         raise ProtocolError("request too large")
-    raw = _loads(frame, "request", EXIT_USAGE)
-    _expect(raw, dict, "request")
+    raw = _expect(_loads(frame, "request", EXIT_USAGE), dict, "request")
     if raw.get("v") != VERSION:
         raise ProtocolError(f"unsupported protocol version (this pyinit speaks {VERSION})")
     verb = _expect(raw.get("verb"), str, "verb")
@@ -295,5 +297,5 @@ def decode_answer_item(frame: bytes) -> dict[str, Any]:
     return raw
 
 
-def error(message: str, code: int = EXIT_USAGE) -> dict[str, Any]:
+def error(message: str, code: int = EXIT_USAGE) -> dict[str, object]:
     return {"ok": False, "error": message, "code": code}
