@@ -22,8 +22,8 @@ from harness import Cron, wait_for
 
 JOBS = 3000
 TERM_IGNORING_EVERY = 100  # these jobs outlive SIGTERM: only the SIGKILL step ends them
-GRACE = 1.0
-KILL_AFTER = 1.0
+GRACE = 0.5
+KILL_AFTER = 0.5
 MARGIN = 3.0  # the start of the Python interpreter's exit, the reaping, the last log lines
 
 
