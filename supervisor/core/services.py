@@ -150,6 +150,8 @@ class ServiceTable:
         self.command_timeout = settings.control_timeout / 1000
         self.stop_timeout = 2 * self.services_gracetime + STOP_MARGIN  # settling, then its finish
         self.runners: dict[str, ServiceRunner] = {}
+        # What supervises one service: ServiceRunner; an in-process test gives a fake that spawns nothing.
+        self.make_runner: Callable[[ServiceSpec, ServiceTable, int | None, int | None], ServiceRunner] = ServiceRunner
         self._environment = environment
         self._stage = stage
         self._essential_bailed = essential_bailed
@@ -184,7 +186,7 @@ class ServiceTable:
                            directory=spec.directory)
             return None
         try:
-            runner = ServiceRunner(spec, self, stdout_to=stdout_to, stdin_from=stdin_from)
+            runner = self.make_runner(spec, self, stdout_to, stdin_from)
         except OSError as exc:  # its log pipes: EMFILE, ENFILE
             self.log.error("service cannot be set up", service=spec.name, reason=exc.strerror)
             return None
