@@ -84,7 +84,7 @@ def _exchange(pod: Pod, frame: bytes, timeout: float) -> dict[str, object]:
 
 
 def _applied(pod: Pod, service: str) -> int:
-    return pod.stderr().count(f"control service={service} action=")
+    return len([event for event in pod.events("control", service=service) if "action" in event.fields])
 
 
 def _started(pod: Pod, *names: str) -> None:
@@ -175,7 +175,7 @@ def test_the_work_stops_when_its_client_hangs_up(pod: Pod):
     # The request is counted once its handler is over, whatever it did.
     wait_for(lambda: _control_requests(pod, "ok") + _control_requests(pod, "error") >= 1, 30,
              "the request to be over")
-    applied = pod.stderr().count("control service=")
+    applied = len([event for event in pod.events("control") if "service" in event.fields])
     # Usually 1, the one under way when pyinit saw the hang-up; more when the test process was not
     # scheduled between its send and its close on a loaded machine. Unbounded, it was all 4,095.
     assert applied < 65 * MAX_ACTIONS // 2, f"{applied} of {65 * MAX_ACTIONS} applications done for a client that left"

@@ -129,7 +129,7 @@ echo $$ > "$STATE/second.pid"; exec sleep 1000
     pod.start()
     wait_for(lambda: read_int(pod, "second.pid"), 10, "the second incarnation")
     time.sleep(0.1)
-    wait_for(lambda: "orphan reaped" in pod.stderr() or _orphan_gone(pod), 10, "the orphan's newline")
+    wait_for(lambda: pod.events("orphan reaped") or _orphan_gone(pod), 10, "the orphan's newline")
     assert pod.cli("svstat", "-r", "late").stdout == "false\n"
 
 

@@ -58,7 +58,8 @@ def test_a_writer_outside_the_namespace_cannot_hold_the_exit(pod: Pod, letters: 
     # The service's supervise/control as pyinit sees it, reached through its root from the host.
     fifo = Path(f"/proc/{pod.init_pid}/root/run/service/a/supervise/control")
     with killed_at_exit(_writer(fifo, letters, pod.root / "writer.out")) as writer:
-        wait_for(lambda: "s6-svc service=a command=" in pod.stderr(), 10, "pyinit to apply the letters")
+        wait_for(lambda: any("command" in e.fields for e in pod.events("s6-svc", service="a")), 10,
+                 "pyinit to apply the letters")
         started = time.monotonic()
         pod.signal(signal.SIGTERM)
         try:

@@ -174,7 +174,7 @@ def test_the_control_fifo_ignores_what_it_does_not_know_and_pyinit_goes_on(subre
     unknown = bytes(b for b in range(256) if chr(b) not in SIGNAL_LETTERS and chr(b) not in STATE_LETTERS)
     with open(scandir(pod) / "svc" / "supervise" / "control", "wb", buffering=0) as control:
         control.write(unknown * 8)
-    wait_for(lambda: "s6-svc command ignored" in pod.stderr(), what="the unknown bytes noted")
+    pod.wait_event("s6-svc command ignored")  # the unknown bytes noted
     assert pod.process is not None and pod.process.poll() is None
     assert status(pod, "svc")["pid"] == pid  # nothing happened to it
     assert pod.stop() == 0
