@@ -18,7 +18,7 @@ from ..core.settings import Settings
 from ..core.telemetry import StageRecord
 from ..logs.pipe import LogPipe
 from ..proc.reaper import ChildExit
-from ..proc.spawn import signal_group, spawn
+from ..proc.spawn import OutputPipe, signal_group, spawn_child
 from .shutdown import Shutdown
 
 
@@ -34,33 +34,29 @@ class Scripts:
         self.changed = changed  # the metrics are out of date
         self.stage_records: list[StageRecord] = []  # cont-init, then cont-finish, for the metrics
         self.main_pid: int | None = None
-        self._pipes: list[LogPipe] = []
+        self._pipes_made: list[OutputPipe] = []  # closed at the end, whatever still holds them
 
-    def _pipe(self, fd: int, source: str, stream: str) -> LogPipe:
-        return LogPipe(self.table.writer, fd, formatter_for(self.table, source, stream), keep_write_end=False)
+    def _pipes(self, source: str) -> tuple[Callable[[], LogPipe], Callable[[], LogPipe]]:
+        """The makers of a one-shot's two log pipes (stdout's, stderr's): proc.spawn_child makes them."""
+
+        def pipe(fd: int, stream: str) -> Callable[[], LogPipe]:
+            return lambda: LogPipe(self.table.writer, fd, formatter_for(self.table, source, stream),
+                                   keep_write_end=False)
+
+        return pipe(1, "stdout"), pipe(2, "stderr")
 
     async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int:
         """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
         return its fate as an exit code."""
-        pipes: list[LogPipe] = []
         try:
-            pipes.append(self._pipe(1, source, "stdout"))
-            pipes.append(self._pipe(2, source, "stderr"))
-            out, err = pipes
-            pid = spawn(argv or [path], cwd=os.path.dirname(path), stdout=out.write_fd, stderr=err.write_fd,
-                        env=self.table.child_environment(), search_path=argv is not None)
+            child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=os.path.dirname(path),
+                                env=self.table.child_environment(), search_path=argv is not None)
         except OSError as exc:  # any errno, EMFILE from the pipes included
-            for pipe in pipes:
-                pipe.close()
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
-        exited = self.table.reaper.watch_exit(pid)
-        out.child_started()
-        err.child_started()
+        pid, exited = child.pid, child.exited
         # The pipes outlive the script while something it started still holds them.
-        out.start()
-        err.start()
-        self._pipes += [out, err]
+        self._pipes_made += child.pipes
         try:
             with anyio.move_on_after(timeout_ms / 1000 if timeout_ms > 0 else math.inf) as scope:
                 await exited.wait()
@@ -71,8 +67,7 @@ class Scripts:
             with anyio.CancelScope(shield=True):  # never leave it behind
                 await self._kill_script(pid, source, exited)
             raise
-        out.drain()
-        err.drain()
+        child.drain()
         if not exited.done:
             return EXIT_SYSTEM
         return death_code(exited.exitcode, exited.signum)
@@ -133,28 +128,23 @@ class Scripts:
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
-    def _main_program_output(self) -> tuple[list[LogPipe], int | None]:
+    def _main_program_output(self) -> tuple[tuple[Callable[[], LogPipe], ...], int | None]:
         """Where PROG writes: pyinit's own stdout and stderr; with S6_LOGGING=2 pipes to the
         catch-all log, unless S6_CMD_USE_TERMINAL asks for the terminal on stdin (s6-overlay's
         `redirfd -w 1 $(tty) fdmove -c 2 1`): then that terminal, both streams."""
         if self.settings.logging < 2:
-            return [], None
+            return (), None
         if self.settings.cmd_use_terminal and os.isatty(0):
-            return [], os.open(os.ttyname(0), os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
-        return [self._pipe(1, "main", "stdout"), self._pipe(2, "main", "stderr")], None
+            return (), os.open(os.ttyname(0), os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        return self._pipes("main"), None
 
     async def run_main_program(self, argv: Sequence[str]) -> None:
-        pipes: list[LogPipe] = []
         terminal: int | None = None
         try:
             pipes, terminal = self._main_program_output()
-            out = pipes[0].write_fd if pipes else terminal
-            err = pipes[1].write_fd if pipes else terminal
-            pid = spawn(argv, new_session=False, search_path=True, env=self.table.child_environment(),
-                        stdout=out, stderr=err, keep_stdin=True)
+            child = spawn_child(argv, self.table.reaper, pipes, stdout=terminal, stderr=terminal, new_session=False,
+                                search_path=True, env=self.table.child_environment(), keep_stdin=True)
         except OSError as exc:
-            for pipe in pipes:
-                pipe.close()
             if terminal is not None:
                 os.close(terminal)
             self.log.error("main program could not start", program=argv[0], reason=exc.strerror)
@@ -162,18 +152,13 @@ class Scripts:
             return
         if terminal is not None:
             os.close(terminal)
-        for pipe in pipes:
-            pipe.child_started()
-            pipe.start()
-        self._pipes += pipes
-        self.main_pid = pid
-        exited = self.table.reaper.watch_exit(pid)
-        self.log.info("main program started", program=argv[0], pid=pid)
-        await exited.wait()
-        for pipe in pipes:
-            pipe.drain()
+        self._pipes_made += child.pipes
+        self.main_pid = child.pid
+        self.log.info("main program started", program=argv[0], pid=child.pid)
+        await child.exited.wait()
+        child.drain()
         self.main_pid = None
-        code = death_code(exited.exitcode, exited.signum)
+        code = death_code(child.exited.exitcode, child.exited.signum)
         self.log.info("main program exited", exitcode=code)
         if self.shutdown.stopping.is_set() and not self.shutdown.exit_code_fixed:
             self.shutdown.set_exit_code(code)  # a SIGTERM's shutdown ended it: the container still exits with its code
@@ -181,5 +166,5 @@ class Scripts:
         self.shutdown.request("main program exited", code)
 
     def close(self) -> None:
-        for pipe in self._pipes:
+        for pipe in self._pipes_made:
             pipe.close()

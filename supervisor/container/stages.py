@@ -32,8 +32,9 @@ from ..core.settings import ConfigError, Settings
 from ..core.telemetry import StageRecord
 from ..logs.events import Logger
 from ..logs.writer import OutputWriter
+from ..proc.killall import kill_everyone
 from ..proc.reaper import Reaper
-from ..proc.spawn import send_signal, signal_everyone
+from ..proc.spawn import send_signal
 from ..s6 import fixattrs as compat
 from ..s6 import layout as s6layout
 from ..s6 import rcplan as s6rc
@@ -312,16 +313,5 @@ class Stages:
         await self.rc.bring_down(self.rc.plan.first)
 
     async def kill_everything(self) -> None:
-        self.reaper.reap()
-        if not self.reaper.has_children():
-            return
-        self.log.info("sending SIGTERM to remaining processes")
-        signal_everyone(self.is_pid1, signal.SIGTERM)
-        signal_everyone(self.is_pid1, signal.SIGCONT)
-        with anyio.move_on_after(self.settings.kill_gracetime / 1000):
-            await self.reaper.wait_childless()
-            return
-        self.log.warning("sending SIGKILL to remaining processes")
-        signal_everyone(self.is_pid1, signal.SIGKILL)
-        with anyio.move_on_after(1.0):
-            await self.reaper.wait_childless()
+        """SIGTERM to whatever is left, SIGKILL after S6_KILL_GRACETIME (proc/killall: the one home)."""
+        await kill_everyone(self.reaper, self.is_pid1, self.settings.kill_gracetime / 1000, log=self.log)
