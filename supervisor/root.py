@@ -11,7 +11,7 @@ import signal
 import socket
 import traceback
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -21,8 +21,9 @@ from .control.handlers import Handlers
 from .control.protocol import VERBS
 from .control.server import ControlListeners, ControlServer
 from .core.settings import Settings
-from .core.telemetry import ControlTally, PodRecords, ServiceFigures
+from .core.telemetry import ControlTally
 from .logs import events as log
+from .logs.events import Logger
 from .logs.pyreports import route_loop_reports, route_python_reports
 from .logs.writer import OutputWriter, write_all, write_if_room
 from .proc.reaper import Reaper
@@ -49,7 +50,7 @@ def _address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _signal_loop(signals: AsyncIterator[int], container: Stages, reaper: Reaper, logger: Any) -> None:
+async def _signal_loop(signals: AsyncIterator[int], container: Stages, reaper: Reaper, logger: Logger) -> None:
     divert = container.settings.cmd_receive_signals
     async for signum in signals:
         try:
@@ -66,7 +67,7 @@ async def _signal_loop(signals: AsyncIterator[int], container: Stages, reaper: R
             logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
 
 
-def _watch(directory: str, logger: Any) -> Callable[[], bool] | None:
+def _watch(directory: str, logger: Logger) -> Callable[[], bool] | None:
     """inotify on the container environment; None (read it at every start) where there is none."""
     from .base.dirwatch import DirectoryWatch
 
@@ -77,7 +78,7 @@ def _watch(directory: str, logger: Any) -> Callable[[], bool] | None:
         return None
 
 
-def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[int, bytes], None]:
+def _catch_all_sink(settings: Settings, rundir: str, logger: Logger) -> Callable[[int, bytes], None]:
     """S6_LOGGING's catch-all log (1: all but the main program's output; 2: all):
     /var/log/s6-uncaught-logs, else under the runtime directory."""
     from .logs.logdir import DEFAULT_SCRIPT, DIRECTORY, CatchAllLog, parse_script
@@ -98,21 +99,12 @@ def _catch_all_sink(settings: Settings, rundir: str, logger: Any) -> Callable[[i
     return write_all
 
 
-def _pod_records(container: Stages) -> PodRecords:
-    """What the metrics page reads of the pod, as plain records (issue 22, point 6: metrics
-    imports nothing of the container; the Container split may move this beside its service table)."""
-    services = [ServiceFigures(runner.spec, runner.state, runner.tally,
-                               (runner.stdout.lines, runner.stderr.lines), (runner.stdout.bytes, runner.stderr.bytes))
-                for runner in list(container.services.values())]
-    return PodRecords(services, container.stage, container.stage_records, container.reaper.orphans_reaped)
-
-
 class _Metrics:
     """The metrics page's maker, made (and its modules imported) at its first use: at start when an
     endpoint or a textfile is configured, else at the first `pysvstat --prometheus`."""
 
-    def __init__(self, container: Stages, tally: ControlTally, directory: str, logger: Any) -> None:
-        self._args = (lambda: _pod_records(container), tally, directory, logger)  # issue 22, point 6
+    def __init__(self, container: Stages, tally: ControlTally, directory: str, logger: Logger) -> None:
+        self._args = (container.records, tally, directory, logger)  # plain records: metrics imports nothing of ours
         self._made: PodMetrics | None = None
 
     def get(self) -> PodMetrics:
@@ -127,7 +119,7 @@ class _Metrics:
         return page
 
 
-async def _serve_metrics(metrics: PodMetrics, listener: socket.socket, logger: Any) -> None:
+async def _serve_metrics(metrics: PodMetrics, listener: socket.socket, logger: Logger) -> None:
     from .metrics.http import MetricsHttp
 
     try:

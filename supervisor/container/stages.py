@@ -29,7 +29,7 @@ from ..core.service import ServiceRunner
 from ..core.servicedir import read_service, scan
 from ..core.services import ServiceTable
 from ..core.settings import ConfigError, Settings
-from ..core.telemetry import StageRecord
+from ..core.telemetry import PodRecords, StageRecord
 from ..logs.events import Logger
 from ..logs.writer import OutputWriter
 from ..proc.killall import kill_everyone
@@ -112,6 +112,10 @@ class Stages:
     @property
     def exit_code(self) -> int:
         return self.shutdown.exit_code
+
+    def records(self) -> PodRecords:
+        """What the metrics page reads of the pod, as plain records (metrics imports nothing of ours)."""
+        return PodRecords(self.table.figures(), self.stage, self.scripts.stage_records, self.reaper.orphans_reaped)
 
     def request_shutdown(self, reason: str, exit_code: int | None = None) -> None:
         self.shutdown.request(reason, exit_code)

@@ -41,6 +41,7 @@ from .model import Phase, ServiceSpec, ServiceState, ServiceView, Verb
 from .service import ServiceRunner
 from .servicedir import read_service, scan
 from .settings import ConfigError, Settings
+from .telemetry import ServiceFigures
 
 STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot be killed is given up
 
@@ -241,6 +242,11 @@ class ServiceTable:
 
     def not_ready(self) -> list[str]:
         return [name for name, runner in self.runners.items() if runner.spec.normally_up and runner.state.ready_at is None]
+
+    def figures(self) -> list[ServiceFigures]:
+        """Every service as the metrics page reads it: plain records, read now."""
+        return [ServiceFigures(runner.spec, runner.state, runner.tally, (runner.stdout.lines, runner.stderr.lines),
+                               (runner.stdout.bytes, runner.stderr.bytes)) for runner in list(self.runners.values())]
 
     def close(self) -> None:
         """No more supervision; pyinit's ends of the logger pipes closed."""
