@@ -198,7 +198,7 @@ def test_the_abstract_address_refuses_peers_outside_the_pid_namespace(k8s: Pod):
         sidecar = subprocess.run([*drop_to(uid), sys.executable, "-c", probe], capture_output=True, text=True,
                                  timeout=30, cwd="/")
         assert "permission denied: not in pyinit's PID namespace" in sidecar.stdout, sidecar
-    pod.wait_stderr("outside pyinit's PID namespace")
+    pod.wait_event("control refused", reason="outside pyinit's PID namespace")
     assert alive(pod.host_pid(svc))
 
 
@@ -221,8 +221,8 @@ def test_a_squatted_abstract_address_is_ignored_by_pyinit_and_the_clients(k8s: P
         heard = own / "heard"
         start_on_kubernetes_run(pod, before=f"setpriv --reuid={ATTACKER} --regid={ATTACKER} --clear-groups "
                                             f"{sys.executable} {squatter} {heard}")
-        pod.wait_stderr("no abstract address")
-        assert "taken by another process of this network namespace" in pod.stderr()
+        no_abstract = "control socket: no abstract address, clients reach pyinit by the socket file only"
+        assert "taken by another process of this network namespace" in pod.wait_event(no_abstract)["reason"]
         for rundir in (None, "/run/pys6"):
             assert inside(pod, POD_UID, "svstat", "--check", rundir=rundir).returncode == 0  # by the socket file
         assert not heard.exists()  # the clients connected, saw pid 1 was not there, and sent nothing
