@@ -25,13 +25,9 @@ from structlog.testing import capture_logs
 from supervisor.control import protocol
 from supervisor.control.handlers import WAIT_PREDICATES, Answer, Handlers, Peer, ServiceView, chunks_of
 from supervisor.control.protocol import ProtocolError, Request, WireAction
+from supervisor.core import services as one_path  # the one path every command takes, whatever sent it
 from supervisor.core.model import Phase, ServiceSpec, ServiceState, Verb, Want
 from supervisor.logs.lines import RecentLines
-
-try:  # the one path every command takes (issue 22, point 4); the handlers reach it through the target
-    from supervisor.core import services as one_path
-except ImportError:  # the handlers still do the work themselves
-    one_path = None  # type: ignore[assignment]
 
 NO_SUCH_PID = 2**22 + 12345  # above any pid_max: a fake service's process has no /proc entry
 
