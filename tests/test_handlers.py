@@ -421,9 +421,6 @@ def test_the_problems_are_cut_to_4000_characters() -> None:
     assert head["code"] == protocol.EXIT_SYSTEM and head["error"] == ("x" * 3000 + "; " + "x" * 3000)[:4000]
 
 
-@pytest.mark.xfail(reason="the ProtocolError is raised inside the request's task group (the hang-up watcher), so it "
-                   "reaches handle() as an ExceptionGroup and the server answers 'internal error in pyinit' instead",
-                   raises=ExceptionGroup, strict=False)
 def test_a_down_file_that_cannot_be_written_is_a_system_error() -> None:
     target = target_with("web")
     target.down_file_error = PermissionError(13, "Permission denied")

@@ -157,6 +157,7 @@ class Handlers:
             for name in names:
                 self._check_allowed(name, action)
         answer: Answer = plain(protocol.error("the client left", protocol.EXIT_SYSTEM))  # nobody reads it
+        refused: ProtocolError | None = None
         async with anyio.create_task_group() as group:
 
             async def client_left() -> None:
@@ -164,8 +165,13 @@ class Handlers:
                 group.cancel_scope.cancel()
 
             group.start_soon(client_left)
-            answer = await self._carry_out(request, names, peer)
+            try:  # raised out of the group it would arrive as an ExceptionGroup, not as the refusal it is
+                answer = await self._carry_out(request, names, peer)
+            except ProtocolError as exc:
+                refused = exc
             group.cancel_scope.cancel()
+        if refused is not None:
+            raise refused
         return answer
 
     async def _carry_out(self, request: Request, names: list[str], peer: Peer) -> Answer:
