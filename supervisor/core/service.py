@@ -18,12 +18,13 @@ import os
 import signal
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 
 from ..base.exits import exec_failure_code
 from ..base.signames import signal_name
+from ..logs.events import Logger
 from ..logs.lines import Formatter, RecentLines, json_formatter, text_formatter
 from ..logs.pipe import LogPipe
 from ..logs.writer import OutputWriter
@@ -61,7 +62,7 @@ class Runtime(Protocol):
 
     reaper: Reaper
     writer: OutputWriter
-    log: Any
+    log: Logger
     log_format: str
     services_gracetime: float  # seconds
 
@@ -193,7 +194,7 @@ class ServiceRunner:
         try:
             self._handle(event)
         except Exception:  # noqa: BLE001 (a PID 1 has no unexpected exception: log it and go on)
-            self._runtime.log.error("service event failed", service=self.spec.name, event=repr(event),
+            self._runtime.log.error("service event failed", service=self.spec.name, service_event=repr(event),
                                     traceback=traceback.format_exc())
             self._problems.append(f"{self.spec.name}: internal error handling {type(event).__name__}")
         finally:

@@ -18,12 +18,12 @@ import fcntl
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 
 from ..core.model import ServiceSpec
+from ..logs.events import Logger
 
 EVENT_PREFIX = "ftrig1:@"
 EVENT_NAME_LENGTH = 39
@@ -162,7 +162,7 @@ class ControlFifos:
     FIFO fills its pipe and waits, as it would with s6-supervise, instead of filling PID 1's memory.
     """
 
-    def __init__(self, apply: Callable[[str, str], Awaitable[None]], log: Any) -> None:
+    def __init__(self, apply: Callable[[str, str], Awaitable[None]], log: Logger) -> None:
         self._apply = apply
         self._log = log
         self._pending: deque[tuple[str, str]] = deque()
