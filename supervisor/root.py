@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .base.exits import EXIT_SYSTEM
 from .base.signames import signal_name
 from .container.stages import Stages
 from .control.handlers import Handlers
@@ -42,7 +43,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 DIVERTED_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
                     signal.SIGPWR, signal.SIGWINCH)
 FINAL_FLUSH_TIMEOUT = 1.0
-EXIT_CANNOT_GO_ON = 111
 
 
 def _address(sock: socket.socket) -> str:
@@ -171,7 +171,7 @@ async def run_pid1(
                 code = await container.run(main_argv)
             except Exception:  # noqa: BLE001 (PID 1 cannot go on: leave nothing behind, then exit)
                 logger.critical("pyinit cannot go on, stopping everything", traceback=traceback.format_exc())
-                code = EXIT_CANNOT_GO_ON
+                code = EXIT_SYSTEM
                 with anyio.CancelScope(shield=True):
                     await container.kill_everything()
             if settings.metrics_file:

@@ -18,6 +18,8 @@ import socket
 import sys
 import time
 
+from ..base.exits import exec_failure_code
+
 USAGE = "usage: pys6-notify-listening [--fd N] [--timeout S] HOST PORT PROG ARGS...\n"
 POLL_INTERVAL = 0.02
 
@@ -112,7 +114,7 @@ def main() -> None:
         os.execvp(argv[0], argv)
     except OSError as exc:
         sys.stderr.write(f"pys6-notify-listening: cannot run {argv[0]}: {exc.strerror}\n")
-        raise SystemExit(127 if isinstance(exc, FileNotFoundError) else 126) from None
+        raise SystemExit(exec_failure_code(exc)) from None
 
 
 if __name__ == "__main__":

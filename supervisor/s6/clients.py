@@ -15,10 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..base import s6getopt
+from ..base.exits import EXIT_NOT_FOUND, EXIT_S6_TIMEOUT
 from ..control import client, protocol, statusfmt
 from ..control.protocol import ProtocolError
-
-EXIT_TIMED_OUT = 99  # s6-svlisten's "timed out"
 
 
 def _die(program: str, message: str, code: int) -> int:
@@ -56,7 +55,7 @@ def s6_svc(argv: Sequence[str]) -> int:
         if exc.code == protocol.EXIT_FORBIDDEN:
             return 0  # a signal to a down service: s6-supervise ignores it too
         if exc.code == protocol.EXIT_TIMEOUT:
-            return _die("s6-svlisten1", "timed out", EXIT_TIMED_OUT)
+            return _die("s6-svlisten1", "timed out", EXIT_S6_TIMEOUT)
         if exc.code == protocol.EXIT_NOT_RUNNING or "unknown service" in str(exc):
             where = services[0] if services else "service"
             return _die("s6-svc", f"unable to control {where}: supervisor not listening", protocol.EXIT_USAGE)
@@ -175,7 +174,7 @@ def _wait_all_or_any(waits: list[list[str]], any_of: bool) -> int:
     if all(code == 0 for code in codes):
         return 0
     if protocol.EXIT_TIMEOUT in codes:
-        return _die("s6-svwait", "timed out", EXIT_TIMED_OUT)
+        return _die("s6-svwait", "timed out", EXIT_S6_TIMEOUT)
     return _die("s6-svwait", "some services reported permanent failure or their supervisor died", protocol.EXIT_SYSTEM)
 
 
@@ -259,7 +258,7 @@ def s6_notifyoncheck(argv: Sequence[str]) -> int:
         try:
             os.execvp(prog[0], prog)
         except OSError as exc:
-            return _die("s6-notifyoncheck", f"unable to exec {prog[0]}: {exc.strerror}", 127)
+            return _die("s6-notifyoncheck", f"unable to exec {prog[0]}: {exc.strerror}", EXIT_NOT_FOUND)
     os.close(reader)
     _die_with_parent()
     os.write(writer, b"x")
