@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 from ..base.signames import parse_signal_name
 from .model import CrashPolicy
+
+Value = TypeVar("Value")
 
 
 class ConfigError(Exception):
@@ -30,54 +32,6 @@ class ServiceOverride:
     timeout_kill: int | None = None
     timeout_finish: int | None = None
     down_signal: int | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    etc: str = "/etc"
-    behaviour_if_stage2_fails: int = 0
-    kill_finish_maxtime: int = 5000  # ms, each cont-finish script
-    services_gracetime: int = 3000  # ms, services' down-signal to SIGKILL
-    kill_gracetime: int = 3000  # ms, everything else: SIGTERM to SIGKILL
-    cmd_wait_for_services: bool = False
-    cmd_wait_for_services_maxtime: int = 0  # ms, 0 = forever (s6-overlay 3.2 and later)
-    verbosity: int = 2
-    log_format: str = "text"
-    crash_deaths: int = 5
-    crash_window: float = 60.0  # seconds
-    finish_after_services: bool = False
-    control_group: str = ""  # group (name or gid) also allowed on the control socket
-    control_timeout: int = 5000  # ms a client has to send its request
-    services: Mapping[str, ServiceOverride] = field(default_factory=dict)
-    # s6-overlay's variables beyond the stages' timings (README: Migrating from s6-overlay)
-    keep_env: int | None = None  # None: pys6's default, the full container environment
-    cmd_arg0: str = ""
-    cmd_receive_signals: bool = False
-    cmd_use_terminal: bool = False
-    stage2_hook: str = ""
-    read_only_root: bool = False
-    sync_disks: bool = False
-    logging: int = 0
-    logging_script: str = ""
-    fix_attrs_hidden: bool = False
-    runtime_profile: str = ""
-    runtime_bundledir: str = ""
-    wait_for_closing_fd: int = 0
-    world_writable_run: bool = False
-    s6_run: bool = True  # PYS6_S6_RUN=0: never lay out s6-overlay's paths under /run
-    metrics_listen: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint; None: none
-    metrics_file: str = ""  # where the same page is written for a textfile collector
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def crash(self) -> CrashPolicy:
-        return CrashPolicy(self.crash_deaths, self.crash_window)
-
-    def dirs(self, kind: str) -> str:
-        """$PYS6_ETC/<kind>, or S6_RUNTIME_PROFILE's /etc/cont-profile.d/<profile>/<kind>."""
-        if self.runtime_profile:
-            return os.path.join(self.etc, "cont-profile.d", self.runtime_profile, kind)
-        return os.path.join(self.etc, kind)
 
 
 # --- value parsers: each takes the raw value and returns the typed one or raises ValueError.
@@ -204,14 +158,15 @@ def parse_group(value: object) -> str:
 
 @dataclass(frozen=True)
 class Knob:
-    """One setting, declared once: its Settings field (which holds its default), whether the YAML
-    file sets it (under the field's name), its PYS6_ variable and its S6_ variable.
+    """Where one setting comes from: whether the YAML file sets it (under the field's name), its
+    PYS6_ variable and its S6_ variable. Declared with its Settings field (by `knob`), which holds
+    its type and default, so each setting is one line of the Settings class and nowhere else.
 
     YAML values and PYS6_ variables go through `parser`, strictly: an error names the key or the
     variable. An S6_ variable is read as s6-overlay's scripts read it (`s6_kind`: "ms", "flag",
     "level", or "text" as written), a bad number meaning the default, with a warning."""
 
-    field: str
+    field: str = ""
     yaml: bool = False
     pys6: str | None = None
     s6: str | None = None
@@ -219,43 +174,75 @@ class Knob:
     s6_kind: str | None = None
 
 
+def knob(default: Value, *, yaml: bool = False, pys6: str | None = None, s6: str | None = None,
+         parser: Callable[[object], Any] | None = None, s6_kind: str | None = None) -> Value:
+    """A Settings field with its default and where it is read from."""
+    return field(default=default, metadata={"knob": Knob("", yaml, pys6, s6, parser, s6_kind)})
+
+
 # Every setting, in the order they are read and checked (the first bad one is the one reported).
 # Precedence: the S6_ variable over the PYS6_ one over the YAML key over the default.
-KNOBS: tuple[Knob, ...] = (
-    Knob("behaviour_if_stage2_fails", yaml=True, s6="S6_BEHAVIOUR_IF_STAGE2_FAILS", parser=parse_behaviour,
-         s6_kind="level"),
-    Knob("kill_finish_maxtime", yaml=True, s6="S6_KILL_FINISH_MAXTIME", parser=parse_ms, s6_kind="ms"),
-    Knob("services_gracetime", yaml=True, s6="S6_SERVICES_GRACETIME", parser=parse_ms, s6_kind="ms"),
-    Knob("kill_gracetime", yaml=True, s6="S6_KILL_GRACETIME", parser=parse_ms, s6_kind="ms"),
-    Knob("cmd_wait_for_services", yaml=True, s6="S6_CMD_WAIT_FOR_SERVICES", parser=parse_bool, s6_kind="flag"),
-    Knob("cmd_wait_for_services_maxtime", yaml=True, s6="S6_CMD_WAIT_FOR_SERVICES_MAXTIME", parser=parse_ms,
-         s6_kind="ms"),
-    Knob("verbosity", yaml=True, s6="S6_VERBOSITY", parser=parse_verbosity, s6_kind="level"),
-    Knob("log_format", yaml=True, pys6="PYS6_LOG_FORMAT", parser=parse_log_format),
-    Knob("crash_deaths", yaml=True, pys6="PYS6_CRASH_DEATHS", parser=parse_positive_int),
-    Knob("crash_window", yaml=True, pys6="PYS6_CRASH_WINDOW", parser=parse_seconds),
-    Knob("finish_after_services", yaml=True, pys6="PYS6_FINISH_AFTER_SERVICES", parser=parse_bool),
-    Knob("control_group", yaml=True, pys6="PYS6_CONTROL_GROUP", parser=parse_group),
-    Knob("control_timeout", yaml=True, pys6="PYS6_CONTROL_TIMEOUT", parser=parse_positive_ms),
-    Knob("metrics_listen", yaml=True, pys6="PYS6_METRICS_LISTEN", parser=parse_listen_address),
-    Knob("metrics_file", yaml=True, pys6="PYS6_METRICS_FILE", parser=parse_path),
-    # s6-overlay's own, read from the environment only
-    Knob("keep_env", s6="S6_KEEP_ENV", s6_kind="level"),
-    Knob("cmd_receive_signals", s6="S6_CMD_RECEIVE_SIGNALS", s6_kind="flag"),
-    Knob("cmd_use_terminal", s6="S6_CMD_USE_TERMINAL", s6_kind="flag"),
-    Knob("read_only_root", s6="S6_READ_ONLY_ROOT", s6_kind="flag"),
-    Knob("sync_disks", s6="S6_SYNC_DISKS", s6_kind="flag"),
-    Knob("logging", s6="S6_LOGGING", s6_kind="level"),
-    Knob("fix_attrs_hidden", s6="S6_FIX_ATTRS_HIDDEN", s6_kind="flag"),
-    Knob("wait_for_closing_fd", s6="S6_WAIT_FOR_CLOSING_FD", s6_kind="level"),
-    Knob("world_writable_run", s6="S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", s6_kind="flag"),
-    Knob("cmd_arg0", s6="S6_CMD_ARG0", s6_kind="text"),
-    Knob("stage2_hook", s6="S6_STAGE2_HOOK", s6_kind="text"),
-    Knob("runtime_profile", s6="S6_RUNTIME_PROFILE", s6_kind="text"),
-    Knob("logging_script", s6="S6_LOGGING_SCRIPT", s6_kind="text"),
-    Knob("runtime_bundledir", s6="S6_RUNTIME_BUNDLEDIR", s6_kind="text"),
-    Knob("s6_run", pys6="PYS6_S6_RUN", parser=parse_bool),  # read last: it decides on s6-overlay's /run
-)
+@dataclass(frozen=True)
+class Settings:
+    etc: str = "/etc"
+    behaviour_if_stage2_fails: int = knob(0, yaml=True, s6="S6_BEHAVIOUR_IF_STAGE2_FAILS", parser=parse_behaviour,
+                                          s6_kind="level")
+    kill_finish_maxtime: int = knob(5000, yaml=True, s6="S6_KILL_FINISH_MAXTIME", parser=parse_ms,
+                                    s6_kind="ms")  # ms, each cont-finish script
+    services_gracetime: int = knob(3000, yaml=True, s6="S6_SERVICES_GRACETIME", parser=parse_ms,
+                                   s6_kind="ms")  # ms, services' down-signal to SIGKILL
+    kill_gracetime: int = knob(3000, yaml=True, s6="S6_KILL_GRACETIME", parser=parse_ms,
+                               s6_kind="ms")  # ms, everything else: SIGTERM to SIGKILL
+    cmd_wait_for_services: bool = knob(False, yaml=True, s6="S6_CMD_WAIT_FOR_SERVICES", parser=parse_bool,
+                                       s6_kind="flag")
+    cmd_wait_for_services_maxtime: int = knob(0, yaml=True, s6="S6_CMD_WAIT_FOR_SERVICES_MAXTIME", parser=parse_ms,
+                                              s6_kind="ms")  # ms, 0 = forever (s6-overlay 3.2 and later)
+    verbosity: int = knob(2, yaml=True, s6="S6_VERBOSITY", parser=parse_verbosity, s6_kind="level")
+    log_format: str = knob("text", yaml=True, pys6="PYS6_LOG_FORMAT", parser=parse_log_format)
+    crash_deaths: int = knob(5, yaml=True, pys6="PYS6_CRASH_DEATHS", parser=parse_positive_int)
+    crash_window: float = knob(60.0, yaml=True, pys6="PYS6_CRASH_WINDOW", parser=parse_seconds)  # seconds
+    finish_after_services: bool = knob(False, yaml=True, pys6="PYS6_FINISH_AFTER_SERVICES", parser=parse_bool)
+    # a group (name or gid) also allowed on the control socket
+    control_group: str = knob("", yaml=True, pys6="PYS6_CONTROL_GROUP", parser=parse_group)
+    # ms a client has to send its request
+    control_timeout: int = knob(5000, yaml=True, pys6="PYS6_CONTROL_TIMEOUT", parser=parse_positive_ms)
+    # (host, port) of the Prometheus endpoint; None: none
+    metrics_listen: tuple[str, int] | None = knob(None, yaml=True, pys6="PYS6_METRICS_LISTEN",
+                                                  parser=parse_listen_address)
+    # where the same page is written for a textfile collector
+    metrics_file: str = knob("", yaml=True, pys6="PYS6_METRICS_FILE", parser=parse_path)
+    # s6-overlay's own, read from the environment only (README: Migrating from s6-overlay)
+    keep_env: int | None = knob(None, s6="S6_KEEP_ENV", s6_kind="level")  # None: the full container environment
+    cmd_receive_signals: bool = knob(False, s6="S6_CMD_RECEIVE_SIGNALS", s6_kind="flag")
+    cmd_use_terminal: bool = knob(False, s6="S6_CMD_USE_TERMINAL", s6_kind="flag")
+    read_only_root: bool = knob(False, s6="S6_READ_ONLY_ROOT", s6_kind="flag")
+    sync_disks: bool = knob(False, s6="S6_SYNC_DISKS", s6_kind="flag")
+    logging: int = knob(0, s6="S6_LOGGING", s6_kind="level")
+    fix_attrs_hidden: bool = knob(False, s6="S6_FIX_ATTRS_HIDDEN", s6_kind="flag")
+    wait_for_closing_fd: int = knob(0, s6="S6_WAIT_FOR_CLOSING_FD", s6_kind="level")
+    world_writable_run: bool = knob(False, s6="S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES", s6_kind="flag")
+    cmd_arg0: str = knob("", s6="S6_CMD_ARG0", s6_kind="text")
+    stage2_hook: str = knob("", s6="S6_STAGE2_HOOK", s6_kind="text")
+    runtime_profile: str = knob("", s6="S6_RUNTIME_PROFILE", s6_kind="text")
+    logging_script: str = knob("", s6="S6_LOGGING_SCRIPT", s6_kind="text")
+    runtime_bundledir: str = knob("", s6="S6_RUNTIME_BUNDLEDIR", s6_kind="text")
+    # PYS6_S6_RUN=0: never lay out s6-overlay's paths under /run; read last: it decides on s6-overlay's /run
+    s6_run: bool = knob(True, pys6="PYS6_S6_RUN", parser=parse_bool)
+    services: Mapping[str, ServiceOverride] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def crash(self) -> CrashPolicy:
+        return CrashPolicy(self.crash_deaths, self.crash_window)
+
+    def dirs(self, kind: str) -> str:
+        """$PYS6_ETC/<kind>, or S6_RUNTIME_PROFILE's /etc/cont-profile.d/<profile>/<kind>."""
+        if self.runtime_profile:
+            return os.path.join(self.etc, "cont-profile.d", self.runtime_profile, kind)
+        return os.path.join(self.etc, kind)
+
+
+KNOBS: tuple[Knob, ...] = tuple(replace(f.metadata["knob"], field=f.name) for f in fields(Settings) if "knob" in f.metadata)
 
 SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {
     "essential": parse_bool,
