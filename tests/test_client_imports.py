@@ -39,7 +39,7 @@ sys.stderr.write("CODE " + str(code) + "\\n")
 _COMMON = {"__future__", "_json", "_socket", "errno", "supervisor", "supervisor.base", "supervisor.base.exits",
            "supervisor.base.jsonwire", "supervisor.base.names", "supervisor.base.paths", "supervisor.base.signames",
            "supervisor.control", "supervisor.control.client", "supervisor.control.protocol"}
-SVSTAT_MODULES = _COMMON | {"supervisor.base.tai64", "supervisor.control.statusfmt", "supervisor.control.svstat"}
+SVSTAT_MODULES = _COMMON | {"supervisor.control.statusfmt", "supervisor.control.svstat"}
 SVC_MODULES = _COMMON | {"supervisor.base.s6getopt", "supervisor.control.svc"}
 # Each of these alone costs a fresh client milliseconds (enum, re, typing, inspect, selectors...).
 NEVER = {"re", "enum", "typing", "dataclasses", "inspect", "argparse", "socket", "selectors", "json", "signal",

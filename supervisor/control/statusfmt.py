@@ -6,7 +6,6 @@ server builds it, the client formats it.
 
 from __future__ import annotations
 
-from ..base import tai64
 from ..base.signames import signal_name
 
 TYPE_CHECKING = False  # no typing at run time: the client CLIs must start fast
@@ -18,7 +17,11 @@ if TYPE_CHECKING:
 
 def tai64n(unix_time: float | None) -> str:
     """s6-svstat's updownsince/readysince: the TAI64N label, or NA for a time not known."""
-    return "NA" if unix_time is None else tai64.label(unix_time)
+    if unix_time is None:
+        return "NA"
+    from ..base import tai64  # only -o updownsince,readysince: every other pysvstat is spared the module
+
+    return tai64.label(unix_time)
 
 
 def _bool(value: bool) -> str:
