@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -235,11 +236,17 @@ def test_forensics_on_request_is_a_snapshot_asked_for(events: list[dict[str, Any
 
 
 def test_forensics_lists_the_services_processes() -> None:
-    target = target_with()
-    target.states["web"] = ServiceState(phase=Phase.UP, pid=os.getsid(0), pgid=os.getsid(0), started=True)
-    head, items = run(lambda: ask(handlers_for(target), Request("forensics", ("web",))))
-    assert head["forensics"]["processes_total"] == len(items) >= 1
-    assert os.getpid() in {item["pid"] for item in items}  # this test runs in that session
+    # A session of its own, which nothing else joins or leaves meanwhile (the test runner's own
+    # session gains and loses processes as other workers run).
+    with subprocess.Popen(["sleep", "60"], start_new_session=True) as service:
+        try:
+            target = target_with()
+            target.states["web"] = ServiceState(phase=Phase.UP, pid=service.pid, pgid=service.pid, started=True)
+            head, items = run(lambda: ask(handlers_for(target), Request("forensics", ("web",))))
+        finally:
+            service.kill()
+    assert head["forensics"]["processes_total"] == len(items) == 1
+    assert items[0]["pid"] == service.pid
 
 
 def test_metrics_come_in_chunks_that_rebuild_the_page() -> None:
