@@ -32,7 +32,7 @@ def test_three_services_writing_100000_numbered_lines_each_lose_nothing(pod: Pod
 def test_a_last_line_without_newline_is_delivered_when_the_service_dies(pod: Pod):
     pod.service("svc", 'printf "partial-$(cat "$STATE/n" 2>/dev/null || echo 0)"; echo 1 > "$STATE/n"; exit 1')
     pod.start(env={"PYS6_CRASH_DEATHS": "2"})
-    pod.wait_stderr("service bailed")
+    pod.wait_event("service bailed")
     assert pod.stdout().splitlines() == ["[svc] partial-0", "[svc] partial-1"]
 
 
@@ -119,7 +119,7 @@ def test_a_flooding_service_does_not_delay_another_ones_respawn(pod: Pod):
 def test_supervisor_events_do_not_interleave_with_service_lines_on_stderr(pod: Pod):
     pod.service("noisy", 'for i in $(seq 1 20000); do echo "noisy-err-$i" >&2; done; exit 1')
     pod.start(env={"PYS6_CRASH_DEATHS": "3"})
-    pod.wait_stderr("service bailed", 30)
+    pod.wait_event("service bailed", 30)
     for line in pod.stderr().splitlines():
         assert line.startswith("[noisy] noisy-err-") or line.startswith("[pyinit] "), line
 
