@@ -99,8 +99,9 @@ def test_a_cycle_is_reported_with_its_names_and_the_rest_still_runs(pod: Pod):
     in_user_bundle(pod, "a", "fine")
     pod.start()
     wait_for(lambda: (pod.state / "fine").exists(), 20, "the service outside the cycle")
-    stderr = pod.wait_stderr("dependency cycle: ")
-    assert "dependency cycle: a -> b -> a" in stderr or "dependency cycle: b -> a -> b" in stderr
+    cycles = wait_for(lambda: [e["problem"] for e in pod.events("s6-rc service definition problem")
+                               if e["problem"].startswith("dependency cycle: ")], 10, "the cycle to be reported")
+    assert "dependency cycle: a -> b -> a" in cycles or "dependency cycle: b -> a -> b" in cycles
     assert pod.cli("svstat", "a").returncode == 100  # never started: not a service pyinit has
     assert pod.stop() == 0
 
@@ -139,5 +140,5 @@ def test_definition_problems_stop_the_boot_when_the_behaviour_says_so(subreaper_
     pod.service("legacy", 'touch "$STATE/legacy"\nexec sleep 1000\n')
     pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "2"})
     assert pod.wait_exit(20) == 1
-    assert "nowhere: no such service (needed by app)" in pod.stderr()
+    assert pod.event("s6-rc service definition problem", problem="nowhere: no such service (needed by app)")
     assert not (pod.state / "legacy").exists()
