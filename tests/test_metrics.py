@@ -194,7 +194,7 @@ def test_bad_addresses_are_refused_at_start_and_a_taken_port_only_costs_the_endp
     for value in ("nonsense", "127.0.0.1:99999", "127.0.0.1:" + "9" * 400):
         pod.start(env={"PYS6_METRICS_LISTEN": value})
         assert pod.wait_exit(30) == 100
-        assert "PYS6_METRICS_LISTEN" in pod.stderr()
+        assert "PYS6_METRICS_LISTEN" in pod.stderr()  # "pyinit: fatal: bad configuration": before the logger
         pod.kill()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
