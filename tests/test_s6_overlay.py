@@ -221,7 +221,7 @@ foreground { redirfd -w 1 /run/s6-linux-init-container-results/exitcode echo 3 }
     pod.start()
     assert pod.wait_exit(20) == 3
     assert (pod.state / "finished").exists()
-    assert "s6-svscanctl -t /run/service" in pod.stderr()
+    assert any(e.fields.get("reason") == "s6-svscanctl -t /run/service" for e in pod.events())
 
 
 @pytest.mark.namespace
@@ -260,7 +260,7 @@ exec {commands}/halt
 """)
     pod.start()
     assert pod.wait_exit(20) == 42
-    assert "s6-svscanctl -t" in pod.stderr()
+    assert any(str(e.fields.get("reason", "")).startswith("s6-svscanctl -t ") for e in pod.events())
 
 
 def test_a_main_program_keeps_its_exit_code_on_sigterm(subreaper_pod: Pod):
@@ -298,7 +298,7 @@ def test_s6_stage2_hook_runs_first_and_its_failure_follows_the_behaviour(
     pod.start(env={"S6_STAGE2_HOOK": 'touch "$STATE/hook"; exit 4', "S6_BEHAVIOUR_IF_STAGE2_FAILS": behaviour})
     if cont_init_ran:
         wait_for(lambda: (pod.state / "cont-init").exists(), what="cont-init after the hook")
-        pod.wait_stderr("stage 2 hook failed")  # the log line may reach the file after the script ran
+        pod.wait_event("stage 2 hook failed")  # the event may reach the file after the script ran
         assert pod.stop() == 0
     else:
         assert pod.wait_exit(20) == code
@@ -358,12 +358,12 @@ def test_s6_variables_pyinit_reads_otherwise_are_named_at_boot_and_never_stop_it
     pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "3", "S6_KILL_GRACETIME": "soon", "S6_VERBOSITY": "12",
                    "S6_SERVICES_READYTIME": "100", "S6_CATCHALL_USER": "nobody", "S6_SYNC_DISKS": "1"})
     wait_for(lambda: pod.read_state("svc.pid"), what="the service")
-    stderr = pod.stderr()
-    assert "S6_KILL_GRACETIME='soon' is not a whole number" in stderr
-    assert "S6_SERVICES_READYTIME is set: not needed" in stderr
-    assert "S6_CATCHALL_USER is set" in stderr
+    warnings = [e.event for e in pod.events() if e.level == "warning"]
+    for said in ("S6_KILL_GRACETIME='soon' is not a whole number", "S6_SERVICES_READYTIME is set: not needed",
+                 "S6_CATCHALL_USER is set"):
+        assert any(warning.startswith(said) for warning in warnings), said
     assert pod.stop() == 0
-    assert "syncing disks" in pod.stderr()
+    assert pod.event("syncing disks") is not None
 
 
 def test_a_tree_pyinit_does_not_run_is_named_in_one_warning(subreaper_pod: Pod):
@@ -376,9 +376,11 @@ def test_a_tree_pyinit_does_not_run_is_named_in_one_warning(subreaper_pod: Pod):
     (pod.etc / "s6-overlay" / "extra.conf").write_text("x\n")
     pod.start()
     pod.wait_event("services started")
-    lines = [line for line in pod.stderr().splitlines() if "/etc/s6-overlay" in line or "s6-overlay holds" in line]
-    assert len(lines) == 1, lines
-    assert "extra.conf not read; scripts not read" in lines[0] and "s6-rc.d" not in lines[0]
+    naming = [e for e in pod.events()
+              if any("/etc/s6-overlay" in text or "s6-overlay holds" in text for text in (e.event, *map(str, e.fields.values())))]
+    assert len(naming) == 1, naming
+    assert naming[0].event == "/etc/s6-overlay holds what pyinit does not handle" and naming[0].level == "warning"
+    assert "extra.conf not read; scripts not read" in naming[0]["found"] and "s6-rc.d" not in naming[0]["found"]
     assert pod.stop() == 0
 
 
