@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import Pod, read_int, wait_for
+from harness import Event, Pod, read_int, wait_for
 
 # A service that writes its pid and what it sees of a few variables, then sleeps as itself.
 # The environment first, then the pid: once a new pid is there, so is what that incarnation saw.
@@ -43,9 +43,8 @@ def restarted(pod: Pod, name: str, timeout: float = 10.0) -> int:
                     timeout, f"{name} to start again")
 
 
-def warnings_naming(pod: Pod, name: str) -> list[str]:
-    return [line for line in pod.stderr().splitlines()
-            if "container environment entries left out" in line and name in line]
+def warnings_naming(pod: Pod, name: str) -> list[Event]:
+    return [e for e in pod.events("container environment entries left out") if name in e["entries"]]
 
 
 def test_a_value_no_exec_can_pass_is_left_out_once_warned_and_every_service_still_starts(unprivileged_pod: Pod):
@@ -72,7 +71,7 @@ def test_a_value_no_exec_can_pass_is_left_out_once_warned_and_every_service_stil
     assert "up" in pod.cli("svstat", "app").stdout and "up" in pod.cli("svstat", "late").stdout
     warned = warnings_naming(pod, "BIG")
     assert len(warned) == 1, warned  # once, not at every start
-    assert "longer than an exec can pass" in warned[0]
+    assert "longer than an exec can pass" in warned[0]["reason"]
     assert pod.stop() == 0
 
 

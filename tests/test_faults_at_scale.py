@@ -35,9 +35,11 @@ def test_forensics_of_a_service_with_two_thousand_processes(pod: Pod):
     assert snapshot["processes_total"] == 2001 and len(snapshot["processes"]) == 2001
     # The log event is bounded: its processes are cut short, the total stays.
     pod.cli("svc", "-d", "forky")
-    event = wait_for(lambda: [line for line in pod.stderr().splitlines()
-                              if line.startswith("[pyinit] forensics service=forky reason=\"before down\"")], 30)
-    assert len(event[0]) < 20_000 and "processes_total=2001" in event[0]
+    event = pod.wait_event("forensics", 30, service="forky", reason="before down")
+    assert event["processes_total"] == "2001"
+    line = next(line for line in pod.stderr().splitlines()  # the bound is the rendered line's
+                if line.startswith("[pyinit] forensics service=forky reason=\"before down\""))
+    assert len(line) < 20_000
     pyinit_alive(pod)
 
 
