@@ -52,7 +52,7 @@ def test_an_edit_saved_by_rename_is_picked_up_without_a_restart(cron: Cron):
     cron.wait_out("old-job")
     replace_like_vi(cron.crontab, "* * * * * * * echo new-job\n")
     cron.wait_out("new-job")
-    wait_for(lambda: cron.stderr().count("crontab loaded") == 2, 5, "the reload")
+    wait_for(lambda: len(cron.events("crontab loaded")) == 2, 5, "the reload")
     marker = len(cron.stdout())
     time.sleep(1.5)  # the old job would have run again in this time
     assert "old-job" not in cron.stdout()[marker:]
@@ -97,7 +97,7 @@ def test_a_deleted_crontab_keeps_the_last_good_jobs_and_sigusr2_reloads(cron: Cr
     wait_for(lambda: "survivor" in cron.stdout()[marker:], 5, "the job to keep running")
     assert cron.process is not None and cron.process.poll() is None
     cron.process.send_signal(signal.SIGUSR2)  # an explicit reload reads (and reports) again
-    wait_for(lambda: cron.stderr().count("crontab unreadable, keeping the previous jobs") == 2, 5, "the reload")
+    wait_for(lambda: len(cron.events("crontab unreadable, keeping the previous jobs")) == 2, 5, "the reload")
     cron.crontab.write_text("* * * * * * * echo newcomer\n")
     cron.wait_out("newcomer")
 
@@ -108,8 +108,8 @@ def test_sigusr2_reloads(cron: Cron):
     cron.wait_out("before")
     assert cron.process is not None
     cron.process.send_signal(signal.SIGUSR2)
-    wait_for(lambda: "received user defined signal 2, reloading crontab" in cron.stderr()
-             and cron.stderr().count("crontab loaded") == 2, 5, "the reload")
+    wait_for(lambda: cron.events("received user defined signal 2, reloading crontab")
+             and len(cron.events("crontab loaded")) == 2, 5, "the reload")
 
 
 def test_shutdown_lets_jobs_finish_within_the_grace_then_stops_their_groups(cron: Cron):
