@@ -52,6 +52,16 @@ def _fed_pod(pod: Pod) -> None:
     wait_for(lambda: read_int(pod, "a.pid"), what="service a")
 
 
+def _exits_within_budget_after_sigterm(pod: Pod) -> None:
+    started = time.monotonic()
+    pod.signal(signal.SIGTERM)
+    try:
+        pod.wait_exit(SHUTDOWN_BUDGET)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"pyinit still runs {SHUTDOWN_BUDGET} s after SIGTERM while the FIFO is fed")
+    assert time.monotonic() - started < SHUTDOWN_BUDGET
+
+
 @pytest.mark.parametrize("letters", ["t", "xk"], ids=["signals-to-a-down-service", "ignored-letters-and-kills"])
 def test_a_writer_outside_the_namespace_cannot_hold_the_exit(pod: Pod, letters: str):
     _fed_pod(pod)
@@ -60,13 +70,7 @@ def test_a_writer_outside_the_namespace_cannot_hold_the_exit(pod: Pod, letters: 
     with killed_at_exit(_writer(fifo, letters, pod.root / "writer.out")) as writer:
         wait_for(lambda: any("command" in e.fields for e in pod.events("s6-svc", service="a")), 10,
                  "pyinit to apply the letters")
-        started = time.monotonic()
-        pod.signal(signal.SIGTERM)
-        try:
-            pod.wait_exit(SHUTDOWN_BUDGET)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"pyinit still runs {SHUTDOWN_BUDGET} s after SIGTERM while the FIFO is fed")
-        assert time.monotonic() - started < SHUTDOWN_BUDGET
+        _exits_within_budget_after_sigterm(pod)
         assert pod.event("exiting") is not None
         writer.kill()  # ours to end: nothing inside the pod could
         writer.wait(10)
@@ -79,12 +83,6 @@ def test_a_writer_on_the_scan_control_fifo_cannot_hold_the_exit(pod: Pod):
     fifo = Path(f"/proc/{pod.init_pid}/root/run/service/.s6-svscan/control")
     with killed_at_exit(_writer(fifo, "zn", pod.root / "writer.out")) as writer:
         pod.wait_event("s6-svscanctl command ignored: a service whose directory is gone keeps running", command="-n")
-        started = time.monotonic()
-        pod.signal(signal.SIGTERM)
-        try:
-            pod.wait_exit(SHUTDOWN_BUDGET)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"pyinit still runs {SHUTDOWN_BUDGET} s after SIGTERM while the FIFO is fed")
-        assert time.monotonic() - started < SHUTDOWN_BUDGET
+        _exits_within_budget_after_sigterm(pod)
         writer.kill()
         writer.wait(10)
