@@ -218,3 +218,42 @@ def test_loggers_are_told_to_end_at_end_of_input_then_stopped(tmp_path: Path):
     events = _run(body)
     assert fakes.commands() == [("web-log", Verb.ONCE_AT_MOST), ("web-log", Verb.SHUTDOWN)]
     assert [e["event"] for e in events] == ["services stopped"]
+
+
+def test_the_stop_sequence_takes_the_one_path_and_logs_no_event_per_service(tmp_path: Path):
+    fakes = FakeServices(ends_at_eof=("web-log",))
+    table = _table(tmp_path, fakes)
+    table.command_timeout = 0.05
+    orders: list[tuple[str, str, str | None]] = []
+    one_path = table.apply
+
+    async def spied(name: str, order: Any, event: str | None, *rest: Any) -> list[str]:
+        orders.append((name, order.do, event))
+        return await one_path(name, order, event, *rest)
+
+    table.apply = spied  # type: ignore[method-assign]
+
+    async def body(group: anyio.abc.TaskGroup) -> None:
+        read_end, _write_end = table.logger_pipe("web", "web-log")
+        for name in ("web", "db"):
+            await table.start_runner(_spec(tmp_path, name), group)
+        await table.start_runner(_spec(tmp_path, "web-log"), group, stdin_from=read_end)
+        web = table.runners["web"]
+
+        class Hangs:  # a runner that never acts on its shutdown must not hold the others' back
+            problems: list[str] = []
+
+            async def wait(self) -> None:
+                await anyio.sleep_forever()
+
+        real_command = web.command
+        web.command = lambda verb: Hangs() if verb is Verb.SHUTDOWN else real_command(verb)  # type: ignore[method-assign, assignment, return-value]
+        await table.stop({"web": web, "db": table.runners["db"]})
+        table.end_of_input("web-log")
+        await table.stop_loggers({"web-log": table.runners["web-log"]})
+        table.close()
+
+    _run(body)
+    assert orders == [("web", "shutdown", None), ("db", "shutdown", None),
+                      ("web-log", "once-at-most", None), ("web-log", "shutdown", None)]
+    assert ("db", Verb.SHUTDOWN) in fakes.commands()

@@ -7,14 +7,16 @@ normal state. The table imports nothing of control, s6 or metrics.
 
 **One path per command.** `apply(name, order, ...)` is the only way a state or signal
 command reaches a service, whatever sent it (the control socket, s6's supervise/control
-FIFO): one check (a signal reaches only a live process: s6-supervise ignores a signal letter
-while the service is down, and pysvc is answered "down: no process to signal" before
+FIFO, the stop sequence at shutdown): one check (a signal reaches only a live process:
+s6-supervise ignores a signal letter while the service is down, and pysvc is answered "down: no process to signal" before
 anything is done, through `refusal`), one log event (its name tells where the command came
-from: "control" for the socket, "s6-svc" for the FIFO, their fields as they always were), the
+from: "control" for the socket, "s6-svc" for the FIFO, their fields as they always were; the
+stop sequence logs its own "services stopped" once, not one event per service), the
 forensics snapshot before force (a down, a restart or a signal to a live process; once per
 process and request, or per process for a FIFO, which has no requests), then the command
 itself, bounded by the control timeout. The figures it moves (starts, deaths) are the
-runner's own, so both paths count alike.
+runner's own, so every path counts alike. A crash bail is no command: the policy decides it
+inside the runner (core/policy), with the same forensics record as a forceful command.
 
 **One stop sequence.** `stop(runners)` is the only way services are stopped at the end:
 services.d's all at once, s6-rc's one at a time in reverse dependency order (s6/rcrun), each
@@ -47,7 +49,8 @@ STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot
 
 # An action word (the control protocol's `do`, s6-svc's letters once read) -> the runner's verb.
 VERB_OF_ACTION = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
-                  "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART}
+                  "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART,
+                  "shutdown": Verb.SHUTDOWN}
 FORCEFUL = ("down", "down-create-down", "restart", "signal")  # forensics before these, on a live process
 NORMAL_STATE = {"up-remove-down": True, "down-create-down": False}  # s6-svc -U / -D: the down file
 
@@ -105,11 +108,12 @@ def refusal(view: ServiceView, order: Order) -> str | None:
     return None
 
 
-async def apply_order(target: OrderTarget, name: str, order: Order, event: str, fields: Mapping[str, object],
+async def apply_order(target: OrderTarget, name: str, order: Order, event: str | None, fields: Mapping[str, object],
                       snapshots: set[tuple[str, int | None]], timeout: float) -> list[str]:
     """The one path: do one order to one service, whatever sent it; the problems it met (a failed kill).
 
-    `event` and `fields` are the log event that tells who asked (after `service=`);
+    `event` and `fields` are the log event that tells who asked (after `service=`), None for
+    the stop sequence, which tells of all its services at once;
     `snapshots` the (service, pid) already given their forensics by this sender: a second
     forceful order to the same process would only log the same record again. A refused
     order (see `refusal`) is not logged and does nothing. The command waits at most
@@ -117,7 +121,8 @@ async def apply_order(target: OrderTarget, name: str, order: Order, event: str, 
     view = target.view(name)
     if refusal(view, order) is not None:
         return []
-    target.log.info(event, service=name, **fields)
+    if event is not None:
+        target.log.info(event, service=name, **fields)
     if order.do in FORCEFUL and view.state.phase is Phase.UP and (name, view.state.pid) not in snapshots:
         snapshots.add((name, view.state.pid))
         record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
@@ -132,6 +137,9 @@ async def apply_order(target: OrderTarget, name: str, order: Order, event: str, 
         return await target.command(name, VERB_OF_ACTION[order.do])
     return [f"{name}: the service did not take the command in time"]
 
+
+SHUTDOWN = StateChange("shutdown")  # the stop sequence's order: down, and never up again
+ONCE_AT_MOST = StateChange("once-at-most")  # a logger's at the end: its exit at end of input is no crash
 
 ChangeListener = Callable[[ServiceSpec, ServiceState, ServiceState], None]
 
@@ -311,7 +319,7 @@ class ServiceTable:
     def refusal(self, name: str, order: Order) -> str | None:
         return refusal(self.view(name), order)
 
-    async def apply(self, name: str, order: Order, event: str, fields: Mapping[str, object],
+    async def apply(self, name: str, order: Order, event: str | None, fields: Mapping[str, object],
                     snapshots: set[tuple[str, int | None]], timeout: float) -> list[str]:
         return await apply_order(self, name, order, event, fields, snapshots, timeout)
 
@@ -320,8 +328,9 @@ class ServiceTable:
     async def stop(self, runners: Mapping[str, ServiceRunner]) -> tuple[bool, list[str]]:
         """SHUTDOWN to each, then each waited for (its output drained) within the grace time and
         its finish's as much again; (all of them in time, the names still not down)."""
-        for runner in runners.values():
-            runner.command(Verb.SHUTDOWN)
+        snapshots: set[tuple[str, int | None]] = set()
+        for name in runners:
+            await self.apply(name, SHUTDOWN, None, {}, snapshots, self.command_timeout)
         in_time = False
         with anyio.move_on_after(self.stop_timeout):
             for runner in runners.values():
@@ -335,8 +344,9 @@ class ServiceTable:
         by themselves; those still running after the grace time get the stop sequence."""
         if not loggers:
             return
-        for runner in loggers.values():
-            runner.command(Verb.ONCE_AT_MOST)  # its exit at end of input is the end, not a crash
+        snapshots: set[tuple[str, int | None]] = set()
+        for name in loggers:  # its exit at end of input is the end, not a crash
+            await self.apply(name, ONCE_AT_MOST, None, {}, snapshots, self.command_timeout)
         with anyio.move_on_after(self.services_gracetime):
             for runner in loggers.values():
                 await runner.wait_until(lambda state: state.pid is None)
