@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from .base.exits import EXIT_SYSTEM, EXIT_USAGE
+from .base.terms import EXIT_SYSTEM, EXIT_USAGE
 
 USAGE = """\
 usage: pyinit [PROG ARGS...]

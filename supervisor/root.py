@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from .base.exits import EXIT_SYSTEM
-from .base.signames import signal_name
+from .base.terms import EXIT_SYSTEM, signal_name
 from .container.stages import Stages
 from .control.handlers import Handlers
 from .control.protocol import VERBS

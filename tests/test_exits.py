@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from supervisor.base import exits, tai64
+from supervisor.base import tai64, terms
 from supervisor.control import statusfmt
 from supervisor.core.model import Phase, ServiceState, Want
 from supervisor.s6.status import pack
@@ -44,27 +44,27 @@ def test_s6_status_stamps_pysvstat_and_the_catch_all_log_share_one_clock():
 @pytest.mark.parametrize(("exitcode", "signum"), [(0, None), (1, None), (255, None), (None, 9), (None, 15),
                                                   (None, 64)])
 def test_the_wait_status_is_the_kernels_own(exitcode: int | None, signum: int | None):
-    status = exits.wait_status(exitcode, signum)
+    status = terms.wait_status(exitcode, signum)
     if signum is None:
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == exitcode
     else:
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signum
-    assert exits.wait_status(None, None) == 0
+    assert terms.wait_status(None, None) == 0
 
 
 def test_a_death_is_its_exit_code_or_128_plus_its_signal():
-    assert exits.death_code(3, None) == 3
-    assert exits.death_code(None, signal.SIGKILL) == 137
-    assert exits.death_code(None, None) == 0
+    assert terms.death_code(3, None) == 3
+    assert terms.death_code(None, signal.SIGKILL) == 137
+    assert terms.death_code(None, None) == 0
 
 
 def test_an_exec_failure_is_127_when_not_found_and_126_otherwise():
-    assert exits.exec_failure_code(FileNotFoundError(2, "No such file or directory")) == exits.EXIT_NOT_FOUND == 127
-    assert exits.exec_failure_code(PermissionError(13, "Permission denied")) == exits.EXIT_CANNOT_EXEC == 126
-    assert exits.exec_failure_code(OSError(24, "Too many open files")) == 126
-    assert exits.exec_failure_code(OSError(2, "No such file or directory")) == 127  # OSError(ENOENT) is one
+    assert terms.exec_failure_code(FileNotFoundError(2, "No such file or directory")) == terms.EXIT_NOT_FOUND == 127
+    assert terms.exec_failure_code(PermissionError(13, "Permission denied")) == terms.EXIT_CANNOT_EXEC == 126
+    assert terms.exec_failure_code(OSError(24, "Too many open files")) == 126
+    assert terms.exec_failure_code(OSError(2, "No such file or directory")) == 127  # OSError(ENOENT) is one
 
 
 def test_s6s_exit_codes_keep_their_numbers():
-    assert (exits.EXIT_OK, exits.EXIT_TIMEOUT, exits.EXIT_FORBIDDEN, exits.EXIT_S6_TIMEOUT, exits.EXIT_USAGE,
-            exits.EXIT_NOT_RUNNING, exits.EXIT_SYSTEM) == (0, 1, 3, 99, 100, 102, 111)
+    assert (terms.EXIT_OK, terms.EXIT_TIMEOUT, terms.EXIT_FORBIDDEN, terms.EXIT_S6_TIMEOUT, terms.EXIT_USAGE,
+            terms.EXIT_NOT_RUNNING, terms.EXIT_SYSTEM) == (0, 1, 3, 99, 100, 102, 111)

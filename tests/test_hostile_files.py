@@ -10,7 +10,7 @@ import pytest
 
 from harness import alias_bomb
 from supervisor.base.files import read_regular_file, read_small_text
-from supervisor.base.signames import parse_signal_name, signal_name
+from supervisor.base.terms import parse_signal_name, signal_name
 from supervisor.core import settings as config
 from supervisor.core.servicedir import read_service
 from supervisor.core.settings import ConfigError, load_settings

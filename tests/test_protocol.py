@@ -129,7 +129,7 @@ def test_check_wants_normally_up_services_up_and_ready():
     assert statusfmt.is_as_it_should_be(record(state="down", normally="down"))
 
 
-# --- jsonwire and signames: what json and signal would give, without importing them -----------
+# --- the wire's JSON and the signal names: what json and signal would give, without importing them -----------
 
 _JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -139,28 +139,26 @@ _JSON_VALUES = st.recursive(
 
 @given(_JSON_VALUES, st.booleans(), st.booleans())
 @settings(max_examples=300, deadline=None)
-def test_jsonwire_writes_what_json_writes_and_reads_it_back(value, sort_keys, ensure_ascii):
-    from supervisor.base import jsonwire
+def test_the_wire_json_writes_what_json_writes_and_reads_it_back(value, sort_keys, ensure_ascii):
 
-    assert jsonwire.dumps(value, compact=True, sort_keys=sort_keys, ensure_ascii=ensure_ascii) == \
+    assert protocol.dumps(value, compact=True, sort_keys=sort_keys, ensure_ascii=ensure_ascii) == \
         json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
-    text = jsonwire.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    text = protocol.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
     assert text == json.dumps(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
-    assert jsonwire.loads(text) == json.loads(text) == value
-    assert jsonwire.loads(f" \t{text}\r\n".encode()) == value
+    assert protocol.loads(text) == json.loads(text) == value
+    assert protocol.loads(f" \t{text}\r\n".encode()) == value
 
 
 @given(st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
 @settings(max_examples=500, deadline=None)
-def test_jsonwire_accepts_and_refuses_what_json_does(data):
-    from supervisor.base import jsonwire
+def test_the_wire_json_accepts_and_refuses_what_json_does(data):
 
     try:
         expected = ("value", json.loads(data.decode("utf-8")))
     except (ValueError, RecursionError) as exc:
         expected = ("error", type(exc))
     try:
-        got = ("value", jsonwire.loads(data))
+        got = ("value", protocol.loads(data))
     except (ValueError, RecursionError) as exc:
         got = ("error", type(exc))
     if expected[0] == "value" and isinstance(expected[1], float) and expected[1] != expected[1]:
@@ -170,8 +168,7 @@ def test_jsonwire_accepts_and_refuses_what_json_does(data):
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000, "1" * 5000, "[1,", "{\"a\" 1}", "\"\\ud800\"x", "NaN", "-Infinity"])
-def test_jsonwire_fails_as_json_fails_on_deep_long_and_cut_input(text):
-    from supervisor.base import jsonwire
+def test_the_wire_json_fails_as_json_fails_on_deep_long_and_cut_input(text):
 
     def outcome(load):
         try:
@@ -179,23 +176,22 @@ def test_jsonwire_fails_as_json_fails_on_deep_long_and_cut_input(text):
         except (ValueError, RecursionError) as exc:
             return type(exc).__name__
 
-    assert outcome(jsonwire.loads) == outcome(json.loads)
+    assert outcome(protocol.loads) == outcome(json.loads)
 
 
-def test_jsonwire_refuses_what_json_cannot_write():
-    from supervisor.base import jsonwire
+def test_the_wire_json_refuses_what_json_cannot_write():
 
     for value in ({1j: 1}, {"a": object()}, [b"bytes"]):
         with pytest.raises(TypeError):
-            jsonwire.dumps(value)
+            protocol.dumps(value)
     looped: list = []
     looped.append(looped)
     with pytest.raises(ValueError, match="Circular"):
-        jsonwire.dumps(looped)
+        protocol.dumps(looped)
 
 
 def test_signal_names_are_signals_own_for_every_number():
-    from supervisor.base.signames import parse_signal_name, signal_name
+    from supervisor.base.terms import parse_signal_name, signal_name
 
     for number in range(1, 65):
         try:

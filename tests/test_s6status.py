@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from supervisor.base.exits import wait_status
 from supervisor.base.tai64 import TAI64_BASE as TAI_MAGIC
 from supervisor.base.tai64 import tain
+from supervisor.base.terms import wait_status
 from supervisor.core.model import Phase, ServiceState, Want
 from supervisor.s6.status import STATUS_SIZE, events, pack
 

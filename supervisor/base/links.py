@@ -5,8 +5,6 @@ be (a re-run), unless forced: a real program of that name is never shadowed by a
 Standard library only.
 """
 
-from __future__ import annotations
-
 import os
 import shutil
 import sys

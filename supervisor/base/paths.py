@@ -3,8 +3,6 @@
 Standard library only: the client CLIs import this.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 

@@ -5,8 +5,6 @@ its group or the next argument (`-T 500`, `-T500`); `--` ends the options. A let
 `one_letter` takes just the next letter as its value (pysvc's `-wu`, `-wud`).
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # no collections.abc at run time: the client CLIs must start fast
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,7 +14,7 @@ class UsageError(Exception):
     pass
 
 
-def parse(argv: Sequence[str], takes_value: str = "", one_letter: str = "",
+def parse(argv: "Sequence[str]", takes_value: str = "", one_letter: str = "",
           stop_at_operand: bool = False) -> tuple[list[tuple[str, str]], list[str]]:
     """(options as (letter, value or ""), operands). With `stop_at_operand`, the first operand
     and everything after it are operands (a program to run, as s6-notifyoncheck's)."""

@@ -8,8 +8,6 @@ seconds its table knows: 10 at 1970 and 27 since, 37 since 2017. Printed, a labe
 Standard library only and importing nothing: the clients (pysvstat) load it.
 """
 
-from __future__ import annotations
-
 TAI64_BASE = 1 << 62
 TAI_MINUS_UTC = 37  # TAI - UTC since 2017, as s6's leap second table has it
 

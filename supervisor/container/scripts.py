@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
-from ..base.exits import EXIT_SYSTEM, death_code, exec_failure_code
+from ..base.terms import EXIT_SYSTEM, death_code, exec_failure_code
 from ..core.service import formatter_for
 from ..core.servicedir import is_executable_file
 from ..core.services import STOP_MARGIN, ServiceTable

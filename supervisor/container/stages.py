@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from ..base.exits import EXIT_USAGE
+from ..base.terms import EXIT_USAGE
 from ..core.service import ServiceRunner
 from ..core.servicedir import read_service, scan
 from ..core.services import ServiceTable

@@ -15,8 +15,6 @@ naming the path, its owner and its mode, never a reason to try the next one.
 Connecting and answering have a timeout, and answers a size limit.
 """
 
-from __future__ import annotations
-
 import _socket
 import errno
 import os
@@ -235,7 +233,7 @@ class _LineReader:
             self.buffer += chunk
 
 
-def _items(reader: _LineReader, count: int) -> Iterator[dict[str, Any]]:
+def _items(reader: "_LineReader", count: int) -> "Iterator[dict[str, Any]]":
     try:
         for _ in range(count):
             line = reader.line()
@@ -246,7 +244,7 @@ def _items(reader: _LineReader, count: int) -> Iterator[dict[str, Any]]:
         reader.sock.close()
 
 
-def call_stream(body: dict[str, object], timeout: float | None = -1.0) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+def call_stream(body: dict[str, object], timeout: float | None = -1.0) -> "tuple[dict[str, Any], Iterator[dict[str, Any]]]":
     """Send one request; return the answer's head and an iterator over its items (read as they come).
 
     A refusal or error raises ProtocolError with its exit code. `timeout` bounds
@@ -284,7 +282,7 @@ def _exit_code(code: object) -> int:
     return protocol.EXIT_SYSTEM
 
 
-def call(body: dict[str, object], timeout: float | None = -1.0) -> dict[str, Any]:
+def call(body: dict[str, object], timeout: float | None = -1.0) -> "dict[str, Any]":
     """Send one request; the head of the answer, its items (if any) as a list under "items"."""
     head, items = call_stream(body, timeout)
     head["items"] = list(items)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.lowlevel
 
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 from ..core import forensics
 from ..core.model import Phase, ServiceState, ServiceView, Verb
 from ..core.services import Order

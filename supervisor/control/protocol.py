@@ -19,24 +19,27 @@ lines, 2,000 processes) is streamed, and a client holds one line at a time:
 Verbs: ping; status [services]; control services actions [wait timeout_ms];
 log service [lines]; forensics service; audit message (a refusal seen by a client);
 metrics (the Prometheus page, as items of {"text": ...} to be written out in order).
+
+JSON is read and written without the json package (dumps, loads): `import json` costs a fresh
+client more than its own work does (json's decoder imports re, and re imports enum). The C
+accelerator `_json` that json.dumps and json.loads use underneath needs neither, so it is driven
+directly, with json's own defaults: the same text out, the same values in, the same errors (a
+JSONDecodeError is a ValueError; too deep a nesting raises RecursionError; an integer beyond
+Python's digit limit raises ValueError). pys6 runs on CPython, which always has `_json`.
 """
 
-from __future__ import annotations
-
+import _json
 import _signal
-
-from ..base import jsonwire
 
 # The exit codes an answer carries, as s6's tools use them; their home is base/exits, named here
 # too for the clients and the server, which speak of them as protocol.EXIT_*.
-from ..base.exits import EXIT_FORBIDDEN as EXIT_FORBIDDEN
-from ..base.exits import EXIT_NOT_RUNNING as EXIT_NOT_RUNNING
-from ..base.exits import EXIT_OK as EXIT_OK
-from ..base.exits import EXIT_SYSTEM as EXIT_SYSTEM
-from ..base.exits import EXIT_TIMEOUT as EXIT_TIMEOUT
-from ..base.exits import EXIT_USAGE as EXIT_USAGE
-from ..base.names import valid_name
-from ..base.signames import parse_signal_name
+from ..base.terms import EXIT_FORBIDDEN as EXIT_FORBIDDEN
+from ..base.terms import EXIT_NOT_RUNNING as EXIT_NOT_RUNNING
+from ..base.terms import EXIT_OK as EXIT_OK
+from ..base.terms import EXIT_SYSTEM as EXIT_SYSTEM
+from ..base.terms import EXIT_TIMEOUT as EXIT_TIMEOUT
+from ..base.terms import EXIT_USAGE as EXIT_USAGE
+from ..base.terms import parse_signal_name, valid_name
 
 # Nothing here imports json, signal or typing: a fresh client pays for every module it loads.
 TYPE_CHECKING = False
@@ -159,13 +162,13 @@ class Request(_Value):
     __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message")
     verb: str
     services: tuple[str, ...]
-    actions: tuple[WireAction, ...]
+    actions: "tuple[WireAction, ...]"
     wait: str | None
     timeout_ms: int
     lines: int
     message: str
 
-    def __init__(self, verb: str, services: tuple[str, ...] = (), actions: tuple[WireAction, ...] = (),
+    def __init__(self, verb: str, services: tuple[str, ...] = (), actions: "tuple[WireAction, ...]" = (),
                  wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "") -> None:
         for name, value in zip(self.__slots__, (verb, services, actions, wait, timeout_ms, lines, message), strict=True):
             object.__setattr__(self, name, value)
@@ -186,14 +189,14 @@ class Request(_Value):
         return body
 
 
-def encode(obj: Mapping[str, object], limit: int = MAX_FRAME) -> bytes:
-    data = jsonwire.dumps(obj, compact=True).encode() + b"\n"
+def encode(obj: "Mapping[str, object]", limit: int = MAX_FRAME) -> bytes:
+    data = dumps(obj, compact=True).encode() + b"\n"
     if len(data) > limit:
         raise ProtocolError("frame too large")
     return data
 
 
-def encode_answer_line(obj: Mapping[str, object]) -> bytes:
+def encode_answer_line(obj: "Mapping[str, object]") -> bytes:
     """One line of an answer; an item that cannot fit (it should never happen) says so instead."""
     try:
         return encode(obj, MAX_ANSWER_LINE)
@@ -203,20 +206,20 @@ def encode_answer_line(obj: Mapping[str, object]) -> bytes:
 
 def _loads(frame: bytes, what: str, code: int) -> object:
     try:
-        return jsonwire.loads(frame)
+        return loads(frame)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(f"{what} is not JSON", code) from None
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deep", code) from None
 
 
-def _expect(value: object, kind: type[Checked], what: str) -> Checked:
+def _expect(value: object, kind: "type[Checked]", what: str) -> "Checked":
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ProtocolError(f"{what}: wrong type")
     return value
 
 
-def _action(raw: object) -> WireAction:
+def _action(raw: object) -> "WireAction":
     raw = _expect(raw, dict, "action")
     do = _expect(raw.get("do"), str, "action.do")
     if do == "signal":
@@ -239,7 +242,7 @@ def _check_work(services: int, actions: int) -> None:
                             f"(at most {MAX_APPLICATIONS} actions x services in one request: split it)")
 
 
-def decode_request(frame: bytes) -> Request:
+def decode_request(frame: bytes) -> "Request":
     """Parse and check one request line; every problem is a ProtocolError."""
     if len(frame) > MAX_FRAME:
         raise ProtocolError("request too large")
@@ -280,7 +283,7 @@ def decode_request(frame: bytes) -> Request:
     raise ProtocolError(f"unknown verb: {verb[:40]!r}")
 
 
-def decode_answer_head(frame: bytes) -> dict[str, Any]:
+def decode_answer_head(frame: bytes) -> "dict[str, Any]":
     raw = _loads(frame, "the supervisor's answer", EXIT_SYSTEM)
     if not isinstance(raw, dict) or "ok" not in raw:
         raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
@@ -290,7 +293,7 @@ def decode_answer_head(frame: bytes) -> dict[str, Any]:
     return raw
 
 
-def decode_answer_item(frame: bytes) -> dict[str, Any]:
+def decode_answer_item(frame: bytes) -> "dict[str, Any]":
     raw = _loads(frame, "the supervisor's answer", EXIT_SYSTEM)
     if not isinstance(raw, dict):
         raise ProtocolError("the supervisor sent garbage", EXIT_SYSTEM)
@@ -299,3 +302,63 @@ def decode_answer_item(frame: bytes) -> dict[str, Any]:
 
 def error(message: str, code: int = EXIT_USAGE) -> dict[str, object]:
     return {"ok": False, "error": message, "code": code}
+
+
+# --- JSON without the json package -------------------------------------------------------
+
+_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+_JSON_WHITESPACE = " \t\n\r"
+
+
+class _ScannerContext:
+    """The attributes _json.make_scanner reads: json.JSONDecoder's defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+
+
+def _encoder(sort_keys: bool, item_separator: str, key_separator: str, ensure_ascii: bool) -> _json.make_encoder:
+    as_string = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
+    return _json.make_encoder({}, _not_serializable, as_string, None, key_separator, item_separator,
+                              sort_keys, False, True)
+
+
+def _not_serializable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: object, *, compact: bool = False, sort_keys: bool = False, ensure_ascii: bool = True) -> str:
+    """json.dumps(value, sort_keys=..., ensure_ascii=...), with separators (",", ":") when compact."""
+    if isinstance(value, str):
+        return str(_json.encode_basestring_ascii(value) if ensure_ascii else _json.encode_basestring(value))
+    item, key = (",", ":") if compact else (", ", ": ")
+    # A new encoder each time: its circular-reference markers must start empty.
+    return "".join(_encoder(sort_keys, item, key, ensure_ascii)(value, 0))
+
+
+def loads(data: bytes | str) -> object:
+    """json.loads for text, or for bytes in UTF-8 (the protocol's encoding: no BOM, no UTF-16 or -32 guessing);
+    raises ValueError (UnicodeDecodeError, JSONDecodeError) or RecursionError."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
+    context: Any = _ScannerContext  # typeshed types the context as a scanner; _json reads only its attributes
+    scan = _json.make_scanner(context)
+    try:
+        value, end = scan(text, start)
+    except StopIteration as stop:
+        raise _decode_error("Expecting value", text, stop.value) from None
+    rest = len(text) - len(text.rstrip(_JSON_WHITESPACE))
+    if end != len(text) - rest:
+        raise _decode_error("Extra data", text, end)
+    return value
+
+
+def _decode_error(message: str, text: str, position: int) -> ValueError:
+    """json's own error type; importing it is paid only when the input is not JSON."""
+    from json import JSONDecodeError
+
+    return JSONDecodeError(message, text, position)

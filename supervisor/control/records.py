@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 from ..core import policy
 from ..core.model import Phase, ServiceSpec, ServiceState, Want
 from ..logs.lines import RecentLines

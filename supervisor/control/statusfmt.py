@@ -4,9 +4,7 @@ A status record is the JSON object pysvstat --json prints (see README): the
 server builds it, the client formats it.
 """
 
-from __future__ import annotations
-
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 
 TYPE_CHECKING = False  # no typing at run time: the client CLIs must start fast
 if TYPE_CHECKING:
@@ -48,11 +46,11 @@ SHORT_FLAGS = {"u": "up", "w": "wantedup", "N": "normallyup", "r": "ready", "p":
                "e": "exitcode", "s": "signal", "t": "updownfor"}
 
 
-def fields_line(record: Record, fields: list[str]) -> str:
+def fields_line(record: "Record", fields: list[str]) -> str:
     return " ".join(FIELDS[name](record) for name in fields)
 
 
-def s6_words(record: Record, numeric_signal: bool = False) -> str:
+def s6_words(record: "Record", numeric_signal: bool = False) -> str:
     """s6-svstat's own line (2.13's rules): only what differs from the usual is said."""
     up = record["state"] == "up"
     parts = [words(record, numeric_signal).split(", ")[0]]
@@ -68,7 +66,7 @@ def s6_words(record: Record, numeric_signal: bool = False) -> str:
     return ", ".join(parts)
 
 
-def words(record: Record, numeric_signal: bool = False) -> str:
+def words(record: "Record", numeric_signal: bool = False) -> str:
     """The human summary, s6-svstat's words first, then pys6's (finishing, bailed)."""
     if record["state"] == "up":
         parts = [f"up (pid {record['pid']} pgid {record['pgid']}) {int(record['seconds'])} seconds"]
@@ -101,7 +99,7 @@ class Summary:
     def __init__(self) -> None:
         self.total = self.up = self.bailed = 0
 
-    def add(self, record: Record) -> None:
+    def add(self, record: "Record") -> None:
         self.total += 1
         self.up += record["state"] == "up"
         self.bailed += bool(record["bailed"])
@@ -121,7 +119,7 @@ def escape_controls(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def is_as_it_should_be(record: Record) -> bool:
+def is_as_it_should_be(record: "Record") -> bool:
     """pysvstat --check: a normally-up service is up, and ready if it says when it is."""
     if record["normally"] != "up":
         return True

@@ -1,12 +1,10 @@
 """pysvc: s6-svc for pys6's services, and a forced command for SSH keys. Standard library only."""
 
-from __future__ import annotations
-
 import os
 import sys
 
 from ..base import s6getopt
-from ..base.names import valid_name
+from ..base.terms import valid_name
 from . import client, protocol
 from .protocol import ProtocolError, Request, WireAction
 
@@ -48,7 +46,7 @@ or pyinit refused us.
 """
 
 
-def parse(argv: Sequence[str]) -> Request:
+def parse(argv: "Sequence[str]") -> Request:
     actions: list[WireAction] = []
     wait: str | None = None
     timeout_ms = 0
@@ -124,7 +122,7 @@ def ssh_forced(command: str) -> int:
     return protocol.EXIT_USAGE
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: "Sequence[str]") -> int:
     if argv and argv[0] == "--help":  # not -h: that is SIGHUP, as in s6-svc
         sys.stdout.write(USAGE)
         return 0

@@ -1,10 +1,7 @@
 """pysvstat: s6-svstat for pys6's services. Standard library only."""
 
-from __future__ import annotations
-
 import sys
 
-from ..base import jsonwire
 from . import client, protocol, statusfmt
 from .protocol import ProtocolError
 
@@ -58,7 +55,7 @@ class Options:
         self.services: list[str] = []
 
 
-def _parse(argv: Sequence[str]) -> Options:
+def _parse(argv: "Sequence[str]") -> "Options":
     opts = Options()
     args = list(argv)
     while args:
@@ -131,7 +128,7 @@ def show_forensics(name: str) -> int:
                                           "services": [protocol.service_name(name)]})
     record = dict(head.get("forensics") or {})
     record["processes"] = list(processes)
-    import json  # indented output is json's own (jsonwire's C encoder has no indent); rare enough to pay for
+    import json  # indented output is json's own (the wire's C encoder has no indent); rare enough to pay for
 
     sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=True) + "\n")  # ensure_ascii: see above
     return 0
@@ -147,7 +144,7 @@ def _show_metrics() -> int:
     return 0
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: "Sequence[str]") -> int:
     opts = _parse(argv)
     if opts.prometheus:
         return _show_metrics()
@@ -166,7 +163,7 @@ def run(argv: Sequence[str]) -> int:
             fine = statusfmt.is_as_it_should_be(record)
             counts.add(record)
             if opts.json:
-                line = jsonwire.dumps(record, sort_keys=True)
+                line = protocol.dumps(record, sort_keys=True)
             elif opts.fields:
                 line = statusfmt.fields_line(record, opts.fields)
             else:

@@ -10,9 +10,9 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-# A death as one exit code: its home is base/exits; named here too, as the core's vocabulary
+# A death as one exit code: its home is base/terms; named here too, as the core's vocabulary
 # (policy, metrics and the stages take it from the model).
-from ..base.exits import death_code as death_code
+from ..base.terms import death_code as death_code
 
 if TYPE_CHECKING:
     from ..logs.lines import RecentLines

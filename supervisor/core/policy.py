@@ -10,7 +10,7 @@ import signal
 from dataclasses import replace
 from typing import assert_never
 
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 from .model import (
     Action,
     Boot,

@@ -22,8 +22,7 @@ from typing import Protocol
 
 import anyio
 
-from ..base.exits import exec_failure_code
-from ..base.signames import signal_name
+from ..base.terms import exec_failure_code, signal_name
 from ..logs.events import Logger
 from ..logs.lines import Formatter, RecentLines, json_formatter, text_formatter
 from ..logs.pipe import LogPipe

@@ -11,7 +11,7 @@ import stat
 from dataclasses import replace
 
 from ..base.files import read_small_text
-from ..base.names import valid_name
+from ..base.terms import valid_name
 from .model import CrashPolicy, ServiceSpec
 from .settings import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
 

@@ -33,7 +33,7 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 from ..logs.events import Logger
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper

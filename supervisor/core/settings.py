@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from ..base.signames import parse_signal_name
+from ..base.terms import parse_signal_name
 from .model import CrashPolicy
 
 Value = TypeVar("Value")

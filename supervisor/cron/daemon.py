@@ -13,7 +13,7 @@ import anyio
 import anyio.to_thread
 
 from ..base.dirwatch import DirectoryWatch
-from ..base.exits import wait_status
+from ..base.terms import wait_status
 from ..logs import events as log
 from ..logs.events import Logger
 from ..logs.pyreports import route_loop_reports, route_python_reports

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import anyio
 
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 from ..logs.events import Logger
 from ..logs.lines import Formatter, text_formatter
 from ..logs.pipe import LogPipe

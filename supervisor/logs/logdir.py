@@ -8,8 +8,6 @@ before each line) and t (a TAI64N label before each line). Archives are named
 Written from the output writer's worker thread only.
 """
 
-from __future__ import annotations
-
 import os
 import time
 

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from ..base.exits import exec_failure_code
+from ..base.terms import exec_failure_code
 
 USAGE = "usage: pys6-notify-listening [--fd N] [--timeout S] HOST PORT PROG ARGS...\n"
 POLL_INTERVAL = 0.02

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-# A failed exec's exit code: its home is base/exits, named here too for the callers of spawn.
-from ..base.exits import exec_failure_code as exec_failure_code
+# A failed exec's exit code: its home is base/terms, named here too for the callers of spawn.
+from ..base.terms import exec_failure_code as exec_failure_code
 from .killall import signal_everyone as signal_everyone  # its home; named here for container/stages until it moves
 from .reaper import ChildExit, Reaper
 

@@ -19,7 +19,7 @@ import time
 
 import anyio
 
-from ..base.signames import signal_name
+from ..base.terms import signal_name
 from ..control.protocol import SIGNAL_LETTERS, STATE_LETTERS
 from ..core.model import ServiceSpec, ServiceState
 from ..core.services import ServiceTable, Signal, StateChange

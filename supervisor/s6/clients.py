@@ -7,15 +7,13 @@ speaks pyinit's control socket, so it works wherever pysvc does (an SSH session,
 1000) without the supervise/ directories. Standard library only.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 
 from ..base import s6getopt
-from ..base.exits import EXIT_NOT_FOUND, EXIT_S6_TIMEOUT
+from ..base.terms import EXIT_NOT_FOUND, EXIT_S6_TIMEOUT
 from ..control import client, protocol, statusfmt
 from ..control.protocol import ProtocolError
 

@@ -7,13 +7,11 @@ NAME` prints one variable of it; `s6-setuidgid USER PROG...` runs PROG as USER; 
 stops the container. Standard library only: a shebang pays their start-up on every script.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ..base.exits import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
+from ..base.terms import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
 
 

@@ -22,8 +22,6 @@ reader never holds more than about MAX_TOTAL_BYTES of values, whatever is writte
 Standard library only: with-contenv and printcontenv import this.
 """
 
-from __future__ import annotations
-
 import errno
 import heapq
 import os
@@ -72,7 +70,7 @@ class Reading:
         self.left_out: list[LeftOut] = []
         self.left_out_count = 0
 
-    def leave_out(self, entry: LeftOut) -> None:
+    def leave_out(self, entry: "LeftOut") -> None:
         self.left_out_count += 1
         if len(self.left_out) < MAX_NAMED:
             self.left_out.append(entry)
@@ -157,7 +155,7 @@ def _read_content(directory_fd: int, name: bytes, size: int) -> bytes | str:
         os.close(fd)
 
 
-def _scan(directory_fd: int, base: Mapping[bytes, bytes], reading: Reading) -> tuple[list[tuple[bytes, int]], set[bytes]]:
+def _scan(directory_fd: int, base: Mapping[bytes, bytes], reading: "Reading") -> tuple[list[tuple[bytes, int]], set[bytes]]:
     """The files to read (name, size by lstat) and the base's names to remove, by lstat alone.
 
     The chosen are kept in a heap by weight, the heaviest popped while the whole is over
@@ -198,7 +196,7 @@ def _scan(directory_fd: int, base: Mapping[bytes, bytes], reading: Reading) -> t
     return sorted((name, size) for _, name, size, _ in heaviest_first), to_unset
 
 
-def applied(base: Mapping[bytes, bytes], directory: str) -> Reading:
+def applied(base: Mapping[bytes, bytes], directory: str) -> "Reading":
     """`base` with the directory's variables set and its empty files' variables removed, as
     `s6-envdir -Lf directory` makes it, within the bounds above; what was left out, named.
     Raises OSError only when the directory itself cannot be opened."""

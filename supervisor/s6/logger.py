@@ -8,8 +8,6 @@ archives (default 10), each line stamped with a TAI64N label (t) and/or an ISO 8
 (T). Other s6-log directives are named once on stderr and not applied. Standard library only.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from collections.abc import Sequence

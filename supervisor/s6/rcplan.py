@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..base.files import read_small_text
-from ..base.names import valid_name
+from ..base.terms import valid_name
 
 TYPES = ("longrun", "oneshot", "bundle")
 BEFORE_USER = frozenset({"base", "fix-attrs", "legacy-cont-init", "s6rc-oneshot-runner", "s6rc-fdholder"})

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import struct
 
-from ..base.exits import wait_status
 from ..base.tai64 import tain
+from ..base.terms import wait_status
 from ..core.model import Phase, ServiceState, Want
 
 STATUS_SIZE = 35
