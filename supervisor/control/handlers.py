@@ -119,7 +119,7 @@ class Handlers:
     async def status(self, request: Request, peer: Peer) -> Answer:
         now = anyio.current_time()
         views = [self.target.view(name) for name in self._names(request.services)]
-        records = [control.status_record(view.spec, view.state, now) for view in views]
+        records = [control.status_record(view.spec, view.state, now, view.health) for view in views]
         return {"ok": True, "stage": self.target.stage, "items": len(records)}, records
 
     async def log_tail(self, request: Request, peer: Peer) -> Answer:
@@ -130,7 +130,8 @@ class Handlers:
     async def forensics(self, request: Request, peer: Peer) -> Answer:
         (name,) = self._names(request.services)
         view = self.target.view(name)
-        record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(), "asked")
+        record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(), "asked",
+                                          health=view.health)
         processes = record.pop("processes")
         return {"ok": True, "forensics": record, "items": len(processes)}, processes
 

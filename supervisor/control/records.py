@@ -9,6 +9,7 @@ import time
 
 from ..base.terms import signal_name
 from ..core import policy
+from ..core.health import HealthReport
 from ..core.model import Phase, ServiceSpec, ServiceState, Want
 from ..logs.lines import RecentLines
 
@@ -23,8 +24,10 @@ def _is_paused(pid: int | None) -> bool:
         return False
 
 
-def status_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[str, object]:
-    """The JSON status of one service at monotonic time `now` (see README for the fields)."""
+def status_record(spec: ServiceSpec, state: ServiceState, now: float,
+                  health: HealthReport | None = None) -> dict[str, object]:
+    """The JSON status of one service at monotonic time `now` (see README for the fields);
+    `health` null without a check or while it is not up (starting, healthy, unhealthy)."""
     wall_offset = time.time() - now
     up = state.phase is Phase.UP
     finishing = state.phase is Phase.FINISHING
@@ -56,6 +59,9 @@ def status_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[st
         "crash_deaths": spec.crash.max_deaths,
         "window": spec.crash.window,
         "essential": spec.essential,
+        "health": health.status if health is not None and up else None,
+        "health_failures": health.failures if health is not None and up else None,
+        "health_retries": health.retries if health is not None else None,
     }
 
 

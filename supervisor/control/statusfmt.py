@@ -86,6 +86,11 @@ def words(record: "Record", numeric_signal: bool = False) -> str:
         parts.append("paused")
     if record["state"] == "up" and record["ready"] and record["ready_seconds"] is not None:
         parts.append(f"ready {int(record['ready_seconds'])} seconds")
+    health = record.get("health")  # pys6's health check (README: Health checks)
+    if health == "unhealthy":
+        parts.append(f"unhealthy ({record['health_failures']} of {record['health_retries']} failures)")
+    elif health is not None:
+        parts.append("healthy" if health == "healthy" else "health not known yet")
     if record["finishing"]:
         parts.append("finishing")
     if record["bailed"]:

@@ -16,6 +16,7 @@ import anyio.to_thread
 
 from ..logs.lines import RecentLines
 from . import policy
+from .health import HealthReport
 from .model import Phase, ServiceSpec, ServiceState
 
 FORENSIC_LINES = 20
@@ -38,6 +39,7 @@ class Snapshot(TypedDict):
     last_exit: dict[str, int | None]
     last_lines: list[str]
     processes_total: int
+    health: NotRequired[dict[str, object]]  # its health checks, when it has one: the last failure's output
 
 
 def process_tree(session: int | None, limit: int = MAX_PROCESSES) -> tuple[list[ProcessRecord], int]:
@@ -76,15 +78,19 @@ def _lines(recent: RecentLines) -> list[str]:
 
 
 async def snapshot(spec: ServiceSpec, state: ServiceState, recent: RecentLines, now: float, reason: str,
-                   limit: int = MAX_PROCESSES) -> Snapshot:
+                   limit: int = MAX_PROCESSES, health: HealthReport | None = None) -> Snapshot:
     """Everything but the processes is read now, on the loop; the processes in a thread."""
     session = state.pid if state.phase is Phase.UP else state.pgid
     deaths = [round(now - t, 1) for t in policy.deaths_in_window(state.deaths, now, spec.crash)]
     last_exit = {"exitcode": state.exitcode, "signum": state.signum}
     lines = _lines(recent)
     processes, total = await anyio.to_thread.run_sync(process_tree, session, limit, limiter=_walks)
-    return {"service": spec.name, "reason": reason, "processes": processes, "deaths_seconds_ago": deaths,
-            "last_exit": last_exit, "last_lines": lines, "processes_total": total}
+    record: Snapshot = {"service": spec.name, "reason": reason, "processes": processes, "deaths_seconds_ago": deaths,
+                        "last_exit": last_exit, "last_lines": lines, "processes_total": total}
+    if health is not None:
+        record["health"] = {"check": health.check, "status": health.status, "failures": health.failures,
+                            "retries": health.retries, "output": health.output}
+    return record
 
 
 def for_the_log(record: Snapshot) -> dict[str, object]:

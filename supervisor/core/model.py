@@ -16,6 +16,7 @@ from ..base.terms import death_code as death_code
 
 if TYPE_CHECKING:
     from ..logs.lines import RecentLines
+    from .health import HealthReport, HealthSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class ServiceSpec:
     essential: bool = False
     crash: CrashPolicy = CrashPolicy()
     problems: tuple[str, ...] = ()  # what is wrong with the definition, for the log
+    health: HealthSpec | None = None  # its health check (core/health), if it has one
 
 
 class Phase(enum.Enum):
@@ -84,6 +86,7 @@ class ServiceState:
     finish_pid: int | None = None
     deadline: float | None = None
     timer: Timer | None = None
+    unhealthy: bool = False  # stopping for its failed health checks: the coming death counts (cause unhealthy)
 
 
 # --- events: what happened ---------------------------------------------------
@@ -145,6 +148,7 @@ class Verb(enum.Enum):
     ONCE_AT_MOST = "once-at-most"
     RESTART = "restart"
     SHUTDOWN = "shutdown"  # the container is stopping: down with the grace time
+    UNHEALTHY = "unhealthy"  # restart for failed health checks: its death counts toward the bail
 
 
 @dataclass(frozen=True)
@@ -211,3 +215,4 @@ class ServiceView:
     spec: ServiceSpec
     state: ServiceState
     recent: RecentLines
+    health: HealthReport | None = None  # its health checks, when it has one

@@ -146,7 +146,8 @@ def _on_boot(spec: ServiceSpec, state: ServiceState, event: Boot, now: float, gr
 
 
 def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: float, grace: float) -> Result:
-    ready_at = now if spec.notification_fd is None else None
+    # With a health check and no notification-fd, its first passing check makes it ready (core/health).
+    ready_at = now if spec.notification_fd is None and spec.health is None else None
     state = replace(
         state,
         phase=Phase.UP,
@@ -157,6 +158,7 @@ def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: flo
         last_start=now,
         ready_at=ready_at,
         stopping=False,
+        unhealthy=False,
     )
     return _arm(state, None, None), [_note("service started", spec, pid=event.pid)]
 
@@ -165,16 +167,19 @@ def _death(
     spec: ServiceSpec, state: ServiceState, exitcode: int | None, signum: int | None, now: float, grace: float
 ) -> Result:
     """The run process is gone (or never ran): record it, then finish or go down."""
-    expected = state.stopping or state.want is not Want.UP
+    # A restart for failed health checks was asked for, but counts as a crash would (cause unhealthy).
+    expected = (state.stopping and not state.unhealthy) or state.want is not Want.UP
     deaths = state.deaths if expected else record_death(state.deaths, now, spec.crash)
     bails = not expected and is_crashlooping(deaths, spec.crash)
     pgid = state.pid if state.pid is not None else 0
+    unhealthy = state.unhealthy and not expected
     state = replace(state, exitcode=exitcode, signum=signum, deaths=deaths, bailed=state.bailed or bails, since=now,
-                    died_at=now)
+                    died_at=now, unhealthy=False)
     level = "info" if expected else "warning"
     how = ("signal", signal_name(signum)) if signum is not None else ("exitcode", exitcode)
     actions: list[Action] = [
-        Note("service died", level, (("service", spec.name), how, ("deaths", len(deaths)), ("expected", expected)))
+        Note("service died", level, (("service", spec.name), how, ("deaths", len(deaths)), ("expected", expected),
+                                     *((("cause", "unhealthy"),) if unhealthy else ())))
     ]
     if bails:
         actions.append(
@@ -271,6 +276,11 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
     if verb is Verb.RESTART:
         if state.phase is Phase.UP:
             return _stop(spec, state, now, grace)
+        return state, []
+    if verb is Verb.UNHEALTHY:
+        # pysvc -r's restart, for failed health checks: its death counts toward the bail.
+        if state.phase is Phase.UP and not state.stopping and state.want is Want.UP:
+            return _stop(spec, replace(state, unhealthy=True), now, grace)
         return state, []
     # DOWN and SHUTDOWN
     state = replace(state, want=Want.DOWN, shutting_down=state.shutting_down or verb is Verb.SHUTDOWN)

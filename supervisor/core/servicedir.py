@@ -7,13 +7,24 @@ fails, which counts as a death, so it is paced, logged and bails like any crash 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from dataclasses import replace
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
+from .health import HealthSpec, parse_http, parse_tcp
 from .model import CrashPolicy, ServiceSpec
-from .settings import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
+from .settings import (
+    ConfigError,
+    ServiceOverride,
+    Settings,
+    parse_ms,
+    parse_positive_int,
+    parse_seconds,
+    parse_seconds_or_zero,
+    parse_signal,
+)
 
 
 def is_executable_file(path: str) -> bool:
@@ -61,8 +72,90 @@ def read_service(directory: str, settings: Settings) -> ServiceSpec:
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else exc
             problems.append(f"{filename}: {reason}; the default is used")
+    override = settings.services.get(name)
+    fields["health"] = read_health(directory, override, problems)
     spec = replace(spec, problems=tuple(problems), **fields)  # type: ignore[arg-type]
-    return apply_override(spec, settings.services.get(name))
+    return apply_override(spec, override)
+
+
+# --- health checks (pys6's addition: README, Health checks) -----------------------------
+
+HEALTH_FILES = ("health", "health-tcp", "health-http")
+HEALTH_NUMBERS = (("health-interval", "interval", parse_seconds), ("health-timeout", "timeout", parse_seconds),
+                  ("health-retries", "retries", parse_positive_int), ("health-start", "start", parse_seconds_or_zero))
+
+
+def _local_addresses() -> frozenset[str]:
+    """The pod's own addresses, for a health-http that is not on loopback (read only then)."""
+    import psutil
+
+    return frozenset(address.address.split("%")[0] for addresses in psutil.net_if_addrs().values()
+                     for address in addresses if address.family in (socket.AF_INET, socket.AF_INET6))
+
+
+def _health_check(kind: str, text: str) -> HealthSpec:
+    """One check from its file (or the YAML's key): ValueError names what is wrong."""
+    if kind == "health":
+        return HealthSpec("exec", text)
+    if kind == "health-tcp":
+        host, port = parse_tcp(text)
+        return HealthSpec("tcp", text.strip(), host, port)
+    try:
+        host, port, target = parse_http(text)
+    except ValueError:
+        host, port, target = parse_http(text, _local_addresses())
+    return HealthSpec("http", text.strip(), host, port, target)
+
+
+def read_health(directory: str, override: ServiceOverride | None, problems: list[str]) -> HealthSpec | None:
+    """The service's health check, from its files and then the YAML's keys, or None.
+
+    One check per service: the first of health, health-tcp, health-http that is there; a
+    second is a problem (ignored). A bad file is a problem and leaves the service unchecked;
+    a bad number leaves its default."""
+    found: list[tuple[str, str]] = []
+    if is_executable_file(os.path.join(directory, "health")):
+        found.append(("health", "./health"))
+    elif os.path.lexists(os.path.join(directory, "health")):
+        problems.append("health is not an executable file; there is no health check")
+        return None
+    for filename in HEALTH_FILES[1:]:
+        try:
+            text = read_small_text(os.path.join(directory, filename))
+        except OSError as exc:
+            problems.append(f"{filename}: {exc.strerror}; there is no health check")
+            return None
+        if text is not None:
+            found.append((filename, text))
+    if override is not None:
+        yaml = [("health", override.health), ("health-tcp", override.health_tcp), ("health-http", override.health_http)]
+        given = [(kind, text) for kind, text in yaml if text is not None]
+        if given:
+            found = given  # the YAML's check replaces the directory's
+    if not found:
+        return None
+    if len(found) > 1:
+        problems.append(f"more than one health check ({', '.join(kind for kind, _text in found)}): "
+                        f"{found[0][0]} is used")
+    kind, text = found[0]
+    try:
+        check = _health_check(kind, text)
+    except ValueError as exc:
+        problems.append(f"{kind}: {exc}; there is no health check")
+        return None
+    numbers: dict[str, object] = {}
+    for filename, attribute, parser in HEALTH_NUMBERS:
+        try:
+            raw = read_small_text(os.path.join(directory, filename))
+            if raw is not None:
+                numbers[attribute] = parser(raw)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            problems.append(f"{filename}: {reason}; the default is used")
+        value = getattr(override, filename.replace("-", "_"), None) if override is not None else None
+        if value is not None:
+            numbers[attribute] = value
+    return replace(check, **numbers)  # type: ignore[arg-type]
 
 
 MAX_NOTIFICATION_FD = 1023

@@ -39,7 +39,9 @@ from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
 from ..proc.spawn import send_signal
 from . import forensics, policy
-from .model import Phase, ServiceSpec, ServiceState, ServiceView, Verb
+from .health import HealthReport
+from .healthrun import HealthMonitor
+from .model import Phase, Ready, ServiceSpec, ServiceState, ServiceView, Verb
 from .service import ServiceRunner
 from .servicedir import read_service, scan
 from .settings import ConfigError, Settings
@@ -50,8 +52,9 @@ STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot
 # An action word (the control protocol's `do`, s6-svc's letters once read) -> the runner's verb.
 VERB_OF_ACTION = {"up": Verb.UP, "up-remove-down": Verb.UP, "down": Verb.DOWN, "down-create-down": Verb.DOWN,
                   "once": Verb.ONCE, "once-at-most": Verb.ONCE_AT_MOST, "restart": Verb.RESTART,
-                  "shutdown": Verb.SHUTDOWN}
-FORCEFUL = ("down", "down-create-down", "restart", "signal")  # forensics before these, on a live process
+                  "shutdown": Verb.SHUTDOWN, "unhealthy": Verb.UNHEALTHY}
+# forensics before these, on a live process ("unhealthy": pyinit's own restart for failed health checks)
+FORCEFUL = ("down", "down-create-down", "restart", "signal", "unhealthy")
 NORMAL_STATE = {"up-remove-down": True, "down-create-down": False}  # s6-svc -U / -D: the down file
 
 
@@ -126,7 +129,7 @@ async def apply_order(target: OrderTarget, name: str, order: Order, event: str |
     if order.do in FORCEFUL and view.state.phase is Phase.UP and (name, view.state.pid) not in snapshots:
         snapshots.add((name, view.state.pid))
         record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
-                                          f"before {order.do}")  # forensics before force
+                                          f"before {order.do}", health=view.health)  # forensics before force
         target.log.warning("forensics", **forensics.for_the_log(record))
     if order.do == "signal":
         problem = target.send_signal(name, order.signum, order.group)
@@ -172,6 +175,7 @@ class ServiceTable:
         self.started_listeners: list[Callable[[ServiceSpec], None]] = []
         self.change_listeners: list[ChangeListener] = []
         self.normally_up_listeners: list[Callable[[str, bool], None]] = []
+        self.health: dict[str, HealthMonitor] = {}  # the services that have a health check
 
     # --- what a service needs around it (service.Runtime) -----------------------------
 
@@ -182,6 +186,8 @@ class ServiceTable:
         return self._environment()
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
+        if spec.name in self.health:
+            self.health[spec.name].service_changed(after)
         for listener in self.change_listeners:
             listener(spec, before, after)
 
@@ -204,8 +210,24 @@ class ServiceTable:
         self.runners[spec.name] = runner
         for listener in self.started_listeners:
             listener(spec)
+        if spec.health is not None:
+            self.health[spec.name] = self._health_monitor(runner, spec, group)
         runner.start(group)
         return runner
+
+    def _health_monitor(self, runner: ServiceRunner, spec: ServiceSpec, group: anyio.abc.TaskGroup) -> HealthMonitor:
+        """Its checks: a first pass is its Ready, too many failures a restart through the one path."""
+        assert spec.health is not None
+        check = spec.health
+
+        async def restart(failures: int) -> None:
+            order = StateChange("unhealthy")
+            await self.apply(spec.name, order, "service unhealthy, restarting",
+                             {"failures": failures, "retries": check.retries, "check": check.describe()},
+                             set(), self.command_timeout)
+
+        return HealthMonitor(spec, check, self.reaper, self.log, self._environment, group,
+                             lambda pid: runner.send(Ready(pid)), restart)
 
     def read_rc_service(self, directory: str) -> ServiceSpec:
         return read_service(directory, self.settings)
@@ -254,10 +276,17 @@ class ServiceTable:
     def figures(self) -> list[ServiceFigures]:
         """Every service as the metrics page reads it: plain records, read now."""
         return [ServiceFigures(runner.spec, runner.state, runner.tally, (runner.stdout.lines, runner.stderr.lines),
-                               (runner.stdout.bytes, runner.stderr.bytes)) for runner in list(self.runners.values())]
+                               (runner.stdout.bytes, runner.stderr.bytes), self._health_report(name))
+                for name, runner in list(self.runners.items())]
+
+    def _health_report(self, name: str) -> HealthReport | None:
+        monitor = self.health.get(name)
+        return None if monitor is None else monitor.report()
 
     def close(self) -> None:
         """No more supervision; pyinit's ends of the logger pipes closed."""
+        for monitor in self.health.values():
+            monitor.close()
         for runner in self.runners.values():
             runner.close()
         for ends in self._logger_pipes.values():
@@ -277,7 +306,7 @@ class ServiceTable:
 
     def view(self, name: str) -> ServiceView:
         runner = self.runners[name]
-        return ServiceView(runner.spec, runner.state, runner.recent)
+        return ServiceView(runner.spec, runner.state, runner.recent, self._health_report(name))
 
     async def command(self, name: str, verb: Verb) -> list[str]:
         outcome = self.runners[name].command(verb)

@@ -32,6 +32,14 @@ class ServiceOverride:
     timeout_kill: int | None = None
     timeout_finish: int | None = None
     down_signal: int | None = None
+    # its health check (README: Health checks), as the files health, health-tcp, ... give it
+    health: str | None = None
+    health_tcp: str | None = None
+    health_http: str | None = None
+    health_interval: float | None = None
+    health_timeout: float | None = None
+    health_retries: int | None = None
+    health_start: float | None = None
 
 
 # --- value parsers: each takes the raw value and returns the typed one or raises ValueError.
@@ -87,6 +95,29 @@ def parse_seconds(value: object) -> float:
     if not 0 < number <= MAX_SECONDS:
         raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SECONDS:.0f}")
     return number
+
+
+def parse_seconds_or_zero(value: object) -> float:
+    text = _scalar(value)
+    if text in ("0", "0.0"):
+        return 0.0
+    return parse_seconds(value)
+
+
+def parse_health_tcp(value: object) -> str:
+    from .health import parse_tcp
+
+    text = _scalar(value)
+    parse_tcp(text)
+    return text
+
+
+def parse_health_http(value: object) -> str:
+    from .health import parse_http
+
+    text = _scalar(value)
+    parse_http(text, None)  # which addresses are the pod's is known when the service is read
+    return text
 
 
 def parse_bool(value: object) -> bool:
@@ -251,6 +282,13 @@ SERVICE_KNOBS: dict[str, Callable[[object], Any]] = {
     "timeout_kill": parse_ms,
     "timeout_finish": parse_ms,
     "down_signal": parse_signal,
+    "health": parse_path,
+    "health_tcp": parse_health_tcp,
+    "health_http": parse_health_http,
+    "health_interval": parse_seconds,
+    "health_timeout": parse_seconds,
+    "health_retries": parse_positive_int,
+    "health_start": parse_seconds_or_zero,
 }
 
 

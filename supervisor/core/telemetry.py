@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .health import HealthReport
 from .model import Event, Exited, Phase, ServiceSpec, ServiceState, Spawned, SpawnFailed, Want
 
-DEATH_CAUSES = ("exit", "signal", "spawn_failure")
+DEATH_CAUSES = ("exit", "signal", "spawn_failure", "unhealthy")  # unhealthy: restarted for its health checks
 UNKNOWN_VERB = "other"  # a verb no pyinit knows: one label value, whatever a client sends
 
 
@@ -36,7 +37,7 @@ class ServiceTally:
 
 def death_expected(before: ServiceState) -> bool:
     """The policy's own rule: a death is expected once it was asked to stop, or is not wanted up."""
-    return before.stopping or before.want is not Want.UP
+    return (before.stopping and not before.unhealthy) or before.want is not Want.UP
 
 
 def count_step(tally: ServiceTally, event: Event, before: ServiceState, after: ServiceState) -> None:
@@ -48,7 +49,11 @@ def count_step(tally: ServiceTally, event: Event, before: ServiceState, after: S
         tally.starts += 1
         tally.death("spawn_failure", death_expected(before))
     elif isinstance(event, Exited) and before.phase is Phase.UP and event.pid in (None, before.pid):
-        tally.death("signal" if event.signum is not None else "exit", death_expected(before))
+        expected = death_expected(before)
+        if before.unhealthy and not expected:
+            tally.death("unhealthy", False)
+        else:
+            tally.death("signal" if event.signum is not None else "exit", expected)
 
 
 class StageRecord:
@@ -91,6 +96,7 @@ class ServiceFigures:
     tally: ServiceTally
     log_lines: tuple[int, int]  # stdout, stderr
     log_bytes: tuple[int, int]
+    health: HealthReport | None = None  # its health checks, when it has one
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def _services(services: Sequence[ServiceFigures], now: float, wall: float) -> li
                 deaths.append((labels(service=s.spec.name, cause=cause, expected=str(expected).lower()),
                                counts.get((cause, expected), 0)))
     out += family("pys6_service_deaths_total", "counter",
-                  "Deaths of the service's run by cause (exit, signal, spawn_failure); expected ones were asked for.",
+                  "Deaths of the service's run by cause (exit, signal, spawn_failure, unhealthy: restarted for its "
+                  "health check); expected ones were asked for.",
                   deaths)
     out += family("pys6_service_last_exit_code", "gauge",
                   "Exit code of the last death, 128+N when killed by signal N (absent before the first death).",
@@ -81,6 +82,7 @@ def _services(services: Sequence[ServiceFigures], now: float, wall: float) -> li
     out += family("pys6_service_window_deaths_limit", "gauge",
                   "Deaths inside the crash window at which the service bails.",
                   [(labels(service=s.spec.name), s.spec.crash.max_deaths) for s in services])
+    out += _health(services)
     for name, what in (("lines", "Lines"), ("bytes", "Bytes")):
         per_stream: list[Sample] = []
         for s in services:
@@ -89,6 +91,24 @@ def _services(services: Sequence[ServiceFigures], now: float, wall: float) -> li
                            for index, stream in enumerate(STREAMS)]
         out += family(f"pys6_log_{name}_total", "counter",
                       f"{what} of the service's output merged into pyinit's stdout or stderr.", per_stream)
+    return out
+
+
+def _health(services: Sequence[ServiceFigures]) -> list[str]:
+    """The services that have a health check (README: Health checks); restarts for it are
+    pys6_service_deaths_total{cause="unhealthy"}."""
+    checked = [(s.spec.name, s.health) for s in services if s.health is not None]
+    out = family("pys6_service_health_checks_total", "counter",
+                 "Health checks of the service by result (pass, fail, timeout, error: the check could not run).",
+                 [(labels(service=name, result=result), count) for name, report in checked
+                  for result, count in report.checks])
+    out += family("pys6_service_healthy", "gauge",
+                  "1 when the service is up and its last health check passed (absent while it is down).",
+                  [(labels(service=name), int(report.status == "healthy")) for name, report in checked
+                   if report.status is not None])
+    out += family("pys6_service_health_failures", "gauge",
+                  "Health check failures in a row that count; the service is restarted when it reaches its retries.",
+                  [(labels(service=name), report.failures) for name, report in checked])
     return out
 
 
