@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
-from .model import CrashPolicy, ServiceSpec
+from .model import ServiceSpec
 from .settings import ConfigError, ServiceOverride, Settings, parse_ms, parse_signal
 
 
@@ -27,7 +27,7 @@ def is_executable_file(path: str) -> bool:
 def read_service(directory: str, settings: Settings) -> ServiceSpec:
     name = os.path.basename(directory.rstrip("/"))
     problems: list[str] = []
-    spec = ServiceSpec(name=name, directory=directory, crash=settings.crash)
+    spec = ServiceSpec(name=name, directory=directory, crash=settings.crash, group_signals=settings.group_signals)
     run = os.path.join(directory, "run")
     try:
         os.listdir(directory)
@@ -78,9 +78,10 @@ def _parse_notification_fd(text: str) -> int:
 def apply_override(spec: ServiceSpec, override: ServiceOverride | None) -> ServiceSpec:
     if override is None:
         return spec
-    crash = CrashPolicy(
-        override.crash_deaths if override.crash_deaths is not None else spec.crash.max_deaths,
-        override.crash_window if override.crash_window is not None else spec.crash.window,
+    crash = replace(  # PYS6_CRASH_BAIL is the container's, kept
+        spec.crash,
+        max_deaths=override.crash_deaths if override.crash_deaths is not None else spec.crash.max_deaths,
+        window=override.crash_window if override.crash_window is not None else spec.crash.window,
     )
     return replace(
         spec,
