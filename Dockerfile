@@ -51,6 +51,13 @@ COPY templates/ /opt/
 USER 1000:1000
 WORKDIR /home/claude
 ENV HOME=/home/claude
+# pys6's departures from s6-overlay, set as this pod wants them (README: Migrating from s6-overlay):
+# the [name] prefix on the merged log, signals to a service's whole process group, the crash bail,
+# and cont-finish (the site's shutdown hook, the tmux save) first, while sshd and cron still run.
+ENV PYS6_LOG_PREFIX=1
+ENV PYS6_GROUP_SIGNALS=1
+ENV PYS6_CRASH_BAIL=1
+ENV PYS6_FINISH_AFTER_SERVICES=0
 EXPOSE 2222
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["pysvstat", "--check"]
 ENTRYPOINT ["/init"]

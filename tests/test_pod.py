@@ -30,6 +30,18 @@ PROGRAMS = {  # the image's console scripts, for uid 1000, from a copy of the pa
 
 
 
+def image_switches() -> dict[str, str]:
+    """The PYS6_ switches the Dockerfile sets on lines of their own (`ENV PYS6_X=V`): the pod's
+    trees run here as in the image."""
+    found = {}
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("ENV PYS6_") and line.count("=") == 1 and " " not in line[4:]:
+            name, value = line[4:].split("=")
+            found[name] = value
+    assert found, "the Dockerfile sets none of pys6's switches"
+    return found
+
+
 class PodImage:
     """The image's filesystem in a temp dir, and the ssh client's side."""
 
@@ -68,6 +80,7 @@ class PodImage:
             "HOME": str(self.home), "SSHD_PORT": str(self.port), "SSHD_LISTEN": "127.0.0.1",
             "PYS6_SSH_KEYS": str(secret / "authorized_keys"), "PYS6_TEMPLATES": str(pod.root / "templates"),
             "PATH": f"{self.bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "TMUX_TMPDIR": str(self.tmux_dir),
+            **image_switches(),
         }
 
     def boot(self) -> None:

@@ -24,9 +24,9 @@ from supervisor.core.model import (
     Phase,
     Ready,
     RunFinish,
+    SendSignal,
     ServiceSpec,
     ServiceState,
-    SignalGroup,
     Spawn,
     Spawned,
     SpawnFailed,
@@ -262,10 +262,10 @@ def test_down_sends_the_down_signal_and_sigcont_then_kills_after_the_grace_time(
     spec = replace(SPEC, down_signal=signal.SIGHUP)
     state = up(0.0, spec=spec)
     state, actions = step(state, Command(Verb.DOWN), 10.0, spec)
-    assert effects(actions) == [SignalGroup(signal.SIGHUP), SignalGroup(signal.SIGCONT)]
+    assert effects(actions) == [SendSignal(signal.SIGHUP), SendSignal(signal.SIGCONT)]
     assert state.want is Want.DOWN and state.timer is Timer.KILL and state.deadline == 10.0 + GRACE
     state, actions = step(state, TimerFired(), 13.0, spec)
-    assert effects(actions) == [SignalGroup(signal.SIGKILL)]
+    assert effects(actions) == [SendSignal(signal.SIGKILL)]
     state, actions = step(state, Exited(None, signal.SIGKILL), 13.01, spec)
     assert state.phase is Phase.DOWN and effects(actions) == [] and state.deaths == ()
     assert policy.is_settled_down(state)
@@ -305,7 +305,7 @@ def test_shutdown_of_a_waiting_service_cancels_its_start():
 def test_restart_stops_it_without_counting_a_death_and_it_comes_back():
     state = up(0.0)
     state, actions = step(state, Command(Verb.RESTART), 5.0)
-    assert effects(actions)[0] == SignalGroup(signal.SIGTERM)
+    assert effects(actions)[0] == SendSignal(signal.SIGTERM)
     state, actions = step(state, Exited(None, signal.SIGTERM), 5.1)
     assert state.deaths == () and effects(actions) == [Spawn()]
 
@@ -374,7 +374,7 @@ def test_timeout_kill_zero_never_kills_on_down_but_shutdown_still_does():
     spec = replace(SPEC, timeout_kill_ms=0)
     state = up(0.0, spec=spec)
     state, actions = step(state, Command(Verb.DOWN), 1.0, spec)
-    assert effects(actions) == [SignalGroup(signal.SIGTERM), SignalGroup(signal.SIGCONT)]
+    assert effects(actions) == [SendSignal(signal.SIGTERM), SendSignal(signal.SIGCONT)]
     assert state.timer is None and state.deadline is None
     state, actions = step(state, Command(Verb.SHUTDOWN), 2.0, spec)
     assert (state.timer, state.deadline) == (Timer.KILL, 2.0 + GRACE)

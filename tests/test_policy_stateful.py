@@ -28,9 +28,9 @@ from supervisor.core.model import (
     Phase,
     Ready,
     RunFinish,
+    SendSignal,
     ServiceSpec,
     ServiceState,
-    SignalGroup,
     Spawn,
     Spawned,
     SpawnFailed,
@@ -102,7 +102,7 @@ class ServiceLife(RuleBasedStateMachine):
             self.next_pid += 1
             self.finishing = self.next_pid
             return FinishSpawned(self.next_pid)
-        if isinstance(action, SignalGroup):
+        if isinstance(action, SendSignal):
             assert self.state.phase is Phase.UP and self.alive is not None, "a signal with no process"
         if isinstance(action, KillFinish):
             assert self.finishing is not None, "killing a finish that does not run"

@@ -1,5 +1,5 @@
 """s6-rc services run by pyinit: oneshots and longruns in dependency order, readiness before
-dependents, services.d between the user and user2 bundles, reverse order at shutdown."""
+dependents, services.d after the user bundle, user2 by its own dependencies, reverse order at shutdown."""
 
 from __future__ import annotations
 

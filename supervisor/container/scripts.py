@@ -34,6 +34,8 @@ class Scripts:
         self.changed = changed  # the metrics are out of date
         self.stage_records: list[StageRecord] = []  # cont-init, then cont-finish, for the metrics
         self.main_pid: int | None = None
+        self._main_recorded: anyio.Event | None = None  # set once the main program's end is recorded
+        self._main_exit = ChildExit()
         self._pipes_made: list[OutputPipe] = []  # closed at the end, whatever still holds them
 
     def _pipes(self, source: str) -> tuple[Callable[[], LogPipe], Callable[[], LogPipe]]:
@@ -154,16 +156,29 @@ class Scripts:
             os.close(terminal)
         self._pipes_made += child.pipes
         self.main_pid = child.pid
+        self._main_recorded = recorded = anyio.Event()
+        self._main_exit = child.exited
         self.log.info("main program started", program=argv[0], pid=child.pid)
-        await child.exited.wait()
-        child.drain()
-        self.main_pid = None
-        code = death_code(child.exited.exitcode, child.exited.signum)
-        self.log.info("main program exited", exitcode=code)
-        if self.shutdown.stopping.is_set() and not self.shutdown.exit_code_fixed:
-            self.shutdown.set_exit_code(code)  # a SIGTERM's shutdown ended it: the container still exits with its code
-            return
-        self.shutdown.request("main program exited", code)
+        try:
+            await child.exited.wait()
+            child.drain()
+            self.main_pid = None
+            code = death_code(child.exited.exitcode, child.exited.signum)
+            self.log.info("main program exited", exitcode=code)
+            if self.shutdown.stopping.is_set() and not self.shutdown.exit_code_fixed:
+                self.shutdown.set_exit_code(code)  # a SIGTERM's shutdown ended it: the container exits with its code
+                return
+            self.shutdown.request("main program exited", code)
+        finally:
+            recorded.set()
+
+    async def main_program_recorded(self, timeout: float) -> None:
+        """Until a main program's end is recorded (it died in stage 3's last kill a moment ago: its
+        task has yet to run), at most `timeout` seconds; at once when there is none, or it did not die."""
+        if self._main_recorded is None or self._main_recorded.is_set() or not self._main_exit.done:
+            return  # none, recorded, or it outlived SIGKILL (another uid's?): nothing to wait for
+        with anyio.move_on_after(timeout):
+            await self._main_recorded.wait()
 
     def close(self) -> None:
         for pipe in self._pipes_made:

@@ -1,10 +1,19 @@
 """The container's life in order: stage 1 (fix-attrs, the stage-2 hook, cont-init), stage 2
 (s6-rc's user bundle, services.d, user2, the main program), stage 3 (shutdown).
 
-Stage 3 follows SPEC.md: cont-finish scripts while everything still runs (unless
-PYS6_FINISH_AFTER_SERVICES), then each service's down-signal and SIGKILL after the
-grace time, then SIGTERM and SIGKILL to whatever else is left, moving on as soon as
-nothing is left to wait for.
+Stage 2 brings s6-rc's `user` and `user2` bundles up as one s6-rc change does: each
+service once its own dependencies are up, so a user2 service that needs only `base`
+starts with the user ones; services.d starts once all of `user` is up (and ready, where
+it says when), as s6-overlay's legacy-services depends on `user`; a user2 service that
+depends on legacy-services waits for that.
+
+Stage 3 follows SPEC.md, s6-overlay v3's order by default: each service's down-signal
+(user2's, services.d's, then user's, in reverse dependency order, oneshots' `down`
+run), then cont-finish scripts while orphans (tmux servers) still live, then SIGTERM and
+SIGKILL to whatever else is left, the main program included, as s6-overlay's final
+kill reaches it; moving on as soon as nothing is left to wait for.
+PYS6_FINISH_AFTER_SERVICES=0 gives pys6's other order: cont-finish scripts while
+everything still runs, then SIGTERM to the main program, then the services.
 
 S6_BEHAVIOUR_IF_STAGE2_FAILS is read in one place, `_stage2_failed`: at 0 a failure is only
 what its own event said, at 1 it is also warned about ("..., continuing"), at 2 or more the
@@ -27,7 +36,7 @@ import anyio.to_thread
 from ..base.terms import EXIT_USAGE
 from ..core.service import ServiceRunner
 from ..core.servicedir import read_service, scan
-from ..core.services import ServiceTable
+from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import ConfigError, Settings
 from ..core.telemetry import PodRecords, StageRecord
 from ..logs.events import Logger
@@ -194,11 +203,7 @@ class Stages:
         self.rc.plan = self._rc_plan()
         if self.rc.plan.problems and not self._stage2_failed(Stage2Failure("the s6-rc services have problems")):
             return False
-        if not await self._rc_bring_up(self.rc.plan.first, "user"):
-            return False
-        if not await self.start_services(services_group):
-            return False
-        if not await self._rc_bring_up(self.rc.plan.second, "user2"):
+        if not await self._bring_up_bundles_and_services(services_group):
             return False
         self._stage = "running"
         if self.settings.cmd_wait_for_services and not await self._wait_for_services():
@@ -219,13 +224,39 @@ class Stages:
             self.log.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
         return the_plan
 
+    async def _bring_up_bundles_and_services(self, services_group: anyio.abc.TaskGroup) -> bool:
+        """`user` and `user2` at once, each service after its own dependencies (s6-rc's one change);
+        services.d once `user` is up; False when the container stops. A user2 service that depends
+        on legacy-services waits for services.d (rcrun's services_started)."""
+        user2_failed: list[str] = []
+
+        async def user2() -> None:
+            user2_failed.extend(await self.rc.bring_up(self.rc.plan.second))
+
+        async def both() -> bool:
+            async with anyio.create_task_group() as group:
+                if self.rc.plan.second:
+                    group.start_soon(user2)
+                started = await self._rc_bring_up(self.rc.plan.first, "user")
+                if started:
+                    with anyio.CancelScope(shield=True):  # started at all or not at all; stage 3 stops them
+                        started = await self.start_services(services_group)
+                if not started:
+                    group.cancel_scope.cancel()
+                self.rc.services_started.set()
+            return started
+
+        done = await self._until_stopping(both)
+        if not done:
+            return False
+        return not user2_failed or self._stage2_failed(
+            Stage2Failure(f"s6-rc user2 services failed: {', '.join(user2_failed)}"))
+
     async def _rc_bring_up(self, names: Sequence[str], bundle: str) -> bool:
-        """One bundle's services, cut short by a shutdown request; False when the container stops."""
+        """One bundle's services; False when the container stops."""
         if not names:
             return True
-        failed = await self._until_stopping(lambda: self.rc.bring_up(names))
-        if failed is None:
-            return False
+        failed = await self.rc.bring_up(names)
         return not failed or self._stage2_failed(Stage2Failure(f"s6-rc {bundle} services failed: {', '.join(failed)}"))
 
     async def start_services(self, task_group: anyio.abc.TaskGroup) -> bool:
@@ -290,14 +321,16 @@ class Stages:
     # --- stage 3 -----------------------------------------------------------------------
 
     async def _stage3(self) -> None:
-        if not self.settings.finish_after_services:
+        if self.settings.finish_after_services:  # s6-overlay v3: s6-rc -bda change, cont-finish its last down
+            await self.stop_services()
             await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
-        if self.scripts.main_pid is not None:
-            send_signal(self.scripts.main_pid, signal.SIGTERM, group=False)
-        await self.stop_services()
-        if self.settings.finish_after_services:
+        else:
             await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
-        await self.kill_everything()
+            if self.scripts.main_pid is not None:
+                send_signal(self.scripts.main_pid, signal.SIGTERM, group=False)
+            await self.stop_services()
+        await self.kill_everything()  # the main program too, when it still runs (v3: rc.init's child)
+        await self.scripts.main_program_recorded(STOP_MARGIN)  # its code, if it ended just now
         if self.settings.sync_disks:
             self.log.info("syncing disks")
             await anyio.to_thread.run_sync(os.sync)

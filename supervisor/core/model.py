@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CrashPolicy:
-    """When repeated deaths make a service bail (s6-supervise has no such rule)."""
+    """When repeated deaths make a service bail (s6-supervise has no such rule; `bail` False:
+    none either, PYS6_CRASH_BAIL=0, the deaths still counted)."""
 
     max_deaths: int = 5
     window: float = 60.0
+    bail: bool = True
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class ServiceSpec:
     down_signal: int = signal.SIGTERM
     essential: bool = False
     crash: CrashPolicy = CrashPolicy()
+    # True: the down-signal, SIGCONT and SIGKILL go to the process group, SIGKILL also at the grace
+    # time (pys6); False: to the pid, SIGKILL only at timeout-kill, as s6-supervise (PYS6_GROUP_SIGNALS=0)
+    group_signals: bool = True
     problems: tuple[str, ...] = ()  # what is wrong with the definition, for the log
     health: HealthSpec | None = None  # its health check (core/health), if it has one
 
@@ -60,7 +65,7 @@ class Want(enum.Enum):
 
 class Timer(enum.Enum):
     START = "start"
-    KILL = "kill"  # SIGKILL the group: the down-signal was not enough
+    KILL = "kill"  # SIGKILL: the down-signal was not enough
     KILL_FINISH = "kill-finish"
 
 
@@ -173,13 +178,18 @@ class RunFinish:
 
 
 @dataclass(frozen=True)
-class SignalGroup:
+class SendSignal:
+    """A signal to the run process's group, or to its pid alone when `group` is False."""
+
     signum: int
+    group: bool = True
 
 
 @dataclass(frozen=True)
 class KillFinish:
-    pass
+    """SIGKILL to ./finish: its group, or its pid alone when `group` is False."""
+
+    group: bool = True
 
 
 @dataclass(frozen=True)
@@ -205,7 +215,7 @@ class EssentialBailed:
     exitcode: int
 
 
-Action = Spawn | RunFinish | SignalGroup | KillFinish | Note | Forensics | EssentialBailed
+Action = Spawn | RunFinish | SendSignal | KillFinish | Note | Forensics | EssentialBailed
 
 
 @dataclass(frozen=True)

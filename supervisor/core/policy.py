@@ -27,9 +27,9 @@ from .model import (
     Phase,
     Ready,
     RunFinish,
+    SendSignal,
     ServiceSpec,
     ServiceState,
-    SignalGroup,
     Spawn,
     Spawned,
     SpawnFailed,
@@ -60,11 +60,21 @@ def record_death(deaths: tuple[float, ...], now: float, crash: CrashPolicy) -> t
 
 
 def is_crashlooping(deaths: tuple[float, ...], crash: CrashPolicy) -> bool:
-    return len(deaths) >= crash.max_deaths
+    """Deaths enough to bail; never with the bail off (PYS6_CRASH_BAIL=0: s6 restarts for ever)."""
+    return crash.bail and len(deaths) >= crash.max_deaths
 
 
-def next_start(state: ServiceState, died_at: float, now: float) -> float:
-    """When a service that died at `died_at` may start again (s6's rule)."""
+def next_start(spec: ServiceSpec, state: ServiceState, died_at: float, now: float) -> float:
+    """When a service that died at `died_at` may start again, at `now` down (its finish done).
+
+    pys6: two starts at least 1 s apart, unless it had been ready for more than 1 s (a service
+    without notification-fd is ready once up). With the bail off (PYS6_CRASH_BAIL=0) exactly
+    s6-supervise's pacing: 1 s after it went down, or 1 s after its readiness notification
+    when it sent one."""
+    if not spec.crash.bail:
+        if spec.notification_fd is not None and state.ready_at is not None:
+            return max(now, state.ready_at + MIN_START_INTERVAL)
+        return now + MIN_START_INTERVAL
     if state.ready_at is not None and died_at - state.ready_at > READY_LONG_ENOUGH:
         return now
     if state.last_start is None:
@@ -83,6 +93,12 @@ def _arm(state: ServiceState, timer: Timer | None, deadline: float | None) -> Se
     return replace(state, timer=timer, deadline=deadline)
 
 
+def asked_start(spec: ServiceSpec, state: ServiceState, now: float) -> float:
+    """When a service that is down may start on a command (s6-svc -u, -o): s6-supervise starts it at
+    once; pys6 keeps its two starts 1 s apart."""
+    return now if not spec.crash.bail else next_start(spec, state, now, now)
+
+
 def _start_or_schedule(spec: ServiceSpec, state: ServiceState, now: float, at: float) -> Result:
     if at <= now:
         return _arm(state, None, None), [Spawn()]
@@ -90,33 +106,39 @@ def _start_or_schedule(spec: ServiceSpec, state: ServiceState, now: float, at: f
 
 
 def kill_delay(spec: ServiceSpec, shutting_down: bool, grace: float) -> float | None:
-    """Seconds from the down-signal to SIGKILL of the group; None for never.
+    """Seconds from the down-signal to SIGKILL; None for never.
 
     timeout-kill as s6 reads it (0: never), the grace time when there is no such
     file (SPEC.md), and never more than the grace time once the container stops.
+    With s6-supervise's signals (spec.group_signals False) only timeout-kill: s6
+    never kills at a grace time; s6-overlay's shutdown waits the grace time, goes
+    on, and the service meets the final SIGTERM and SIGKILL to everyone.
     """
+    own = spec.timeout_kill_ms / 1000 if spec.timeout_kill_ms else None
+    if not spec.group_signals:
+        return own
     if spec.timeout_kill_ms is None:
         return grace
-    own = spec.timeout_kill_ms / 1000 if spec.timeout_kill_ms > 0 else None
     if shutting_down:
         return grace if own is None else min(own, grace)
     return own
 
 
 def finish_delay(spec: ServiceSpec, shutting_down: bool, grace: float) -> float | None:
-    """Seconds a finish script may run; None for ever (timeout-finish 0, s6), capped once stopping."""
+    """Seconds a finish script may run; None for ever (timeout-finish 0, s6), capped once stopping
+    (not with s6-supervise's signals: it kills a finish at timeout-finish alone)."""
     own = spec.timeout_finish_ms / 1000 if spec.timeout_finish_ms > 0 else None
-    if shutting_down:
+    if shutting_down and spec.group_signals:
         return grace if own is None else min(own, grace)
     return own
 
 
 def _stop(spec: ServiceSpec, state: ServiceState, now: float, grace: float) -> Result:
-    """Send the down-signal (and SIGCONT, so a stopped process can act on it)."""
+    """Send the down-signal (and SIGCONT, so a stopped process can act on it), to the group or the pid."""
     delay = kill_delay(spec, state.shutting_down, grace)
-    actions: list[Action] = [SignalGroup(spec.down_signal)]
+    actions: list[Action] = [SendSignal(spec.down_signal, spec.group_signals)]
     if spec.down_signal not in (signal.SIGCONT, signal.SIGKILL):
-        actions.append(SignalGroup(signal.SIGCONT))
+        actions.append(SendSignal(signal.SIGCONT, spec.group_signals))
     state = replace(state, stopping=True)
     if delay is None:
         return _arm(state, None, None), actions
@@ -131,7 +153,7 @@ def _went_down(spec: ServiceSpec, state: ServiceState, now: float, died_at: floa
         state = replace(state, want=Want.DOWN)
     if state.want is not Want.UP or state.bailed:
         return state, []
-    return _start_or_schedule(spec, state, now, next_start(state, died_at, now))
+    return _start_or_schedule(spec, state, now, next_start(spec, state, died_at, now))
 
 
 # --- the table ---------------------------------------------------------------
@@ -246,9 +268,11 @@ def _on_timer(spec: ServiceSpec, state: ServiceState, event: TimerFired, now: fl
     if timer is Timer.START and state.phase is Phase.WAITING:
         return replace(state, phase=Phase.DOWN), [Spawn()]
     if timer is Timer.KILL and state.phase is Phase.UP:
-        return state, [_note("service did not stop in time, killing its group", spec, "warning"), SignalGroup(signal.SIGKILL)]
+        what = "killing its group" if spec.group_signals else "killing it"
+        return state, [_note(f"service did not stop in time, {what}", spec, "warning"),
+                       SendSignal(signal.SIGKILL, spec.group_signals)]
     if timer is Timer.KILL_FINISH and state.phase is Phase.FINISHING:
-        return state, [_note("finish timed out, killing it", spec, "warning"), KillFinish()]
+        return state, [_note("finish timed out, killing it", spec, "warning"), KillFinish(spec.group_signals)]
     return state, []
 
 
@@ -259,7 +283,7 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
     if verb is Verb.UP:
         state = replace(state, want=Want.UP, bailed=False, deaths=())
         if state.phase is Phase.DOWN:
-            return _start_or_schedule(spec, state, now, next_start(state, now, now))
+            return _start_or_schedule(spec, state, now, asked_start(spec, state, now))
         return state, []
     if verb is Verb.ONCE_AT_MOST:
         # s6-svc -O: not restarted when it dies; a service waiting to restart stays down.
@@ -271,7 +295,7 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
     if verb is Verb.ONCE:
         state = replace(state, want=Want.ONCE, bailed=False)
         if state.phase is Phase.DOWN:
-            return _start_or_schedule(spec, state, now, next_start(state, now, now))
+            return _start_or_schedule(spec, state, now, asked_start(spec, state, now))
         return state, []
     if verb is Verb.RESTART:
         if state.phase is Phase.UP:
@@ -288,6 +312,8 @@ def _on_command(spec: ServiceSpec, state: ServiceState, event: Command, now: flo
         return _arm(replace(state, phase=Phase.DOWN), None, None), []
     if state.phase is Phase.UP and not state.stopping:
         return _stop(spec, state, now, grace)
+    if not spec.group_signals:
+        return state, []  # s6-supervise: its own timeout-kill and timeout-finish, no grace time
     if state.phase is Phase.UP and state.shutting_down:
         # Already stopping on its own timeout-kill (or none): the container's grace time caps it.
         deadline = now + grace if state.deadline is None else min(state.deadline, now + grace)

@@ -28,7 +28,7 @@ from ..logs.lines import Formatter, RecentLines, json_formatter, text_formatter
 from ..logs.pipe import LogPipe
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
-from ..proc.spawn import signal_group, spawn
+from ..proc.spawn import send_signal, spawn
 from . import forensics, policy
 from .model import (
     Action,
@@ -44,9 +44,9 @@ from .model import (
     Note,
     Ready,
     RunFinish,
+    SendSignal,
     ServiceSpec,
     ServiceState,
-    SignalGroup,
     Spawn,
     Spawned,
     SpawnFailed,
@@ -63,6 +63,7 @@ class Runtime(Protocol):
     writer: OutputWriter
     log: Logger
     log_format: str
+    log_prefix: bool  # False: services' output as written (PYS6_LOG_PREFIX=0)
     services_gracetime: float  # seconds
 
     def essential_bailed(self, name: str, exitcode: int) -> None: ...
@@ -72,7 +73,11 @@ class Runtime(Protocol):
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None: ...
 
 
-def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter:
+def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter | None:
+    """How `source`'s lines reach PID 1's output; None: raw, as written (PYS6_LOG_PREFIX=0, which
+    also wins over PYS6_LOG_FORMAT=json: s6-overlay's services write to the container's output)."""
+    if not runtime.log_prefix:
+        return None
     if runtime.log_format == "json":
         return json_formatter(source, stream)
     return text_formatter(f"[{source}] ".encode("utf-8", "backslashreplace"))
@@ -230,26 +235,28 @@ class ServiceRunner:
                 if follow_up is not None:
                     pending.append(follow_up)
 
-    def _signal(self, target: int | None, signum: int, what: str) -> None:
+    def _signal(self, target: int | None, signum: int, what: str, group: bool = True) -> None:
+        """`signum` to the process group `target` leads, or to the pid alone (PYS6_GROUP_SIGNALS=0)."""
         if target is None:
             return
-        failure = signal_group(target, signum)
+        failure = send_signal(target, signum, group)
         if failure is not None:
-            self._runtime.log.error("cannot signal service", service=self.spec.name, target=what, pgid=target,
-                                    signal=signal_name(signum), reason=failure.strerror)
-            self._problems.append(f"{self.spec.name}: cannot send {signal_name(signum)} to process group "
-                                  f"{target}: {failure.strerror}")
+            where = {"pgid": target} if group else {"pid": target}
+            self._runtime.log.error("cannot signal service", service=self.spec.name, target=what,
+                                    signal=signal_name(signum), reason=failure.strerror, **where)
+            self._problems.append(f"{self.spec.name}: cannot send {signal_name(signum)} to "
+                                  f"{'process group' if group else 'process'} {target}: {failure.strerror}")
 
     def _perform(self, action: Action) -> Event | None:
         if isinstance(action, Spawn):
             return self._spawn_run()
         if isinstance(action, RunFinish):
             return self._spawn_finish(action.args)
-        if isinstance(action, SignalGroup):
-            self._signal(self.state.pid, action.signum, "run")
+        if isinstance(action, SendSignal):
+            self._signal(self.state.pid, action.signum, "run", action.group)
             return None
         if isinstance(action, KillFinish):
-            self._signal(self.state.finish_pid, signal.SIGKILL, "finish")
+            self._signal(self.state.finish_pid, signal.SIGKILL, "finish", action.group)
             return None
         if isinstance(action, Note):
             getattr(self._runtime.log, action.level)(action.event, **dict(action.fields))

@@ -14,7 +14,7 @@ from dataclasses import replace
 from ..base.files import read_small_text
 from ..base.terms import valid_name
 from .health import HealthSpec, parse_http, parse_tcp
-from .model import CrashPolicy, ServiceSpec
+from .model import ServiceSpec
 from .settings import (
     ConfigError,
     ServiceOverride,
@@ -38,7 +38,7 @@ def is_executable_file(path: str) -> bool:
 def read_service(directory: str, settings: Settings) -> ServiceSpec:
     name = os.path.basename(directory.rstrip("/"))
     problems: list[str] = []
-    spec = ServiceSpec(name=name, directory=directory, crash=settings.crash)
+    spec = ServiceSpec(name=name, directory=directory, crash=settings.crash, group_signals=settings.group_signals)
     run = os.path.join(directory, "run")
     try:
         os.listdir(directory)
@@ -171,9 +171,10 @@ def _parse_notification_fd(text: str) -> int:
 def apply_override(spec: ServiceSpec, override: ServiceOverride | None) -> ServiceSpec:
     if override is None:
         return spec
-    crash = CrashPolicy(
-        override.crash_deaths if override.crash_deaths is not None else spec.crash.max_deaths,
-        override.crash_window if override.crash_window is not None else spec.crash.window,
+    crash = replace(  # PYS6_CRASH_BAIL is the container's, kept
+        spec.crash,
+        max_deaths=override.crash_deaths if override.crash_deaths is not None else spec.crash.max_deaths,
+        window=override.crash_window if override.crash_window is not None else spec.crash.window,
     )
     return replace(
         spec,

@@ -158,9 +158,13 @@ class ServiceTable:
         self.writer = writer
         self.log = log
         self.log_format = settings.log_format
+        self.log_prefix = settings.log_prefix
         self.services_gracetime = settings.services_gracetime / 1000
         self.command_timeout = settings.control_timeout / 1000
-        self.stop_timeout = 2 * self.services_gracetime + STOP_MARGIN  # settling, then its finish
+        # Settling, then its finish; with s6-supervise's signals (PYS6_GROUP_SIGNALS=0) nothing kills at
+        # the grace time, and s6-overlay's services-down waits just that long (s6-svwait -D -t), then goes on.
+        self.stop_timeout = (2 * self.services_gracetime + STOP_MARGIN if settings.group_signals
+                             else self.services_gracetime)
         self.runners: dict[str, ServiceRunner] = {}
         # What supervises one service: ServiceRunner; an in-process test gives a fake that spawns nothing.
         self.make_runner: Callable[[ServiceSpec, ServiceTable, int | None, int | None], ServiceRunner] = ServiceRunner

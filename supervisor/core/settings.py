@@ -232,7 +232,15 @@ class Settings:
     log_format: str = knob("text", yaml=True, pys6="PYS6_LOG_FORMAT", parser=parse_log_format)
     crash_deaths: int = knob(5, yaml=True, pys6="PYS6_CRASH_DEATHS", parser=parse_positive_int)
     crash_window: float = knob(60.0, yaml=True, pys6="PYS6_CRASH_WINDOW", parser=parse_seconds)  # seconds
-    finish_after_services: bool = knob(False, yaml=True, pys6="PYS6_FINISH_AFTER_SERVICES", parser=parse_bool)
+    # pys6's departures from s6-overlay, each with its switch back (README: Migrating from s6-overlay)
+    # 1: s6-overlay v3's order at shutdown, cont-finish once the services are down; 0: cont-finish first
+    finish_after_services: bool = knob(True, yaml=True, pys6="PYS6_FINISH_AFTER_SERVICES", parser=parse_bool)
+    # 0: a service's output reaches PID 1's stdout and stderr as written, without the `[name] ` prefix
+    log_prefix: bool = knob(True, yaml=True, pys6="PYS6_LOG_PREFIX", parser=parse_bool)
+    # 0: signals as s6-supervise sends them: to the service's pid, SIGKILL only at its own timeout-kill
+    group_signals: bool = knob(True, yaml=True, pys6="PYS6_GROUP_SIGNALS", parser=parse_bool)
+    # 0: never bail; a crash loop is restarted for ever, one start a second, as s6 does
+    crash_bail: bool = knob(True, yaml=True, pys6="PYS6_CRASH_BAIL", parser=parse_bool)
     # a group (name or gid) also allowed on the control socket
     control_group: str = knob("", yaml=True, pys6="PYS6_CONTROL_GROUP", parser=parse_group)
     # ms a client has to send its request
@@ -264,7 +272,7 @@ class Settings:
 
     @property
     def crash(self) -> CrashPolicy:
-        return CrashPolicy(self.crash_deaths, self.crash_window)
+        return CrashPolicy(self.crash_deaths, self.crash_window, self.crash_bail)
 
     def dirs(self, kind: str) -> str:
         """$PYS6_ETC/<kind>, or S6_RUNTIME_PROFILE's /etc/cont-profile.d/<profile>/<kind>."""

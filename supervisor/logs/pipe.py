@@ -9,6 +9,13 @@ The pipe is read from an event-loop reader callback, not a task: an idle task
 costs about 5 KiB, and every service has two streams. Each wake-up reads one
 chunk (fairness between services); when the output writer is full the reader is
 paused until it has room again (back-pressure, nothing dropped).
+
+With no formatter (PYS6_LOG_PREFIX=0, s6-overlay's way) the bytes go out as the
+service wrote them: no prefix, no escapes, no cut marks, no newline added. They
+are still cut at line ends, so a line of one service is not split by another's:
+an unfinished line waits for its newline, but at most RAW_HOLD seconds (a
+prompt, a progress bar), MAX_LINE bytes, or the end of the writer, then goes
+out as it is. The lines are still counted and kept for pysvstat --log.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import os
 
-from .lines import READ_SIZE, Formatter, LineSplitter, RecentLines
+from .lines import MAX_LINE, READ_SIZE, Formatter, LineSplitter, RecentLines
 from .writer import OutputWriter
 
 DRAIN_CHUNKS = 16  # a dead writer left at most a pipe's capacity; more comes from others
+RAW_HOLD = 0.25  # seconds an unfinished line waits for its newline before it goes out as it is (raw)
 
 
 class LogPipe:
@@ -27,7 +35,7 @@ class LogPipe:
         self,
         writer: OutputWriter,
         target_fd: int,
-        formatter: Formatter,
+        formatter: Formatter | None,
         keep_write_end: bool,
         recent: RecentLines | None = None,
     ) -> None:
@@ -35,7 +43,9 @@ class LogPipe:
         os.set_blocking(self.read_fd, False)
         self._writer = writer
         self._target_fd = target_fd
-        self._format = formatter
+        self._format = formatter  # None: raw, the bytes as written
+        self._held = b""  # raw: the unfinished last line, not written yet
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._splitter = LineSplitter()
         self._keep_write_end = keep_write_end
         self._recent = recent  # the last lines, for pysvstat --log and forensics
@@ -79,7 +89,47 @@ class LogPipe:
             self.bytes += len(lines)
             if self._recent is not None:
                 self._recent.add_block(self._stream, lines, count)
-            self._writer.write_nowait(self._target_fd, self._format(lines))
+            if self._format is not None:
+                self._writer.write_nowait(self._target_fd, self._format(lines))
+
+    def _pass_raw(self, chunk: bytes) -> None:
+        """Raw: write what `chunk` completes, up to its last newline; hold the rest (RAW_HOLD)."""
+        data = self._held + chunk if self._held else chunk
+        end = data.rfind(b"\n") + 1
+        if len(data) - end > MAX_LINE:
+            end = len(data)  # a line without end goes out as it comes
+        if end:
+            self._writer.write_nowait(self._target_fd, data[:end])
+        self._held = data[end:]
+        if not self._held:
+            self._cancel_hold()
+        elif self._hold_timer is None:
+            if self._loop is None:
+                self._release()
+            else:
+                self._hold_timer = self._loop.call_later(RAW_HOLD, self._release)
+
+    def _cancel_hold(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _release(self) -> None:
+        """Raw: the unfinished line goes out as it is (its newline did not come in time, or never will)."""
+        self._cancel_hold()
+        held, self._held = self._held, b""
+        if held:
+            self._writer.write_nowait(self._target_fd, held)
+
+    def _take(self, chunk: bytes) -> None:
+        self._emit(self._splitter.feed(chunk))
+        if self._format is None:
+            self._pass_raw(chunk)
+
+    def _flush(self) -> None:
+        """The unfinished last line: completed by a newline, or raw, as it is."""
+        self._emit(self._splitter.flush())
+        self._release()
 
     def _read_once(self) -> bool:
         """Read one chunk and send its lines; False at EOF or when nothing is there."""
@@ -92,10 +142,10 @@ class LogPipe:
         except OSError:
             chunk = b""  # a broken pipe ends like EOF: never take PID 1 down with it
         if not chunk:
-            self._emit(self._splitter.flush())
+            self._flush()
             self.close()
             return False
-        self._emit(self._splitter.feed(chunk))
+        self._take(chunk)
         return True
 
     def drain(self) -> None:
@@ -103,9 +153,10 @@ class LogPipe:
         for _ in range(DRAIN_CHUNKS):
             if not self._read_once():
                 break
-        self._emit(self._splitter.flush())
+        self._flush()
 
     def close(self) -> None:
+        self._release()  # lose nothing, even an unfinished line
         self._pause()
         if self.read_fd >= 0:
             os.close(self.read_fd)

@@ -1,6 +1,7 @@
 """Running an s6-rc plan: each service once its dependencies are up (and ready, where they
-say when), oneshots to completion, longruns supervised like services.d's; at shutdown,
-each one once everything that depends on it is down, oneshots' `down` run.
+say when; legacy-services: once services.d is started, `services_started`), oneshots to
+completion, longruns supervised like services.d's; at shutdown, each one once everything
+that depends on it is down, oneshots' `down` run.
 
 A longrun runs from a copy of its source directory (as s6-rc-compile copies it), with run
 and finish made executable; a oneshot's `up` and `down` are execline command lines, run
@@ -22,7 +23,7 @@ import anyio.abc
 from ..core.model import ServiceSpec, ServiceState
 from ..core.service import ServiceRunner
 from ..logs.events import Logger
-from .rcplan import Plan
+from .rcplan import AFTER_SERVICES, Plan
 
 EXECLINE_WORDS = ("{", "}", "foreground", "background", "if", "ifelse", "ifte", "ifthenelse", "importas", "backtick",
                   "define", "multisubstitute", "redirfd", "fdmove", "pipeline", "forx", "elglob", "emptyenv")
@@ -104,14 +105,16 @@ class RcServices:
         self.runners: dict[str, ServiceRunner] = {}
         self._up: dict[str, anyio.Event] = {}
         self._failed: set[str] = set()
+        self.services_started = anyio.Event()  # services.d is started: s6-overlay's legacy-services is up
 
     def _execlineb(self) -> str | None:
         return shutil.which("execlineb")
 
     async def bring_up(self, names: Sequence[str]) -> list[str]:
         """Start `names` in dependency order, in parallel where they do not depend on each other;
-        the names that failed (or could not start because a dependency failed)."""
-        for name in names:
+        the names that failed (or could not start because a dependency failed). `user` and
+        `user2` may be brought up at once: a dependency anywhere in the plan is waited for."""
+        for name in (*self.plan.first, *self.plan.second, *names):
             self._up.setdefault(name, anyio.Event())
         async with anyio.create_task_group() as group:
             for name in names:
@@ -121,7 +124,9 @@ class RcServices:
     async def _bring_up_one(self, name: str) -> None:
         try:
             for dependency in self.plan.needs.get(name, ()):
-                if dependency in self._up:
+                if dependency == AFTER_SERVICES:
+                    await self.services_started.wait()
+                elif dependency in self._up:
                     await self._up[dependency].wait()
                     if dependency in self._failed:
                         self.services.log.error("s6-rc service not started: a dependency failed", service=name,
