@@ -22,9 +22,9 @@ from supervisor.core.model import (
     Note,
     Phase,
     Ready,
+    SendSignal,
     ServiceSpec,
     ServiceState,
-    SignalGroup,
     Spawn,
     Spawned,
     TimerFired,
@@ -137,7 +137,7 @@ def test_an_unhealthy_restart_stops_the_service_and_its_death_counts_for_the_bai
     for restart in range(1, 6):
         state = up(SPEC, now, pid, state)
         state, actions = policy.step(SPEC, state, Command(Verb.UNHEALTHY), now + 0.1, 3.0)
-        assert SignalGroup(15) in actions and state.stopping and state.unhealthy
+        assert SendSignal(15) in actions and state.stopping and state.unhealthy
         before = state
         state, actions = policy.step(SPEC, state, Exited(None, 15, pid), now + 0.2, 3.0)
         count_step(tally, Exited(None, 15, pid), before, state)
