@@ -30,14 +30,16 @@ __all__ = ["ChildEnvironment", "container_environment", "exec_environment"]
 def _working_directory(given: bytes | None) -> bytes | None:
     """PWD as a POSIX shell exports it: the inherited value when it is absolute and names the
     working directory, else the physical one (None when even that cannot be had)."""
-    try:
-        here = os.stat(".")
-        if given and given.startswith(b"/"):
-            there = os.stat(given)
+    if given and given.startswith(b"/"):
+        try:
+            there, here = os.stat(given), os.stat(".")
             if (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino):
                 return given
+        except OSError:  # it names nothing: the physical one, as the shell does
+            pass
+    try:
         return os.getcwdb()
-    except (OSError, ValueError):  # a removed working directory; a NUL cannot be in a /proc entry
+    except OSError:  # a removed working directory: the shell exports none either
         return None
 
 

@@ -1,8 +1,8 @@
 """The container environment directory: one file per variable, as s6-overlay v3 keeps it.
 
-Written at boot as s6-linux-init (s6-dumpenv) writes /run/s6/container_environment: each
-value followed by one newline (measured under s6-overlay 3.2.3.2: `GREETING=hi` is the file
-"hi\n", and its printcontenv prints "hi\n\n"), and read as
+Written at boot as s6-linux-init's -s writes /run/s6/container_environment: each value as
+is, newlines in it included, then one newline (measured under s6-overlay 3.2.3.2: `GREETING=hi`
+is the file "hi\n", which its printcontenv prints as "hi\n\n"), and read as
 `s6-envdir -Lf` reads it: the whole file is the value, one trailing newline is chomped
 (so `echo v > FILE` works too), NUL bytes become newlines, an empty file removes the
 variable, and names starting with a dot or holding '=' are not variables.
@@ -126,7 +126,7 @@ def write_environment(directory: str, environ: Mapping[bytes, bytes]) -> list[st
         temporary = os.path.join(os.fsencode(directory), b".pys6-" + name)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, value + b"\n")  # s6-dumpenv's newline, which the reader chomps
+            os.write(fd, value + b"\n")  # s6-linux-init's newline, which the reader chomps
         finally:
             os.close(fd)
         os.rename(temporary, path)
