@@ -51,6 +51,9 @@ COPY templates/ /opt/
 USER 1000:1000
 WORKDIR /home/claude
 ENV HOME=/home/claude
+# The pod's scripts are plain #!/bin/sh reading HOME, CRONTAB, SSHD_PORT...: s6-overlay v3 (and
+# pyinit) give them only PATH unless S6_KEEP_ENV is 1.
+ENV S6_KEEP_ENV=1
 EXPOSE 2222
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["pysvstat", "--check"]
 ENTRYPOINT ["/init"]
