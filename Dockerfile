@@ -58,6 +58,9 @@ ENV PYS6_LOG_PREFIX=1
 ENV PYS6_GROUP_SIGNALS=1
 ENV PYS6_CRASH_BAIL=1
 ENV PYS6_FINISH_AFTER_SERVICES=0
+# The pod's scripts are plain #!/bin/sh reading HOME, CRONTAB, SSHD_PORT...: s6-overlay v3 (and
+# pyinit) give them only PATH unless S6_KEEP_ENV is 1.
+ENV S6_KEEP_ENV=1
 EXPOSE 2222
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["pysvstat", "--check"]
 ENTRYPOINT ["/init"]

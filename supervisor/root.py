@@ -29,7 +29,8 @@ from .logs.writer import OutputWriter, write_all, write_if_room
 from .proc.reaper import Reaper
 from .proc.signals import open_signal_receiver
 from .proc.spawn import send_signal
-from .s6.childenv import ChildEnvironment
+from .s6.childenv import ChildEnvironment, container_environment, exec_environment
+from .s6.contenv import write_environment
 from .s6.layout import Layout
 from .s6.scanctl import serve_scan_control
 
@@ -66,15 +67,19 @@ async def _signal_loop(signals: AsyncIterator[int], container: Stages, reaper: R
             logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
 
 
-def _watch(directory: str, logger: Logger) -> Callable[[], bool] | None:
-    """inotify on the container environment; None (read it at every start) where there is none."""
-    from .base.dirwatch import DirectoryWatch
-
+def _child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
+    """What everything pyinit starts gets, as s6-overlay gives it (childenv), and the container
+    environment directory written again from the same: init.py wrote it from pyinit's own
+    os.environ, which holds Python's LC_CTYPE and pyinit's PYS6_METRICS_DIR, neither of them
+    the container's. Nothing has read it yet: no script has run."""
+    serves_metrics = settings.metrics_listen is not None or bool(settings.metrics_file)
+    container = container_environment(os.environb, metrics_dir, serves_metrics, exec_environment())
     try:
-        return DirectoryWatch(directory).changed_since_last_asked
-    except OSError as exc:
-        logger.debug("container environment not watched, read at every start", reason=exc.strerror)
-        return None
+        write_environment(layout.container_environment, container)
+    except OSError as exc:  # it was just written: the same write failing now is no reason to stop the boot
+        logger.error("container environment not rewritten; with-contenv may see pyinit's own variables",
+                     directory=layout.container_environment, reason=exc.strerror)
+    return ChildEnvironment(settings.keep_env, container)
 
 
 def _catch_all_sink(settings: Settings, rundir: str, logger: Logger) -> Callable[[int, bytes], None]:
@@ -138,8 +143,7 @@ async def run_pid1(
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)
 
     reaper = Reaper(on_orphan)
-    environment = ChildEnvironment(settings.keep_env, dict(os.environb), layout.container_environment, logger,
-                                   _watch(layout.container_environment, logger))
+    environment = _child_environment(settings, layout, metrics_dir, logger)
     container = Stages(settings, reaper, writer, logger, is_pid1, environment, layout)
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)

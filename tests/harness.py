@@ -21,7 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,7 +232,7 @@ class Pod:
             os.lchown(path, self.uid, self.uid)
         os.chmod(self.root, 0o755)
 
-    def start(self, *args: str, mode: str | None = None, env: dict[str, str] | None = None,
+    def start(self, *args: str, mode: str | None = None, env: Mapping[str, str | None] | None = None,
               stdout: int | None = None, default_rundir: bool = False, wrapper: list[str] | None = None,
               pass_fds: tuple[int, ...] = (), stdin: int = subprocess.DEVNULL) -> None:
         environ = {
@@ -242,8 +242,16 @@ class Pod:
             "STATE": str(self.state),
             "PYTHONPATH": str(REPO),
             "LANG": "C.UTF-8",
+            # The suite's scripts are plain `#!/bin/sh` reading what was passed to pyinit ($STATE...):
+            # s6-overlay gives them that only with S6_KEEP_ENV=1 (unset is 0: PATH only), so that is
+            # the default here; a test sets another value, or None to leave it unset.
+            "S6_KEEP_ENV": "1",
         }
-        environ.update(env or {})
+        for name, value in (env or {}).items():  # None: not in pyinit's environment at all
+            if value is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = value
         mode = mode or self.default_mode
         if default_rundir:
             del environ["PYS6_RUNDIR"]

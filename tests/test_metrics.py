@@ -138,9 +138,10 @@ def test_services_metrics_files_are_served_on_the_same_endpoint_and_bad_ones_can
     assert promtool_problems(text) == "rc=0"
 
 
-def test_the_pods_own_environment_names_the_metrics_directory(pod: Pod):
+def test_the_pods_own_environment_names_the_metrics_directory_when_metrics_are_served(pod: Pod):
+    # only then (issue 23: no pys6 variable reaches a child unless its feature is on; test_env_parity)
     pod.service("env", 'echo "$PYS6_METRICS_DIR" > "$STATE/dir"; exec sleep 1000')
-    pod.start()
+    pod.start(env={"PYS6_METRICS_FILE": str(pod.state / "metrics.prom")})
     wait_for(lambda: pod.read_state("dir"), 10, "the service to write")
     assert pod.read_state("dir").strip() == str(pod.rundir / "metrics")
 

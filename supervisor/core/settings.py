@@ -251,7 +251,7 @@ class Settings:
     # where the same page is written for a textfile collector
     metrics_file: str = knob("", yaml=True, pys6="PYS6_METRICS_FILE", parser=parse_path)
     # s6-overlay's own, read from the environment only (README: Migrating from s6-overlay)
-    keep_env: int | None = knob(None, s6="S6_KEEP_ENV", s6_kind="level")  # None: the full container environment
+    keep_env: int = knob(0, s6="S6_KEEP_ENV", s6_kind="level")  # unset is 0, as in s6-overlay v3: PATH only
     cmd_receive_signals: bool = knob(False, s6="S6_CMD_RECEIVE_SIGNALS", s6_kind="flag")
     cmd_use_terminal: bool = knob(False, s6="S6_CMD_USE_TERMINAL", s6_kind="flag")
     read_only_root: bool = knob(False, s6="S6_READ_ONLY_ROOT", s6_kind="flag")

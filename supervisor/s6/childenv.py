@@ -1,84 +1,75 @@
-"""The environment each process pyinit starts gets, by S6_KEEP_ENV.
+"""The environment each process pyinit starts gets, as real s6-overlay v3 gives it.
 
-- unset (pys6's default): the container environment as the container_environment
-  directory holds it at that moment (PATH kept if removed), so what a cont-init script
-  adds or removes there reaches every later script, service and the main program,
-  with-contenv or not; what could not be exec'd or is too large there is left out (see
-  contenv), each left-out entry warned about once, so every start still succeeds;
-- S6_KEEP_ENV=1 (or more): pyinit's own environment, unchanged (with-contenv is a no-op);
-- S6_KEEP_ENV=0: s6-overlay v3's minimal environment, PATH only; `with-contenv` restores
-  the container's.
+Measured under s6-overlay 3.2.3.2 (the rig of ../shared/s6-overlay-real, tests/test_env_parity.py):
+- S6_KEEP_ENV unset or 0 (stage0's `test "0$S6_KEEP_ENV" -eq 0`): every script, service,
+  oneshot and the main program starts with PATH only; `with-contenv` gives PATH plus the
+  container environment directory as it stands when it runs (what a cont-init script wrote
+  there included);
+- S6_KEEP_ENV non-zero: the container's environment, unchanged, and `with-contenv` a no-op.
+
+"The container's environment" is what pyinit was exec'd with, as s6-overlay's `/init` (a
+`/bin/sh` script) hands it on: PATH made as `/init` makes it (pyinit's own, see init.py),
+and PWD, which that shell exports, set to the working directory. It is read from
+/proc/self/environ, the environment exactly as the process was exec'd: Python's C-locale
+coercion sets LC_CTYPE in pyinit's own os.environ at interpreter start, and pyinit sets
+PYS6_METRICS_DIR there; neither is the container's. PYS6_METRICS_DIR is handed on only when
+pyinit serves metrics (PYS6_METRICS_LISTEN or PYS6_METRICS_FILE), as pys6's one addition.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
-from .contenv import LeftOut, applied, is_variable_name
+from .contenv import exec_environment
 
-if TYPE_CHECKING:
-    from ..logs.events import Logger
+METRICS_DIR_VARIABLE = b"PYS6_METRICS_DIR"
+__all__ = ["ChildEnvironment", "container_environment", "exec_environment"]
 
-MAX_WARNED = 4096  # left-out entries remembered as warned about; past it the record starts afresh
+
+def _working_directory(given: bytes | None) -> bytes | None:
+    """PWD as a POSIX shell exports it: the inherited value when it is absolute and names the
+    working directory, else the physical one (None when even that cannot be had)."""
+    if given and given.startswith(b"/"):
+        try:
+            there, here = os.stat(given), os.stat(".")
+            if (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino):
+                return given
+        except OSError:  # it names nothing: the physical one, as the shell does
+            pass
+    try:
+        return os.getcwdb()
+    except OSError:  # a removed working directory: the shell exports none either
+        return None
+
+
+def container_environment(own: Mapping[bytes, bytes], metrics_dir: str, serves_metrics: bool,
+                          exec_env: Mapping[bytes, bytes] | None = None) -> dict[bytes, bytes]:
+    """What s6-overlay's /init would hand on: the environment pyinit was exec'd with (`exec_env`,
+    else `own` when /proc could not tell), with pyinit's PATH and the shell's PWD, and
+    PYS6_METRICS_DIR only when metrics are served. `own` is pyinit's os.environb."""
+    base = dict(own if exec_env is None else exec_env)
+    if b"PATH" in own:
+        base[b"PATH"] = own[b"PATH"]
+    base.pop(METRICS_DIR_VARIABLE, None)
+    if serves_metrics and metrics_dir:
+        base[METRICS_DIR_VARIABLE] = os.fsencode(metrics_dir)
+    pwd = _working_directory(base.get(b"PWD"))
+    if pwd is not None:
+        base[b"PWD"] = pwd
+    return base
 
 
 class ChildEnvironment:
-    """Call it for the environment of the next process started.
+    """Call it for the environment of the next process started (a new dict each time: a
+    caller may add to it)."""
 
-    In pys6's default the directory is read again only when `changed()` says something
-    there changed since the last read (inotify: one non-blocking read per start, not one
-    read per variable); without `changed`, every time.
-    """
-
-    def __init__(self, keep_env: int | None, original: dict[bytes, bytes], directory: str, log: Logger,
-                 changed: Callable[[], bool] | None = None) -> None:
+    def __init__(self, keep_env: int, container: dict[bytes, bytes]) -> None:
         self.keep_env = keep_env
-        self._changed = changed
-        self._cached: dict[bytes, bytes] | None = None
-        self.original = original
-        self.directory = directory
-        self._log = log
-        self._complained = False
-        self._warned: set[tuple[str, str, int, int]] = set()  # LeftOut.version(): a new version is warned about again
-        # The directory is the whole environment, so a variable a script removed is gone; only
-        # what no file can hold comes from pyinit's own, and PATH if a script removed it.
-        self.unwritable = {name: value for name, value in original.items() if not is_variable_name(name)}
-        if b"PATH" in original:
-            self.unwritable.setdefault(b"PATH", original[b"PATH"])
+        self.container = container
+        self._minimal = {b"PATH": container.get(b"PATH", os.defpath.encode())}
 
     def __call__(self) -> dict[bytes, bytes]:
-        if self.keep_env is not None and self.keep_env > 0:
-            return self.original
-        if self.keep_env == 0:
-            return {b"PATH": self.original.get(b"PATH", os.defpath.encode())}
-        if self._cached is not None and self._changed is not None and not self._changed():
-            return self._cached
-        try:
-            reading = applied(self.unwritable, self.directory)
-        except OSError as exc:
-            if not self._complained:
-                self._log.warning("container environment unreadable, using pyinit's own",
-                                  directory=self.directory, reason=exc.strerror)
-                self._complained = True
-            return self.original
-        self._warn_left_out(reading.left_out, reading.left_out_count)
-        self._cached = reading.environment
-        return reading.environment
-
-    def _warn_left_out(self, left_out: list[LeftOut], count: int) -> None:
-        """One warning per reason, naming the entries not warned about before."""
-        new = [entry for entry in left_out if entry.version() not in self._warned]
-        if not new:
-            return
-        if len(self._warned) + len(new) > MAX_WARNED:
-            self._warned.clear()
-        self._warned.update(entry.version() for entry in new)
-        by_reason: dict[str, list[str]] = {}
-        for entry in new:
-            by_reason.setdefault(entry.reason, []).append(entry.name)
-        for reason, names in by_reason.items():
-            self._log.warning("container environment entries left out", directory=self.directory,
-                              reason=reason, entries=", ".join(names)[:500],
-                              **({"left_out_in_all": count} if count > len(left_out) else {}))
+        if self.keep_env > 0:
+            return dict(self.container)
+        return dict(self._minimal)

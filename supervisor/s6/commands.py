@@ -14,6 +14,10 @@ from collections.abc import Callable, Sequence
 from ..base.terms import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
 
+# s6-overlay's printcontenv of a name with no file there: `s6-cat < FILE` under `sh -e`, whose
+# failed redirection exits 2 (measured under 3.2.3.2); an empty value under S6_KEEP_ENV is 1.
+NO_SUCH_FILE = 2
+
 
 def _fatal(program: str, message: str, code: int = EXIT_SYSTEM) -> int:
     sys.stderr.write(f"{program}: fatal: {message}\n")
@@ -26,13 +30,17 @@ def _keep_env(environ: dict[str, str]) -> bool:
     return value.isascii() and value.isdigit() and int(value[:18]) > 0
 
 
+def _own_environment() -> dict[bytes, bytes]:
+    """The environment this command was exec'd with, not Python's os.environ: in the C locale
+    Python's start-up adds LC_CTYPE there, which s6-overlay's execline commands never pass on."""
+    found = contenv.exec_environment()
+    return dict(os.environb) if found is None else found
+
+
 def _exec(program: str, argv: Sequence[str], environ: dict[bytes, bytes] | None = None) -> int:
+    environ = _own_environment() if environ is None else environ
     try:
-        if environ is None:
-            os.execvp(argv[0], list(argv))
-        else:
-            path = environ.get(b"PATH", os.defpath.encode())
-            os.execvpe(argv[0], list(argv), {**environ, b"PATH": path})
+        os.execvpe(argv[0], list(argv), environ)  # searched on its PATH (else os.defpath), none added
     except OSError as exc:
         return _fatal(program, f"unable to exec {argv[0]}: {exc.strerror}", exec_failure_code(exc))
     return EXIT_SYSTEM  # not reached
@@ -67,17 +75,17 @@ def printcontenv(argv: Sequence[str]) -> int:
         return _fatal("printcontenv", "too few arguments", EXIT_USAGE)
     name = argv[0]
     if _keep_env(dict(os.environ)):
-        value = os.environb.get(os.fsencode(name), b"")
+        value = _own_environment().get(os.fsencode(name), b"")
         if not value:
             return 1
         sys.stdout.buffer.write(value + b"\n")
         return 0
     directory = contenv.find_directory(os.environ)
     if directory is None:
-        return 1
+        return NO_SUCH_FILE
     content = contenv.read_variable(directory, name)  # a FIFO is not waited on, a huge file not read
     if content is None:
-        return 1
+        return NO_SUCH_FILE
     if isinstance(content, str):
         sys.stderr.write(f"printcontenv: warning: {directory}/{name} left out: {content}\n")
         return 1
