@@ -43,6 +43,7 @@ class SuperviseDir:
         self.name = spec.name
         self.path = spec.directory if in_place else os.path.join(scandir, spec.name)
         if in_place:
+            _writable_by_owner(self.path)
             link_into(scandir, spec.name, self.path)
         elif os.path.islink(self.path):
             os.unlink(self.path)  # a previous boot's link to a copy
@@ -138,6 +139,20 @@ class SuperviseDir:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _writable_by_owner(path: str) -> None:
+    """pyinit's own copy of a directory the image ships read-only (0555): root's s6-supervise makes
+    supervise/ in it all the same, so a pyinit of another uid, the copy's owner, adds its own write
+    bit for it (under /run, never the image's directory)."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return  # a copy that could not be made: the service is broken, supervise/ is made below
+    if info.st_uid == os.geteuid() and not info.st_mode & stat.S_IWUSR:
+        os.chmod(path, stat.S_IMODE(info.st_mode) | stat.S_IWUSR)
 
 
 def _is_fifo(path: str) -> bool:
