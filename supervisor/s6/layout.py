@@ -45,8 +45,12 @@ class Layout:
     container_environment: str
     scandirs: list[str]
     exitcode_files: list[str]
-    legacy_services: str  # where services.d's services are copied to run from
+    legacy_services: str = ""  # where services.d's services are copied to run from; "": beside the environment
     problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.legacy_services:  # /run/s6/legacy-services beside /run/s6/container_environment, and so on
+            self.legacy_services = os.path.join(os.path.dirname(self.container_environment), LEGACY_DIRECTORY_NAME)
 
     def control_fifos(self) -> list[str]:
         return [os.path.join(scandir, CONTROL_FIFO) for scandir in self.scandirs]
