@@ -27,7 +27,8 @@ logutil-service and supercronic in DIR to pys6's own, for images that removed
 s6-overlay.
 
 exit codes: 0 clean shutdown; PROG's code; an essential service's code;
-100 bad configuration; 111 the runtime directory or a system call failed.
+100 bad configuration (or a /run this image's s6-overlay commands need but pyinit
+cannot lay out); 111 the runtime directory or a system call failed.
 See README.md for every variable.
 """
 
@@ -97,11 +98,21 @@ def run(argv: Sequence[str]) -> int:
         log.get().warning(warning)
     if settings.wait_for_closing_fd >= 3:
         _wait_for_closing_fd(settings.wait_for_closing_fd)
+    is_pid1 = os.getpid() == 1
+    from .s6 import layout as s6layout
+
+    # Before anything runs: an image whose own s6-overlay commands know only /run's paths, on a
+    # PID 1 that cannot lay them out, would boot with every with-contenv script failing. s6-overlay's
+    # preinit refuses such a /run too (exit 100); here one line says which path and the fix.
+    needed_by = s6layout.s6_command_needing_run(os.environ) if is_pid1 and settings.s6_run else None
+    if needed_by is not None:
+        problem = s6layout.run_problem(os.environ, settings.world_writable_run)
+        if problem is not None:
+            return _fail(problem, EXIT_USAGE)
     try:
         rundir = paths.prepare_rundir(os.environ)
     except (paths.RuntimeDirError, OSError) as exc:
         return _fail(str(exc), EXIT_SYSTEM)
-    is_pid1 = os.getpid() == 1
     metrics_dir = _prepare_metrics_directory(rundir)
     from .control.server import ControlSocketError, bind_control_socket
 
@@ -112,10 +123,13 @@ def run(argv: Sequence[str]) -> int:
     if listener.abstract_problem:
         log.get().warning("control socket: no abstract address, clients reach pyinit by the socket file only",
                           reason=listener.abstract_problem)
-    from .s6 import layout as s6layout
-
     try:  # after the socket: a second pyinit on this runtime directory has been turned away
-        layout = s6layout.prepare(rundir, dict(os.environb), is_pid1 and settings.s6_run, settings.world_writable_run)
+        layout = s6layout.prepare(rundir, dict(os.environb), is_pid1 and settings.s6_run, settings.world_writable_run,
+                                  needed_by)
+    except s6layout.RunUnusable as exc:
+        listener.close()
+        os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
+        return _fail(str(exc), EXIT_USAGE)
     except OSError as exc:
         listener.close()
         os.unlink(os.path.join(rundir, paths.SOCKET_NAME))

@@ -269,8 +269,20 @@ class Stages:
             return False
         for entry in skipped:
             self.log.warning("services.d entry skipped", entry=entry)
+        from ..core.servicedir import copy_service
+
+        # Each runs from a fresh copy in the legacy-services directory, as s6-overlay's services-up
+        # copies it (cwd, what the run script writes, supervise/, event/, down: all there, never in
+        # /etc); a copy that cannot be made leaves that service broken, not run from services.d.
+        try:
+            await anyio.to_thread.run_sync(s6layout.clear_legacy_services, self.layout)
+        except OSError as exc:
+            self.log.warning("the previous boot's service copies cannot all be removed",
+                             directory=self.layout.legacy_services, reason=exc.strerror or str(exc))
+        self.table.copy_root = self.layout.legacy_services
+        specs = [await anyio.to_thread.run_sync(copy_service, spec, self.layout.legacy_services, self.settings)
+                 for spec in specs]
         # Each service's s6 directory is made just before it starts (s6/bridge).
-        s6layout.link_legacy_services(self.layout, {spec.name: spec.directory for spec in specs})
         s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
         for spec in specs:
             logger = os.path.join(spec.directory, "log")

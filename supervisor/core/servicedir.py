@@ -1,12 +1,21 @@
-"""Read services.d/<name>/ (s6's servicedir: run, finish, down, notification-fd, timeout-*, down-signal).
+"""Read services.d/<name>/ (s6's servicedir: run, finish, down, notification-fd, timeout-*, down-signal),
+and copy it to where it runs from.
 
 A broken definition still becomes a service, with its problems listed: starting it
 fails, which counts as a death, so it is paced, logged and bails like any crash loop.
+
+s6-overlay v3 never runs a service from /etc: its services-up copies /etc/services.d/<name>
+to /run/s6/legacy-services/<name> with s6-hiercopy and supervises the copy, so the run
+script's working directory, what it writes there, supervise/, event/ and s6-svc -D's down
+file are all under /run. `copy_service` makes that copy the same way (symlinks as links,
+modes kept, owners kept when root, times not kept).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import socket
 import stat
 from dataclasses import replace
@@ -208,3 +217,87 @@ def scan(services_dir: str, settings: Settings) -> tuple[list[ServiceSpec], list
         else:
             specs.append(read_service(path, settings))
     return specs, skipped
+
+
+MAX_COPY_DEPTH = 32  # a service directory is a few levels deep; deeper is a mistake, not a reason to recurse on
+
+
+def copy_tree(source: str, destination: str) -> None:
+    """`source` (a directory) to `destination` (absent) as s6-hiercopy copies it: directories,
+    regular files, FIFOs and symlinks (as links, never followed), each with its mode, and its
+    owner when pyinit is root; anything else (a socket, a device) is an error."""
+    _copy_directory(source, destination, os.geteuid() == 0, 0)
+
+
+def _copy_directory(source: str, destination: str, as_root: bool, depth: int) -> None:
+    if depth > MAX_COPY_DEPTH:
+        raise OSError(errno.ELOOP, f"nested more than {MAX_COPY_DEPTH} levels deep", source)
+    info = os.lstat(source)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", source)
+    os.mkdir(destination, 0o700)  # its own mode once it is filled: a 0555 directory can still be filled
+    for name in sorted(os.listdir(source)):
+        _copy_entry(os.path.join(source, name), os.path.join(destination, name), as_root, depth)
+    _keep_attributes(destination, info, as_root)
+
+
+def _copy_entry(source: str, destination: str, as_root: bool, depth: int) -> None:
+    info = os.lstat(source)
+    kind = stat.S_IFMT(info.st_mode)
+    if kind == stat.S_IFLNK:
+        os.symlink(os.readlink(source), destination)
+        if as_root:
+            os.lchown(destination, info.st_uid, info.st_gid)
+    elif kind == stat.S_IFDIR:
+        _copy_directory(source, destination, as_root, depth + 1)
+    elif kind == stat.S_IFREG:
+        reader = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            writer = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with open(reader, "rb", closefd=False) as inp, open(writer, "wb") as out:
+                shutil.copyfileobj(inp, out)
+        finally:
+            os.close(reader)
+        _keep_attributes(destination, info, as_root)
+    elif kind == stat.S_IFIFO:
+        os.mkfifo(destination, 0o600)
+        _keep_attributes(destination, info, as_root)
+    else:
+        raise OSError(errno.EOPNOTSUPP, "a socket or device file: not copied", source)
+
+
+def _keep_attributes(path: str, info: os.stat_result, as_root: bool) -> None:
+    if as_root:
+        os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)
+    try:
+        os.chmod(path, stat.S_IMODE(info.st_mode), follow_symlinks=False)
+    except PermissionError:  # a setgid bit for a group this uid is not in
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~stat.S_ISGID, follow_symlinks=False)
+
+
+def remove_tree(path: str) -> None:
+    """A previous copy (or a previous boot's link to /etc): removed without following a link."""
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def copy_service(spec: ServiceSpec, root: str, settings: Settings) -> ServiceSpec:
+    """`spec`'s directory copied to root/<name> (a previous copy replaced), and the service as
+    read from the copy, which is what runs. When it cannot be copied, the service keeps its
+    definition with the reason among its problems and the copy as its directory: it fails
+    to start, paced as any crash loop, and is never run from its source instead."""
+    destination = os.path.join(root, spec.name)
+    try:
+        remove_tree(destination)
+        copy_tree(spec.directory, destination)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and exc.filename != spec.directory else ""
+        problem = f"cannot be copied to {destination} to run from: {exc.strerror or exc}{where}"
+        try:
+            remove_tree(destination)  # half a copy would run: a run file without the data/ it needs
+        except OSError:
+            pass
+        return replace(spec, directory=destination, problems=(*spec.problems, problem))
+    return read_service(destination, settings)

@@ -32,6 +32,7 @@ from typing import Protocol
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from ..base.terms import signal_name
 from ..logs.events import Logger
@@ -43,7 +44,7 @@ from .health import HealthReport
 from .healthrun import HealthMonitor
 from .model import Phase, Ready, ServiceSpec, ServiceState, ServiceView, Verb
 from .service import ServiceRunner
-from .servicedir import read_service, scan
+from .servicedir import copy_service, read_service, scan
 from .settings import ConfigError, Settings
 from .telemetry import ServiceFigures
 
@@ -174,6 +175,7 @@ class ServiceTable:
         self._logger_pipes: dict[str, tuple[int, int]] = {}  # producer -> (read end, write end or -1)
         self.loggers: dict[str, str] = {}  # logger -> its producer
         self.task_group: anyio.abc.TaskGroup | None = None  # where runners run, once services may start
+        self.copy_root: str | None = None  # where services.d's services run from (servicedir.copy_service)
         # Listeners, in the order they were added: a service about to start, its state changed,
         # its normal state (the down file) changed.
         self.started_listeners: list[Callable[[ServiceSpec], None]] = []
@@ -261,6 +263,8 @@ class ServiceTable:
             return
         added = [spec for spec in specs if spec.name not in self.runners]
         for spec in added:
+            if self.copy_root is not None:  # from its copy, as at boot, never from services.d itself
+                spec = await anyio.to_thread.run_sync(copy_service, spec, self.copy_root, self.settings)
             await self.start_runner(spec)
         self.log.info("rescan done", added=" ".join(spec.name for spec in added) or "none")
 

@@ -53,7 +53,7 @@ class S6Bridge:
             return
         scandir, *others = self.layout.scandirs
         try:
-            directory = SuperviseDir(spec, scandir)
+            directory = SuperviseDir(spec, scandir, in_place=self.layout.runs_from_copy(spec.directory))
             for other in others:
                 s6layout.link_into(other, spec.name, directory.path)
         except OSError as exc:

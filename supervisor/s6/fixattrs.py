@@ -132,6 +132,8 @@ def report_unhandled_trees(etc: str, log: Logger) -> None:
         path = os.path.join(base, entry)
         if entry in ("s6-rc.d", "user-bundles.d") and os.path.isdir(path):
             continue  # s6-rc's source definitions and bundles: run by rcstages
+        if entry == "scripts" and os.path.isdir(path):
+            continue  # s6-overlay's documented place for what s6-rc.d's up and run files call: run by them
         if not entry.startswith("."):
             found.append(f"{entry} not read")
     if found:

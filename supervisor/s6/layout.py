@@ -7,12 +7,22 @@ is writable and PYS6_S6_RUN is not 0: a subreaper in a developer's shell never t
 the host's /run, and nothing existing is removed (a FIFO already there is used), only
 the previous boot's exit code. Everywhere else the same things live under
 $PYS6_RUNDIR, where pys6's own commands (with-contenv, halt) look for them.
+
+services.d's services run from copies in the legacy-services directory (/run/s6/legacy-services,
+else $PYS6_RUNDIR/legacy-services), as s6-overlay's services-up makes them: never from /etc.
+
+An image that kept s6-overlay's own commands (its with-contenv knows only
+/run/s6/container_environment) cannot run on a PID 1 that cannot lay out /run: `run_problem`
+says so before anything runs, in one line with the fix, instead of a boot whose every
+with-contenv script fails.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .contenv import DIRECTORY_NAME, S6_CONTAINER_ENVIRONMENT, write_environment
@@ -23,6 +33,8 @@ V3_SCANDIR = "/run/service"
 V2_SCANDIR = "/run/s6/services"  # /var/run/s6/services
 HALT = "/run/s6/basedir/bin/halt"
 LEGACY_SERVICES = "/run/s6/legacy-services"
+LEGACY_DIRECTORY_NAME = "legacy-services"
+RC_COMPILED_NAME = "s6-rc"  # beside the container environment: where s6-rc longruns are copied to run (rcrun)
 CONTROL_FIFO = os.path.join(".s6-svscan", "control")
 
 
@@ -33,11 +45,24 @@ class Layout:
     container_environment: str
     scandirs: list[str]
     exitcode_files: list[str]
-    legacy_services: str | None = None
+    legacy_services: str = ""  # where services.d's services are copied to run from; "": beside the environment
     problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.legacy_services:  # /run/s6/legacy-services beside /run/s6/container_environment, and so on
+            self.legacy_services = os.path.join(os.path.dirname(self.container_environment), LEGACY_DIRECTORY_NAME)
 
     def control_fifos(self) -> list[str]:
         return [os.path.join(scandir, CONTROL_FIFO) for scandir in self.scandirs]
+
+    @property
+    def rc_compiled(self) -> str:
+        return os.path.join(os.path.dirname(self.container_environment), RC_COMPILED_NAME)
+
+    def runs_from_copy(self, directory: str) -> bool:
+        """Whether `directory` is a copy pyinit made to run a service from (services.d's or an
+        s6-rc longrun's): then its supervise/ and event/ live in it, as s6-supervise keeps them."""
+        return any(directory.startswith(root + os.sep) for root in (self.legacy_services, self.rc_compiled))
 
 
 def run_is_ours(is_pid1: bool, allow_world_writable: bool = False) -> bool:
@@ -100,8 +125,11 @@ def _write_halt(path: str, fifo: str) -> None:
     os.rename(temporary, path)
 
 
-def prepare(rundir: str, environ: dict[bytes, bytes], is_pid1: bool, allow_world_writable: bool = False) -> Layout:
-    """Make the paths; OSError only when even the runtime directory's cannot be made."""
+def prepare(rundir: str, environ: dict[bytes, bytes], is_pid1: bool, allow_world_writable: bool = False,
+            needed_by: str | None = None) -> Layout:
+    """Make the paths; OSError only when even the runtime directory's cannot be made. With
+    `needed_by` (the image's own s6-overlay command, run_problem's caller checked /run first),
+    /run's paths failing half way is RunUnusable, not a boot on the runtime directory's."""
     problems: list[str] = []
     ours = os.path.join(rundir, DIRECTORY_NAME)
     own_scandir = os.path.join(rundir, "service")
@@ -121,6 +149,8 @@ def prepare(rundir: str, environ: dict[bytes, bytes], is_pid1: bool, allow_world
             return Layout(S6_CONTAINER_ENVIRONMENT, [V3_SCANDIR, V2_SCANDIR], [V3_EXITCODE, V2_EXITCODE],
                           LEGACY_SERVICES, problems)
         except OSError as exc:
+            if needed_by is not None:
+                raise RunUnusable(_unusable(exc.filename or "/run", exc.strerror or str(exc), needed_by)) from None
             problems.append(f"cannot arrange s6-overlay's paths under /run ({exc.filename}: {exc.strerror}); "
                             f"they are under {rundir} instead")
     for path in (ours, own_scandir):
@@ -132,7 +162,9 @@ def prepare(rundir: str, environ: dict[bytes, bytes], is_pid1: bool, allow_world
     os.makedirs(results, mode=0o700, exist_ok=True)
     exitcode = os.path.join(results, "exitcode")
     _forget(exitcode)
-    return Layout(ours, [own_scandir], [exitcode], None, problems)
+    legacy = os.path.join(rundir, LEGACY_DIRECTORY_NAME)
+    os.makedirs(legacy, mode=0o755, exist_ok=True)
+    return Layout(ours, [own_scandir], [exitcode], legacy, problems)
 
 
 def _replace_with_link(path: str, target: str) -> None:
@@ -145,21 +177,18 @@ def _replace_with_link(path: str, target: str) -> None:
     os.symlink(target, path)
 
 
-def link_legacy_services(layout: Layout, directories: dict[str, str]) -> None:
-    """/run/s6/legacy-services/<name> for each service, where scripts of v3 images look for it."""
-    if layout.legacy_services is None:
+def clear_legacy_services(layout: Layout) -> None:
+    """Every copy of the previous boot (or a previous pys6's links to /etc) gone, as services-up's
+    s6-rmrf does before it copies: a copy is made fresh from services.d on every boot."""
+    from ..core.servicedir import remove_tree
+
+    directory = layout.legacy_services
+    if os.path.islink(directory) or not os.path.isdir(directory):
+        remove_tree(directory)
+        os.makedirs(directory, mode=0o755)
         return
-    for stale in os.listdir(layout.legacy_services):
-        if stale not in directories:
-            _forget(os.path.join(layout.legacy_services, stale))
-    for name, directory in directories.items():
-        link = os.path.join(layout.legacy_services, name)
-        try:
-            if os.path.lexists(link):
-                os.unlink(link)
-            os.symlink(directory, link)
-        except OSError as exc:
-            layout.problems.append(f"{link}: {exc.strerror}")
+    for entry in os.listdir(directory):
+        remove_tree(os.path.join(directory, entry))
 
 
 MAX_EXITCODE_BYTES = 64
@@ -217,3 +246,55 @@ def forget_other_services(layout: Layout, names: set[str]) -> None:
                 os.unlink(path)
             elif os.path.isdir(os.path.join(path, "supervise")):
                 shutil.rmtree(path, ignore_errors=True)
+
+
+# --- can this PID 1 serve s6-overlay's /run paths? -------------------------------------
+
+class RunUnusable(Exception):
+    """One line: which path, its owner and mode, and what the container's manager should do."""
+
+
+def s6_command_needing_run(environ: Mapping[str, str]) -> str | None:
+    """The image's own s6-overlay with-contenv on PATH (it reads /run/s6/container_environment
+    and nothing else), or None where there is none or it is pys6's (which finds the runtime
+    directory's)."""
+    found = shutil.which("with-contenv", path=environ.get("PATH", os.defpath))
+    if found is None or os.path.basename(os.path.realpath(found)) == "pys6-with-contenv":
+        return None
+    return found
+
+
+def run_problem(environ: Mapping[str, str], allow_world_writable: bool = False) -> str | None:
+    """Why s6-overlay's paths under /run cannot be laid out by this (PID 1) pyinit although the
+    image's own commands need them, as one line with the fix; None when they can be, or when
+    nothing of the image needs them. Only looks: nothing is made or changed."""
+    needed_by = s6_command_needing_run(environ)
+    if needed_by is None or run_is_ours(True, allow_world_writable):
+        return None
+    try:
+        info = os.stat("/run")
+    except OSError as exc:
+        return f"/run: {exc.strerror}, but {needed_by} needs /run/s6/container_environment: " \
+               f"give the container a /run (a tmpfs owned by uid {os.geteuid()})"
+    if not stat.S_ISDIR(info.st_mode):
+        return _unusable("/run", "not a directory", needed_by)
+    if os.access("/run", os.W_OK | os.X_OK):  # writable, but by others too: refused as s6-overlay refuses it
+        return (f"/run belongs to uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):04o}, which others "
+                f"can write, and {needed_by} needs /run/s6/container_environment: "
+                f"{_fix()}, or set S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES=1")
+    return _unusable("/run", f"uid {os.geteuid()} cannot write it", needed_by)
+
+
+def _fix() -> str:
+    uid, gid = os.geteuid(), os.getegid()
+    return (f"mount /run as a tmpfs owned by uid {uid} (docker run --tmpfs /run:exec,uid={uid},gid={gid}; "
+            f"compose: tmpfs: [\"/run:exec,uid={uid},gid={gid}\"])")
+
+
+def _unusable(path: str, reason: str, needed_by: str) -> str:
+    try:
+        info = os.stat(path)
+        owner = f"belongs to uid {info.st_uid} with mode {stat.S_IMODE(info.st_mode):04o}"
+    except OSError:
+        owner = "is missing"
+    return f"{path} {owner} ({reason}), and {needed_by} needs /run/s6/container_environment: {_fix()}"

@@ -14,7 +14,7 @@ only `user2` services can wait for).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
@@ -99,6 +99,12 @@ def load(source: str, bundle_dirs: list[str]) -> dict[str, Definition]:
         path = os.path.join(source, name)
         if os.path.isdir(path) and valid_name(name):
             definitions[name] = read_definition(path)
+            if name in ("user", "user2") and not os.path.lexists(os.path.join(path, "type")):
+                # s6-overlay's rc.init makes s6-rc.d/user (and user2) bundles by writing their type
+                # files into /etc; here they are bundles without that write (a read-only /etc boots)
+                definitions[name] = replace(definitions[name], type="bundle",
+                                            problems=tuple(problem for problem in definitions[name].problems
+                                                           if problem != "no type file"))
     for definition in list(definitions.values()):  # pipeline-name: a bundle of the whole pipeline
         name = (read_small_text(os.path.join(definition.directory, "pipeline-name")) or "").strip()
         if name and definition.consumer_for and valid_name(name) and name not in definitions:

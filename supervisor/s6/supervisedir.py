@@ -1,14 +1,18 @@
 """s6-supervise's on-disk interface for one service, so s6's own programs work on it.
 
-Each service gets a live directory in the scan directory (/run/service/<name>, else
-$PYS6_RUNDIR/service/<name>), in the shape s6-supervise keeps: supervise/lock (held with a
-POSIX record lock, which s6-svok and s6-svstat test), supervise/control (a FIFO: each byte
-one of s6-svc's commands), supervise/status (35 bytes, rewritten atomically on every
-change), event/ (a fifodir: s6-svwait's listeners leave FIFOs there, and each change is
-written to them as s6's event letters), `down` while the service is normally down,
-`notification-fd`, and links to the service's own run, finish and data. Where the
-service's own directory can be written, its `supervise` and `event` link to these, as s6
-allows, so s6-notifyoncheck finds them from the service's working directory.
+Each service gets a live directory in the shape s6-supervise keeps: supervise/lock (held
+with a POSIX record lock, which s6-svok and s6-svstat test), supervise/control (a FIFO:
+each byte one of s6-svc's commands), supervise/status (35 bytes, rewritten atomically on
+every change), event/ (a fifodir: s6-svwait's listeners leave FIFOs there, and each change
+is written to them as s6's event letters) and `down` while the service is normally down.
+
+A service that runs from a copy pyinit made (services.d's, in the legacy-services
+directory; an s6-rc longrun's) keeps them in that copy, its working directory, as
+s6-supervise does, and the scan directory's entry (/run/service/<name>, else
+$PYS6_RUNDIR/service/<name>) is a link to it, as s6-overlay's services-up makes it: so
+s6-notifyoncheck finds them from the service's working directory. Any other service gets a
+directory of its own in the scan directory, with `notification-fd` and links to its run,
+finish and data; pyinit writes nothing into the service's own directory.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import anyio.lowlevel
 
 from ..core.model import ServiceSpec
 from ..logs.events import Logger
+from .layout import link_into
 
 EVENT_PREFIX = "ftrig1:@"
 EVENT_NAME_LENGTH = 39
@@ -33,9 +38,15 @@ MAX_PENDING_LETTERS = 4096  # read, not yet applied: beyond this the FIFOs wait,
 
 
 class SuperviseDir:
-    def __init__(self, spec: ServiceSpec, scandir: str) -> None:
+    def __init__(self, spec: ServiceSpec, scandir: str, in_place: bool = False) -> None:
+        """`in_place`: spec.directory is pyinit's own copy, and the scan directory's entry links to it."""
         self.name = spec.name
-        self.path = os.path.join(scandir, spec.name)
+        self.path = spec.directory if in_place else os.path.join(scandir, spec.name)
+        if in_place:
+            _writable_by_owner(self.path)
+            link_into(scandir, spec.name, self.path)
+        elif os.path.islink(self.path):
+            os.unlink(self.path)  # a previous boot's link to a copy
         self.supervise = os.path.join(self.path, "supervise")
         self.event = os.path.join(self.path, "event")
         os.makedirs(self.supervise, mode=0o755, exist_ok=True)
@@ -55,7 +66,8 @@ class SuperviseDir:
         os.makedirs(self.event, exist_ok=True)
         os.chmod(self.event, 0o3730)
         self._status: bytes = b""
-        self._mirror(spec)
+        if not in_place:
+            self._mirror(spec)
         self.set_normally_up(spec.normally_up)
 
     def _mirror(self, spec: ServiceSpec) -> None:
@@ -71,15 +83,6 @@ class SuperviseDir:
                 file.write(f"{spec.notification_fd}\n")
         elif os.path.lexists(fd_file):
             os.unlink(fd_file)
-        for name, target in (("supervise", self.supervise), ("event", self.event)):
-            own = os.path.join(spec.directory, name)
-            try:
-                if os.path.islink(own):
-                    os.unlink(own)  # a previous boot's, or another runtime directory's
-                if not os.path.lexists(own):
-                    os.symlink(target, own)
-            except OSError:
-                pass  # a read-only service directory: s6-notifyoncheck cannot work from it; the rest does
 
     def set_normally_up(self, up: bool) -> None:
         down = os.path.join(self.path, "down")
@@ -136,6 +139,20 @@ class SuperviseDir:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _writable_by_owner(path: str) -> None:
+    """pyinit's own copy of a directory the image ships read-only (0555): root's s6-supervise makes
+    supervise/ in it all the same, so a pyinit of another uid, the copy's owner, adds its own write
+    bit for it (under /run, never the image's directory)."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return  # a copy that could not be made: the service is broken, supervise/ is made below
+    if info.st_uid == os.geteuid() and not info.st_mode & stat.S_IWUSR:
+        os.chmod(path, stat.S_IMODE(info.st_mode) | stat.S_IWUSR)
 
 
 def _is_fifo(path: str) -> bool:
