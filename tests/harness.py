@@ -441,9 +441,11 @@ class Cron:
         self.err = root / "err.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *args: str, crontab: Path | None = None, readable: bool = True) -> None:
-        """Start pycrond; `readable`: in pycrond's own text format and --keep-going, as the older tests expect."""
-        env = {**os.environ, "PYTHONPATH": str(REPO), "STATE": str(self.root)}
+    def start(self, *args: str, crontab: Path | None = None, readable: bool = True,
+              environ: dict[str, str] | None = None) -> None:
+        """Start pycrond; `readable`: in pycrond's own text format and --keep-going, as the older tests expect;
+        `environ`: its whole environment instead of the test's (PYTHONPATH and STATE are added)."""
+        env = {**(os.environ if environ is None else environ), "PYTHONPATH": str(REPO), "STATE": str(self.root)}
         self._files = (open(self.out, "wb"), open(self.err, "wb"))
         own = ["--log-format=text", "--keep-going"] if readable else []
         self.process = subprocess.Popen(

@@ -233,7 +233,7 @@ def test_the_container_environment_is_what_pyinit_was_execd_with(tmp_path: Path)
 
     environ = tmp_path / "environ"
     environ.write_bytes(b"PATH=/usr/bin\0HOME=/root\0PYS6_METRICS_DIR=/given\0PWD=/nowhere\0HOME=/second\0")
-    from supervisor.s6.contenv import exec_environment
+    from supervisor.base.environ import exec_environment
 
     execd = exec_environment(str(environ))
     assert execd == {b"PATH": b"/usr/bin", b"HOME": b"/root", b"PYS6_METRICS_DIR": b"/given", b"PWD": b"/nowhere"}

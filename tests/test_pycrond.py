@@ -38,6 +38,25 @@ def test_seconds_level_jobs_run_with_their_identity_and_environment(cron: Cron):
     assert cron.stop() == 0
 
 
+def test_a_job_gets_pycronds_environment_as_exec_d_not_pythons_locale_coercion(cron: Cron):
+    """In the C locale Python sets LC_CTYPE in its own os.environ at start-up; supercronic (Go)
+    hands its jobs the environment it was given, so pycrond's jobs get no LC_CTYPE either."""
+    cron.crontab.write_text('* * * * * * * env > "$STATE/job.env"\n')
+    plain = {name: value for name, value in os.environ.items() if not name.startswith(("LC_", "LANG"))}
+    cron.start(environ={**plain, "PYCROND_PROBE": "given"})
+    wait_for(lambda: "PYCROND_PROBE=given" in _read(cron.root / "job.env"), 10, "the job's environment")
+    job = dict(line.split("=", 1) for line in _read(cron.root / "job.env").splitlines() if "=" in line)
+    assert "LC_CTYPE" not in job and "LANG" not in job and job["PYCROND_PROBE"] == "given"
+    assert cron.stop() == 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def test_a_job_still_running_is_skipped(cron: Cron):
     cron.crontab.write_text("* * * * * * * sleep 2.5; echo done\n")
     cron.start()

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 import anyio
 
+from ..base.environ import exec_environment
 from ..base.terms import signal_name
 from ..logs.events import Logger
 from ..logs.lines import Formatter, text_formatter
@@ -78,6 +79,14 @@ class JobProcesses:
 
         return maker(targets[0], "stdout"), maker(targets[1], "stderr")
 
+    @staticmethod
+    def _job_environment(crontab: dict[str, str]) -> dict[str, str]:
+        """pycrond's own environment as it was exec'd (not Python's: its C-locale coercion would
+        hand every job an LC_CTYPE supercronic never sets), then the crontab's variables."""
+        execd = exec_environment()
+        inherited = dict(os.environ) if execd is None else {os.fsdecode(k): os.fsdecode(v) for k, v in execd.items()}
+        return {**inherited, **crontab}
+
     async def launch(self, state: JobState, run: int, scheduled: datetime) -> None:
         spec = state.spec
         iteration = state.runs - 1
@@ -86,7 +95,7 @@ class JobProcesses:
         started = time.monotonic()
         try:
             child = spawn_child([spec.shell, "-c", spec.command], self.reaper, self._pipes(state, run, iteration),
-                                stdout=1, stderr=2, env={**os.environ, **spec.environ})
+                                stdout=1, stderr=2, env=self._job_environment(spec.environ))
         except OSError as exc:
             job_log.error(f"fork/exec {spec.shell}: {go_reason(exc)}")
             state.finished(False, False, 0.0, time.time())

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .contenv import exec_environment
+from ..base.environ import exec_environment
 
 METRICS_DIR_VARIABLE = b"PYS6_METRICS_DIR"
 __all__ = ["ChildEnvironment", "container_environment", "exec_environment"]

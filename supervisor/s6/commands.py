@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from ..base.environ import exec_environment
 from ..base.terms import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
 
@@ -33,7 +34,7 @@ def _keep_env(environ: dict[str, str]) -> bool:
 def _own_environment() -> dict[bytes, bytes]:
     """The environment this command was exec'd with, not Python's os.environ: in the C locale
     Python's start-up adds LC_CTYPE there, which s6-overlay's execline commands never pass on."""
-    found = contenv.exec_environment()
+    found = exec_environment()
     return dict(os.environb) if found is None else found
 
 

@@ -77,22 +77,6 @@ class Reading:
             self.left_out.append(entry)
 
 
-def exec_environment(path: str = "/proc/self/environ") -> dict[bytes, bytes] | None:
-    """The environment this process was exec'd with, before Python's start-up changed its own
-    (the C-locale coercion sets LC_CTYPE in os.environ); None where /proc cannot tell."""
-    try:
-        with open(path, "rb") as environ:
-            data = environ.read()
-    except OSError:
-        return None
-    found: dict[bytes, bytes] = {}
-    for entry in data.split(b"\0"):
-        name, equals, value = entry.partition(b"=")
-        if equals and name and name not in found:  # the first of a duplicated name, as getenv finds it
-            found[name] = value
-    return found
-
-
 def is_variable_name(name: bytes) -> bool:
     return bool(name) and not name.startswith(b".") and b"=" not in name and b"/" not in name and b"\0" not in name
 
