@@ -183,7 +183,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 # 2-core machine (912 tests, 4 workers); a module not named here keeps its place after these. test_image.py is left out on purpose: it waits for the
 # background build, so starting it early would only park a worker.
 LONGEST_MODULES_FIRST = (
-    "test_control_fuzz.py", "test_pid1.py", "test_metrics.py", "test_supercronic_compat.py", "test_pycrond.py",
+    "test_differential.py", "test_control_fuzz.py", "test_pid1.py", "test_metrics.py", "test_supercronic_compat.py", "test_pycrond.py",
     "test_prometheus.py", "test_faults.py", "test_faults_at_scale.py", "test_s6_interface.py",
     "test_client_trust.py", "test_supercronic_cli.py", "test_control.py", "test_pid1_streams.py",
     "test_protocol.py", "test_logs.py", "test_compat_trees.py", "test_control_uid.py", "test_scale.py",

@@ -1,0 +1,291 @@
+"""The differential suite: each image tree booted under real s6-overlay v3.2.3.2 and under
+this checkout's pyinit, in both of its modes (`pys6`: s6-overlay's files kept; `pys6-bare`:
+none, after `pyinit --install-s6-commands`), as PID 1 of fresh namespaces (the rig in
+tests/differential/rig/), compared as facts per process, not as log text: the order of
+cont-init, oneshots, longruns, finish and cont-finish scripts and the CMD; each one's
+environment, argv, cwd, ids, umask, signal dispositions, descriptors, session; the files
+the boot wrote into the image; the exit code and how the container ended.
+
+Two configurations of pyinit against the one s6-overlay boot of each case:
+`strict` switches every departure back to s6-overlay's behaviour and must show no
+difference at all; `default` may show only the differences the README's departure table
+explains (ALLOWED, each naming its switch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "differential"))
+import driver  # noqa: E402
+from driver import Boot, Case, Difference  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+COMPAT = REPO / "tests" / "compat"
+
+# Every departure switched back to s6-overlay's behaviour (README, "What differs on purpose").
+STRICT = {"PYS6_LOG_PREFIX": "0", "PYS6_GROUP_SIGNALS": "0", "PYS6_CRASH_BAIL": "0",
+          "PYS6_FINISH_AFTER_SERVICES": "1"}
+CONFIGS: dict[str, dict[str, str]] = {"strict": STRICT, "default": {}}
+MODES = ("pys6", "pys6-bare")
+
+_STOP_SIDE = re.compile(r"^(svc:[^:]+(:log)?:finish|rc:[^:]+:(down|finish))(#\d+)?$")
+_REPEAT = re.compile(r"^(svc|rc):.*:(run|finish)#(\d+)$")
+
+
+def _finish_before_services(d: Difference) -> bool:
+    # cont-finish scripts run while the services still run (s6-overlay: after they are down):
+    # they move against everything, and the services' stop comes later by their time
+    if d.label != "order":
+        return False
+    x, _, y = d.key.partition(" / ")
+    if x.startswith("cont-finish:") or y.startswith("cont-finish:"):
+        return True
+    return bool(_STOP_SIDE.match(y)) and d.reference == f"{x} together with {y}" and d.other == f"{x} before {y}"
+
+
+def _crash_bail(d: Difference) -> bool:
+    # a service that died 5 times in 60 s is left down (s6-overlay restarts it for ever)
+    m = _REPEAT.match(d.label)
+    return d.key == "ran" and d.reference == "yes" and d.other == "no" and m is not None and int(m.group(3)) > 5
+
+
+def _log_prefix(d: Difference) -> bool:
+    # every line is prefixed on one merged stream: stdout and stderr are pyinit's pipe, not
+    # the container's own descriptors
+    if d.key != "fds":
+        return False
+    import json
+
+    ref, other = json.loads(d.reference), json.loads(d.other)
+    changed = {fd for fd in set(ref) | set(other) if ref.get(fd) != other.get(fd)}
+    return changed <= {"1", "2"} and all(other.get(fd) == "pipe" for fd in changed)
+
+
+# The README's departure table, as differences the default configuration may show.
+ALLOWED: list[tuple[str, Callable[[Difference], bool]]] = [
+    ("PYS6_FINISH_AFTER_SERVICES", _finish_before_services),
+    ("PYS6_CRASH_BAIL", _crash_bail),
+    ("PYS6_LOG_PREFIX", _log_prefix),
+]
+
+
+# tests/compat's trees whose container stops by itself: a finish's exit code and halt, the
+# CMD's exit, s6-svscanctl -t
+ENDS_BY_ITSELF = {"finish-halt", "main-program", "rc-finish-svscanctl"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """A difference pyinit shows today that the README does not explain: to be fixed, not
+    allowed. Each pattern is a full regular expression over one field of a Difference.
+    PYS6_DIFF_STRICT=1 sets them all aside (every difference fails); one that no longer
+    shows anywhere fails test_known_differences_still_show, so the list cannot outlive them."""
+
+    name: str
+    what: str
+    key: str = ".*"
+    reference: str = ".*"
+    other: str = ".*"
+    label: str = ".*"
+    cases: str = ".*"
+    modes: tuple[str, ...] = MODES
+    racy: bool = False  # shows on some runs only
+
+    def matches(self, case: str, mode: str, d: Difference) -> bool:
+        return mode in self.modes and all(re.fullmatch(pattern, value, re.S) for pattern, value in (
+            (self.cases, case), (self.label, d.label), (self.key, d.key), (self.reference, d.reference),
+            (self.other, d.other)))
+
+
+BARE = ("pys6-bare",)
+MINIMAL_CASES = r"minimal.*"
+KNOWN = [
+    Known("lc-ctype", "every child of pyinit gets LC_CTYPE=C.UTF-8: Python's C-locale coercion (PEP 538) "
+          "in pyinit's own environment leaks into what it starts", key="env LC_CTYPE", reference="unset"),
+    Known("metrics-dir", "every child of pyinit gets PYS6_METRICS_DIR", key="env PYS6_METRICS_DIR", reference="unset"),
+    Known("pwd", "s6-overlay's children have PWD (OLDPWD) in their environment; pyinit's have none",
+          key="env (PWD|OLDPWD)", other="unset"),
+    Known("rc-name", "s6-rc gives oneshots RC_NAME (cont-init and cont-finish scripts: legacy-cont-init); pyinit does not",
+          key="env RC_NAME", other="unset"),
+    Known("full-env", "scripts and services without with-contenv: s6-overlay v3 gives them its minimal environment "
+          "(PATH, and S6_* hidden); pyinit gives the whole container environment", key="env .*", reference="unset"),
+    Known("bare-path", "pys6-bare: PATH has no /command (the image has none); s6-overlay puts it first",
+          key="env PATH", reference="'/command:.*", modes=BARE),
+    Known("cwd", "working directory: s6-overlay runs cont-init, cont-finish and oneshots in s6-rc's oneshot runner's "
+          "directory, services.d services in their copy under /run/s6/legacy-services, s6-rc longruns in "
+          "/run/s6-rc:s6-rc-init:*/servicedirs; pyinit in /etc/cont-init.d, /etc/cont-finish.d, "
+          "/etc/s6-overlay/s6-rc.d/NAME, /etc/services.d/NAME, /run/s6/s6-rc/NAME", key="cwd"),
+    Known("fds", "stdout and stderr are pyinit's pipes, also with PYS6_LOG_PREFIX=0 (s6-overlay: the container's "
+          "own); the script's own descriptor follows the cwd", key="fds"),
+    Known("leaders", "cont-init and cont-finish scripts and oneshots lead a session and process group of their own "
+          "under pyinit; under s6-overlay they are in s6-rc's", key="(group|session)_leader", reference="false"),
+    Known("sig-ignored", "signals 32 and 33 are ignored in every child of pyinit (pys6-bare: SIGPIPE and SIGXFSZ "
+          "too, in scripts s6-overlay starts with them at their default)", key="sig_ignored",
+          reference='"00000000[0-9a-f]{8}"', other='"00000001[0-9a-f]{8}"'),
+    Known("sig-blocked", "now and then a script starts with every signal blocked (seen in a cont-init script): "
+          "a race in pyinit's spawn", key="sig_blocked", reference='"0+"', other='"f+e7ffbfeff"', racy=True),
+    Known("services-d-links", "pyinit writes event and supervise links into each /etc/services.d/NAME/ of the "
+          "image (s6-overlay runs services.d from a copy under /run)", label="files",
+          key="/etc/services.d/.*/(event|supervise)", reference="absent"),
+    Known("run-user", "an s6-rc longrun in a pipeline runs as ./run.user under s6-overlay (s6-rc-compile's "
+          "wrapper run), as ./run under pyinit", key="argv", reference=r'\[".*", "./run.user".*'),
+    Known("bare-command-with-contenv", "pys6-bare: scripts with #!/command/with-contenv (s6-overlay v3's "
+          "documented path) cannot start (127): --install-s6-commands puts with-contenv in /usr/bin only; and the "
+          "user bundle with only contents.d (its type file came from s6-overlay) is refused, 'user: no type file', "
+          "so its oneshots and longruns never start; what follows from both", cases=MINIMAL_CASES, modes=BARE,
+          label=r"(?!env ).*", key="ran|argv|/var/lib/minimal/file|code|how|.* / .*"),
+    Known("bare-execline-up", "pys6-bare: a oneshot whose up is execline (foreground { }) cannot run without "
+          "execline (the README says so); s6-overlay's execline runs it", modes=BARE, cases="compat-linuxserver-v3",
+          key="ran|/config/made.*", label="rc:setup-dirs:up|files"),
+    Known("bare-s6-log", "pys6-bare: pys6-log's log directory is 0755 (s6-log: 0700), current 0644 (0744), no lock "
+          "or state file, one space after the T stamp (s6-log: two)", modes=BARE, label="files", key="/config/logs/.*"),
+    Known("stage2-fails-2-cont-finish", "S6_BEHAVIOUR_IF_STAGE2_FAILS=2 and a failing cont-init script: s6-overlay "
+          "stops without running cont-finish.d, pyinit runs it", cases="minimal-stage2-fails-2",
+          label="cont-finish:.*|files", key="ran|/etc"),
+    Known("worker-race", "compat-linuxserver-v3's svc-boss kills svc-worker the moment it is up: whether the worker "
+          "wrote its line first is a race under either init", cases="compat-linuxserver-v3", label="files",
+          key="/config/workers", racy=True),
+]
+_known_seen: set[str] = set()
+_items_run: set[str] = set()
+
+
+def _trees() -> list[Case]:
+    cases = []
+    for tree in sorted(p for p in driver.TREES.glob("*/") if p.is_dir()):
+        cases.append(Case(tree.name, tree))
+    # tests/compat's trees as the rig boots them: /config is a directory of the image (there a volume)
+    extra = {"linuxserver-base": {"config/secret": "hunter2\n"}}
+    for tree in sorted(p for p in COMPAT.iterdir() if p.is_dir()):
+        cases.append(Case("compat-" + tree.name, tree, files=extra.get(tree.name, {}), dirs=["config"],
+                          ends_by_itself=tree.name in ENDS_BY_ITSELF))
+    minimal = driver.TREES / "minimal"
+    fail = {"etc/cont-init.d/15-fail": "#!/bin/sh\necho 'failing on purpose'\nexit 1\n"}
+    cases += [
+        Case("minimal-keep-env-0", minimal, env={"S6_KEEP_ENV": "0"}),
+        Case("minimal-keep-env-1", minimal, env={"S6_KEEP_ENV": "1"}),
+        Case("minimal-cmd-exit-3", minimal, cmd=["sh", "-c", "exit 3"], ends_by_itself=True),
+        # s6-overlay's recipe from a script (with no CMD, whose own code would win): once
+        # legacy-svc is up, the exit code into the results file, then halt
+        Case("minimal-exitcode-halt-7", minimal, ends_by_itself=True, files={"etc/services.d/halter/run": (
+            "#!/bin/sh\n# at most 5 s for legacy-svc's stand-in to be up and trapping SIGTERM\n"
+            "for i in $(seq 50); do [ -e /tmp/standin/legacy-svc.info ] && break; sleep 0.1; done\n"
+            "echo 7 > /run/s6-linux-init-container-results/exitcode\nexec /run/s6/basedir/bin/halt\n")}),
+    ]
+    cases += [Case(f"minimal-stage2-fails-{n}", minimal, env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": str(n)}, files=fail,
+                   ends_by_itself=n == 2) for n in (0, 1, 2)]
+    return cases
+
+
+CASES = {case.name: case for case in _trees()}
+_booted: dict[str, dict[str, Boot]] = {}
+
+
+def _boot_case(case: Case) -> dict[str, Boot]:
+    """The case's five boots (s6-overlay; pys6 and pys6-bare in each configuration), side by
+    side, each in its own directories, removed afterwards."""
+    if case.name in _booted:
+        return _booted[case.name]
+    base = driver.scratch(f"pys6-diff-{case.name}-")
+    try:
+        tree = driver.copy_tree(case, base / "tree")
+        driver.instrument(tree)
+        runs = [("s6-overlay", "s6-overlay", {})] + [
+            (f"{mode}/{config}", mode, switches) for config, switches in CONFIGS.items() for mode in MODES]
+
+        def one(run: tuple[str, str, dict[str, str]]) -> Boot:
+            key, init, switches = run
+            return driver.boot(tree, init, base / key.replace("/", "-"), {**case.env, **switches},
+                               ends_by_itself=case.ends_by_itself)
+
+        with ThreadPoolExecutor(len(runs)) as pool:
+            boots = dict(zip([r[0] for r in runs], pool.map(one, runs), strict=True))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    _booted[case.name] = boots
+    return boots
+
+
+@pytest.fixture(scope="module")
+def rig() -> Iterator[None]:
+    problem = driver.rig_problem()
+    if problem:
+        pytest.skip(problem)
+    yield
+    _booted.clear()
+
+
+def _report(case: Case, mode: str, config: str, reference: Boot, other: Boot, diffs: list[Difference]) -> str:
+    return (f"{case.name}: {mode} ({config}) differs from s6-overlay in {len(diffs)} facts:\n"
+            + driver.describe(diffs)
+            + f"\n--- s6-overlay's console (exit {reference.exit}, {reference.ended}):\n{reference.console[-1500:]}"
+            + f"\n--- {mode}'s console (exit {other.exit}, {other.ended}):\n{other.console[-1500:]}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("name", list(CASES))
+def test_pyinit_shows_what_s6_overlay_shows(rig: None, name: str, config: str, mode: str) -> None:
+    case = CASES[name]
+    boots = _boot_case(case)
+    reference, other = boots["s6-overlay"], boots[f"{mode}/{config}"]
+    assert reference.facts, f"{name}: no fact under s6-overlay; the rig is broken:\n{reference.console[-3000:]}"
+    diffs = driver.compare(reference, other, ignore_env=CONFIGS[config])
+    if config == "default":
+        diffs = [d for d in diffs if not any(allowed(d) for _, allowed in ALLOWED)]
+    _items_run.add(f"{name}/{config}/{mode}")
+    if os.environ.get("PYS6_DIFF_STRICT") != "1":
+        unknown = []
+        for d in diffs:
+            known = next((k for k in KNOWN if k.matches(name, mode, d)), None)
+            if known is None:
+                unknown.append(d)
+            else:
+                _known_seen.add(known.name)
+        diffs = unknown
+    assert not diffs, _report(case, mode, config, reference, other, diffs)
+
+
+def test_the_comparison_sees_a_difference(rig: None) -> None:
+    """The comparison is not blind: the same s6-overlay boot against itself shows nothing,
+    and against a boot of the tree with one cont-init script changed (an env variable
+    set, a file written) shows exactly those."""
+    boots = _boot_case(CASES["minimal"])
+    reference = boots["s6-overlay"]
+    assert driver.compare(reference, reference) == []
+    changed = Case("minimal-changed", CASES["minimal"].tree, env={"EXTRA": "1"},
+                   files={"etc/cont-init.d/30-extra": "#!/bin/sh\necho x > /var/lib/extra\n"})
+    base = driver.scratch("pys6-diff-changed-")
+    try:
+        tree = driver.copy_tree(changed, base / "tree")
+        driver.instrument(tree)
+        other = driver.boot(tree, "s6-overlay", base / "boot", changed.env)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    diffs = driver.compare(reference, other)
+    found = {(d.label, d.key) for d in diffs}
+    assert ("cont-init:30-extra", "ran") in found, driver.describe(diffs)
+    assert ("files", "/var/lib/extra") in found, driver.describe(diffs)
+    assert ("cont-init:10-hello", "env EXTRA") in found, driver.describe(diffs)
+
+
+def test_known_differences_still_show(rig: None) -> None:
+    """Each entry of KNOWN names a difference some case still shows; once pyinit is fixed,
+    its entry goes (racy ones excepted: they show on some runs only)."""
+    expected = {f"{n}/{c}/{m}" for n in CASES for c in CONFIGS for m in MODES}
+    if not expected <= _items_run or os.environ.get("PYS6_DIFF_STRICT") == "1":
+        pytest.skip("needs every case of this module run in this process (no -k, no splitting)")
+    stale = [k.name for k in KNOWN if not k.racy and k.name not in _known_seen]
+    assert not stale, f"no case shows these KNOWN differences any more; remove them: {stale}"
+
+
