@@ -274,6 +274,26 @@ class Pod:
         )
         self.mode = mode
 
+    def seen_from_pyinit(self, path: str) -> Path:
+        """`path` as pyinit sees it (its root, its /run), from the host: absolute symlinks on the
+        way (/run/service/NAME -> /run/s6/legacy-services/NAME) resolved inside pyinit's root."""
+        root = Path(f"/proc/{self.init_pid}/root") if self.mode == "namespace" else Path("/")
+        parts = Path(path).parts[1:]
+        here = Path("/")
+        for _hop in range(64):
+            if not parts:
+                return root / here.relative_to("/")
+            head, parts = parts[0], parts[1:]
+            candidate = root / (here / head).relative_to("/")
+            if candidate.is_symlink():
+                target = Path(os.readlink(candidate))
+                parts = (target.parts[1:] if target.is_absolute() else target.parts) + parts
+                if target.is_absolute():
+                    here = Path("/")
+                continue
+            here = here / head
+        raise AssertionError(f"too many links under {path}")
+
     @property
     def init_pid(self) -> int:
         """Host pid of pyinit: the child of unshare, or the process itself as subreaper."""

@@ -66,7 +66,7 @@ def _exits_within_budget_after_sigterm(pod: Pod) -> None:
 def test_a_writer_outside_the_namespace_cannot_hold_the_exit(pod: Pod, letters: str):
     _fed_pod(pod)
     # The service's supervise/control as pyinit sees it, reached through its root from the host.
-    fifo = Path(f"/proc/{pod.init_pid}/root/run/service/a/supervise/control")
+    fifo = pod.seen_from_pyinit("/run/service/a/supervise/control")
     with killed_at_exit(_writer(fifo, letters, pod.root / "writer.out")) as writer:
         wait_for(lambda: any("command" in e.fields for e in pod.events("s6-svc", service="a")), 10,
                  "pyinit to apply the letters")

@@ -48,6 +48,9 @@ class ServiceSpec:
     group_signals: bool = True
     problems: tuple[str, ...] = ()  # what is wrong with the definition, for the log
     health: HealthSpec | None = None  # its health check (core/health), if it has one
+    # pyinit's own handle on `directory` (a copy under /run): what it runs from even if another
+    # uid renames a path above it (a shared /run), so nobody can swap the run script it starts
+    directory_fd: int | None = None
 
 
 class Phase(enum.Enum):

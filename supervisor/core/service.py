@@ -281,7 +281,8 @@ class ServiceRunner:
         """./run or ./finish, in the service's directory, writing to the pipes the service keeps for
         its whole life (stdout to its logger's, if it has one). Unlike proc.spawn_child's, these
         pipes outlive every incarnation, and the exit is a callback into the inbox, not an await."""
-        return spawn(argv, cwd=self.spec.directory,
+        where = self.spec.directory if self.spec.directory_fd is None else self.spec.directory_fd
+        return spawn(argv, cwd=where,
                      stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
                      stderr=self.stderr.write_fd, extra_fds=extra_fds, env=self._runtime.child_environment(),
                      stdin=stdin)

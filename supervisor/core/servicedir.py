@@ -300,4 +300,9 @@ def copy_service(spec: ServiceSpec, root: str, settings: Settings) -> ServiceSpe
         except OSError:
             pass
         return replace(spec, directory=destination, problems=(*spec.problems, problem))
-    return read_service(destination, settings)
+    copied = read_service(destination, settings)
+    try:
+        handle = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return copied  # gone already: its start fails, paced as any crash loop
+    return replace(copied, directory_fd=handle)

@@ -38,7 +38,7 @@ def _return_home() -> None:
 def spawn(
     argv: Sequence[str],
     *,
-    cwd: str | None = None,
+    cwd: str | int | None = None,  # a path, or a directory's fd (fchdir)
     stdout: int | None = None,
     stderr: int | None = None,
     extra_fds: Mapping[int, int] | None = None,
