@@ -1,0 +1,3 @@
+#!/command/with-contenv bash
+# shellcheck shell=bash
+program_name="mlapi-config"
