@@ -40,6 +40,9 @@ def order(pod: Pod) -> list[str]:
 def test_command_lines_run_through_execlineb_or_as_one_plain_command():
     assert command_line("echo hi", "x", "/usr/bin/execlineb") == ["/usr/bin/execlineb", "-P", "-c", "echo hi"]
     assert command_line("# set up\nmkdir -p '/var/lib/my app'\n", "x", None) == ["mkdir", "-p", "/var/lib/my app"]
+    # only comments (LinuxServer's init-os-end): nothing to run, done at once as execlineb's empty program
+    assert command_line("# This file doesn't do anything, it's just the end of the downstream image init process\n",
+                        "x", None) == []
     for needs_execline in ("foreground { echo a } echo b", "if { true } echo b", "echo a\necho b"):
         with pytest.raises(CommandLineError, match="x: this script needs execline"):
             command_line(needs_execline, "x", None)

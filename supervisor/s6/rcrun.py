@@ -60,10 +60,13 @@ class CommandLineError(Exception):
 
 
 def command_line(text: str, name: str, execlineb: str | None) -> list[str]:
-    """The argv that runs a oneshot's `up` or `down` text."""
+    """The argv that runs a oneshot's `up` or `down` text; [] when it holds no command at all (only
+    comments, as LinuxServer's init-os-end: execlineb runs that as an empty program, which succeeds)."""
     if execlineb is not None:
         return [execlineb, "-P", "-c", text]
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if not lines:
+        return []
     try:
         words = shlex.split(lines[0]) if len(lines) == 1 else []
     except ValueError:
@@ -150,6 +153,9 @@ class RcServices:
             except CommandLineError as exc:
                 log.error("s6-rc oneshot cannot run", service=name, reason=str(exc))
                 return False
+            if not argv:
+                self.started.append(name)  # nothing to run: done, as execlineb's empty program
+                return True
             log.info("s6-rc oneshot starting", service=name)
             timeout = _timeout(definition.directory, "timeout-up")
             code = await self.scripts.run_script(os.path.join(definition.directory, "up"), name, timeout, argv)
@@ -215,6 +221,8 @@ class RcServices:
                 argv = command_line(definition.down, name, self._execlineb())
             except CommandLineError as exc:
                 log.error("s6-rc oneshot down cannot run", service=name, reason=str(exc))
+                return
+            if not argv:
                 return
             log.info("s6-rc oneshot stopping", service=name)
             timeout = _timeout(definition.directory, "timeout-down") or int(self.stop_timeout * 1000)
