@@ -68,7 +68,19 @@ def _wait_for_closing_fd(fd: int) -> None:
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"pyinit: fatal: {message}\n")
     sys.stderr.flush()
+    _leave_verdict(f"pyinit: fatal: {message}", code)
     return code
+
+
+def _leave_verdict(reason: str, code: int) -> None:
+    """The termination log of a pyinit that never ran its stages (container/verdict). Read from the
+    environment, as the knob is: the settings may be what failed."""
+    from .container import verdict
+
+    def warn(event: str, why: str) -> None:
+        sys.stderr.write(f"pyinit: {event}: {why}\n")
+
+    verdict.leave(os.environ.get("PYS6_TERMINATION_LOG", ""), verdict.Verdict(reason, code), warn)
 
 
 def run(argv: Sequence[str]) -> int:
@@ -208,6 +220,7 @@ def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
     detail = "".join(traceback.format_exception(exc))[-3000:]
     write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())
     kill_everyone_now(is_pid1, grace)
+    _leave_verdict(f"pyinit: fatal: the event loop failed: {exc!r}", EXIT_SYSTEM)
 
 
 def main() -> None:

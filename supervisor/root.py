@@ -11,11 +11,13 @@ import signal
 import socket
 import traceback
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
 
 from .base.terms import EXIT_SYSTEM, signal_name
+from .container import verdict
 from .container.stages import Stages
 from .control.handlers import Handlers
 from .control.protocol import VERBS
@@ -172,11 +174,15 @@ async def run_pid1(
             reaper.reap()  # anything that died before our SIGCHLD handler existed
             try:
                 code = await container.run(main_argv)
-            except Exception:  # noqa: BLE001 (PID 1 cannot go on: leave nothing behind, then exit)
+                the_verdict = container.verdict()
+            except Exception as exc:  # noqa: BLE001 (PID 1 cannot go on: leave nothing behind, then exit)
                 logger.critical("pyinit cannot go on, stopping everything", traceback=traceback.format_exc())
                 code = EXIT_SYSTEM
+                the_verdict = verdict.Verdict(f"pyinit cannot go on: {exc!r}", code)
                 with anyio.CancelScope(shield=True):
                     await container.kill_everything()
+            verdict.leave(settings.termination_log, replace(the_verdict, exit_code=code),
+                          lambda event, reason: logger.warning(event, reason=reason))
             if settings.metrics_file:
                 with anyio.move_on_after(FINAL_FLUSH_TIMEOUT):  # the last page: cont-finish's results, the exit
                     await metrics.get().write_file(settings.metrics_file)

@@ -18,11 +18,15 @@ class Shutdown:
         self.exit_code = 0
         self.exit_code_fixed = False  # by a bail or a failed stage: the main program's end does not change it
         self.stopping = anyio.Event()
+        self.reason = ""  # the first request's: the verdict's why (container/verdict)
+        self.service = ""  # the essential service it ended for, if one did
 
-    def request(self, reason: str, exit_code: int | None = None) -> None:
+    def request(self, reason: str, exit_code: int | None = None, service: str = "") -> None:
         if self.stopping.is_set():
             self.log.info("already shutting down", reason=reason)
             return
+        self.reason = reason
+        self.service = service
         if exit_code is not None:
             self.set_exit_code(exit_code)
             self.exit_code_fixed = True

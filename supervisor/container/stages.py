@@ -26,6 +26,7 @@ import math
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -51,8 +52,10 @@ from ..s6.bridge import S6Bridge
 from ..s6.layout import Layout
 from ..s6.rcplan import Plan
 from ..s6.rcrun import RcServices
+from .progress import ShutdownReport
 from .scripts import Scripts
 from .shutdown import Shutdown
+from .verdict import Verdict, verdict_of
 
 EXIT_STAGE2_FAILED = 1  # s6-overlay: the failing oneshot makes s6-rc exit 1, and the container with it
 
@@ -99,6 +102,8 @@ class Stages:
         compiled = os.path.join(os.path.dirname(layout.container_environment), "s6-rc")
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), compiled, self.table.stop_timeout)
         self._stage2_started = 0.0
+        self._exit_code_file = ""  # where a script left the exit code, when it changed it
+        self.report: ShutdownReport | None = None  # stage 3's progress and summary, while it runs
 
     # --- what others read and ask ------------------------------------------------------
 
@@ -126,11 +131,15 @@ class Stages:
         """What the metrics page reads of the pod, as plain records (metrics imports nothing of ours)."""
         return PodRecords(self.table.figures(), self.stage, self.scripts.stage_records, self.reaper.orphans_reaped)
 
-    def request_shutdown(self, reason: str, exit_code: int | None = None) -> None:
-        self.shutdown.request(reason, exit_code)
+    def request_shutdown(self, reason: str, exit_code: int | None = None, service: str = "") -> None:
+        self.shutdown.request(reason, exit_code, service)
 
     def essential_bailed(self, name: str, exitcode: int) -> None:
-        self.request_shutdown(f"essential service {name} bailed", exitcode)
+        self.request_shutdown(f"essential service {name} bailed", exitcode, service=name)
+
+    def verdict(self) -> Verdict:
+        """Why the container ends, for the termination log (container/verdict)."""
+        return verdict_of(self.shutdown, self.table.runners, self._exit_code_file)
 
     def rescan_soon(self) -> None:
         """s6-svscanctl -a/-h: start the services.d services added since boot (none removed)."""
@@ -157,8 +166,8 @@ class Stages:
         self.scripts.close()
         left = s6layout.read_exit_code(self.layout)
         if left is not None and left != self.shutdown.exit_code:
-            self.log.info("exit code left by a script", exit_code=left,
-                          file=", ".join(self.layout.exitcode_files))
+            self._exit_code_file = ", ".join(self.layout.exitcode_files)
+            self.log.info("exit code left by a script", exit_code=left, file=self._exit_code_file)
             self.shutdown.exit_code = left
         return self.shutdown.exit_code
 
@@ -333,34 +342,69 @@ class Stages:
     # --- stage 3 -----------------------------------------------------------------------
 
     async def _stage3(self) -> None:
+        self.report = report = ShutdownReport(self.log, self.is_pid1, self._known_pids, self._service_groups)
+        self.table.change_listeners.append(report.service_changed)
+        async with anyio.create_task_group() as progress:  # the report's timer: only while stage 3 runs
+            progress.start_soon(report.keep_telling)
+            await self._stage3_steps(report)
+            progress.cancel_scope.cancel()
+        report.summary()
+        self.log.info("exiting", exit_code=self.shutdown.exit_code)
+
+    async def _stage3_steps(self, report: ShutdownReport) -> None:
         if self.settings.finish_after_services:  # s6-overlay v3: s6-rc -bda change, cont-finish its last down
             await self.stop_services()
-            await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
+            with report.phase("cont-finish"):
+                await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         else:
-            await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
+            with report.phase("cont-finish"):
+                await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
             if self.scripts.main_pid is not None:
                 send_signal(self.scripts.main_pid, signal.SIGTERM, group=False)
             await self.stop_services()
-        await self.kill_everything()  # the main program too, when it still runs (v3: rc.init's child)
+        with report.phase("final kill"):
+            await self.kill_everything()  # the main program too, when it still runs (v3: rc.init's child)
+            report.after_final_kill()
         await self.scripts.main_program_recorded(STOP_MARGIN)  # its code, if it ended just now
         if self.settings.sync_disks:
             self.log.info("syncing disks")
             await anyio.to_thread.run_sync(os.sync)
-        self.log.info("exiting", exit_code=self.shutdown.exit_code)
+
+    def _known_pids(self) -> dict[int, str]:
+        """The processes pyinit can name: services' runs and finish scripts, the main program."""
+        known: dict[int, str] = {}
+        for name, runner in self.table.runners.items():
+            if runner.state.pid is not None:
+                known[runner.state.pid] = name
+            if runner.state.finish_pid is not None:
+                known[runner.state.finish_pid] = f"{name} finish"
+        if self.scripts.main_pid is not None:
+            known[self.scripts.main_pid] = "main program"
+        return known
+
+    def _service_groups(self) -> dict[int, str]:
+        return {runner.state.pgid: name for name, runner in self.table.runners.items() if runner.state.pgid}
+
+    def _phase(self, name: str) -> AbstractContextManager[None]:
+        return self.report.phase(name) if self.report is not None else nullcontext()
 
     async def stop_services(self) -> None:
         """s6-rc's user2 services, then services.d's, then s6-rc's user ones, each in reverse
         dependency order, through the table's one stop sequence; loggers after their producers."""
-        await self.rc.bring_down(self.rc.plan.second)
+        with self._phase("s6-rc down"):
+            await self.rc.bring_down(self.rc.plan.second)
         legacy = {name: runner for name, runner in self.table.runners.items() if name not in self.rc.runners}
         producers = {name: runner for name, runner in legacy.items() if name not in self.table.loggers}
         loggers = {name: runner for name, runner in legacy.items() if name in self.table.loggers}
-        await self.table.stop_and_tell(producers)
-        for name in loggers:
-            self.table.end_of_input(name)
-        await self.table.stop_loggers(loggers)
-        await self.rc.bring_down(self.rc.plan.first)
+        with self._phase("services"):
+            await self.table.stop_and_tell(producers)
+            for name in loggers:
+                self.table.end_of_input(name)
+            await self.table.stop_loggers(loggers)
+        with self._phase("s6-rc down"):
+            await self.rc.bring_down(self.rc.plan.first)
 
     async def kill_everything(self) -> None:
         """SIGTERM to whatever is left, SIGKILL after S6_KILL_GRACETIME (proc/killall: the one home)."""
-        await kill_everyone(self.reaper, self.is_pid1, self.settings.kill_gracetime / 1000, log=self.log)
+        await kill_everyone(self.reaper, self.is_pid1, self.settings.kill_gracetime / 1000, log=self.log,
+                            before_kill=self.report.before_sigkill if self.report is not None else None)

@@ -250,6 +250,10 @@ class Settings:
                                                   parser=parse_listen_address)
     # where the same page is written for a textfile collector
     metrics_file: str = knob("", yaml=True, pys6="PYS6_METRICS_FILE", parser=parse_path)
+    # where the verdict goes as pyinit exits (container/verdict): "" /dev/termination-log where
+    # Kubernetes mounted one, "-" or "off" nowhere. The environment only: a bad YAML file's fatal
+    # error is written there too
+    termination_log: str = knob("", pys6="PYS6_TERMINATION_LOG", parser=parse_path)
     # s6-overlay's own, read from the environment only (README: Migrating from s6-overlay)
     keep_env: int = knob(0, s6="S6_KEEP_ENV", s6_kind="level")  # unset is 0, as in s6-overlay v3: PATH only
     cmd_receive_signals: bool = knob(False, s6="S6_CMD_RECEIVE_SIGNALS", s6_kind="flag")

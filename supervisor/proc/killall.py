@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -46,10 +47,12 @@ def signal_everyone(is_pid1: bool, signum: int) -> None:
 
 
 async def kill_everyone(reaper: Reaper, is_pid1: bool, grace: float, after_kill: float = AFTER_KILL,
-                        log: Logger | None = None, wake_stopped: bool = True) -> None:
+                        log: Logger | None = None, wake_stopped: bool = True,
+                        before_kill: Callable[[], None] | None = None) -> None:
     """TERM everyone left, wait `grace` seconds for them to be reaped, KILL those still there and
     wait `after_kill` more. Nothing is sent when no child is left. `log` says each round;
-    `wake_stopped` sends SIGCONT after SIGTERM (pycrond's leftovers never got one)."""
+    `wake_stopped` sends SIGCONT after SIGTERM (pycrond's leftovers never got one); `before_kill`
+    is called just before the SIGKILL round (stage 3's report names who gets it)."""
     reaper.reap()
     if not reaper.has_children():
         return
@@ -63,6 +66,8 @@ async def kill_everyone(reaper: Reaper, is_pid1: bool, grace: float, after_kill:
         return
     if log is not None:
         log.warning("sending SIGKILL to remaining processes")
+    if before_kill is not None:
+        before_kill()
     signal_everyone(is_pid1, signal.SIGKILL)
     with anyio.move_on_after(after_kill):
         await reaper.wait_childless()
