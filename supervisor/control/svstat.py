@@ -63,6 +63,11 @@ def _parse(argv: "Sequence[str]") -> "Options":
         if arg in ("-h", "--help"):
             sys.stdout.write(USAGE)
             raise SystemExit(0)
+        if arg == "--version":
+            from .. import __version__
+
+            sys.stdout.write(f"pysvstat (pys6) {__version__}\n")
+            raise SystemExit(0)
         if arg == "--":
             opts.services += args
             break
@@ -189,7 +194,12 @@ def main() -> None:
     try:
         code = run(sys.argv[1:])
     except ProtocolError as exc:
-        sys.stderr.write(f"pysvstat: {'fatal' if exc.code != protocol.EXIT_USAGE else 'usage'}: {exc}\n")
+        if exc.code != protocol.EXIT_USAGE:
+            sys.stderr.write(f"pysvstat: fatal: {exc}\n")
+        elif str(exc).startswith("unknown service"):
+            sys.stderr.write(f"pysvstat: usage: {exc}\n")
+        else:
+            sys.stderr.write(f"pysvstat: usage: {exc}; try pysvstat --help\n")
         code = exc.code
     except BrokenPipeError:
         code = 0
