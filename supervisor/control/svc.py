@@ -128,6 +128,15 @@ def ssh_forced(command: str) -> int:
     return protocol.EXIT_USAGE
 
 
+def _warn_own_door(request: Request) -> None:
+    """Stopping sshd from an SSH session: say what it does to logins before it is done."""
+    if "sshd" not in request.services or not os.environ.get("SSH_CONNECTION"):
+        return
+    if any(action.do in ("down", "down-create-down") for action in request.actions):
+        sys.stderr.write("pysvc: sshd is going down: new SSH logins are refused until `pysvc -u sshd` "
+                         "(this session and the other open ones stay)\n")
+
+
 def run(argv: "Sequence[str]") -> int:
     if argv and argv[0] == "--help":  # not -h: that is SIGHUP, as in s6-svc
         sys.stdout.write(USAGE)
@@ -140,6 +149,7 @@ def run(argv: "Sequence[str]") -> int:
     if argv and argv[0] == "--ssh-forced":
         return ssh_forced(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
     request = parse(argv)
+    _warn_own_door(request)
     timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
     client.call(request.to_json(), timeout)
     return 0
