@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from .base.terms import EXIT_SYSTEM, EXIT_USAGE
 
 USAGE = """\
-usage: pyinit [PROG ARGS...]
+usage: pyinit [--] [PROG ARGS...]
        pyinit --install-s6-commands DIR [--force]
+       pyinit -h | --help | --version
 
 PID 1 for containers, a drop-in for s6-overlay's /init. Runs $PYS6_ETC/cont-init.d,
 supervises $PYS6_ETC/services.d, and on SIGTERM runs $PYS6_ETC/cont-finish.d and
-stops everything. With PROG, runs it once services are up and exits with its code.
+stops everything. With PROG, runs it once services are up and exits with its code
+(a PROG whose name starts with "-" only after "--": anything else there is an option).
 --install-s6-commands links with-contenv, printcontenv, s6-setuidgid, halt, s6-svc,
 s6-svstat, s6-svwait, s6-svok, s6-svscanctl, s6-notifyoncheck, s6-log,
 logutil-service and supercronic in DIR to pys6's own, for images that removed
@@ -84,17 +86,24 @@ def _leave_verdict(reason: str, code: int) -> None:
 
 
 def run(argv: Sequence[str]) -> int:
-    if argv and argv[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
-        return 0
+    from .base import cli
+
+    answered = cli.answer(argv, "pyinit", USAGE)
+    if answered is not None:
+        return answered
     if argv and argv[0] == "--install-s6-commands":
         rest = [arg for arg in argv[1:] if arg != "--force"]
-        if len(rest) != 1:
-            sys.stderr.write("usage: pyinit --install-s6-commands DIR [--force]\n")
-            return EXIT_USAGE
+        if len(rest) != 1 or rest[0].startswith("-"):
+            return cli.usage_error("pyinit", "pyinit --install-s6-commands DIR [--force]")
         from .s6.commands import install
 
         return install(rest[0], "--force" in argv[1:])
+    # Before anything is touched: `pyinit --versoin` must not boot the real /etc trees as root with
+    # "--versoin" as its program. A program named with a dash comes after "--", as for env(1).
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    elif argv and argv[0].startswith("-"):
+        return cli.usage_error("pyinit", f"unknown option {argv[0][:100]!r} (a PROG starting with - goes after --)")
     _ensure_standard_fds()
     os.environ["PATH"] = s6_path(os.environ.get("PATH", ""), os.path.isdir("/command"))
     from .base import paths

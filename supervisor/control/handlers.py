@@ -110,7 +110,9 @@ class Handlers:
         known = self.target.service_names()
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ProtocolError(f"unknown service: {', '.join(unknown)}")
+            shown = ", ".join(sorted(known)[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+            raise ProtocolError(f"unknown service: {', '.join(n[:100] for n in unknown[:10])} "
+                                f"(known: {shown or 'none'})")
         return list(names) if names else known
 
     async def ping(self, request: Request, peer: Peer) -> Answer:

@@ -124,8 +124,25 @@ def escape_controls(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
-def is_as_it_should_be(record: "Record") -> bool:
-    """pysvstat --check: a normally-up service is up, and ready if it says when it is."""
-    if record["normally"] != "up":
-        return True
-    return bool(record["state"] == "up" and record["ready"])
+def check_problem(record: "Record", mode: str = "ready") -> str | None:
+    """What fails pysvstat --check (mode "ready", the plain --check) or --check=live in this
+    service; None when nothing does. A bail fails both, and so does a crash loop (wanted up, down,
+    dead twice or more in its crash window). A service an operator brought down (pysvc -d: wanted
+    down) fails neither: that was a choice, and a liveness probe restarting the whole container
+    over it would undo it. For readiness a normally-up service wanted up must be up, and ready
+    if it says when it is (so one not yet up at boot is not ready)."""
+    if record["bailed"]:
+        return "bailed"
+    if record["want"] == "down":
+        return None
+    if record["state"] != "up" and int(record["deaths"]) >= 2:
+        return "crash-looping"
+    if mode == "live" or record["normally"] != "up":
+        return None
+    if record["state"] != "up":
+        return "not up"
+    return None if record["ready"] else "not ready"
+
+
+def is_as_it_should_be(record: "Record", mode: str = "ready") -> bool:
+    return check_problem(record, mode) is None

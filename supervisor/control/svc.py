@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 USAGE = """\
 usage: pysvc [-wu|-wU|-wd|-wD|-wr|-wR] [-T MS] [-s SIG | -abqhkti12pcyPCK] [-uUdDoOr] SERVICE...
        pysvc --ssh-forced
+       pysvc --help | --version   (not -h: that is SIGHUP, as in s6-svc)
 
 Controls pys6's services as s6-svc does. SERVICE is a name or an s6 path.
 Options apply in the order given, to every SERVICE, then the wait.
@@ -50,6 +51,11 @@ def parse(argv: "Sequence[str]") -> Request:
     actions: list[WireAction] = []
     wait: str | None = None
     timeout_ms = 0
+    for arg in argv:  # s6's getopt has no long options: "--restart" would read as -, -r, -e, ...
+        if arg == "--" or not arg.startswith("-"):
+            break
+        if arg.startswith("--"):
+            raise ProtocolError(f"unknown option {arg[:100]!r}")
     try:
         options, services = s6getopt.parse(argv, takes_value="Ts", one_letter="w")
     except s6getopt.UsageError as exc:
@@ -122,13 +128,28 @@ def ssh_forced(command: str) -> int:
     return protocol.EXIT_USAGE
 
 
+def _warn_own_door(request: Request) -> None:
+    """Stopping sshd from an SSH session: say what it does to logins before it is done."""
+    if "sshd" not in request.services or not os.environ.get("SSH_CONNECTION"):
+        return
+    if any(action.do in ("down", "down-create-down") for action in request.actions):
+        sys.stderr.write("pysvc: sshd is going down: new SSH logins are refused until `pysvc -u sshd` "
+                         "(this session and the other open ones stay)\n")
+
+
 def run(argv: "Sequence[str]") -> int:
     if argv and argv[0] == "--help":  # not -h: that is SIGHUP, as in s6-svc
         sys.stdout.write(USAGE)
         return 0
+    if argv and argv[0] == "--version":
+        from .. import __version__
+
+        sys.stdout.write(f"pysvc (pys6) {__version__}\n")
+        return 0
     if argv and argv[0] == "--ssh-forced":
         return ssh_forced(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
     request = parse(argv)
+    _warn_own_door(request)
     timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
     client.call(request.to_json(), timeout)
     return 0
@@ -138,8 +159,10 @@ def main() -> None:
     try:
         code = run(sys.argv[1:])
     except ProtocolError as exc:
-        kind = "usage" if exc.code == protocol.EXIT_USAGE else "fatal"
-        sys.stderr.write(f"pysvc: {kind}: {exc}\n")
+        if exc.code == protocol.EXIT_USAGE and not str(exc).startswith("unknown service"):
+            sys.stderr.write(f"pysvc: usage: {exc}; try pysvc --help\n")
+        else:
+            sys.stderr.write(f"pysvc: fatal: {exc}\n")
         code = exc.code
     raise SystemExit(code)
 

@@ -25,9 +25,14 @@ line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
                pid, pgid, exitcode, signal, updownfor
   -n           print signal numbers instead of names
   --json       one JSON object per service
-  --check      exit 0 only if pyinit runs its services (not booting, not
-               stopping) and every normally-up service is up (and ready when
-               it has a notification-fd); for Kubernetes exec probes
+  --check, --check=ready   readiness (Kubernetes readinessProbe): exit 0 only
+               if pyinit runs its services (not booting, not stopping), no
+               service bailed or crash-loops, and every normally-up service
+               is up (and ready when it has a notification-fd), except one an
+               operator brought down (pysvc -d): that is a choice, not a fault
+  --check=live liveness (livenessProbe): exit 0 while pyinit answers and no
+               service bailed or crash-loops (booting, stopping and services
+               brought down on purpose are alive)
   --log SERVICE [-n LINES]   the service's last lines (default 100; kept: the
                last 1000 lines or 128 KiB); control characters are shown
                escaped on a terminal unless --raw
@@ -47,6 +52,7 @@ class Options:
         self.numeric = False
         self.json = False
         self.check = False
+        self.check_mode = "ready"
         self.log: str | None = None
         self.forensics: str | None = None
         self.lines = 100
@@ -63,13 +69,19 @@ def _parse(argv: "Sequence[str]") -> "Options":
         if arg in ("-h", "--help"):
             sys.stdout.write(USAGE)
             raise SystemExit(0)
+        if arg == "--version":
+            from .. import __version__
+
+            sys.stdout.write(f"pysvstat (pys6) {__version__}\n")
+            raise SystemExit(0)
         if arg == "--":
             opts.services += args
             break
         if arg == "--json":
             opts.json = True
-        elif arg == "--check":
+        elif arg in ("--check", "--check=ready", "--check=live"):
             opts.check = True
+            opts.check_mode = "live" if arg == "--check=live" else "ready"
         elif arg == "--raw":
             opts.raw = True
         elif arg == "--prometheus":
@@ -160,7 +172,7 @@ def run(argv: "Sequence[str]") -> int:
     all_fine = True
     for record in records:  # printed as they come: an answer of any size needs one record in memory
         try:
-            fine = statusfmt.is_as_it_should_be(record)
+            fine = statusfmt.is_as_it_should_be(record, opts.check_mode)
             counts.add(record)
             if opts.json:
                 line = protocol.dumps(record, sort_keys=True)
@@ -178,7 +190,7 @@ def run(argv: "Sequence[str]") -> int:
     if not names and not opts.json and not opts.fields and not opts.check:
         sys.stdout.write(counts.line() + "\n")
     if opts.check:
-        if stage != "running":  # booting (cont-init) or stopping: not ready, whatever the services say
+        if stage != "running" and opts.check_mode == "ready":  # booting or stopping: not ready
             sys.stdout.write(f"pyinit is {str(stage)[:20]}\n")
             return protocol.EXIT_TIMEOUT
         return 0 if all_fine else protocol.EXIT_TIMEOUT
@@ -189,7 +201,12 @@ def main() -> None:
     try:
         code = run(sys.argv[1:])
     except ProtocolError as exc:
-        sys.stderr.write(f"pysvstat: {'fatal' if exc.code != protocol.EXIT_USAGE else 'usage'}: {exc}\n")
+        if exc.code != protocol.EXIT_USAGE:
+            sys.stderr.write(f"pysvstat: fatal: {exc}\n")
+        elif str(exc).startswith("unknown service"):
+            sys.stderr.write(f"pysvstat: usage: {exc}\n")
+        else:
+            sys.stderr.write(f"pysvstat: usage: {exc}; try pysvstat --help\n")
         code = exc.code
     except BrokenPipeError:
         code = 0

@@ -131,7 +131,10 @@ async def apply_order(target: OrderTarget, name: str, order: Order, event: str |
         snapshots.add((name, view.state.pid))
         record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
                                           f"before {order.do}", health=view.health)  # forensics before force
-        target.log.warning("forensics", **forensics.for_the_log(record))
+        # Asked for by a client (pysvc -r): a record of what was done, at info; pyinit's own orders
+        # (the health check's restart, the stop sequence) are what an operator must notice.
+        automatic = event is None or order.do == "unhealthy"
+        (target.log.warning if automatic else target.log.info)("forensics", **forensics.for_the_log(record))
     if order.do == "signal":
         problem = target.send_signal(name, order.signum, order.group)
         return [] if problem is None else [problem]

@@ -17,8 +17,10 @@ from ..base.links import console_script, install_link
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pys6-install-supercronic", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..base.cli import hinted_parser
+
+    parser = hinted_parser(prog="pys6-install-supercronic", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", nargs="?", metavar="DIR", help="where to put `supercronic` (default: beside pycrond)")
     parser.add_argument("--force", action="store_true", help="replace an existing supercronic")
     args = parser.parse_args(argv)

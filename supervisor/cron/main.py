@@ -54,7 +54,9 @@ def go_style_arguments(argv: Sequence[str]) -> list[str]:
             out += [arg, *rest] if arg != "--" else ["--", *rest]
             break
         name, equals, value = arg.lstrip("-").partition("=")
-        if name in SUPERCRONIC_BOOLS or name in PYCROND_BOOLS:
+        if name in ("h", "help") and not equals:  # Go's flag package answers -h, -help and --help
+            out.append("--help")
+        elif name in SUPERCRONIC_BOOLS or name in PYCROND_BOOLS:
             if equals and value.lower() in ("false", "0", "f"):
                 continue
             if equals and value.lower() not in ("true", "1", "t"):
@@ -71,8 +73,11 @@ def go_style_arguments(argv: Sequence[str]) -> list[str]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pycrond", description=DESCRIPTION, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..base.cli import hinted_parser
+
+    # Wrong usage exits 2, as supercronic's Go flag set does, with a hint to --help.
+    parser = hinted_parser(prog="pycrond", description=DESCRIPTION, allow_abbrev=False,
+                           formatter_class=argparse.RawDescriptionHelpFormatter, code=2, version=False)
     parser.add_argument("crontab", metavar="CRONTAB", nargs="?")
     supercronic = parser.add_argument_group("supercronic's flags (one dash or two)")
     supercronic.add_argument("--test", action="store_true", help="check the crontab, print each job's next runs, exit")

@@ -83,10 +83,17 @@ def _watch(host: str, port: int, fd: int, timeout: float, program: int) -> int:
 
 
 def main() -> None:
+    from ..base import cli
+
     args = sys.argv[1:]
+    answered = cli.answer(args, "pys6-notify-listening", USAGE)
+    if answered is not None:
+        raise SystemExit(answered)
     fd, timeout = 3, 60.0
     while args and args[0].startswith("--"):
         flag = args.pop(0)
+        if flag not in ("--fd", "--timeout"):
+            raise SystemExit(cli.usage_error("pys6-notify-listening", f"unknown option {flag[:100]!r}"))
         value = args.pop(0) if args else ""
         if flag == "--fd" and value.isdigit() and len(value) < 5:
             fd = int(value)

@@ -283,10 +283,30 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
+def _file_argument(program: str, what: str) -> str | None:
+    """The one optional FILE; --help, --version and anything else that is not a file exit here,
+    before anything is saved or restored (`pys6-tmux-save --help` once wrote a save into ./--help)."""
+    from ..base import cli
+
+    argv = sys.argv[1:]
+    answered = cli.answer(argv, program, f"usage: {program} [FILE]\n\n{what}")
+    if answered is not None:
+        raise SystemExit(answered)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    elif argv and argv[0].startswith("-"):
+        raise SystemExit(cli.usage_error(program, f"unknown option {argv[0][:100]!r}"))
+    if len(argv) > 1:
+        raise SystemExit(cli.usage_error(program, "one FILE at most"))
+    return argv[0] if argv else None
+
+
 def main_save() -> None:
     started = time.monotonic()
+    where = _file_argument("pys6-tmux-save", "Saves the tmux server's sessions, windows, panes, layouts and "
+                           "working directories to FILE (default: the saved layout's usual place).")
     try:
-        path = save(sys.argv[1] if len(sys.argv) > 1 else None)
+        path = save(where)
     except NoServer:
         print("no tmux server runs: nothing to save")
         return
@@ -297,8 +317,10 @@ def main_save() -> None:
 
 
 def main_restore() -> None:
+    where = _file_argument("pys6-tmux-restore", "Rebuilds the sessions saved in FILE (default: the saved "
+                           "layout's usual place) that the tmux server does not have yet.")
     try:
-        rebuilt, refused = restore(sys.argv[1] if len(sys.argv) > 1 else None)
+        rebuilt, refused = restore(where)
     except FileNotFoundError as exc:
         print(f"pys6-tmux-restore: nothing saved: {exc.filename}", file=sys.stderr)
         raise SystemExit(1) from None

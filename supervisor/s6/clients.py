@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from ..base import s6getopt
+from ..base import cli, s6getopt
 from ..base.terms import EXIT_NOT_FOUND, EXIT_S6_TIMEOUT
 from ..control import client, protocol, statusfmt
 from ..control.protocol import ProtocolError
@@ -182,6 +182,8 @@ def _wait_all_or_any(waits: list[list[str]], any_of: bool) -> int:
 def s6_svok(argv: Sequence[str]) -> int:
     if len(argv) != 1:
         return _usage("s6-svok", "s6-svok servicedir")
+    if argv[0].startswith("-"):  # s6-svok has no option: "--help" is a directory, and not a supervised one
+        return 1
     try:
         return 0 if _status(protocol.service_name(argv[0])) is not None else 1
     except ProtocolError as exc:
@@ -299,16 +301,29 @@ def _poll_check(check: list[str], fd: int, numbers: dict[str, int]) -> int:
     return 99
 
 
-def _entry(command: Callable[[Sequence[str]], int]) -> Callable[[], None]:
+def _entry(command: Callable[[Sequence[str]], int], usage: str, letter_h: bool = False) -> Callable[[], None]:
+    """Under s6's name (s6-svc) s6's flags only, and s6's answer to --help (usage on stderr, exit
+    100: measured against s6 2.11); under pys6's own (pys6-s6-svc) also --help and --version as
+    every pys6 command, and -h unless it is one of the command's own letters (s6-svc's SIGHUP)."""
     def main() -> None:
-        sys.exit(command(sys.argv[1:]))
+        argv = sys.argv[1:]
+        if cli.own_name():
+            program = cli.invoked_as()
+            answered = cli.answer(argv, program, f"usage: {program} {usage.split(' ', 1)[1]}\n"
+                                  f"(pys6's {usage.split(' ', 1)[0]}, spoken to pyinit's control socket)",
+                                  ("--help",) if letter_h else ("-h", "--help"))
+            if answered is not None:
+                sys.exit(answered)
+            if argv and argv[0].startswith("--") and argv[0] != "--":
+                sys.exit(cli.usage_error(program, f"unknown option {argv[0][:100]!r}"))
+        sys.exit(command(argv))
 
     return main
 
 
-svc_main = _entry(s6_svc)
-svstat_main = _entry(s6_svstat)
-svwait_main = _entry(s6_svwait)
-svok_main = _entry(s6_svok)
-svscanctl_main = _entry(s6_svscanctl)
-notifyoncheck_main = _entry(s6_notifyoncheck)
+svc_main = _entry(s6_svc, SVC_USAGE, letter_h=True)
+svstat_main = _entry(s6_svstat, SVSTAT_USAGE)
+svwait_main = _entry(s6_svwait, SVWAIT_USAGE)
+svok_main = _entry(s6_svok, "s6-svok servicedir")
+svscanctl_main = _entry(s6_svscanctl, "s6-svscanctl [ -zabhitqnN ] svscandir", letter_h=True)
+notifyoncheck_main = _entry(s6_notifyoncheck, NOTIFY_USAGE)

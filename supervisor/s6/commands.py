@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from ..base import cli
 from ..base.environ import exec_environment
 from ..base.terms import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
@@ -113,8 +114,11 @@ def _account(spec: str) -> tuple[int, int, list[int]] | str:
 
 
 def setuidgid(argv: Sequence[str]) -> int:
-    if len(argv) < 2:
-        return _fatal("s6-setuidgid", "usage: s6-setuidgid ACCOUNT PROG...", EXIT_USAGE)
+    if argv and argv[0] == "--":  # s6's getopt: no option of its own, but -- ends them
+        argv = argv[1:]
+    if len(argv) < 2 or argv[0].startswith("-"):  # as s6-setuidgid: --help is no account
+        sys.stderr.write("s6-setuidgid: usage: s6-setuidgid username prog...\n")
+        return EXIT_USAGE
     account = _account(argv[0])
     if isinstance(account, str):
         return _fatal("s6-setuidgid", account)
@@ -161,24 +165,54 @@ def write_control(letter: bytes, fifos: list[str]) -> str | None:
     return "; ".join(reasons) or f"no pyinit control FIFO at {', '.join(fifos)}"
 
 
+HALT_USAGE = "halt [ -n ] [ -d | -f ] [ -w ] [ -W ]"
+
+
 def halt(argv: Sequence[str]) -> int:
+    """s6-overlay's halt is `s6-linux-init-hpr -h`: its flags are taken (none changes how pyinit
+    stops, but -w only writes wtmp: nothing to do), anything else is a usage error, never a halt."""
+    letters = ""
+    for arg in argv:
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            sys.stderr.write(f"halt: usage: {HALT_USAGE}\n")
+            return EXIT_USAGE
+        letters += arg[1:]
+    if any(letter not in "ndfwWhpr" for letter in letters):
+        sys.stderr.write(f"halt: usage: {HALT_USAGE}\n")
+        return EXIT_USAGE
+    if "w" in letters:
+        return 0
     problem = write_control(b"t", control_fifos(dict(os.environ)))
     if problem:
         return _fatal("halt", f"unable to reach pyinit: {problem}")
     return 0
 
 
-def _entry(command: Callable[[Sequence[str]], int]) -> Callable[[], None]:
+def _entry(command: Callable[[Sequence[str]], int], program: str, usage: str) -> Callable[[], None]:
+    """Under pys6's own name (pys6-halt) --help, --version and unknown options are answered as by
+    every pys6 command; under s6-overlay's (halt, with-contenv) the arguments are s6-overlay's."""
     def main() -> None:
-        sys.exit(command(sys.argv[1:]))
+        argv = sys.argv[1:]
+        if cli.own_name():
+            answered = cli.answer(argv, program, f"usage: {usage}")
+            if answered is not None:
+                sys.exit(answered)
+            if argv and argv[0].startswith("-") and argv[0] != "--" and program != "pys6-halt":
+                sys.exit(cli.usage_error(program, f"unknown option {argv[0][:100]!r}"))
+            if program == "pys6-halt" and any(arg.startswith("--") for arg in argv):
+                sys.exit(cli.usage_error(program, f"unknown option {next(a for a in argv if a.startswith('--'))[:100]!r}"))
+        sys.exit(command(argv))
 
     return main
 
 
-with_contenv_main = _entry(with_contenv)
-printcontenv_main = _entry(printcontenv)
-setuidgid_main = _entry(setuidgid)
-halt_main = _entry(halt)
+with_contenv_main = _entry(with_contenv, "pys6-with-contenv", "pys6-with-contenv PROG ARGS...  (as s6-overlay's "
+                           "with-contenv: PROG in the container environment)")
+printcontenv_main = _entry(printcontenv, "pys6-printcontenv", "pys6-printcontenv NAME  (one variable of the "
+                           "container environment, as s6-overlay's printcontenv)")
+setuidgid_main = _entry(setuidgid, "pys6-setuidgid", "pys6-setuidgid ACCOUNT PROG...  (ACCOUNT: a user name or "
+                        "UID:GID; as s6-setuidgid)")
+halt_main = _entry(halt, "pys6-halt", f"pys6-halt  (stops the container, as s6-overlay's halt: {HALT_USAGE})")
 
 # The names `pyinit --install-s6-commands` gives, and the console script each points at.
 COMMANDS = {

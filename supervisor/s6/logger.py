@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..base import cli
 from ..logs.logdir import CatchAllLog, parse_script
 
 USAGE = "usage: pys6-log [nN] [sN] [T] [t] DIR\n"
@@ -46,8 +47,21 @@ def run(argv: Sequence[str]) -> int:
         log.write(1, data)
 
 
+S6_LOG_USAGE = "s6-log: usage: s6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -- ] logging_script\n"
+
+
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    argv = sys.argv[1:]
+    if cli.own_name():
+        answered = cli.answer(argv, "pys6-log", USAGE)
+        if answered is not None:
+            sys.exit(answered)
+    if argv and argv[0].startswith("--") and argv[0] != "--":  # s6-log's getopt: no long option
+        if cli.own_name():
+            sys.exit(cli.usage_error("pys6-log", f"unknown option {argv[0][:100]!r}"))
+        sys.stderr.write(S6_LOG_USAGE)
+        sys.exit(100)
+    sys.exit(run(argv))
 
 
 def logutil_service(argv: Sequence[str]) -> int:
@@ -59,8 +73,8 @@ def logutil_service(argv: Sequence[str]) -> int:
         fifo, args = args[1], args[2:]
     elif args and args[0].startswith("-f"):
         fifo, args = args[0][2:], args[1:]
-    if len(args) != 1:
-        sys.stderr.write("usage: logutil-service [-f FIFO] DIR\n")
+    if len(args) != 1 or args[0].startswith("-"):  # "--help" is no log directory to make
+        sys.stderr.write("logutil-service: usage: logutil-service [-f FIFO] DIR\n")
         return 100
     if fifo:
         try:
@@ -99,4 +113,12 @@ def _container_variable(name: str) -> str:
 
 
 def logutil_service_main() -> None:
-    sys.exit(logutil_service(sys.argv[1:]))
+    argv = sys.argv[1:]
+    if cli.own_name():
+        answered = cli.answer(argv, "pys6-logutil-service", "usage: pys6-logutil-service [-f FIFO] DIR  (as "
+                              "s6-overlay's logutil-service: DIR kept with S6_LOGGING_SCRIPT's rotation)")
+        if answered is not None:
+            sys.exit(answered)
+        if argv and argv[0].startswith("--") and argv[0] != "--":
+            sys.exit(cli.usage_error("pys6-logutil-service", f"unknown option {argv[0][:100]!r}"))
+    sys.exit(logutil_service(argv))
