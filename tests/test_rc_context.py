@@ -12,7 +12,9 @@ tree, each process's environment as it was exec'd, /proc/PID/environ, and its cw
 - a oneshot's up and down: the same cwd, RC_NAME=<the oneshot>; PWD as in the environment it
   gets: unset with S6_KEEP_ENV=0 (PATH only), / with S6_KEEP_ENV=1 (the container's).
 - an s6-rc longrun: cwd .../servicedirs/<name>; services.d's: /run/s6/legacy-services/<name>;
-  the CMD: /. None of them gets RC_NAME; PWD=/ with S6_KEEP_ENV=1, unset with 0.
+  none of them gets RC_NAME; PWD=/ with S6_KEEP_ENV=1, unset with 0.
+- the CMD: cwd / (the workdir), PWD=/ and OLDPWD=/ with S6_KEEP_ENV 0 and 1 (rc.init, a /bin/sh
+  script started in /, does `cd <workdir>` before it; test_env_parity's table measured it too).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def test_what_s6_rc_gives_each_kind_of_process(pod: Pod, keep_env: str) -> None:
         "once-down": (runner, {**container_pwd, "RC_NAME": "look-once"}),
         "long": (f"{live}/servicedirs/look-long", container_pwd),
         "svc": ("/run/s6/legacy-services/svc", container_pwd),
-        "main": ("/", container_pwd),
+        "main": ("/", {"PWD": "/", "OLDPWD": "/"}),
     }
     assert {kind: seen(pod, kind) for kind in KINDS} == expected
 

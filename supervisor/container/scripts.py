@@ -19,7 +19,7 @@ from ..core.telemetry import StageRecord
 from ..logs.pipe import LogPipe
 from ..proc.reaper import ChildExit
 from ..proc.spawn import OutputPipe, signal_group, spawn_child
-from ..s6.childenv import shell_pwd
+from ..s6.childenv import main_program_environment, shell_pwd
 from .shutdown import Shutdown
 
 LEGACY_CONT_INIT = "legacy-cont-init"  # s6-overlay's oneshot that runs cont-init.d and cont-finish.d
@@ -174,7 +174,8 @@ class Scripts:
         try:
             pipes, terminal = self._main_program_output()
             child = spawn_child(argv, self.table.reaper, pipes, stdout=terminal, stderr=terminal, new_session=False,
-                                search_path=True, env=self.table.child_environment(), keep_stdin=True)
+                                search_path=True, keep_stdin=True, env=main_program_environment(
+                                    dict(self.table.child_environment()), os.environb.get(b"PWD")))
         except OSError as exc:
             if terminal is not None:
                 os.close(terminal)

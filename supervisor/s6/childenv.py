@@ -18,8 +18,8 @@ pyinit serves metrics (PYS6_METRICS_LISTEN or PYS6_METRICS_FILE), as pys6's one 
 What s6-rc adds on top (container/scripts.py, measured the same way): a oneshot's up and down
 get RC_NAME=<its name> (s6-rc's oneshot runner sets it), cont-init.d and cont-finish.d scripts
 RC_NAME=legacy-cont-init (s6-overlay's oneshot that runs them) and the PWD its /bin/sh script
-exports (`shell_pwd`: the oneshot runner's directory, their working directory). Services,
-longruns and the main program get neither.
+exports (`shell_pwd`: the oneshot runner's directory, their working directory); the main
+program PWD=<workdir> and OLDPWD=/ (rc.init's `cd`). Services and longruns get none of them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from ..base.environ import exec_environment
 
 METRICS_DIR_VARIABLE = b"PYS6_METRICS_DIR"
-__all__ = ["ChildEnvironment", "container_environment", "exec_environment", "shell_pwd"]
+__all__ = ["ChildEnvironment", "container_environment", "exec_environment", "main_program_environment", "shell_pwd"]
 
 
 def _working_directory(given: bytes | None) -> bytes | None:
@@ -71,6 +71,18 @@ def container_environment(own: Mapping[bytes, bytes], metrics_dir: str, serves_m
     if pwd is not None:
         base[b"PWD"] = pwd
     return base
+
+
+def main_program_environment(env: dict[bytes, bytes], given_pwd: bytes | None) -> dict[bytes, bytes]:
+    """`env` as s6-overlay's rc.init hands it to the CMD: that /bin/sh script, started in /,
+    does `cd <workdir>` first, so PWD=<workdir> (as /init's shell exported it: `given_pwd`, the
+    PWD pyinit was exec'd with, where it names the working directory) and OLDPWD=/."""
+    try:
+        env[b"PWD"] = shell_pwd(given_pwd, os.getcwdb())
+    except OSError:  # a removed working directory: no cd, none of the two
+        return env
+    env[b"OLDPWD"] = b"/"
+    return env
 
 
 class ChildEnvironment:
