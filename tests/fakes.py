@@ -134,7 +134,8 @@ class FakeScripts:
         self.codes = codes or {}
         self.ran: list[str] = []
 
-    async def __call__(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int:
+    async def __call__(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None,
+                       rc_name: str | None = None, shell: bool = False) -> int:
         self.ran.append(source)
         await anyio.lowlevel.checkpoint()
         return self.codes.get(source, 0)

@@ -113,18 +113,10 @@ KNOWN = [
     Known("lc-ctype", "every child of pyinit gets LC_CTYPE=C.UTF-8: Python's C-locale coercion (PEP 538) "
           "in pyinit's own environment leaks into what it starts", key="env LC_CTYPE", reference="unset"),
     Known("metrics-dir", "every child of pyinit gets PYS6_METRICS_DIR", key="env PYS6_METRICS_DIR", reference="unset"),
-    Known("pwd", "s6-overlay's children have PWD (OLDPWD) in their environment; pyinit's have none",
-          key="env (PWD|OLDPWD)", other="unset"),
-    Known("rc-name", "s6-rc gives oneshots RC_NAME (cont-init and cont-finish scripts: legacy-cont-init); pyinit does not",
-          key="env RC_NAME", other="unset"),
     Known("full-env", "scripts and services without with-contenv: s6-overlay v3 gives them its minimal environment "
           "(PATH, and S6_* hidden); pyinit gives the whole container environment", key="env .*", reference="unset"),
     Known("bare-path", "pys6-bare: PATH has no /command (the image has none); s6-overlay puts it first",
           key="env PATH", reference="'/command:.*", modes=BARE),
-    Known("cwd", "working directory: s6-overlay runs cont-init, cont-finish and oneshots in s6-rc's oneshot runner's "
-          "directory, services.d services in their copy under /run/s6/legacy-services, s6-rc longruns in "
-          "/run/s6-rc:s6-rc-init:*/servicedirs; pyinit in /etc/cont-init.d, /etc/cont-finish.d, "
-          "/etc/s6-overlay/s6-rc.d/NAME, /etc/services.d/NAME, /run/s6/s6-rc/NAME", key="cwd"),
     Known("fds", "stdout and stderr are pyinit's pipes, also with PYS6_LOG_PREFIX=0 (s6-overlay: the container's "
           "own); the script's own descriptor follows the cwd", key="fds"),
     Known("leaders", "cont-init and cont-finish scripts and oneshots lead a session and process group of their own "

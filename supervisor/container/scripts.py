@@ -19,7 +19,10 @@ from ..core.telemetry import StageRecord
 from ..logs.pipe import LogPipe
 from ..proc.reaper import ChildExit
 from ..proc.spawn import OutputPipe, signal_group, spawn_child
+from ..s6.childenv import main_program_environment, shell_pwd
 from .shutdown import Shutdown
+
+LEGACY_CONT_INIT = "legacy-cont-init"  # s6-overlay's oneshot that runs cont-init.d and cont-finish.d
 
 
 class Scripts:
@@ -37,6 +40,9 @@ class Scripts:
         self._main_recorded: anyio.Event | None = None  # set once the main program's end is recorded
         self._main_exit = ChildExit()
         self._pipes_made: list[OutputPipe] = []  # closed at the end, whatever still holds them
+        # s6-rc's oneshot runner's directory (s6/layout), where s6-overlay runs every oneshot and
+        # cont-init.d/cont-finish.d script; None: each runs in its own directory
+        self.oneshot_directory: str | None = None
 
     def _pipes(self, source: str) -> tuple[Callable[[], LogPipe], Callable[[], LogPipe]]:
         """The makers of a one-shot's two log pipes (stdout's, stderr's): proc.spawn_child makes them."""
@@ -47,12 +53,33 @@ class Scripts:
 
         return pipe(1, "stdout"), pipe(2, "stderr")
 
-    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int:
+    def _place(self, path: str, rc_name: str | None, shell: bool) -> tuple[str, dict[bytes, bytes]]:
+        """Where a script runs and its environment. Run as s6-rc runs oneshots (`rc_name`): in
+        the oneshot runner's directory with RC_NAME, plus, from s6-overlay's /bin/sh loop
+        (`shell`, cont-init.d and cont-finish.d), the PWD that shell exports; else in its own
+        directory with the children's environment."""
+        env = dict(self.table.child_environment())  # a copy of our own to add to
+        cwd = os.path.dirname(path)
+        if rc_name is None:
+            return cwd, env
+        if self.oneshot_directory is not None and os.path.isdir(self.oneshot_directory):
+            cwd = self.oneshot_directory
+        env[b"RC_NAME"] = os.fsencode(rc_name)
+        if shell:
+            try:
+                env[b"PWD"] = shell_pwd(env.get(b"PWD"), os.fsencode(cwd))
+            except OSError:  # the directory cannot be resolved: spawning there fails and says so
+                pass
+        return cwd, env
+
+    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None,
+                         rc_name: str | None = None, shell: bool = False) -> int:
         """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
-        return its fate as an exit code."""
+        return its fate as an exit code. `rc_name`, `shell`: see _place."""
+        cwd, env = self._place(path, rc_name, shell)
         try:
-            child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=os.path.dirname(path),
-                                env=self.table.child_environment(), search_path=argv is not None)
+            child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=cwd,
+                                env=env, search_path=argv is not None)
         except OSError as exc:  # any errno, EMFILE from the pipes included
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
@@ -118,7 +145,9 @@ class Scripts:
                 continue
             self.log.info("script starting", script=source)
             started = anyio.current_time()
-            code = await self.run_script(path, source, timeout_ms)
+            # s6-overlay runs them from its legacy-cont-init oneshot's up (cont-init) and down
+            # (cont-finish), both /bin/sh loops
+            code = await self.run_script(path, source, timeout_ms, rc_name=LEGACY_CONT_INIT, shell=True)
             record.scripts.append((name, code, anyio.current_time() - started))
             self.changed()
             if code == 0:
@@ -145,7 +174,8 @@ class Scripts:
         try:
             pipes, terminal = self._main_program_output()
             child = spawn_child(argv, self.table.reaper, pipes, stdout=terminal, stderr=terminal, new_session=False,
-                                search_path=True, env=self.table.child_environment(), keep_stdin=True)
+                                search_path=True, keep_stdin=True, env=main_program_environment(
+                                    dict(self.table.child_environment()), os.environb.get(b"PWD")))
         except OSError as exc:
             if terminal is not None:
                 os.close(terminal)

@@ -99,8 +99,9 @@ class Stages:
         self.table.change_listeners.append(lambda spec, before, after: self.metrics_changed())
         self.bridge = S6Bridge(self.table, layout, log)
         self.scripts = Scripts(settings, self.table, self.shutdown, lambda: self.metrics_changed())
-        compiled = os.path.join(os.path.dirname(layout.container_environment), "s6-rc")
-        self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), compiled, self.table.stop_timeout)
+        self.scripts.oneshot_directory = layout.oneshot_runner
+        self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
+                             self.table.stop_timeout)
         self._stage2_started = 0.0
         self._exit_code_file = ""  # where a script left the exit code, when it changed it
         self.report: ShutdownReport | None = None  # stage 3's progress and summary, while it runs

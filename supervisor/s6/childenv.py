@@ -14,6 +14,12 @@ and PWD, which that shell exports, set to the working directory. It is read from
 coercion sets LC_CTYPE in pyinit's own os.environ at interpreter start, and pyinit sets
 PYS6_METRICS_DIR there; neither is the container's. PYS6_METRICS_DIR is handed on only when
 pyinit serves metrics (PYS6_METRICS_LISTEN or PYS6_METRICS_FILE), as pys6's one addition.
+
+What s6-rc adds on top (container/scripts.py, measured the same way): a oneshot's up and down
+get RC_NAME=<its name> (s6-rc's oneshot runner sets it), cont-init.d and cont-finish.d scripts
+RC_NAME=legacy-cont-init (s6-overlay's oneshot that runs them) and the PWD its /bin/sh script
+exports (`shell_pwd`: the oneshot runner's directory, their working directory); the main
+program PWD=<workdir> and OLDPWD=/ (rc.init's `cd`). Services and longruns get none of them.
 """
 
 from __future__ import annotations
@@ -24,23 +30,30 @@ from collections.abc import Mapping
 from ..base.environ import exec_environment
 
 METRICS_DIR_VARIABLE = b"PYS6_METRICS_DIR"
-__all__ = ["ChildEnvironment", "container_environment", "exec_environment"]
+__all__ = ["ChildEnvironment", "container_environment", "exec_environment", "main_program_environment", "shell_pwd"]
 
 
 def _working_directory(given: bytes | None) -> bytes | None:
     """PWD as a POSIX shell exports it: the inherited value when it is absolute and names the
     working directory, else the physical one (None when even that cannot be had)."""
+    try:
+        return shell_pwd(given, os.getcwdb())
+    except OSError:  # a removed working directory: the shell exports none either
+        return None
+
+
+def shell_pwd(given: bytes | None, directory: bytes) -> bytes:
+    """PWD as a POSIX shell started in `directory` exports it to what it runs: `given` (the
+    PWD it inherited) when absolute and naming that directory, else the physical path (dash,
+    s6-overlay's /bin/sh, on startup). OSError when `directory` cannot be resolved."""
     if given and given.startswith(b"/"):
         try:
-            there, here = os.stat(given), os.stat(".")
+            there, here = os.stat(given), os.stat(directory)
             if (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino):
                 return given
         except OSError:  # it names nothing: the physical one, as the shell does
             pass
-    try:
-        return os.getcwdb()
-    except OSError:  # a removed working directory: the shell exports none either
-        return None
+    return os.path.realpath(directory, strict=True)
 
 
 def container_environment(own: Mapping[bytes, bytes], metrics_dir: str, serves_metrics: bool,
@@ -58,6 +71,18 @@ def container_environment(own: Mapping[bytes, bytes], metrics_dir: str, serves_m
     if pwd is not None:
         base[b"PWD"] = pwd
     return base
+
+
+def main_program_environment(env: dict[bytes, bytes], given_pwd: bytes | None) -> dict[bytes, bytes]:
+    """`env` as s6-overlay's rc.init hands it to the CMD: that /bin/sh script, started in /,
+    does `cd <workdir>` first, so PWD=<workdir> (as /init's shell exported it: `given_pwd`, the
+    PWD pyinit was exec'd with, where it names the working directory) and OLDPWD=/."""
+    try:
+        env[b"PWD"] = shell_pwd(given_pwd, os.getcwdb())
+    except OSError:  # a removed working directory: no cd, none of the two
+        return env
+    env[b"OLDPWD"] = b"/"
+    return env
 
 
 class ChildEnvironment:

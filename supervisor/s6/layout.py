@@ -11,6 +11,13 @@ $PYS6_RUNDIR, where pys6's own commands (with-contenv, halt) look for them.
 services.d's services run from copies in the legacy-services directory (/run/s6/legacy-services,
 else $PYS6_RUNDIR/legacy-services), as s6-overlay's services-up makes them: never from /etc.
 
+s6-rc's live directory, as s6-rc-init makes it under s6-overlay: /run/s6-rc:s6-rc-init:XXXXXX
+(a new random name each boot), /run/s6-rc a link to it, servicedirs/ in it holding the copies
+the s6-rc longruns run from and the directory of s6-rc's oneshot runner, where cont-init.d,
+cont-finish.d and every oneshot's up and down run. Only what a script can observe is made
+(the names, its working directory there), not s6-rc's own files. Where /run is not pyinit's
+the longruns' copies are under $PYS6_RUNDIR/s6-rc and scripts run in their own directories.
+
 An image that kept s6-overlay's own commands (its with-contenv knows only
 /run/s6/container_environment) cannot run on a PID 1 that cannot lay out /run: `run_problem`
 says so before anything runs, in one line with the fix, instead of a boot whose every
@@ -35,6 +42,10 @@ HALT = "/run/s6/basedir/bin/halt"
 LEGACY_SERVICES = "/run/s6/legacy-services"
 LEGACY_DIRECTORY_NAME = "legacy-services"
 RC_COMPILED_NAME = "s6-rc"  # beside the container environment: where s6-rc longruns are copied to run (rcrun)
+RC_LIVE_LINK = "/run/s6-rc"  # s6-rc-init's -l default; s6-overlay's rc.init passes it
+RC_LIVE_PREFIX = "s6-rc:s6-rc-init:"  # s6-rc-init's name for the directory the link points at
+RC_SERVICEDIRS = "servicedirs"
+ONESHOT_RUNNER = "s6rc-oneshot-runner"  # s6-rc's service that runs every oneshot's up and down
 CONTROL_FIFO = os.path.join(".s6-svscan", "control")
 
 
@@ -47,6 +58,7 @@ class Layout:
     exitcode_files: list[str]
     legacy_services: str = ""  # where services.d's services are copied to run from; "": beside the environment
     problems: list[str] = field(default_factory=list)
+    rc_live: str = ""  # s6-rc's live directory under /run (/run/s6-rc:s6-rc-init:XXXXXX); "": none
 
     def __post_init__(self) -> None:
         if not self.legacy_services:  # /run/s6/legacy-services beside /run/s6/container_environment, and so on
@@ -57,7 +69,17 @@ class Layout:
 
     @property
     def rc_compiled(self) -> str:
+        """Where s6-rc longruns are copied to run from: the live directory's servicedirs/ (as
+        s6-rc-init copies them), else beside the container environment."""
+        if self.rc_live:
+            return os.path.join(self.rc_live, RC_SERVICEDIRS)
         return os.path.join(os.path.dirname(self.container_environment), RC_COMPILED_NAME)
+
+    @property
+    def oneshot_runner(self) -> str | None:
+        """The working directory s6-overlay's oneshots and cont-init.d/cont-finish.d scripts get
+        (s6-rc's oneshot runner's service directory); None: each script's own directory."""
+        return os.path.join(self.rc_live, RC_SERVICEDIRS, ONESHOT_RUNNER) if self.rc_live else None
 
     def runs_from_copy(self, directory: str) -> bool:
         """Whether `directory` is a copy pyinit made to run a service from (services.d's or an
@@ -146,8 +168,9 @@ def prepare(rundir: str, environ: dict[bytes, bytes], is_pid1: bool, allow_world
             os.makedirs(LEGACY_SERVICES, mode=0o755, exist_ok=True)
             _replace_with_link(ours, S6_CONTAINER_ENVIRONMENT)
             _replace_with_link(own_scandir, V3_SCANDIR)
+            live = make_rc_live(RC_LIVE_LINK)
             return Layout(S6_CONTAINER_ENVIRONMENT, [V3_SCANDIR, V2_SCANDIR], [V3_EXITCODE, V2_EXITCODE],
-                          LEGACY_SERVICES, problems)
+                          LEGACY_SERVICES, problems, live)
         except OSError as exc:
             if needed_by is not None:
                 raise RunUnusable(_unusable(exc.filename or "/run", exc.strerror or str(exc), needed_by)) from None
@@ -165,6 +188,37 @@ def prepare(rundir: str, environ: dict[bytes, bytes], is_pid1: bool, allow_world
     legacy = os.path.join(rundir, LEGACY_DIRECTORY_NAME)
     os.makedirs(legacy, mode=0o755, exist_ok=True)
     return Layout(ours, [own_scandir], [exitcode], legacy, problems)
+
+
+def make_rc_live(link: str) -> str:
+    """s6-rc-init's live directory: a fresh `s6-rc:s6-rc-init:XXXXXX` beside `link` with
+    servicedirs/ and the oneshot runner's directory in it, `link` pointing at it (relative, as
+    s6-rc-init makes it); the previous boot's (docker restart keeps a /run that is no tmpfs)
+    removed first. Returns the directory's path."""
+    import secrets
+    import string
+
+    from ..core.servicedir import remove_tree
+
+    parent = os.path.dirname(link)
+    if os.path.islink(link):
+        previous = os.readlink(link)
+        target = os.path.join(parent, previous)
+        if os.path.basename(previous).startswith(RC_LIVE_PREFIX) and os.path.isdir(target) \
+                and not os.path.islink(target):
+            remove_tree(target)
+    alphabet = string.ascii_letters + string.digits
+    while True:  # a name no other directory has (s6-rc-init's mkdtemp)
+        name = RC_LIVE_PREFIX + "".join(secrets.choice(alphabet) for _ in range(6))
+        live = os.path.join(parent, name)
+        try:
+            os.mkdir(live, 0o755)
+            break
+        except FileExistsError:
+            continue
+    os.makedirs(os.path.join(live, RC_SERVICEDIRS, ONESHOT_RUNNER), mode=0o755)
+    _replace_with_link(link, name)
+    return live
 
 
 def _replace_with_link(path: str, target: str) -> None:

@@ -5,7 +5,8 @@ that depends on it is down, oneshots' `down` run.
 
 A longrun runs from a copy of its source directory (as s6-rc-compile copies it), with run
 and finish made executable; a oneshot's `up` and `down` are execline command lines, run
-with `execlineb -P -c` where execlineb exists, else as one plain command line.
+with `execlineb -P -c` where execlineb exists, else as one plain command line, as s6-rc's
+oneshot runner runs them: in its directory (s6/layout), with RC_NAME=<the oneshot's name>.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ EXECLINE_WORDS = ("{", "}", "foreground", "background", "if", "ifelse", "ifte", 
 class RcScripts(Protocol):
     """What the s6-rc stages need to run a oneshot (container/scripts.Scripts)."""
 
-    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int: ...
+    async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None,
+                         rc_name: str | None = None, shell: bool = False) -> int: ...
 
 
 class RcTable(Protocol):
@@ -158,7 +160,8 @@ class RcServices:
                 return True
             log.info("s6-rc oneshot starting", service=name)
             timeout = _timeout(definition.directory, "timeout-up")
-            code = await self.scripts.run_script(os.path.join(definition.directory, "up"), name, timeout, argv)
+            code = await self.scripts.run_script(os.path.join(definition.directory, "up"), name, timeout, argv,
+                                                 rc_name=name)
             self.started.append(name)
             if code != 0:
                 log.error("s6-rc oneshot failed", service=name, exitcode=code)
@@ -226,7 +229,8 @@ class RcServices:
                 return
             log.info("s6-rc oneshot stopping", service=name)
             timeout = _timeout(definition.directory, "timeout-down") or int(self.stop_timeout * 1000)
-            await self.scripts.run_script(os.path.join(definition.directory, "down"), name, timeout, argv)
+            await self.scripts.run_script(os.path.join(definition.directory, "down"), name, timeout, argv,
+                                          rc_name=name)
             return
         runner = self.runners.get(name)
         if runner is None:
