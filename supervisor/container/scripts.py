@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from ..base.terms import EXIT_SYSTEM, death_code, exec_failure_code
-from ..core.service import formatter_for
+from ..core.service import output_for
 from ..core.servicedir import is_executable_file
 from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import Settings
 from ..core.telemetry import StageRecord
-from ..logs.pipe import LogPipe
+from ..logs.pipe import Output
 from ..proc.reaper import ChildExit
 from ..proc.spawn import OutputPipe, signal_group, spawn_child
 from .shutdown import Shutdown
@@ -38,14 +38,14 @@ class Scripts:
         self._main_exit = ChildExit()
         self._pipes_made: list[OutputPipe] = []  # closed at the end, whatever still holds them
 
-    def _pipes(self, source: str) -> tuple[Callable[[], LogPipe], Callable[[], LogPipe]]:
-        """The makers of a one-shot's two log pipes (stdout's, stderr's): proc.spawn_child makes them."""
+    def _pipes(self, source: str) -> tuple[Callable[[], Output], Callable[[], Output]]:
+        """The makers of a one-shot's two log pipes (stdout's, stderr's; raw: PID 1's own fds, see
+        core.service.output_for): proc.spawn_child makes them."""
 
-        def pipe(fd: int, stream: str) -> Callable[[], LogPipe]:
-            return lambda: LogPipe(self.table.writer, fd, formatter_for(self.table, source, stream),
-                                   keep_write_end=False)
+        def pipe(fd: int) -> Callable[[], Output]:
+            return lambda: output_for(self.table, source, fd, keep_write_end=False)
 
-        return pipe(1, "stdout"), pipe(2, "stderr")
+        return pipe(1), pipe(2)
 
     async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None) -> int:
         """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
@@ -130,7 +130,7 @@ class Scripts:
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
-    def _main_program_output(self) -> tuple[tuple[Callable[[], LogPipe], ...], int | None]:
+    def _main_program_output(self) -> tuple[tuple[Callable[[], Output], ...], int | None]:
         """Where PROG writes: pyinit's own stdout and stderr; with S6_LOGGING=2 pipes to the
         catch-all log, unless S6_CMD_USE_TERMINAL asks for the terminal on stdin (s6-overlay's
         `redirfd -w 1 $(tty) fdmove -c 2 1`): then that terminal, both streams."""
