@@ -457,3 +457,31 @@ def test_the_switches_default_to_pys6s_way_and_each_is_a_variable_and_a_yaml_key
     (tmp_path / "svc").mkdir()
     spec = read_service(str(tmp_path / "svc"), settings)
     assert spec.crash == CrashPolicy(3, 60.0, bail=False) and not spec.group_signals  # an override keeps the switch
+
+
+# --- PYS6_GROUP_SIGNALS=0: scripts in pyinit's session, as s6-rc's runner leaves them ------
+
+
+LEADS = 'set -- $(cut -d")" -f2 /proc/$$/stat); echo "{who} $$ $3 $4" >> "$STATE/leads"\n'  # pid pgrp session
+
+
+@pytest.mark.parametrize(("switch", "leader"), [("0", False), ("1", True)])
+def test_group_signals_decides_whether_scripts_lead_a_session(pod: Pod, switch, leader):
+    """The rig's facts: under s6-overlay cont-init and cont-finish scripts and oneshots lead
+    neither a session nor a process group; pys6 gives each its own (a timeout kills its group).
+    A oneshot past its timeout-up is killed either way."""
+    pod.script("cont-init.d/10-leads", LEADS.format(who="cont-init"))
+    pod.script("cont-finish.d/10-leads", LEADS.format(who="cont-finish"))
+    pod.script("leads-up", LEADS.format(who="oneshot"))
+    rc(pod, "leads-once", "oneshot", up=f"{pod.etc / 'leads-up'}\n")
+    pod.script("stuck-up", 'echo $$ > "$STATE/stuck.pid"; exec sleep 1000\n')
+    rc(pod, "stuck", "oneshot", up=f"{pod.etc / 'stuck-up'}\n", timeout_up="300\n")
+    pod.start(env={"PYS6_GROUP_SIGNALS": switch})
+    pod.wait_event("s6-rc oneshot failed", service="stuck")
+    assert pod.event("script timed out, killing it", script="stuck")
+    assert not pod.event("cannot kill script") and not pod.event("script outlived SIGKILL, going on without it")
+    assert pod.stop() == 0
+    seen = {line.split()[0]: line.split()[1:] for line in pod.read_state("leads").splitlines()}
+    assert set(seen) == {"cont-init", "cont-finish", "oneshot"}
+    for who, (pid, pgrp, session) in seen.items():
+        assert (pid == pgrp, pid == session) == (leader, leader), who

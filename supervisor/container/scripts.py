@@ -18,7 +18,7 @@ from ..core.settings import Settings
 from ..core.telemetry import StageRecord
 from ..logs.pipe import Output
 from ..proc.reaper import ChildExit
-from ..proc.spawn import OutputPipe, signal_group, spawn_child
+from ..proc.spawn import OutputPipe, send_signal, spawn_child
 from .shutdown import Shutdown
 
 
@@ -51,8 +51,11 @@ class Scripts:
         """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
         return its fate as an exit code."""
         try:
+            # PYS6_GROUP_SIGNALS=0: in pyinit's session and group, as s6-rc's runner leaves them
+            # under s6-overlay; else a session of its own, so a timeout kills what it started too
             child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=os.path.dirname(path),
-                                env=self.table.child_environment(), search_path=argv is not None)
+                                env=self.table.child_environment(), search_path=argv is not None,
+                                new_session=self.settings.group_signals)
         except OSError as exc:  # any errno, EMFILE from the pipes included
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
@@ -75,8 +78,9 @@ class Scripts:
         return death_code(exited.exitcode, exited.signum)
 
     async def _kill_script(self, pid: int, source: str, exited: ChildExit) -> None:
-        """SIGKILL its group and wait for it, but not for ever: a kill can fail (EPERM)."""
-        failure = signal_group(pid, signal.SIGKILL)
+        """SIGKILL its group (PYS6_GROUP_SIGNALS=0: it has none of its own, the pid) and wait for
+        it, but not for ever: a kill can fail (EPERM)."""
+        failure = send_signal(pid, signal.SIGKILL, group=self.settings.group_signals)
         if failure is not None:
             self.log.error("cannot kill script", script=source, pid=pid, reason=failure.strerror)
         with anyio.move_on_after(STOP_MARGIN):
