@@ -11,7 +11,8 @@ The rig's findings these tests hold pyinit to:
 - s6-supervise sends the down-signal and SIGCONT to the service's pid, SIGKILL to the pid at
   timeout-kill and never at a grace time; s6-overlay's shutdown waits S6_SERVICES_GRACETIME and
   goes on, leaving the service to the final kill;
-- a service's output reaches the container's stdout and stderr as it wrote it;
+- a service's and a script's stdout and stderr are the container's own descriptors (no pipe),
+  so their output reaches it as written; s6's logger pipelines are pipes;
 - s6-supervise never gives up on a service: 1 s after each death (after its readiness
   notification when it sent one), for ever.
 """
@@ -153,29 +154,91 @@ def test_user2_starts_by_its_own_dependencies_not_after_user_and_services_d(pod:
     assert pod.stop() == 0
 
 
-# --- PYS6_LOG_PREFIX=0: the bytes as written ----------------------------------------------
+# --- PYS6_LOG_PREFIX=0: the container's own descriptors, the bytes as written --------------
 
 
-RAW_WRITER = r'''
+RAW_WRITER = r"""
 printf 'plain\ncrlf\r\n\033[2Jclear\n'
 printf 'to stderr\n' >&2
 head -c 70000 /dev/zero | tr '\0' x; echo
 printf 'prompt> '
 touch "$STATE/prompted"
 exec sleep 1000
-'''
+"""
 
 
 def test_log_prefix_0_passes_a_services_bytes_through_as_written(pod: Pod):
     pod.service("raw", RAW_WRITER)
     pod.start(env={"PYS6_LOG_PREFIX": "0"})
-    # the unfinished last line goes out as it is, without a newline, once it waited RAW_HOLD
+    # PID 1's own stdout: the unfinished last line is there as it is, at once
     wait_for(lambda: pod.stdout_path.read_bytes().endswith(b"prompt> "), 10, "the prompt, as written")
     out = pod.stdout_path.read_bytes()
     assert out == b"plain\ncrlf\r\n\x1b[2Jclear\n" + b"x" * 70000 + b"\nprompt> "
     err = pod.stderr_path.read_bytes()
-    assert b"\nto stderr\n" in err and b"[raw]" not in err
+    assert b"to stderr\n" in err and b"[raw]" not in err
     assert pod.event("service started", service="raw")  # pyinit's own lines unchanged
+    assert pod.stop() == 0
+
+
+FDS = 'echo "{who} $(readlink /proc/$$/fd/0) $(readlink /proc/$$/fd/1) $(readlink /proc/$$/fd/2)" >> "$STATE/fds"\n'
+
+
+def _fds_everywhere(pod: Pod) -> None:
+    """A cont-init and a cont-finish script, an s6-rc oneshot, a services.d service with a logger
+    and a finish script: each writes where its fds 0, 1 and 2 lead."""
+    pod.script("cont-init.d/10-fds", FDS.format(who="cont-init"))
+    pod.script("cont-finish.d/10-fds", FDS.format(who="cont-finish"))
+    pod.script("fds-up", FDS.format(who="oneshot"))
+    rc(pod, "fds-once", "oneshot", up=f"{pod.etc / 'fds-up'}\n")
+    pod.service("logged", FDS.format(who="run") + "touch \"$STATE/run-up\"; exec sleep 1000\n",
+                finish=FDS.format(who="finish"))
+    pod.script("services.d/logged/log/run", FDS.format(who="logger") + "exec cat\n")
+
+
+def _fds_seen(pod: Pod) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in pod.read_state("fds").splitlines()}
+
+
+def test_log_prefix_0_hands_children_pid_1s_own_stdout_and_stderr(pod: Pod):
+    """s6-overlay's scripts and services write to the container's own descriptors (the rig's
+    facts: the console), not to a pipe; only s6's logger pipeline is one."""
+    _fds_everywhere(pod)
+    pod.start(env={"PYS6_LOG_PREFIX": "0"})
+    wait_for(lambda: {"cont-init", "oneshot", "run", "logger"} <= set(_fds_seen(pod)), 10, "every fd line")
+    assert pod.stop() == 0
+    seen = _fds_seen(pod)
+    out, err = str(pod.stdout_path), str(pod.stderr_path)
+    for who in ("cont-init", "cont-finish", "oneshot"):
+        assert seen[who] == ["/dev/null", out, err], who
+    for who in ("run", "finish"):  # stdout into its logger, as s6-supervise's
+        assert seen[who][0] == "/dev/null" and seen[who][1].startswith("pipe:") and seen[who][2] == err, who
+    assert seen["logger"][0] == seen["run"][1] and seen["logger"][1:] == [out, err]  # the pipeline, kept
+
+
+def test_log_prefix_1_gives_children_pyinits_pipes(pod: Pod):
+    _fds_everywhere(pod)
+    pod.start()
+    wait_for(lambda: {"cont-init", "oneshot", "run", "logger"} <= set(_fds_seen(pod)), 10, "every fd line")
+    assert pod.stop() == 0
+    for who, (stdin, stdout, stderr) in _fds_seen(pod).items():
+        assert stdout.startswith("pipe:") and stderr.startswith("pipe:"), who
+        assert stdin.startswith("pipe:") if who == "logger" else stdin == "/dev/null", who
+
+
+def test_log_prefix_0_with_a_catch_all_log_keeps_the_pipes_into_it(pod: Pod):
+    """S6_LOGGING=1: the services' output goes to the catch-all log (pyinit writes it), so
+    they keep pyinit's pipes, raw: no prefix."""
+    pod.service("raw", 'echo "raw line"; readlink /proc/$$/fd/1 > "$STATE/fd1"; exec sleep 1000\n')
+    env = {"PYS6_LOG_PREFIX": "0", "S6_LOGGING": "1"}
+    if os.geteuid() == 0:  # /var/log/s6-uncaught-logs, in a /var/log of its own (a tmpfs in its namespace)
+        pod.start(env=env, wrapper=["sh", "-c", 'mount -t tmpfs pys6-test-log /var/log && exec "$@"', "sh"])
+        current = Path(f"/proc/{pod.init_pid}/root/var/log/s6-uncaught-logs/current")
+    else:
+        pod.start(env=env)
+        current = pod.rundir / "uncaught-logs" / "current"
+    assert wait_for(lambda: pod.read_state("fd1"), 10, "the service's stdout").startswith("pipe:")
+    wait_for(lambda: current.exists() and "raw line" in current.read_text(), 10, "the line in the catch-all log")
+    assert "[raw]" not in current.read_text() and "raw line" not in pod.stdout()
     assert pod.stop() == 0
 
 
@@ -394,3 +457,31 @@ def test_the_switches_default_to_pys6s_way_and_each_is_a_variable_and_a_yaml_key
     (tmp_path / "svc").mkdir()
     spec = read_service(str(tmp_path / "svc"), settings)
     assert spec.crash == CrashPolicy(3, 60.0, bail=False) and not spec.group_signals  # an override keeps the switch
+
+
+# --- PYS6_GROUP_SIGNALS=0: scripts in pyinit's session, as s6-rc's runner leaves them ------
+
+
+LEADS = 'set -- $(cut -d")" -f2 /proc/$$/stat); echo "{who} $$ $3 $4" >> "$STATE/leads"\n'  # pid pgrp session
+
+
+@pytest.mark.parametrize(("switch", "leader"), [("0", False), ("1", True)])
+def test_group_signals_decides_whether_scripts_lead_a_session(pod: Pod, switch, leader):
+    """The rig's facts: under s6-overlay cont-init and cont-finish scripts and oneshots lead
+    neither a session nor a process group; pys6 gives each its own (a timeout kills its group).
+    A oneshot past its timeout-up is killed either way."""
+    pod.script("cont-init.d/10-leads", LEADS.format(who="cont-init"))
+    pod.script("cont-finish.d/10-leads", LEADS.format(who="cont-finish"))
+    pod.script("leads-up", LEADS.format(who="oneshot"))
+    rc(pod, "leads-once", "oneshot", up=f"{pod.etc / 'leads-up'}\n")
+    pod.script("stuck-up", 'echo $$ > "$STATE/stuck.pid"; exec sleep 1000\n')
+    rc(pod, "stuck", "oneshot", up=f"{pod.etc / 'stuck-up'}\n", timeout_up="300\n")
+    pod.start(env={"PYS6_GROUP_SIGNALS": switch})
+    pod.wait_event("s6-rc oneshot failed", service="stuck")
+    assert pod.event("script timed out, killing it", script="stuck")
+    assert not pod.event("cannot kill script") and not pod.event("script outlived SIGKILL, going on without it")
+    assert pod.stop() == 0
+    seen = {line.split()[0]: line.split()[1:] for line in pod.read_state("leads").splitlines()}
+    assert set(seen) == {"cont-init", "cont-finish", "oneshot"}
+    for who, (pid, pgrp, session) in seen.items():
+        assert (pid == pgrp, pid == session) == (leader, leader), who

@@ -11,14 +11,14 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from ..base.terms import EXIT_SYSTEM, death_code, exec_failure_code
-from ..core.service import formatter_for
+from ..core.service import output_for
 from ..core.servicedir import is_executable_file
 from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import Settings
 from ..core.telemetry import StageRecord
-from ..logs.pipe import LogPipe
+from ..logs.pipe import Output
 from ..proc.reaper import ChildExit
-from ..proc.spawn import OutputPipe, signal_group, spawn_child
+from ..proc.spawn import OutputPipe, send_signal, spawn_child
 from ..s6.childenv import main_program_environment, shell_pwd
 from .shutdown import Shutdown
 
@@ -44,14 +44,14 @@ class Scripts:
         # cont-init.d/cont-finish.d script; None: each runs in its own directory
         self.oneshot_directory: str | None = None
 
-    def _pipes(self, source: str) -> tuple[Callable[[], LogPipe], Callable[[], LogPipe]]:
-        """The makers of a one-shot's two log pipes (stdout's, stderr's): proc.spawn_child makes them."""
+    def _pipes(self, source: str) -> tuple[Callable[[], Output], Callable[[], Output]]:
+        """The makers of a one-shot's two log pipes (stdout's, stderr's; raw: PID 1's own fds, see
+        core.service.output_for): proc.spawn_child makes them."""
 
-        def pipe(fd: int, stream: str) -> Callable[[], LogPipe]:
-            return lambda: LogPipe(self.table.writer, fd, formatter_for(self.table, source, stream),
-                                   keep_write_end=False)
+        def pipe(fd: int) -> Callable[[], Output]:
+            return lambda: output_for(self.table, source, fd, keep_write_end=False)
 
-        return pipe(1, "stdout"), pipe(2, "stderr")
+        return pipe(1), pipe(2)
 
     def _place(self, path: str, rc_name: str | None, shell: bool) -> tuple[str, dict[bytes, bytes]]:
         """Where a script runs and its environment. Run as s6-rc runs oneshots (`rc_name`): in
@@ -78,8 +78,10 @@ class Scripts:
         return its fate as an exit code. `rc_name`, `shell`: see _place."""
         cwd, env = self._place(path, rc_name, shell)
         try:
+            # PYS6_GROUP_SIGNALS=0: in pyinit's session and group, as s6-rc's runner leaves them
+            # under s6-overlay; else a session of its own, so a timeout kills what it started too
             child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=cwd,
-                                env=env, search_path=argv is not None)
+                                env=env, search_path=argv is not None, new_session=self.settings.group_signals)
         except OSError as exc:  # any errno, EMFILE from the pipes included
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
@@ -102,8 +104,9 @@ class Scripts:
         return death_code(exited.exitcode, exited.signum)
 
     async def _kill_script(self, pid: int, source: str, exited: ChildExit) -> None:
-        """SIGKILL its group and wait for it, but not for ever: a kill can fail (EPERM)."""
-        failure = signal_group(pid, signal.SIGKILL)
+        """SIGKILL its group (PYS6_GROUP_SIGNALS=0: it has none of its own, the pid) and wait for
+        it, but not for ever: a kill can fail (EPERM)."""
+        failure = send_signal(pid, signal.SIGKILL, group=self.settings.group_signals)
         if failure is not None:
             self.log.error("cannot kill script", script=source, pid=pid, reason=failure.strerror)
         with anyio.move_on_after(STOP_MARGIN):
@@ -159,7 +162,7 @@ class Scripts:
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
 
-    def _main_program_output(self) -> tuple[tuple[Callable[[], LogPipe], ...], int | None]:
+    def _main_program_output(self) -> tuple[tuple[Callable[[], Output], ...], int | None]:
         """Where PROG writes: pyinit's own stdout and stderr; with S6_LOGGING=2 pipes to the
         catch-all log, unless S6_CMD_USE_TERMINAL asks for the terminal on stdin (s6-overlay's
         `redirfd -w 1 $(tty) fdmove -c 2 1`): then that terminal, both streams."""

@@ -93,6 +93,7 @@ class Stages:
         self.is_pid1 = is_pid1
         self._stage = "starting"  # starting (cont-init), running (services started)
         self.shutdown = Shutdown(layout, log)
+        self._cont_init_done = False  # cont-init.d ran to its end without stopping the container
         self.table = ServiceTable(settings, reaper, writer, log, environment, lambda: self.stage,
                                   self.essential_bailed)
         self.metrics_changed: Callable[[], None] = lambda: None  # the metrics textfile is out of date
@@ -210,6 +211,7 @@ class Stages:
                                                    ("warning", "cont-init scripts failed")),
                 fields={"failed": ", ".join(name for name, _ in failures)})):
             return False
+        self._cont_init_done = True
         self.rc.plan = self._rc_plan()
         if self.rc.plan.problems and not self._stage2_failed(Stage2Failure("the s6-rc services have problems")):
             return False
@@ -355,8 +357,12 @@ class Stages:
     async def _stage3_steps(self, report: ShutdownReport) -> None:
         if self.settings.finish_after_services:  # s6-overlay v3: s6-rc -bda change, cont-finish its last down
             await self.stop_services()
-            with report.phase("cont-finish"):
-                await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
+            # cont-finish.d is the down of s6-overlay's legacy-cont-init oneshot: a stage-1 failure
+            # that stops the container (S6_BEHAVIOUR_IF_STAGE2_FAILS=2: a cont-init script's, the
+            # stage-2 hook's, fix-attrs') means that oneshot never came up, so it never runs
+            if self._cont_init_done or not self.shutdown.exit_code_fixed:
+                with report.phase("cont-finish"):
+                    await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)
         else:
             with report.phase("cont-finish"):
                 await self.scripts.run_scripts("cont-finish.d", self.settings.kill_finish_maxtime)

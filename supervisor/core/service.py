@@ -25,7 +25,7 @@ import anyio
 from ..base.terms import exec_failure_code, signal_name
 from ..logs.events import Logger
 from ..logs.lines import Formatter, RecentLines, json_formatter, text_formatter
-from ..logs.pipe import LogPipe
+from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
 from ..proc.spawn import send_signal, spawn
@@ -83,6 +83,17 @@ def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter | Non
     return text_formatter(f"[{source}] ".encode("utf-8", "backslashreplace"))
 
 
+def output_for(runtime: Runtime, source: str, target_fd: int, keep_write_end: bool,
+               recent: RecentLines | None = None) -> Output:
+    """Where `source` writes its fd `target_fd` (1 or 2): a pipe pyinit reads and formats; or, raw
+    (PYS6_LOG_PREFIX=0) while pyinit's output is its own fds 1 and 2 (no catch-all log), those fds
+    themselves, as s6-overlay's children write to the container's own descriptors."""
+    if not runtime.log_prefix and runtime.writer.to_console:
+        return DirectOutput(target_fd)
+    stream = "stdout" if target_fd == 1 else "stderr"
+    return LogPipe(runtime.writer, target_fd, formatter_for(runtime, source, stream), keep_write_end, recent)
+
+
 class CommandOutcome:
     """What became of one command: the problems its actions met (a kill that failed, ...)."""
 
@@ -118,10 +129,9 @@ class ServiceRunner:
         self._timer_at: float | None = None
         self._closed = False
         self.recent = RecentLines()
-        out_format = formatter_for(runtime, spec.name, "stdout")
-        err_format = formatter_for(runtime, spec.name, "stderr")
-        self.stdout = LogPipe(runtime.writer, 1, out_format, keep_write_end=True, recent=self.recent)
-        self.stderr = LogPipe(runtime.writer, 2, err_format, keep_write_end=True, recent=self.recent)
+        # raw on PID 1's own fds, nothing reaches `recent`: pysvstat --log and forensics have no lines
+        self.stdout = output_for(runtime, spec.name, 1, keep_write_end=True, recent=self.recent)
+        self.stderr = output_for(runtime, spec.name, 2, keep_write_end=True, recent=self.recent)
         self._changed: anyio.Event | None = None  # made when someone waits for a change
         self._task_group: anyio.abc.TaskGroup | None = None
         self._readiness: tuple[int, int] | None = None  # (incarnation pid, read end of its notification pipe)

@@ -10,12 +10,18 @@ costs about 5 KiB, and every service has two streams. Each wake-up reads one
 chunk (fairness between services); when the output writer is full the reader is
 paused until it has room again (back-pressure, nothing dropped).
 
-With no formatter (PYS6_LOG_PREFIX=0, s6-overlay's way) the bytes go out as the
-service wrote them: no prefix, no escapes, no cut marks, no newline added. They
-are still cut at line ends, so a line of one service is not split by another's:
-an unfinished line waits for its newline, but at most RAW_HOLD seconds (a
-prompt, a progress bar), MAX_LINE bytes, or the end of the writer, then goes
-out as it is. The lines are still counted and kept for pysvstat --log.
+With PYS6_LOG_PREFIX=0 (s6-overlay's way) a child whose output would reach PID 1's
+own stdout and stderr gets no pipe at all: `DirectOutput` hands it PID 1's fds 1
+and 2, as s6-overlay hands its children the container's, and the kernel merges
+the writes; nothing is read, counted or kept for pysvstat --log.
+
+A pipe with no formatter is for the rest of raw mode: output that goes elsewhere
+than PID 1's fds (S6_LOGGING's catch-all log). The bytes go out as the child
+wrote them: no prefix, no escapes, no cut marks, no newline added. They are
+still cut at line ends, so a line of one service is not split by another's: an
+unfinished line waits for its newline, but at most RAW_HOLD seconds (a prompt, a
+progress bar), MAX_LINE bytes, or the end of the writer, then goes out as it is.
+The lines are still counted and kept for pysvstat --log.
 """
 
 from __future__ import annotations
@@ -164,3 +170,31 @@ class LogPipe:
         if self.write_fd >= 0:
             os.close(self.write_fd)
             self.write_fd = -1
+
+
+class DirectOutput:
+    """PID 1's own fd 1 or 2 for the child, in place of a pipe (PYS6_LOG_PREFIX=0 with the output
+    on PID 1's own descriptors): the child writes where the container's output goes, as under
+    s6-overlay. Nothing is read, so nothing is counted or kept; closing it leaves PID 1's fd alone."""
+
+    read_fd = -1
+    lines = 0
+    bytes = 0
+
+    def __init__(self, target_fd: int) -> None:
+        self.write_fd = target_fd
+
+    def child_started(self) -> None:
+        pass  # the fd is PID 1's: it stays open
+
+    def start(self) -> None:
+        pass  # nothing to read
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # never PID 1's stdout or stderr
+
+
+Output = LogPipe | DirectOutput  # what a child's stdout or stderr is, as pyinit keeps it

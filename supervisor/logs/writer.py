@@ -68,6 +68,12 @@ class OutputWriter:
         self._idle.set()
 
     @property
+    def to_console(self) -> bool:
+        """Whether what it writes goes to PID 1's own fds 1 and 2 (not to S6_LOGGING's catch-all
+        log): then a raw child (PYS6_LOG_PREFIX=0) can be handed those fds instead of a pipe."""
+        return self._sink is write_all
+
+    @property
     def full(self) -> bool:
         return self._pending >= self.limit
 

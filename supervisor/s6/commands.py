@@ -16,9 +16,14 @@ from ..base.environ import exec_environment
 from ..base.terms import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
 
+TYPE_CHECKING = False  # typing's own costs every with-contenv shebang milliseconds
+
 # s6-overlay's printcontenv of a name with no file there: `s6-cat < FILE` under `sh -e`, whose
 # failed redirection exits 2 (measured under 3.2.3.2); an empty value under S6_KEEP_ENV is 1.
 NO_SUCH_FILE = 2
+
+if TYPE_CHECKING:
+    from pathlib import Path  # only install() imports it: a shebang's start-up stays small
 
 
 def _fatal(program: str, message: str, code: int = EXIT_SYSTEM) -> int:
@@ -232,22 +237,72 @@ COMMANDS = {
 }
 
 
-def install(directory: str, force: bool) -> int:
+# The image's own directories for commands: installing there is installing for the whole
+# image, which then gets s6-overlay v3's /command too (not for a private directory: a test's,
+# a venv's bin, where a /command on the host would be a surprise).
+IMAGE_BIN_DIRS = ("/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin", "/sbin", "/usr/local/sbin")
+S6_COMMAND_DIR = "/command"
+
+
+def install(directory: str, force: bool, command_dir: str | None = None) -> int:
+    """Link COMMANDS' names in `directory` to pys6's console scripts; with the image's own bin
+    directory, the same links in s6-overlay v3's /command (`command_dir`), where scripts
+    written for v3 find them (`#!/command/with-contenv sh`) and pyinit's PATH puts it first."""
     from pathlib import Path
 
     from ..base.links import console_script, install_link
 
+    if command_dir is None and os.path.realpath(directory) in {os.path.realpath(d) for d in IMAGE_BIN_DIRS}:
+        command_dir = S6_COMMAND_DIR
     problems = 0
+    targets: dict[str, Path] = {}
     for name, script in COMMANDS.items():
         target = console_script(script)
         if target is None:
             sys.stderr.write(f"pyinit: {script} is not installed; {name} skipped\n")
             problems += 1
             continue
+        targets[name] = target
         problem = install_link(Path(directory) / name, target, force)
         if problem:
             sys.stderr.write(f"pyinit: {problem}\n")
             problems += 1
         else:
             sys.stdout.write(f"{Path(directory) / name} -> {target}\n")
+    if command_dir is not None and targets:
+        problems += _install_command_dir(Path(command_dir), targets)
     return 1 if problems else 0
+
+
+def _install_command_dir(command_dir: "Path", targets: "dict[str, Path]") -> int:
+    """The links in `command_dir` when it is missing or holds only links pys6 made (a re-run,
+    another venv's); anything else there (s6-overlay's own programs) is left alone, --force or
+    not: the image has its /command. The number of links that failed."""
+    from ..base.links import install_link
+
+    ours = set(COMMANDS.values())  # a link to any pys6 console script, this venv's or another's
+    try:
+        if command_dir.is_symlink() or (command_dir.exists() and not command_dir.is_dir()):
+            foreign = [command_dir.name]
+        elif command_dir.exists():
+            foreign = [entry.name for entry in command_dir.iterdir()
+                       if not (entry.is_symlink() and os.path.basename(os.readlink(entry)) in ours)]
+        else:
+            foreign = []
+        if foreign:
+            sys.stdout.write(f"{command_dir} holds programs not pys6's ({', '.join(sorted(foreign)[:3])}...): "
+                             "left as it is\n")
+            return 0
+        command_dir.mkdir(mode=0o755, exist_ok=True)
+    except OSError as exc:
+        sys.stderr.write(f"pyinit: cannot make {command_dir}: {exc.strerror}\n")
+        return 1
+    problems = 0
+    for name, target in targets.items():
+        problem = install_link(command_dir / name, target, force=True)  # only pys6's links are there
+        if problem:
+            sys.stderr.write(f"pyinit: {problem}\n")
+            problems += 1
+        else:
+            sys.stdout.write(f"{command_dir / name} -> {target}\n")
+    return problems
