@@ -209,8 +209,9 @@ def test_an_unknown_service_is_a_usage_error(request_: Request) -> None:
     target = target_with()
     head, items = run(lambda: ask(handlers_for(target), request_))
     unknown = ", ".join(name for name in request_.services if name not in target.specs)
-    assert head == {"ok": False, "error": f"unknown service: {unknown}", "code": protocol.EXIT_USAGE} and items == []
-    assert target.journal == []  # nothing done to the known one either
+    known = ", ".join(sorted(target.specs))  # a typo is answered with the names there are
+    assert head == {"ok": False, "error": f"unknown service: {unknown} (known: {known})", "code": protocol.EXIT_USAGE}
+    assert items == [] and target.journal == []  # nothing done to the known one either
 
 
 def test_log_tails_the_recent_lines_with_their_streams() -> None:
@@ -320,7 +321,8 @@ def test_forensics_before_force_on_an_up_service(action: str, events: list[dict[
     assert head == {"ok": True}
     assert [record["event"] for record in events] == ["control", "forensics"]  # then the force itself
     (snapshot,) = named(events, "forensics")
-    assert snapshot["log_level"] == "warning" and snapshot["service"] == "web"
+    # asked for by a client: at info (pyinit's own orders, a health restart, at warning)
+    assert snapshot["log_level"] == "info" and snapshot["service"] == "web"
     assert snapshot["reason"] == f"before {action}" and snapshot["last_lines"] == ["about to be killed"]
     assert snapshot["processes"] == [] and snapshot["processes_total"] == 0
     assert len(target.journal) == (2 if action == "down-create-down" else 1)

@@ -4,6 +4,7 @@ end with each phase's duration and what had to be SIGKILLed."""
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from harness import SLEEPER, Pod, wait_for
@@ -90,6 +91,17 @@ def test_at_most_twenty_are_named_and_the_rest_counted(pod: Pod):
     """)
     pod.start(env={"S6_KILL_GRACETIME": "1500"})
     wait_for(lambda: pod.read_state("many"), 10, "the orphans")
+
+    def sleepers() -> int:  # every orphan exec'd, not one still a subshell about to be
+        count = 0
+        for child in pod.descendants():
+            try:
+                count += child.cmdline()[:1] == ["sleep"]
+            except psutil.Error:
+                pass
+        return count
+
+    wait_for(lambda: sleepers() == 25, 10, "the 25 orphans to exec sleep")
     assert pod.stop() == 0
     waiting = pod.wait_event("shutdown waiting", phase="final kill")
     assert len(waiting["waiting"]) == 20

@@ -510,8 +510,10 @@ def compare(reference: Boot, other: Boot, ignore_env: Iterable[str] = ()) -> lis
         for y in common[i + 1:]:
             ra = _relation(ref[x]["stamp"], ref[y]["stamp"])
             rb = _relation(oth[x]["stamp"], oth[y]["stamp"])
-            if {ra, rb} == {"before", "together with"} and not (ref[x].get("held") and oth[x].get("held")):
-                continue  # x goes on running (a longrun): only latency tells "before" from "together"
+            if "together with" in (ra, rb) and ra != rb:
+                first = x if "before" in (ra, rb) else y  # the one that came first where they were apart
+                if not (ref[first].get("held") and oth[first].get("held")):
+                    continue  # it goes on running (a longrun): only latency tells "apart" from "together"
             if ra is not None and rb is not None and ra != rb:
                 diffs.append(Difference("order", f"{x} / {y}", f"{x} {ra} {y}", f"{x} {rb} {y}"))
     for path in sorted(set(reference.files) | set(other.files)):
