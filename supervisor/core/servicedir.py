@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from ..base.files import read_small_text
@@ -73,14 +74,7 @@ def read_service(directory: str, settings: Settings) -> ServiceSpec:
         ("down-signal", "down_signal", parse_signal),
         ("notification-fd", "notification_fd", _parse_notification_fd),
     )
-    for filename, attribute, parser in readers:
-        try:
-            text = read_small_text(os.path.join(directory, filename))
-            if text is not None:
-                fields[attribute] = parser(text)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else exc
-            problems.append(f"{filename}: {reason}; the default is used")
+    fields.update(_read_settings_files(directory, readers, problems))
     override = settings.services.get(name)
     fields["health"] = read_health(directory, override, problems)
     spec = replace(spec, problems=tuple(problems), **fields)  # type: ignore[arg-type]
@@ -152,19 +146,28 @@ def read_health(directory: str, override: ServiceOverride | None, problems: list
     except ValueError as exc:
         problems.append(f"{kind}: {exc}; there is no health check")
         return None
-    numbers: dict[str, object] = {}
-    for filename, attribute, parser in HEALTH_NUMBERS:
-        try:
-            raw = read_small_text(os.path.join(directory, filename))
-            if raw is not None:
-                numbers[attribute] = parser(raw)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else exc
-            problems.append(f"{filename}: {reason}; the default is used")
+    numbers = _read_settings_files(directory, HEALTH_NUMBERS, problems)
+    for filename, attribute, _parser in HEALTH_NUMBERS:
         value = getattr(override, filename.replace("-", "_"), None) if override is not None else None
         if value is not None:
             numbers[attribute] = value
     return replace(check, **numbers)  # type: ignore[arg-type]
+
+
+def _read_settings_files(directory: str, readers: Iterable[tuple[str, str, Callable[[str], object]]],
+                         problems: list[str]) -> dict[str, object]:
+    """attribute -> value for each (file, attribute, parser) whose file is there; a file that
+    cannot be read or parsed is a problem, and its default stays."""
+    found: dict[str, object] = {}
+    for filename, attribute, parser in readers:
+        try:
+            text = read_small_text(os.path.join(directory, filename))
+            if text is not None:
+                found[attribute] = parser(text)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else exc
+            problems.append(f"{filename}: {reason}; the default is used")
+    return found
 
 
 MAX_NOTIFICATION_FD = 1023
