@@ -274,6 +274,13 @@ class Pod:
         )
         self.mode = mode
 
+    def scan_entry(self, name: str) -> Path:
+        """A service's entry in the scan directory (its copy's supervise/, down...), from the host:
+        /run/service/NAME as PID 1 with s6's /run paths, else under the runtime directory."""
+        if self.mode == "namespace" and self.seen_from_pyinit(f"/run/service/{name}").exists():
+            return self.seen_from_pyinit(f"/run/service/{name}")
+        return (self.rundir / "service" / name).resolve()
+
     def seen_from_pyinit(self, path: str) -> Path:
         """`path` as pyinit sees it (its root, its /run), from the host: absolute symlinks on the
         way (/run/service/NAME -> /run/s6/legacy-services/NAME) resolved inside pyinit's root."""

@@ -127,10 +127,10 @@ def test_down_up_restart_once_and_their_waits(pod: Pod):
     wait_for(lambda: read_int(pod, "svc.pid") not in (None, first, second), what="the restarted incarnation")
     assert pod.cli("svc", "-D", "-wd", "svc").returncode == 0
     # in the copy the service runs from, as s6-overlay's -D writes it; the image's tree is untouched
-    assert pod.seen_from_pyinit("/run/service/svc/down").exists() and not (pod.etc / "services.d" / "svc" / "down").exists()
+    assert (pod.scan_entry("svc") / "down").exists() and not (pod.etc / "services.d" / "svc" / "down").exists()
     assert "normally down" in pod.cli("svstat", "svc").stdout
     assert pod.cli("svc", "-U", "-wu", "-T", "5000", "svc").returncode == 0
-    assert not pod.seen_from_pyinit("/run/service/svc/down").exists()
+    assert not (pod.scan_entry("svc") / "down").exists()
 
 
 def test_up_clears_a_bail(pod: Pod):
