@@ -5,6 +5,7 @@ whole process group, bounded output, a missing program, and nothing left when th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,9 @@ def test_failures_in_a_row_restart_the_service_after_forensics_and_count_as_unhe
     metrics = pod.cli("svstat", "--prometheus")
     assert metrics.returncode == 0, metrics.stderr
     assert 'pys6_service_deaths_total{service="app",cause="unhealthy",expected="false"} 1' in metrics.stdout
-    assert 'pys6_service_health_checks_total{service="app",result="fail"} 3' in metrics.stdout
+    # the three that restarted it, and any the new incarnation ran before ok came back
+    fails = re.search(r'^pys6_service_health_checks_total\{service="app",result="fail"\} (\d+)$', metrics.stdout, re.M)
+    assert fails is not None and int(fails.group(1)) >= 3, metrics.stdout
     assert pod.stop() == 0
 
 
