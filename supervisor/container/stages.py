@@ -36,7 +36,7 @@ import anyio.to_thread
 
 from ..base.terms import EXIT_USAGE
 from ..core.service import ServiceRunner
-from ..core.servicedir import read_service, scan
+from ..core.servicedir import held, read_service, scan
 from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import ConfigError, Settings
 from ..core.telemetry import PodRecords, StageRecord
@@ -299,7 +299,7 @@ class Stages:
         for spec in specs:
             logger = os.path.join(spec.directory, "log")
             if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger
-                logger_spec = replace(read_service(logger, self.settings), name=f"{spec.name}-log")
+                logger_spec = held(replace(read_service(logger, self.settings), name=f"{spec.name}-log"), spec)
                 read_end, write_end = self.table.logger_pipe(spec.name, logger_spec.name)
                 await self.table.start_runner(logger_spec, task_group, stdin_from=read_end)
                 await self.table.start_runner(spec, task_group, stdout_to=write_end)

@@ -303,9 +303,20 @@ def copy_service(spec: ServiceSpec, root: str, settings: Settings) -> ServiceSpe
         except OSError:
             pass
         return replace(spec, directory=destination, problems=(*spec.problems, problem))
-    copied = read_service(destination, settings)
+    return held(read_service(destination, settings))
+
+
+def held(spec: ServiceSpec, parent: ServiceSpec | None = None) -> ServiceSpec:
+    """`spec` with pyinit's handle on its directory (ServiceSpec.directory_fd), opened from
+    `parent`'s handle when it lies inside it (a services.d logger, `log/` of its service's
+    copy), so no path another uid could rename is followed; unchanged if it cannot be opened
+    (gone already: its start fails, paced as any crash loop)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        handle = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        if parent is not None and parent.directory_fd is not None:
+            handle = os.open(os.path.relpath(spec.directory, parent.directory), flags, dir_fd=parent.directory_fd)
+        else:
+            handle = os.open(spec.directory, flags)
     except OSError:
-        return copied  # gone already: its start fails, paced as any crash loop
-    return replace(copied, directory_fd=handle)
+        return spec
+    return replace(spec, directory_fd=handle)
