@@ -1,8 +1,9 @@
 """The only place that starts processes. It never waits for them: the reaper does.
 
-os.posix_spawn gives a new session (setsid), fd remapping (for notification-fd),
+posix_spawn gives a new session (setsid), fd remapping (for notification-fd),
 default signal dispositions and the exec error reported back to us (glibc), at
-vfork cost. Python 3.11's posix_spawn has no chdir, so the event loop (the only
+vfork cost; libcspawn calls it so that glibc's own signals 32 and 33 are reset too.
+Python 3.11's posix_spawn has no chdir, so the event loop (the only
 thread that spawns) changes directory around the call and back.
 
 `spawn_child` is spawn with the child's output in log pipes and its exit watched: a
@@ -20,10 +21,12 @@ from typing import Protocol
 
 # A failed exec's exit code: its home is base/terms, named here too for the callers of spawn.
 from ..base.terms import exec_failure_code as exec_failure_code
+from . import libcspawn
 from .killall import signal_everyone as signal_everyone  # its home; named here for container/stages until it moves
 from .reaper import ChildExit, Reaper
 
-# Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ).
+# Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ), where
+# libcspawn cannot be used: os.posix_spawn cannot name 32 and 33.
 _DEFAULT_SIGNALS = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
 _home_fd: int | None = None
 
@@ -66,20 +69,17 @@ def spawn(
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
     for child_fd, our_fd in (extra_fds or {}).items():
         actions.append((os.POSIX_SPAWN_DUP2, our_fd, child_fd))
-    launcher = os.posix_spawnp if search_path else os.posix_spawn
     if cwd is not None:
         _return_home()  # remember where home is before leaving it
         os.chdir(cwd)
+    environment = os.environ if env is None else env
     try:
-        return launcher(
-            argv[0],
-            list(argv),
-            dict(os.environ if env is None else env),
-            file_actions=actions,
-            setsigdef=_DEFAULT_SIGNALS,
-            setsigmask=(),
-            setsid=new_session,
-        )
+        if libcspawn.available:
+            return libcspawn.posix_spawn(argv[0], argv, environment, file_actions=actions, setsid=new_session,
+                                         search_path=search_path)
+        launcher = os.posix_spawnp if search_path else os.posix_spawn
+        return launcher(argv[0], list(argv), dict(environment), file_actions=actions, setsigdef=_DEFAULT_SIGNALS,
+                        setsigmask=(), setsid=new_session)
     finally:
         if cwd is not None:
             _return_home()

@@ -1,0 +1,105 @@
+"""posix_spawn called through ctypes, so that a child starts with every signal at its default.
+
+os.posix_spawn cannot name signals 32 and 33 in `setsigdef`: glibc keeps them for itself
+(thread cancellation and setxid), its sigaddset refuses them and Python skips them with a
+warning. glibc's (and musl's) spawn child then sets them to SIG_IGN before its exec, and an
+ignored signal stays ignored across exec: every process pyinit started had them ignored
+(SigIgn 0000000180000000), where s6-overlay's children, and any fork+exec'd program, have
+none. posix_spawnattr_setsigdefault copies a sigset_t as it is, so a set whose bits are
+written here directly carries them, and the child resets them too. What else os.posix_spawn
+does is done the same way: file actions, an empty signal mask, setsid, errors as OSError.
+
+Where ctypes or the C library's functions are missing, `available` is False and spawn.py
+keeps os.posix_spawn.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+_SETSIGDEF = 0x04  # glibc's and musl's values (spawn.h)
+_SETSIGMASK = 0x08
+_SETSID = 0x80
+_OPAQUE = 1024  # bytes for posix_spawnattr_t (glibc: 336) and posix_spawn_file_actions_t (80)
+_SIGSET = 128  # sizeof(sigset_t): 1,024 bits on glibc, musl's is as large
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _functions = {name: getattr(_libc, name) for name in (
+        "posix_spawn", "posix_spawnp", "posix_spawnattr_init", "posix_spawnattr_destroy",
+        "posix_spawnattr_setflags", "posix_spawnattr_setsigdefault", "posix_spawnattr_setsigmask",
+        "posix_spawn_file_actions_init", "posix_spawn_file_actions_destroy",
+        "posix_spawn_file_actions_adddup2", "posix_spawn_file_actions_addopen")}
+    available = True
+except (OSError, AttributeError):
+    available = False
+
+
+def _every_signal() -> ctypes.Array[ctypes.c_char]:
+    """A sigset_t with each signal the kernel lets a process reset: 1 to 64 but SIGKILL and SIGSTOP."""
+    mask = 0
+    for signum in range(1, 65):
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):
+            mask |= 1 << (signum - 1)
+    raw = mask.to_bytes(8, "little" if sys.byteorder == "little" else "big")  # one word, as the kernel's
+    return ctypes.create_string_buffer(raw.ljust(_SIGSET, b"\0"), _SIGSET)
+
+
+def _strings(items: Sequence[bytes]) -> ctypes.Array[ctypes.c_char_p]:
+    array = (ctypes.c_char_p * (len(items) + 1))()
+    array[:len(items)] = list(items)
+    array[len(items)] = None
+    return array
+
+
+def _check(code: int, what: str) -> None:
+    if code != 0:
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+FileAction = tuple[int, ...] | tuple[int, int, str, int, int]
+
+
+def posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str] | Mapping[bytes, bytes], *,
+                file_actions: Sequence[FileAction], setsid: bool, search_path: bool) -> int:
+    """os.posix_spawn(path, argv, env, file_actions=..., setsigdef=<every signal>, setsigmask=(),
+    setsid=...), or posix_spawnp with `search_path`; the pid, or OSError naming `path`."""
+    attr = ctypes.create_string_buffer(_OPAQUE)
+    actions = ctypes.create_string_buffer(_OPAQUE)
+    _check(_functions["posix_spawnattr_init"](attr), "posix_spawnattr_init")
+    try:
+        _check(_functions["posix_spawn_file_actions_init"](actions), "posix_spawn_file_actions_init")
+        try:
+            flags = _SETSIGDEF | _SETSIGMASK | (_SETSID if setsid else 0)
+            _check(_functions["posix_spawnattr_setflags"](attr, ctypes.c_short(flags)), "posix_spawnattr_setflags")
+            _check(_functions["posix_spawnattr_setsigdefault"](attr, _every_signal()), "posix_spawnattr_setsigdefault")
+            _check(_functions["posix_spawnattr_setsigmask"](attr, ctypes.create_string_buffer(_SIGSET)),
+                   "posix_spawnattr_setsigmask")
+            kept: list[bytes] = []  # the paths of open actions, alive until the call returns
+            for action in file_actions:
+                if action[0] == os.POSIX_SPAWN_DUP2:
+                    _check(_functions["posix_spawn_file_actions_adddup2"](actions, action[1], action[2]),
+                           "posix_spawn_file_actions_adddup2")
+                elif action[0] == os.POSIX_SPAWN_OPEN:
+                    _, fd, name, oflag, mode = action
+                    kept.append(os.fsencode(str(name)))
+                    _check(_functions["posix_spawn_file_actions_addopen"](actions, fd, kept[-1], oflag, mode),
+                           "posix_spawn_file_actions_addopen")
+                else:
+                    raise ValueError(f"file action {action[0]} is not one spawn uses")
+            arguments = _strings([os.fsencode(a) for a in argv])
+            environment = _strings([os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()])
+            pid = ctypes.c_int()
+            launcher = _functions["posix_spawnp" if search_path else "posix_spawn"]
+            code = launcher(ctypes.byref(pid), os.fsencode(path), actions, attr, arguments, environment)
+            if code != 0:
+                raise OSError(code, os.strerror(code), path)
+            return pid.value
+        finally:
+            _functions["posix_spawn_file_actions_destroy"](actions)
+    finally:
+        _functions["posix_spawnattr_destroy"](attr)
