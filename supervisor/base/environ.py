@@ -4,7 +4,18 @@ Python's start-up changes its own os.environ (the C-locale coercion sets LC_CTYP
 locale is C or POSIX), and pyinit sets a few variables of its own; what a child inherits must
 be what the process itself was given, as s6-overlay's C programs pass it on. /proc/self/environ
 holds exactly that. Standard library only: with-contenv imports this.
+
+The same holds for signal dispositions: Python's start-up ignores SIGPIPE and SIGXFSZ, and an
+ignored signal stays ignored across exec, so a pys6 command that chain-loads a program
+(with-contenv, s6-notifyoncheck...) puts them back first, as a C program that never touched
+them passes them on (pyinit starts every child with all signals at their default).
 """
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+
+_PYTHON_IGNORES = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
 
 
 def exec_environment(path: str = "/proc/self/environ") -> dict[bytes, bytes] | None:
@@ -21,3 +32,14 @@ def exec_environment(path: str = "/proc/self/environ") -> dict[bytes, bytes] | N
         if equals and name and name not in found:  # the first of a duplicated name, as getenv finds it
             found[name] = value
     return found
+
+
+def exec_program(argv: Sequence[str], environ: Mapping[bytes, bytes] | Mapping[str, str] | None = None) -> None:
+    """Become argv[0] (searched on PATH), with the signals Python's start-up ignored at their
+    default again; with `environ`, that environment, else os.environ. Raises OSError."""
+    for signum in _PYTHON_IGNORES:
+        signal.signal(signum, signal.SIG_DFL)
+    if environ is None:
+        os.execvp(argv[0], list(argv))
+    else:
+        os.execvpe(argv[0], list(argv), environ)

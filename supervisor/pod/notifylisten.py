@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 
+from ..base.environ import exec_program
 from ..base.terms import exec_failure_code
 
 USAGE = "usage: pys6-notify-listening [--fd N] [--timeout S] HOST PORT PROG ARGS...\n"
@@ -118,7 +119,7 @@ def main() -> None:
     except OSError:
         pass
     try:
-        os.execvp(argv[0], argv)
+        exec_program(argv)
     except OSError as exc:
         sys.stderr.write(f"pys6-notify-listening: cannot run {argv[0]}: {exc.strerror}\n")
         raise SystemExit(exec_failure_code(exc)) from None

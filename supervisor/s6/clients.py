@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..base import cli, s6getopt
+from ..base.environ import exec_program
 from ..base.terms import EXIT_NOT_FOUND, EXIT_S6_TIMEOUT
 from ..control import client, protocol, statusfmt
 from ..control.protocol import ProtocolError
@@ -256,7 +257,7 @@ def s6_notifyoncheck(argv: Sequence[str]) -> int:
         os.read(reader, 1)  # the child is set to die with us before we become PROG
         os.close(reader)
         try:
-            os.execvp(prog[0], prog)
+            exec_program(prog)
         except OSError as exc:
             return _die("s6-notifyoncheck", f"unable to exec {prog[0]}: {exc.strerror}", EXIT_NOT_FOUND)
     os.close(reader)

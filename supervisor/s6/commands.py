@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..base import cli
-from ..base.environ import exec_environment
+from ..base.environ import exec_environment, exec_program
 from ..base.terms import EXIT_SYSTEM, EXIT_USAGE, exec_failure_code
 from . import contenv
 
@@ -47,7 +47,7 @@ def _own_environment() -> dict[bytes, bytes]:
 def _exec(program: str, argv: Sequence[str], environ: dict[bytes, bytes] | None = None) -> int:
     environ = _own_environment() if environ is None else environ
     try:
-        os.execvpe(argv[0], list(argv), environ)  # searched on its PATH (else os.defpath), none added
+        exec_program(argv, environ)  # searched on its PATH (else os.defpath), none added
     except OSError as exc:
         return _fatal(program, f"unable to exec {argv[0]}: {exc.strerror}", exec_failure_code(exc))
     return EXIT_SYSTEM  # not reached
