@@ -117,11 +117,6 @@ class Known:
 BARE = ("pys6-bare",)
 MINIMAL_CASES = r"minimal.*"
 KNOWN = [
-    Known("sig-ignored", "signals 32 and 33 are ignored in every child of pyinit (pys6-bare: SIGPIPE and SIGXFSZ "
-          "too, in scripts s6-overlay starts with them at their default)", key="sig_ignored",
-          reference='"00000000[0-9a-f]{8}"', other='"00000001[0-9a-f]{8}"'),
-    Known("sig-blocked", "now and then a script starts with every signal blocked (seen in a cont-init script): "
-          "a race in pyinit's spawn", key="sig_blocked", reference='"0+"', other='"f+e7ffbfeff"', racy=True),
     Known("run-user", "an s6-rc longrun in a pipeline runs as ./run.user under s6-overlay (s6-rc-compile's "
           "wrapper run), as ./run under pyinit; its script descriptor (fd 10 or 255) names that file too",
           key="argv|fds", reference=r'.*[/ "]\./run\.user".*|.*/run\.user".*'),
