@@ -164,6 +164,8 @@ def _trees() -> list[Case]:
         Case("minimal-keep-env-0", minimal, env={"S6_KEEP_ENV": "0"}),
         Case("minimal-keep-env-1", minimal, env={"S6_KEEP_ENV": "1"}),
         Case("minimal-cmd-exit-3", minimal, cmd=["sh", "-c", "exit 3"], ends_by_itself=True),
+        # a CMD still running at SIGTERM, which it answers with its own code: not the container's
+        Case("minimal-cmd-at-sigterm", minimal, cmd=["sh", "-c", 'trap "exit 5" TERM; sleep 1000 & wait']),
         # s6-overlay's recipe from a script (with no CMD, whose own code would win): once
         # legacy-svc is up, the exit code into the results file, then halt
         Case("minimal-exitcode-halt-7", minimal, ends_by_itself=True, files={"etc/services.d/halter/run": (

@@ -198,8 +198,10 @@ class Scripts:
             self.main_pid = None
             code = death_code(child.exited.exitcode, child.exited.signum)
             self.log.info("main program exited", exitcode=code)
-            if self.shutdown.stopping.is_set() and not self.shutdown.exit_code_fixed:
-                self.shutdown.set_exit_code(code)  # a SIGTERM's shutdown ended it: the container exits with its code
+            if self.shutdown.stopping.is_set():
+                # The shutdown ended it (SIGTERM, halt, a bail): as under s6-overlay, whose rc.init
+                # dies beside it and never writes its code, the container keeps the one it had: 0,
+                # a bail's or a failed stage's, or what a script left in the exitcode file.
                 return
             self.shutdown.request("main program exited", code)
         finally:

@@ -16,7 +16,7 @@ class Shutdown:
         self.layout = layout
         self.log = log
         self.exit_code = 0
-        self.exit_code_fixed = False  # by a bail or a failed stage: the main program's end does not change it
+        self.exit_code_fixed = False  # by a bail or a failed stage (a later main program never changes the code)
         self.stopping = anyio.Event()
         self.reason = ""  # the first request's: the verdict's why (container/verdict)
         self.service = ""  # the essential service it ended for, if one did

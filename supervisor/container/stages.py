@@ -372,7 +372,7 @@ class Stages:
         with report.phase("final kill"):
             await self.kill_everything()  # the main program too, when it still runs (v3: rc.init's child)
             report.after_final_kill()
-        await self.scripts.main_program_recorded(STOP_MARGIN)  # its code, if it ended just now
+        await self.scripts.main_program_recorded(STOP_MARGIN)  # its end logged before "exiting", if it died just now
         if self.settings.sync_disks:
             self.log.info("syncing disks")
             await anyio.to_thread.run_sync(os.sync)
