@@ -24,6 +24,7 @@ from ..proc.killall import kill_everyone
 from ..proc.reaper import Reaper, become_subreaper
 from ..proc.signals import SignalReceiver, open_signal_receiver
 from . import metrics
+from .heartbeat import Pulse
 from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
 from .logrus import go_reason, go_signal_word
@@ -267,7 +268,10 @@ async def serve(args: argparse.Namespace) -> int:
                 daemon._group = group
                 processes = JobProcesses(writer, reaper, daemon.log, group, args, daemon.job_finished, daemon.job_started)
                 daemon.processes = processes
-                runner = Scheduler(RealClock(), processes.launch, daemon.log, args.overlapping)
+                pulse = Pulse(daemon.log, args.heartbeat_file, args.heartbeat_interval, args.notify_fd) \
+                    if args.heartbeat_file or args.notify_fd is not None else None
+                runner = Scheduler(RealClock(), processes.launch, daemon.log, args.overlapping,
+                                   pulse.beat if pulse is not None else None)
                 daemon.runner = runner
                 group.start_soon(daemon.signals, receiver)
                 listener = await daemon.listen_for_metrics() if args.metrics_address else None

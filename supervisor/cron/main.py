@@ -37,7 +37,8 @@ cannot be listened on; 2 wrong usage.
 SUPERCRONIC_BOOLS = ("debug", "quiet", "json", "version", "test", "inotify", "no-reap", "split-logs",
                      "passthrough-logs", "overlapping")
 SUPERCRONIC_VALUES = ("prometheus-listen-address", "sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release")
-PYCROND_VALUES = ("grace", "kill-after", "metrics-listen", "metrics-file", "pushgateway", "push-timeout", "log-format")
+PYCROND_VALUES = ("grace", "kill-after", "metrics-listen", "metrics-file", "pushgateway", "push-timeout", "log-format",
+                  "heartbeat-file", "heartbeat-interval", "notify-fd")
 PYCROND_BOOLS = ("keep-going",)
 PROMETHEUS_DEFAULT_PORT = 9746  # supercronic's
 SENTRY_VARIABLES = ("SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE")
@@ -108,6 +109,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     own.add_argument("--metrics-file", metavar="PATH", help="write Prometheus metrics atomically to PATH")
     own.add_argument("--pushgateway", metavar="URL", help="push metrics to this Pushgateway after each run")
     own.add_argument("--push-timeout", type=float, default=5.0, metavar="S")
+    own.add_argument("--heartbeat-file", metavar="PATH",
+                     help="the scheduling loop writes here, at least once an interval, the Unix time by which it "
+                          "promises its next write (twice the interval ahead): stale when it no longer schedules")
+    own.add_argument("--heartbeat-interval", type=float, default=15.0, metavar="S",
+                     help="seconds between heartbeats when idle (default 15; from 0.1)")
+    own.add_argument("--notify-fd", type=int, metavar="FD",
+                     help="s6's notification-fd: a newline on FD once the crontab is read and jobs are scheduled")
     args = parser.parse_args(go_style_arguments(argv))
     if args.crontab is None and not args.version:
         parser.error("CRONTAB is required")
@@ -125,6 +133,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for flag, value in (("--grace", args.grace), ("--kill-after", args.kill_after), ("--push-timeout", args.push_timeout)):
         if not 0 <= value <= MAX_FLAG_SECONDS:  # also refuses nan and inf
             parser.error(f"{flag} takes seconds, from 0 to {MAX_FLAG_SECONDS}")
+    if not 0.1 <= args.heartbeat_interval <= MAX_FLAG_SECONDS:
+        parser.error(f"--heartbeat-interval takes seconds, from 0.1 to {MAX_FLAG_SECONDS}")
+    if args.notify_fd is not None:
+        if not 3 <= args.notify_fd <= 1023:  # s6's range for notification-fd
+            parser.error("--notify-fd takes a descriptor from 3 to 1023")
+        try:
+            os.set_inheritable(args.notify_fd, False)  # for pycrond alone: no job keeps the pipe open
+        except OSError:
+            parser.error(f"--notify-fd {args.notify_fd} is not open")
     args.log_format = args.log_format or ("json" if args.json else "logfmt")
     sentry = [f"-{n}" for n in ("sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release")
               if getattr(args, n.replace("-", "_"))] + [v for v in SENTRY_VARIABLES if os.environ.get(v)]

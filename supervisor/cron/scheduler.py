@@ -2,7 +2,9 @@
 hours of schedule against a fake clock without processes; jobs.py launches real ones.
 
 The next run is always computed from the previous scheduled time (no drift), and
-the loop sleeps until the next due time, woken early only by a reload or a stop.
+the loop sleeps until the next due time, woken early only by a reload or a stop, and
+late by no more than its heartbeat allows (heartbeat.py): each time it is about to
+sleep, every due job started, it beats.
 """
 
 from __future__ import annotations
@@ -84,8 +86,10 @@ Launcher = Callable[[JobState, int, datetime], Awaitable[None]]
 
 
 class Scheduler:
-    def __init__(self, clock: Clock, launch: Launcher, log: Logger, overlapping: bool = False) -> None:
+    def __init__(self, clock: Clock, launch: Launcher, log: Logger, overlapping: bool = False,
+                 beat: Callable[[], float | None] | None = None) -> None:
         self.clock = clock
+        self.beat = beat  # called before each sleep; returns the longest sleep it allows
         self.launch = launch
         self.log = log
         self.overlapping = overlapping
@@ -169,5 +173,12 @@ class Scheduler:
             if self._wake.is_set():
                 self._wake = anyio.Event()
                 continue
-            await self.clock.sleep_until(min(upcoming) if upcoming else None, self._wake)
+            when = min(upcoming) if upcoming else None
+            if self.beat is not None:
+                # Here, and only here: the loop reached its sleep with every due job started.
+                allowed = self.beat()
+                if allowed is not None:
+                    latest = now + timedelta(seconds=allowed)
+                    when = latest if when is None else min(when, latest)
+            await self.clock.sleep_until(when, self._wake)
 
