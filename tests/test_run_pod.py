@@ -28,7 +28,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/sbin/sshd").
 class RunPod:
     def __init__(self, home: Path, out: Path) -> None:
         self.out = out
-        env = dict(os.environ, PYS6_POD_HOME=str(home), SSHD_PORT=str(free_port()))
+        run = home.parent / "run"  # its own runtime directory: other tests' pods run as uid 1000 too
+        run.mkdir(mode=0o700, exist_ok=True)
+        os.chown(run, 1000, 1000)
+        env = dict(os.environ, PYS6_POD_HOME=str(home), SSHD_PORT=str(free_port()), PYS6_RUNDIR=str(run))
         env.pop("PYS6_SSH_KEYS", None)
         self.proc = subprocess.Popen([str(CHECKOUT / "scripts/run-pod")], stdout=out.open("wb"),
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -37,7 +40,9 @@ class RunPod:
         return self.out.read_text(errors="replace")
 
     def ssh_line(self) -> list[str]:
-        wait_for(lambda: "service ready service=sshd" in self.text(), 60, "sshd ready under run-pod", interval=0.1)
+        wait_for(lambda: "service ready service=sshd" in self.text() or self.proc.poll() is not None, 60,
+                 "sshd ready under run-pod", interval=0.1)
+        assert self.proc.poll() is None, self.text()
         line = re.search(r"log in:  (.*) \[COMMAND\]", self.text())
         assert line, self.text()
         return shlex.split(line.group(1))
