@@ -165,3 +165,17 @@ def test_the_pods_cron_is_ready_healthy_and_restarted_when_its_scheduler_is_stop
     wait_for(lambda: cron_health(image).get("pid") not in (None, stopped) and cron_health(image).get("health") ==
              "healthy", 30, "cron back and healthy")
     assert pod.stop(30) == 0
+
+
+def test_a_fifo_squatting_the_heartbeats_temporary_name_does_not_stall_the_beat(tmp_path: Path):
+    # in-process: Pulse is the loop's own call; a blocking open would wedge the scheduler itself
+    import structlog
+
+    from supervisor.cron.heartbeat import Pulse
+
+    path = tmp_path / "heartbeat"
+    os.mkfifo(f"{path}.new")
+    started = time.monotonic()
+    allowed = Pulse(structlog.get_logger(), str(path), 1.0).beat()
+    assert time.monotonic() - started < 5  # returned: ENXIO, not a wait for a reader
+    assert allowed is not None and not path.exists()

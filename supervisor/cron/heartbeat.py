@@ -70,7 +70,9 @@ class Pulse:
         promise = math.ceil(time.time() + PROMISE * self.interval)
         temporary = f"{self.path}.new"
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            # O_NONBLOCK: a FIFO squatting the name fails (ENXIO) instead of stalling the scheduler
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         0o644)
             try:
                 os.write(fd, f"{promise}\n".encode())
             finally:

@@ -39,14 +39,18 @@ except (OSError, AttributeError):
     available = False
 
 
-def _every_signal() -> ctypes.Array[ctypes.c_char]:
+def _every_signal() -> bytes:
     """A sigset_t with each signal the kernel lets a process reset: 1 to 64 but SIGKILL and SIGSTOP."""
     mask = 0
     for signum in range(1, 65):
         if signum not in (signal.SIGKILL, signal.SIGSTOP):
             mask |= 1 << (signum - 1)
-    raw = mask.to_bytes(8, "little" if sys.byteorder == "little" else "big")  # one word, as the kernel's
-    return ctypes.create_string_buffer(raw.ljust(_SIGSET, b"\0"), _SIGSET)
+    return mask.to_bytes(8, sys.byteorder).ljust(_SIGSET, b"\0")  # one word, as the kernel's
+
+
+# Made once: libc only reads them (posix_spawnattr_setsig* copy the set into the attributes).
+_EVERY_SIGNAL = ctypes.create_string_buffer(_every_signal(), _SIGSET)
+_NO_SIGNAL = ctypes.create_string_buffer(_SIGSET)
 
 
 def _strings(items: Sequence[bytes]) -> ctypes.Array[ctypes.c_char_p]:
@@ -76,9 +80,8 @@ def posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str] | Mapping
         try:
             flags = _SETSIGDEF | _SETSIGMASK | (_SETSID if setsid else 0)
             _check(_functions["posix_spawnattr_setflags"](attr, ctypes.c_short(flags)), "posix_spawnattr_setflags")
-            _check(_functions["posix_spawnattr_setsigdefault"](attr, _every_signal()), "posix_spawnattr_setsigdefault")
-            _check(_functions["posix_spawnattr_setsigmask"](attr, ctypes.create_string_buffer(_SIGSET)),
-                   "posix_spawnattr_setsigmask")
+            _check(_functions["posix_spawnattr_setsigdefault"](attr, _EVERY_SIGNAL), "posix_spawnattr_setsigdefault")
+            _check(_functions["posix_spawnattr_setsigmask"](attr, _NO_SIGNAL), "posix_spawnattr_setsigmask")
             kept: list[bytes] = []  # the paths of open actions, alive until the call returns
             for action in file_actions:
                 if action[0] == os.POSIX_SPAWN_DUP2:
