@@ -4,8 +4,11 @@ including the two glibc keeps for itself (32, 33), which os.posix_spawn leaves i
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,26 @@ def test_a_pys6_command_that_chain_loads_passes_no_ignored_signal_on():
         text = f.read().decode()
     os.waitpid(pid, 0)
     assert "SigIgn:\t0000000000000000" in text, text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as uid 1000")
+def test_a_child_with_a_cwd_starts_when_pyinit_was_started_in_a_directory_it_cannot_read():
+    # uid 1000 in a root-only 0700 directory (a fresh clone under mktemp -d, scripts/run-pod)
+    base = Path(tempfile.mkdtemp(prefix="pys6-spawn-home-", dir="/var/tmp"))  # not pytest's root-only tmp
+    try:
+        base.chmod(0o755)
+        locked, target = base / "locked", base / "open"
+        locked.mkdir(mode=0o700)
+        target.mkdir()
+        target.chmod(0o777)
+        code = ("import os, sys; from supervisor.proc.spawn import spawn; "
+                "pid = spawn(['/bin/sh', '-c', 'pwd > out'], cwd=sys.argv[1]); "
+                "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))")
+        done = subprocess.run(["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", sys.executable,
+                               "-c", code, str(target)], cwd=locked,
+                              env={"PYTHONPATH": str(CHECKOUT), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert (target / "out").read_text() == f"{target}\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

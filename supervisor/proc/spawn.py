@@ -34,7 +34,12 @@ _home_fd: int | None = None
 def _return_home() -> None:
     global _home_fd
     if _home_fd is None:
-        _home_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _home_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            # started in a directory it cannot read (a root-only checkout, as uid 1000): "/" is
+            # home instead, or no script given a cwd could ever start
+            _home_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     os.fchdir(_home_fd)
 
 
