@@ -4,6 +4,7 @@ including the two glibc keeps for itself (32, 33), which os.posix_spawn leaves i
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -117,12 +118,14 @@ def test_a_child_with_a_cwd_starts_when_pyinit_was_started_in_a_directory_it_can
         locked.mkdir(mode=0o700)
         target.mkdir()
         target.chmod(0o777)
+        shutil.copytree(CHECKOUT / "supervisor", base / "package" / "supervisor")  # a checkout uid 1000 may not read
+        os.system(f"chmod -R a+rX {shlex.quote(str(base / 'package'))}")
         code = ("import os, sys; from supervisor.proc.spawn import spawn; "
                 "pid = spawn(['/bin/sh', '-c', 'pwd > out'], cwd=sys.argv[1]); "
                 "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))")
         done = subprocess.run(["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", sys.executable,
                                "-c", code, str(target)], cwd=locked,
-                              env={"PYTHONPATH": str(CHECKOUT), "PATH": "/usr/bin:/bin"},
+                              env={"PYTHONPATH": str(base / "package"), "PATH": "/usr/bin:/bin"},
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         assert (target / "out").read_text() == f"{target}\n"
