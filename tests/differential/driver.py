@@ -14,7 +14,8 @@ Order. A script the init runs only once another has ended (cont-init scripts one
 a longrun after the oneshot it depends on) stamps at least `fact.HOLD` (0.3 s) after it,
 since `fact --hold` waits that long before the script goes on; things the init starts
 side by side stamp within a few milliseconds. So a pair of labels is compared as "before"
-(later by ORDER_SLACK or more), "together" (within TOGETHER) or, in between, not at all.
+(later by ORDER_SLACK or more, and, after a held script, started once it had ended: `fact`
+records when the hold ended too), "together" (within TOGETHER) or, in between, not at all.
 """
 
 from __future__ import annotations
@@ -362,11 +363,19 @@ def read_facts(path: Path, out: str | None = None) -> list[dict[str, Any]]:
         return []
     if out:
         text = text.replace(json.dumps(out)[1:-1], "BOOT")
+    ends: dict[tuple[str, float], float] = {}
     for line in text.splitlines():
         try:
-            found.append(json.loads(line))
+            entry = json.loads(line)
         except ValueError:
             continue  # a line being written as we read
+        if "ended" in entry:  # a held fact's second line: when its script went on
+            ends[(entry["label"], entry["of"])] = entry["ended"]
+        else:
+            found.append(entry)
+    for fact in found:
+        if (fact.get("label"), fact.get("stamp")) in ends:
+            fact["ended"] = ends[(fact["label"], fact["stamp"])]
     return found
 
 
@@ -468,15 +477,17 @@ class Difference:
         return f"  {self.label}: {self.key}: s6-overlay {self.reference} | pyinit {self.other}"
 
 
-def _relation(a: float, b: float) -> str | None:
-    gap = b - a
-    if gap >= ORDER_SLACK:
-        return "before"
-    if gap <= -ORDER_SLACK:
-        return "after"
+def _relation(x: Mapping[str, Any], y: Mapping[str, Any]) -> str | None:
+    """x before y, after it, together with it, or None when the stamps cannot tell. Apart means
+    apart by ORDER_SLACK and, where the first was held, started once it had ended: a process
+    the init started beside a held one, only late (a loaded machine), is not after it."""
+    gap = y["stamp"] - x["stamp"]
     if abs(gap) < TOGETHER:
         return "together with"
-    return None
+    first, second, relation = (x, y, "before") if gap > 0 else (y, x, "after")
+    if abs(gap) < ORDER_SLACK or second["stamp"] < first.get("ended", first["stamp"]) - TOGETHER:
+        return None
+    return relation
 
 
 def compare(reference: Boot, other: Boot, ignore_env: Iterable[str] = ()) -> list[Difference]:
@@ -508,8 +519,8 @@ def compare(reference: Boot, other: Boot, ignore_env: Iterable[str] = ()) -> lis
     common = sorted(set(ref) & set(oth), key=lambda label: ref[label]["stamp"])
     for i, x in enumerate(common):
         for y in common[i + 1:]:
-            ra = _relation(ref[x]["stamp"], ref[y]["stamp"])
-            rb = _relation(oth[x]["stamp"], oth[y]["stamp"])
+            ra = _relation(ref[x], ref[y])
+            rb = _relation(oth[x], oth[y])
             if "together with" in (ra, rb) and ra != rb:
                 first = x if "before" in (ra, rb) else y  # the one that came first where they were apart
                 if not (ref[first].get("held") and oth[first].get("held")):
