@@ -88,12 +88,20 @@ class Container:
         podman("volume", "create", self.volume)
         self.name = ""
         self.port = free_port()  # kept across runs: known_hosts names host and port
+        # Mounted where Kubernetes mounts a container's terminationMessagePath (deploy/pod.yaml), as
+        # Kubernetes does: an empty file the container's user may write, so pyinit's default finds it.
+        self.verdict = self.work / "termination-log"
+        self.verdict.touch()
+        os.chown(self.verdict, 1000, 1000)
+        os.chmod(self.work, 0o755)
 
-    def run(self) -> None:
+    def run(self, *options: str) -> None:
         self.name = f"pys6-test-{uuid.uuid4().hex[:8]}"
+        self.verdict.write_text("")
         podman("run", "-d", "--name", self.name, "--read-only", "--cap-drop=ALL", "--user", "1000:1000",
                "-p", f"127.0.0.1:{self.port}:2222", "-v", f"{self.volume}:/home/claude",
-               "-v", f"{self.secret}:/etc/ssh-keys:ro", self.image)
+               "-v", f"{self.secret}:/etc/ssh-keys:ro", "-v", f"{self.verdict}:/dev/termination-log",
+               *options, self.image)
         wait_for(lambda: podman("healthcheck", "run", self.name, check=False).returncode == 0, 60,
                  "the container's healthcheck")
 
@@ -136,6 +144,12 @@ def test_the_image_runs_hardened_and_stops_cleanly(container: Container):
     status = container.ssh("pysvstat")
     assert status.returncode == 0, status.stderr
     assert "sshd: up (pid " in status.stdout and "cron: up (pid " in status.stdout
+    # cron's check passes on the read-only root: pycrond's heartbeat is in its service directory (pyinit's copy
+    # under /run), where pyinit runs the check (the first one, pyinit's own, comes only 30 s after it is ready).
+    directory = podman("exec", container.name, "sh", "-c", 'readlink "/proc/$(pysvstat -p cron)/cwd"').stdout.strip()
+    assert directory.startswith("/run/"), directory
+    checked = podman("exec", "-w", directory, container.name, "./health", "cron", check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     made = container.ssh("tmux new-session -d -s work -c /home/claude && tmux list-sessions")
     assert made.returncode == 0, made.stderr
     wait_for(lambda: "[sshd] " in container.logs() and "[cron] " in container.logs(), 20, "both services' lines")
@@ -146,6 +160,7 @@ def test_the_image_runs_hardened_and_stops_cleanly(container: Container):
     state = podman("inspect", container.name, "--format", "{{.State.ExitCode}}").stdout.strip()
     assert state == "0", container.logs()[-3000:]
     assert "[cont-finish.d/02-tmux-save] tmux layout saved to" in container.logs()
+    assert container.verdict.read_text() == "received SIGTERM\nexit code: 0\n"  # what kubectl describe shows
     first_host_key = container.known_hosts.read_text()
     container.remove()
 
@@ -212,3 +227,43 @@ def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_pat
     finally:
         podman("kube", "down", str(manifest), check=False, timeout=120)
         podman("volume", "rm", "-f", volume, check=False)
+
+
+def test_an_essential_services_bail_ends_the_container_with_its_verdict(container: Container):
+    """The pod's cron made essential (the YAML, README: per-service overrides), then killed until it
+    bails: the container ends with its code, and the verdict names it with its last lines."""
+    config = container.work / "config"
+    config.mkdir()
+    (config / "pys6.yaml").write_text("services:\n  cron:\n    essential: true\n")
+    os.chmod(config, 0o755)
+    os.chmod(config / "pys6.yaml", 0o644)
+    container.run("-e", "PYS6_CONFIG=/etc/pys6-test/pys6.yaml", "-v", f"{config}:/etc/pys6-test:ro")
+
+    def running() -> bool:
+        state = podman("inspect", container.name, "--format", "{{.State.Running}}", check=False)
+        return state.stdout.strip() == "true"
+
+    def cron_pid() -> int | None:
+        answer = podman("exec", container.name, "pysvstat", "-p", "cron", check=False, timeout=30)
+        text = answer.stdout.strip()
+        return int(text) if answer.returncode == 0 and text.isdigit() and int(text) > 0 else None
+
+    killed: list[int] = []
+    deadline = time.monotonic() + 90  # 5 deaths at one start a second, and a podman exec per step
+    while running():
+        assert time.monotonic() < deadline, f"cron killed {len(killed)} times, the container still runs"
+        pid = cron_pid()
+        if pid is None or pid in killed:
+            time.sleep(0.2)  # between two polls of its state (pysvstat -wu would outlive the container)
+            continue
+        podman("exec", container.name, "kill", "-KILL", str(pid), check=False, timeout=30)
+        killed.append(pid)
+    assert len(killed) == 5, killed  # PYS6_CRASH_DEATHS' default: the fifth death in 60 s bails
+    code = podman("inspect", container.name, "--format", "{{.State.ExitCode}}").stdout.strip()
+    assert code == "137", container.logs()[-3000:]  # 128 + SIGKILL, the service's last code
+    verdict = container.verdict.read_text()
+    lines = verdict.splitlines()
+    assert lines[:3] == ["essential service cron bailed (its last run was killed by SIGKILL)", "exit code: 137",
+                         "last lines of cron:"], verdict
+    assert any("msg=\"read crontab: /home/claude/.crontab\"" in line for line in lines[3:]), verdict
+    assert len(verdict.encode()) <= 4096
