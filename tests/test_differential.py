@@ -132,8 +132,6 @@ KNOWN = [
     Known("bare-execline-up", "pys6-bare: a oneshot whose up is execline (foreground { }) cannot run without "
           "execline (the README says so); s6-overlay's execline runs it", modes=BARE, cases="compat-linuxserver-v3",
           key="ran|/config/made.*", label="rc:setup-dirs:up|files"),
-    Known("bare-s6-log", "pys6-bare: pys6-log's log directory is 0755 (s6-log: 0700), current 0644 (0744), no lock "
-          "or state file, one space after the T stamp (s6-log: two)", modes=BARE, label="files", key="/config/logs/.*"),
     Known("worker-race", "compat-linuxserver-v3's svc-boss kills svc-worker the moment it is up: whether the worker "
           "wrote its line first is a race under either init", cases="compat-linuxserver-v3", label="files",
           key="/config/workers", racy=True),
@@ -143,12 +141,6 @@ KNOWN = [
     Known("log-tail", "zm-ml's log (s6-log's current) holds other lines under each init: the trees' helper saw the "
           "producer's last line, written at its SIGTERM, reach pyinit's logger and not s6-overlay's; not settled",
           cases="zm-ml-pipeline", label="files", key="/log/zm_mlapi/current", racy=True),
-    Known("bare-s6-format-filter", "pys6-bare, zm-ml: --install-s6-commands has no s6-format-filter, so the "
-          "logger pipeline fails and the log is not written", cases="zm-ml-pipeline", modes=BARE),
-    Known("bare-lsio-user2", "pys6-bare, linuxserver's trees: the user2 oneshot ci-service-check does not run, and "
-          "docker-mods' own /usr/bin/with-contenv wrapper is not written (pyinit's link is there); not yet "
-          "understood", cases="lsio-code-server.*", modes=BARE, label="files|rc:ci-service-check:up",
-          key="ran|/usr/bin/with-contenv"),
 ]
 _known_seen: set[str] = set()
 _items_run: set[str] = set()
