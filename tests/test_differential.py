@@ -120,17 +120,9 @@ KNOWN = [
     Known("run-user", "an s6-rc longrun in a pipeline runs as ./run.user under s6-overlay (s6-rc-compile's "
           "wrapper run), as ./run under pyinit; its script descriptor (fd 10 or 255) names that file too",
           key="argv|fds", reference=r'.*[/ "]\./run\.user".*|.*/run\.user".*'),
-    Known("bare-s6-log", "pys6-bare: pys6-log's log directory is 0755 (s6-log: 0700), current 0644 (0744), no lock "
-          "or state file, one space after the T stamp (s6-log: two)", modes=BARE, label="files", key="/config/logs/.*"),
     Known("log-tail", "zm-ml's log (s6-log's current) holds other lines under each init: the trees' helper saw the "
           "producer's last line, written at its SIGTERM, reach pyinit's logger and not s6-overlay's; not settled",
           cases="zm-ml-pipeline", label="files", key="/log/zm_mlapi/current", racy=True),
-    Known("bare-s6-format-filter", "pys6-bare, zm-ml: --install-s6-commands has no s6-format-filter, so the "
-          "logger pipeline fails and the log is not written", cases="zm-ml-pipeline", modes=BARE),
-    Known("bare-lsio-user2", "pys6-bare, linuxserver's trees: the user2 oneshot ci-service-check does not run, and "
-          "docker-mods' own /usr/bin/with-contenv wrapper is not written (pyinit's link is there); not yet "
-          "understood", cases="lsio-code-server.*", modes=BARE, label="files|rc:ci-service-check:up",
-          key="ran|/usr/bin/with-contenv"),
 ]
 # What the README lists as not supported, with its reason: no fix is planned, and the suite
 # shows it so that it stays as the README says (a line that stops showing fails, as KNOWN's).

@@ -248,13 +248,18 @@ def s6_notifyoncheck(argv: Sequence[str]) -> int:
         os.fstat(fd)
     except OSError:
         return _die("s6-notifyoncheck", "notification-fd sanity check failed", protocol.EXIT_SYSTEM)
-    check = ["execlineb", "-Pc", values["c"]] if "c" in values else ["./data/check"]
+    check = _check_argv(values["c"]) if "c" in values else ["./data/check"]
+    if not check:  # the service still runs (nothing lost), it just never reports ready: say why, once
+        sys.stderr.write(f"s6-notifyoncheck: warning: -c {values['c'][:100]!r} needs execlineb, which is not on "
+                         "PATH (a plain command line, words with no quotes, braces or #, runs without it); "
+                         "this service will not be reported ready\n")
     reader, writer = os.pipe()
-    child = os.fork()
+    child = os.fork() if check else 1
     if child:
         os.close(fd)
         os.close(writer)
-        os.read(reader, 1)  # the child is set to die with us before we become PROG
+        if check:
+            os.read(reader, 1)  # the child is set to die with us before we become PROG
         os.close(reader)
         try:
             exec_program(prog)
@@ -265,6 +270,23 @@ def s6_notifyoncheck(argv: Sequence[str]) -> int:
     os.write(writer, b"x")
     os.close(writer)
     os._exit(_poll_check(check, fd, numbers))
+
+
+# What execlineb -P reads as nothing but words split on whitespace: without these, a -c check
+# line means the same to execlineb as to str.split(), and needs no execline to run.
+EXECLINE_SYNTAX = frozenset('"\\{}#')
+
+
+def _check_argv(script: str) -> list[str]:
+    """-c's check line as s6-notifyoncheck runs it: `execlineb -Pc LINE` where execline is installed
+    (s6-overlay's, pys6 mode); without it (the image removed s6-overlay: pys6-bare), a line of plain
+    words runs as those words, which is what execlineb would exec; [] when it needs execline."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        if os.access(os.path.join(directory or ".", "execlineb"), os.X_OK):
+            return ["execlineb", "-Pc", script]
+    if EXECLINE_SYNTAX.isdisjoint(script) and script.split():
+        return script.split()
+    return []
 
 
 def _die_with_parent() -> None:

@@ -232,6 +232,7 @@ COMMANDS = {
     "s6-svscanctl": "pys6-s6-svscanctl",
     "s6-notifyoncheck": "pys6-s6-notifyoncheck",
     "s6-log": "pys6-log",
+    "s6-format-filter": "pys6-format-filter",
     "logutil-service": "pys6-logutil-service",
     "supercronic": "pycrond",
 }

@@ -10,21 +10,46 @@ archives (default 10), each line stamped with a TAI64N label (t) and/or an ISO 8
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from ..base import cli
-from ..logs.logdir import CatchAllLog, parse_script
+from ..logs.logdir import LINE_LIMIT, LINE_LIMIT_MIN, READ_SIZE, TOLERANCE, S6LogDir, parse_script
 
 USAGE = "usage: pys6-log [nN] [sN] [T] [t] DIR\n"
 
 
+def _options(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
+    """s6-log's options (-d notif, -q, -v, -b, -p, -l linelimit, -t lastlinetimeout) and the script."""
+    from ..base import s6getopt
+
+    try:
+        options, script = s6getopt.parse(argv, takes_value="dlt", stop_at_operand=True)
+    except s6getopt.UsageError:
+        return None
+    if any(letter not in "dqvbplt" for letter, _ in options):
+        return None
+    values = dict(options)
+    if any(not values[letter].isdigit() for letter in "dlt" if letter in values):
+        return None
+    return values, script
+
+
 def run(argv: Sequence[str]) -> int:
-    words = [word for word in argv if not word.startswith("-")]  # s6-log's -b -p -l: nothing to do here
+    parsed = _options(argv)
+    if parsed is None:
+        sys.stderr.write(USAGE)
+        return 100
+    options, words = parsed
     directories = [word for word in words if word.startswith(("/", "."))]
     if len(directories) != 1:
         sys.stderr.write(USAGE)
         return 100
     directives = [word for word in words if word not in directories]
+    tolerance = TOLERANCE
+    for word in [w for w in directives if w[:1] == "l" and w[1:].isdigit() and len(w) <= 10]:
+        tolerance = int(word[1:])  # s6-log's lN: the rotation's tolerance (no catch-all has it)
+        directives.remove(word)
     keep, size, stamps, ignored = parse_script(" ".join(directives) or "n10 s99999")
     if not any(word.startswith("n") for word in directives):
         keep = 10
@@ -32,19 +57,90 @@ def run(argv: Sequence[str]) -> int:
         size = 99999
     if ignored:
         sys.stderr.write(f"pys6-log: warning: not applied: {' '.join(ignored)[:200]}\n")
+    line_limit = int(options.get("l", str(LINE_LIMIT))[:9])
+    if line_limit:
+        line_limit = max(line_limit, LINE_LIMIT_MIN)
+    last_line_timeout = int(options.get("t", "2000")[:9]) / 1000
     try:
-        log = CatchAllLog(directories[0], keep, size, stamps)
+        log = S6LogDir(directories[0], keep, size, stamps, tolerance)
     except OSError as exc:
         sys.stderr.write(f"pys6-log: fatal: unable to use {directories[0]}: {exc.strerror}\n")
         return 111
-    while True:
+    if "d" in options:
         try:
-            data = os.read(0, 65536)
+            os.write(int(options["d"]), b"\n")
+            os.close(int(options["d"]))
+        except OSError:
+            pass  # nobody listens for readiness: s6-log goes on as well
+    try:
+        _read_loop(log, line_limit, last_line_timeout, protect="p" in options)
+    finally:
+        log.close()
+    return 0
+
+
+def _cut(line: bytes, line_limit: int) -> list[bytes]:
+    if not line_limit or len(line) <= line_limit:
+        return [line]
+    return [line[i:i + line_limit] for i in range(0, len(line), line_limit)]
+
+
+def _read_loop(log: S6LogDir, line_limit: int, last_line_timeout: float, protect: bool) -> None:
+    """stdin, line by line, until EOF or SIGTERM (ignored with -p) / SIGHUP: then, as s6-log, a
+    line begun is waited for, at most lastlinetimeout (0: for ever), and logged with a newline
+    added; a partial line at EOF in normal running is dropped, as s6-log drops it. SIGALRM
+    rotates `current`. Signals reach the loop through a wakeup pipe: no line is cut by one."""
+    import select
+    import signal
+
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(signum, lambda *_: None)
+    pending = b""
+    deadline: float | None = None  # once stopping: when the line begun is given up on
+    stopping = False
+    while True:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            ready, _, _ = select.select([0, wake_r], [], [], timeout)
         except InterruptedError:
             continue
+        if not ready:  # stopping, and the last line did not come in time
+            log.write_lines(_cut(pending, line_limit))
+            return
+        if wake_r in ready:
+            for number in os.read(wake_r, 64):
+                if number == signal.SIGALRM:
+                    log.rotate()
+                elif number == signal.SIGHUP or (number == signal.SIGTERM and not protect):
+                    if not pending:
+                        return
+                    stopping = True
+                    if deadline is None and last_line_timeout:
+                        deadline = time.monotonic() + last_line_timeout
+        if 0 not in ready:
+            continue
+        try:
+            data = os.read(0, READ_SIZE)
+        except InterruptedError:
+            continue
+        except OSError:
+            data = b""
         if not data:
-            return 0
-        log.write(1, data)
+            if stopping and pending:
+                log.write_lines(_cut(pending, line_limit))
+            return
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        if stopping and lines:  # the line begun is complete: s6-log reads no further
+            log.write_lines(_cut(lines[0], line_limit))
+            return
+        whole = [piece for line in lines for piece in _cut(line, line_limit)]
+        while line_limit and len(pending) >= line_limit:  # a line too long is cut as it comes
+            whole.append(pending[:line_limit])
+            pending = pending[line_limit:]
+        log.write_lines(whole)
 
 
 S6_LOG_USAGE = "s6-log: usage: s6-log [ -d notif ] [ -q | -v ] [ -b ] [ -p ] [ -l linelimit ] [ -- ] logging_script\n"

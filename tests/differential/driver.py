@@ -397,8 +397,8 @@ def normal(text: str) -> str:
 
 def written_files(upper: Path, built: set[str], lower: Sequence[str] = ()) -> dict[str, str]:
     """What the boot wrote into the image: path -> kind, mode, owner and content (a
-    whiteout is a removal). /run, /dev, /proc, /tmp, /sys are not the image's; the files
-    pys6-bare's build step wrote are not the boot's; a directory the lower layers have,
+    whiteout is a removal). /run, /dev, /proc, /tmp, /sys are not the image's; the links and
+    directories pys6-bare's build step made are not the boot's (what the boot put in their place is); a directory the lower layers have,
     with the same owner and mode, is only the overlay's copy-up of a parent."""
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(upper):
@@ -409,9 +409,11 @@ def written_files(upper: Path, built: set[str], lower: Sequence[str] = ()) -> di
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.normpath(os.path.join(rel_dir, name))
-            if rel in built:
-                continue
             st = os.lstat(full)
+            # The build step (--install-s6-commands) makes only links and directories: a built path
+            # that is now anything else (a script the boot wrote over pyinit's link, a removal) is the boot's.
+            if rel in built and (stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                continue
             owner = f"{st.st_uid}:{st.st_gid} {stat.S_IMODE(st.st_mode):04o}"
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 value = "removed"
