@@ -117,9 +117,6 @@ class Known:
 BARE = ("pys6-bare",)
 MINIMAL_CASES = r"minimal.*"
 KNOWN = [
-    Known("run-user", "an s6-rc longrun in a pipeline runs as ./run.user under s6-overlay (s6-rc-compile's "
-          "wrapper run), as ./run under pyinit; its script descriptor (fd 10 or 255) names that file too",
-          key="argv|fds", reference=r'.*[/ "]\./run\.user".*|.*/run\.user".*'),
     Known("log-tail", "zm-ml's log (s6-log's current) holds other lines under each init: the trees' helper saw the "
           "producer's last line, written at its SIGTERM, reach pyinit's logger and not s6-overlay's; not settled",
           cases="zm-ml-pipeline", label="files", key="/log/zm_mlapi/current", racy=True),
@@ -163,6 +160,17 @@ def _trees() -> list[Case]:
     ]
     cases += [Case(f"minimal-stage2-fails-{n}", minimal, env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": str(n)}, files=fail,
                    ends_by_itself=n == 2) for n in (0, 1, 2)]
+    # a user oneshot fails: s6-rc starts nothing that depends on it, nor legacy-services (services.d)
+    prep_fails = {"etc/s6-overlay/scripts/prep-once": "#!/bin/sh\necho '[oneshot prep-once] failing on purpose'\nexit 1\n"}
+    cases += [Case(f"minimal-rc-fails-{n}", minimal, env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": str(n)}, files=prep_fails,
+                   ends_by_itself=n == 2) for n in (0, 1, 2)]
+    # one that nothing depends on fails: all the rest starts, but services.d and what waits for it
+    rc_graph = driver.TREES / "rc-graph"
+    cases.append(Case("rc-graph-oneshot-fails", rc_graph, files={
+        "etc/s6-overlay/s6-rc.d/fails/type": "oneshot\n", "etc/s6-overlay/s6-rc.d/fails/dependencies.d/base": "",
+        "etc/s6-overlay/s6-rc.d/fails/up": "/etc/s6-overlay/scripts/fails\n",
+        "etc/s6-overlay/s6-rc.d/user/contents.d/fails": "",
+        "etc/s6-overlay/scripts/fails": "#!/bin/sh\necho '[oneshot fails] failing on purpose'\nexit 3\n"}))
     return cases
 
 

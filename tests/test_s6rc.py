@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import Pod, wait_for
-from supervisor.s6.rcrun import CommandLineError, command_line
+from supervisor.s6.rcrun import CommandLineError, command_line, compile_longrun
 
 
 def rc(pod: Pod, name: str, kind: str, deps: tuple[str, ...] = (), **files: str) -> Path:
@@ -145,3 +145,52 @@ def test_definition_problems_stop_the_boot_when_the_behaviour_says_so(subreaper_
     assert pod.wait_exit(20) == 1
     assert pod.event("s6-rc service definition problem", problem="nowhere: no such service (needed by app)")
     assert not (pod.state / "legacy").exists()
+
+
+def test_a_pipelined_longrun_is_laid_out_as_s6_rc_compile_does(tmp_path: Path):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "run").write_text("#!/bin/sh\nexec sleep 1000\n")
+    (source / "finish").write_text("#!/bin/sh\ntrue\n")
+    compile_longrun(str(source), str(tmp_path / "plain"))
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["finish", "run"]
+    compile_longrun(str(source), str(tmp_path / "piped"), pipelined=True)
+    piped = tmp_path / "piped"
+    assert sorted(p.name for p in piped.iterdir()) == ["finish", "finish.user", "run", "run.user"]
+    assert (piped / "run.user").read_text() == "#!/bin/sh\nexec sleep 1000\n"
+    assert 'exec ./run.user "$@"' in (piped / "run").read_text()
+    assert all((piped / name).stat().st_mode & 0o111 for name in ("run", "run.user", "finish", "finish.user"))
+
+
+def test_the_graph_is_s6_overlays_a_service_of_no_dependency_starts_beside_cont_init(pod: Pod):
+    state = pod.state
+    # at most 5 s for early (no dependency: s6-rc starts it beside cont-init.d) to be up
+    pod.script("cont-init.d/10-slow", f'#!/bin/sh\nfor i in $(seq 100); do [ -e {state}/early ] && break; sleep 0.05; done\n'
+               f'[ -e {state}/early ] && touch {state}/cont-init\n')
+    rc(pod, "early", "longrun", run=f'#!/bin/sh\ntouch {state}/early\nexec sleep 1000\n')
+    rc(pod, "late", "longrun", ("base",), run=f'#!/bin/sh\n[ -e {state}/cont-init ] && touch {state}/late\n'
+                                               'exec sleep 1000\n')
+    rc(pod, "producer", "longrun", ("base",), producer_for="logger\n",
+       run='#!/bin/sh\necho "$0" > "$STATE/producer.argv0"\nexec sleep 1000\n')
+    rc(pod, "logger", "longrun", ("base",), consumer_for="producer\n", run="#!/bin/sh\nexec cat > /dev/null\n")
+    in_user_bundle(pod, "early", "late", "producer")
+    pod.start()
+    wait_for(lambda: (state / "late").exists() and (state / "producer.argv0").exists(), 20,
+             f"cont-init to end once early is up, then late\n{pod.stderr()[-1500:]}")
+    assert pod.read_state("producer.argv0").strip() == "./run.user"
+    assert pod.stop() == 0
+
+
+def test_a_failed_user_service_keeps_services_d_down_and_the_rest_runs(pod: Pod):
+    rc(pod, "broken", "oneshot", up="false\n", down=f"touch {pod.state}/broken-down\n")
+    rc(pod, "fine", "longrun", run='#!/bin/sh\ntouch "$STATE/fine"\nexec sleep 1000\n')
+    rc(pod, "after", "oneshot", ("legacy-services",), up=f"touch {pod.state}/after\n")
+    in_user_bundle(pod, "broken", "fine")
+    in_user_bundle(pod, "after", bundle="user2")
+    pod.service("legacy", 'touch "$STATE/legacy"\nexec sleep 1000\n')
+    pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "0"})
+    wait_for(lambda: pod.event("services.d not started: a service it depends on failed"), 20, "services.d left down")
+    assert (pod.state / "fine").exists()
+    assert not (pod.state / "legacy").exists() and not (pod.state / "after").exists()
+    assert pod.stop() == 0
+    assert not (pod.state / "broken-down").exists()  # a oneshot that failed is down: its down does not run

@@ -48,6 +48,7 @@ from ..proc.spawn import send_signal
 from ..s6 import fixattrs as compat
 from ..s6 import layout as s6layout
 from ..s6 import rcplan as s6rc
+from ..s6 import rcrun as s6rc_run
 from ..s6.bridge import S6Bridge
 from ..s6.layout import Layout
 from ..s6.rcplan import Plan
@@ -201,21 +202,17 @@ class Stages:
         compat.report_unhandled_trees(self.settings.etc, self.log)
         if self.settings.stage2_hook and not await self._stage2_hook():
             return False
-        if not await self._fix_attrs():
-            return False
-        failures = await self._until_stopping(lambda: self.scripts.run_scripts("cont-init.d"))
-        if failures is None:
-            return False
-        if failures and not self._stage2_failed(Stage2Failure(
-                "a cont-init script failed", said=(None, ("warning", "cont-init scripts failed, continuing"),
-                                                   ("warning", "cont-init scripts failed")),
-                fields={"failed": ", ".join(name for name, _ in failures)})):
-            return False
-        self._cont_init_done = True
+        # rc.init compiles the s6-rc source before anything runs (a cont-init script that writes
+        # s6-rc.d changes nothing): read it now
         self.rc.plan = self._rc_plan()
         if self.rc.plan.problems and not self._stage2_failed(Stage2Failure("the s6-rc services have problems")):
             return False
-        if not await self._bring_up_bundles_and_services(services_group):
+        failures = await self._until_stopping(lambda: self._change(services_group))
+        if failures is None:
+            return False
+        stopping = next((failure for failure, stops in failures if stops), None)
+        if stopping is not None:  # rc.init halts once s6-rc's change is over, with s6-rc's code
+            self.request_shutdown(stopping.reason, stopping.code)
             return False
         self._stage = "running"
         if self.settings.cmd_wait_for_services and not await self._wait_for_services():
@@ -236,40 +233,65 @@ class Stages:
             self.log.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
         return the_plan
 
-    async def _bring_up_bundles_and_services(self, services_group: anyio.abc.TaskGroup) -> bool:
-        """`user` and `user2` at once, each service after its own dependencies (s6-rc's one change);
-        services.d once `user` is up; False when the container stops. A user2 service that depends
-        on legacy-services waits for services.d (rcrun's services_started)."""
-        user2_failed: list[str] = []
+    def _said(self, failure: Stage2Failure) -> bool:
+        """S6_BEHAVIOUR_IF_STAGE2_FAILS on one failure: its event; whether it stops the container."""
+        said, stops = stage2_ladder(self.settings.behaviour_if_stage2_fails, failure)
+        if said is not None:
+            getattr(self.log, said[0])(said[1], **dict(failure.fields))
+        return stops
+
+    async def _change(self, services_group: anyio.abc.TaskGroup) -> list[tuple[Stage2Failure, bool]]:
+        """rc.init's `s6-rc change top`, as one graph (s6-overlay's s6-rc sources): fix-attrs, then
+        legacy-cont-init (cont-init.d), together `base`; every service of `user` and `user2` once its
+        own dependencies are up, so one that needs nothing (not even base) starts beside cont-init.d;
+        legacy-services (services.d) once base and all of `user` are up, never when one failed; a
+        user2 service that depends on legacy-services after that. What failed, each with whether
+        S6_BEHAVIOUR_IF_STAGE2_FAILS stops the container once the change is over (s6-rc carries
+        on with all that does not depend on what failed)."""
+        failures: list[tuple[Stage2Failure, bool]] = []
+
+        def failed(failure: Stage2Failure) -> bool:
+            stops = self._said(failure)
+            failures.append((failure, stops))
+            return stops
+
+        async def base() -> None:
+            fixed = await self._fix_attrs()
+            ok = fixed is None or not failed(fixed)
+            self.rc.stage_finished(s6rc_run.FIX_ATTRS, ok)
+            if not ok:  # legacy-cont-init depends on fix-attrs: cont-init.d does not run
+                self.rc.stage_finished(s6rc_run.CONT_INIT, False)
+                return
+            scripts_failed = await self.scripts.run_scripts("cont-init.d")
+            ok = not scripts_failed or not failed(Stage2Failure(
+                "a cont-init script failed", said=(None, ("warning", "cont-init scripts failed, continuing"),
+                                                   ("warning", "cont-init scripts failed")),
+                fields={"failed": ", ".join(name for name, _ in scripts_failed)}))
+            self._cont_init_done = ok  # legacy-cont-init is up: its down (cont-finish.d) runs at stage 3
+            self.rc.stage_finished(s6rc_run.CONT_INIT, ok)
 
         async def user2() -> None:
-            user2_failed.extend(await self.rc.bring_up(self.rc.plan.second))
+            failed_names.extend(await self.rc.bring_up(self.rc.plan.second))
 
-        async def both() -> bool:
-            async with anyio.create_task_group() as group:
-                if self.rc.plan.second:
-                    group.start_soon(user2)
-                started = await self._rc_bring_up(self.rc.plan.first, "user")
-                if started:
-                    with anyio.CancelScope(shield=True):  # started at all or not at all; stage 3 stops them
-                        started = await self.start_services(services_group)
-                if not started:
-                    group.cancel_scope.cancel()
-                self.rc.services_started.set()
-            return started
-
-        done = await self._until_stopping(both)
-        if not done:
-            return False
-        return not user2_failed or self._stage2_failed(
-            Stage2Failure(f"s6-rc user2 services failed: {', '.join(user2_failed)}"))
-
-    async def _rc_bring_up(self, names: Sequence[str], bundle: str) -> bool:
-        """One bundle's services; False when the container stops."""
-        if not names:
-            return True
-        failed = await self.rc.bring_up(names)
-        return not failed or self._stage2_failed(Stage2Failure(f"s6-rc {bundle} services failed: {', '.join(failed)}"))
+        failed_names: list[str] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(base)
+            if self.rc.plan.second:
+                group.start_soon(user2)
+            user_failed = await self.rc.bring_up(self.rc.plan.first) if self.rc.plan.first else []
+            failed_names.extend(user_failed)
+            await self.rc.stage_done[s6rc_run.CONT_INIT].wait()
+            started = False
+            if not user_failed and s6rc_run.CONT_INIT not in self.rc.stage_failed:
+                with anyio.CancelScope(shield=True):  # started at all or not at all; stage 3 stops them
+                    started = await self.start_services(services_group)
+            else:
+                self.log.warning("services.d not started: a service it depends on failed",
+                                 failed=", ".join(user_failed) or s6rc_run.CONT_INIT)
+            self.rc.stage_finished(s6rc.AFTER_SERVICES, started)
+        if failed_names:
+            failed(Stage2Failure(f"s6-rc services failed: {', '.join(failed_names)}"))
+        return failures
 
     async def start_services(self, task_group: anyio.abc.TaskGroup) -> bool:
         """Start every service; False (and a shutdown with 100) when services.d cannot be read at all."""
@@ -334,13 +356,14 @@ class Stages:
         return self._stage2_failed(Stage2Failure("S6_STAGE2_HOOK failed", code, fields={"hook": hook, "exitcode": code},
                                                  said=(failed, failed, ("error", "stage 2 hook failed, stopping the container"))))
 
-    async def _fix_attrs(self) -> bool:
-        """v2's fix-attrs.d, before cont-init; False when a failure stops the container."""
+    async def _fix_attrs(self) -> Stage2Failure | None:
+        """v2's fix-attrs.d, before cont-init: what failed, or None."""
         failures = await anyio.to_thread.run_sync(
             compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log)
-        return not failures or self._stage2_failed(Stage2Failure(
-            "fix-attrs.d failed", said=(None, ("warning", "fix-attrs.d failed, continuing"), None),
-            fields={"failed": len(failures)}))
+        if not failures:
+            return None
+        return Stage2Failure("fix-attrs.d failed", said=(None, ("warning", "fix-attrs.d failed, continuing"), None),
+                             fields={"failed": len(failures)})
 
     # --- stage 3 -----------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ class ServiceSpec:
     # pyinit's own handle on `directory` (a copy under /run): what it runs from even if another
     # uid renames a path above it (a shared /run), so nobody can swap the run script it starts
     directory_fd: int | None = None
+    # ".user": its scripts are ./run.user and ./finish.user (an s6-rc longrun in a pipeline, laid
+    # out as s6-rc-compile does, s6/rcrun), so argv[0] and the script's own file are s6-overlay's
+    script_suffix: str = ""
 
 
 class Phase(enum.Enum):

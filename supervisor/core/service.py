@@ -304,11 +304,13 @@ class ServiceRunner:
             if self.spec.notification_fd is not None:
                 notify = os.pipe()
                 extra[self.spec.notification_fd] = notify[1]
-            pid = self._spawn(["./run", self.spec.name], extra_fds=extra, stdin=self.stdin_from)
+            pid = self._spawn(["./run" + self.spec.script_suffix, self.spec.name], extra_fds=extra,
+                              stdin=self.stdin_from)
         except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
             if notify is not None:
                 os.close(notify[0])
-            return SpawnFailed(exec_failure_code(exc), f"{self.spec.directory}/run: {exc.strerror or exc}")
+            return SpawnFailed(exec_failure_code(exc),
+                               f"{self.spec.directory}/run{self.spec.script_suffix}: {exc.strerror or exc}")
         finally:
             if notify is not None:
                 os.close(notify[1])
@@ -319,7 +321,7 @@ class ServiceRunner:
 
     def _spawn_finish(self, args: tuple[str, ...]) -> Event | None:
         try:
-            pid = self._spawn(["./finish", *args])
+            pid = self._spawn(["./finish" + self.spec.script_suffix, *args])
         except OSError as exc:
             self._runtime.log.error("finish could not start", service=self.spec.name, reason=exc.strerror)
             return FinishExited(exec_failure_code(exc))

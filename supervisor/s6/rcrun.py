@@ -1,12 +1,20 @@
 """Running an s6-rc plan: each service once its dependencies are up (and ready, where they
-say when; legacy-services: once services.d is started, `services_started`), oneshots to
+say when; s6-overlay's own, fix-attrs, base and legacy-services: once the stages say so), oneshots to
 completion, longruns supervised like services.d's; at shutdown, each one once everything
 that depends on it is down, oneshots' `down` run.
 
 A longrun runs from a copy of its source directory (as s6-rc-compile copies it), with run
-and finish made executable; a oneshot's `up` and `down` are execline command lines, run
-with `execlineb -P -c` where execlineb exists, else as one plain command line, as s6-rc's
-oneshot runner runs them: in its directory (s6/layout), with RC_NAME=<the oneshot's name>.
+and finish made executable; in a pipeline (producer-for, consumer-for) they are renamed
+run.user and finish.user beside a wrapper run and finish, as s6-rc-compile lays it out, and
+pyinit execs ./run.user (./finish.user) itself with the pipe in place (s6-rc's wrapper gets it
+from its fd holder, which pyinit has no need of). s6-overlay's own services are nodes of the
+same graph (`STAGES`): `fix-attrs` and `legacy-cont-init` (cont-init.d; `base` is both) and
+`legacy-services` (services.d) are run by the stages, which say when each is up or failed
+(`stage_done`), and a service that depends on one waits for it as for any other.
+
+A oneshot's `up` and `down` are execline command lines, run with `execlineb -P -c` where
+execlineb exists, else as one plain command line, as s6-rc's oneshot runner runs them: in
+its directory (s6/layout), with RC_NAME=<the oneshot's name>.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import shlex
 import shutil
 import stat
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import anyio
@@ -25,6 +34,21 @@ from ..core.model import ServiceSpec, ServiceState
 from ..core.service import ServiceRunner
 from ..logs.events import Logger
 from .rcplan import AFTER_SERVICES, Plan
+
+# s6-overlay's own services, which the stages run: what each name a definition may depend on
+# stands for (s6-overlay's s6-rc sources: base is the bundle of fix-attrs and legacy-cont-init,
+# legacy-cont-init depends on fix-attrs, legacy-services on base and user); s6-rc's oneshot
+# runner and fd holder are there from the start
+FIX_ATTRS = "fix-attrs"
+CONT_INIT = "legacy-cont-init"
+STAGES = {"base": CONT_INIT, CONT_INIT: CONT_INIT, FIX_ATTRS: FIX_ATTRS, AFTER_SERVICES: AFTER_SERVICES,
+          "s6rc-oneshot-runner": "", "s6rc-fdholder": ""}
+USER_SUFFIX = ".user"  # s6-rc-compile's name for a pipelined longrun's own run and finish
+WRAPPER = """#!/bin/sh
+# s6-rc-compile's layout: a pipelined longrun's own script is {name}.user. pyinit runs
+# ./{name}.user itself with the pipe in place; this wrapper is for whoever runs ./{name}.
+exec ./{name}.user "$@"
+"""
 
 EXECLINE_WORDS = ("{", "}", "foreground", "background", "if", "ifelse", "ifte", "ifthenelse", "importas", "backtick",
                   "define", "multisubstitute", "redirfd", "fdmove", "pipeline", "forx", "elglob", "emptyenv")
@@ -78,15 +102,22 @@ def command_line(text: str, name: str, execlineb: str | None) -> list[str]:
     return words
 
 
-def compile_longrun(source: str, destination: str) -> None:
-    """A copy of the source directory to run from, run and finish executable (s6-rc-compile's)."""
+def compile_longrun(source: str, destination: str, pipelined: bool = False) -> None:
+    """A copy of the source directory to run from, run and finish executable (s6-rc-compile's);
+    `pipelined`: they become run.user and finish.user, with a wrapper run and finish beside them."""
     if os.path.lexists(destination):
         shutil.rmtree(destination)
     shutil.copytree(source, destination, symlinks=True)
     for name in ("run", "finish"):
         path = os.path.join(destination, name)
-        if os.path.isfile(path):
-            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o755)
+        if not os.path.isfile(path):
+            continue
+        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o755)
+        if pipelined:
+            os.replace(path, path + USER_SUFFIX)
+            with open(path, "x", encoding="utf-8") as wrapper:
+                wrapper.write(WRAPPER.format(name=name))
+            os.chmod(path, 0o755)
 
 
 def _settled_up(spec: ServiceSpec) -> Callable[[ServiceState], bool]:
@@ -110,7 +141,15 @@ class RcServices:
         self.runners: dict[str, ServiceRunner] = {}
         self._up: dict[str, anyio.Event] = {}
         self._failed: set[str] = set()
-        self.services_started = anyio.Event()  # services.d is started: s6-overlay's legacy-services is up
+        # s6-overlay's own services (STAGES' values), set by the stages once each is up or has failed
+        self.stage_done = {name: anyio.Event() for name in (FIX_ATTRS, CONT_INIT, AFTER_SERVICES)}
+        self.stage_failed: set[str] = set()
+
+    def stage_finished(self, name: str, up: bool) -> None:
+        """One of s6-overlay's own services is up (`up`) or failed: what waits for it goes on."""
+        if not up:
+            self.stage_failed.add(name)
+        self.stage_done[name].set()
 
     def _execlineb(self) -> str | None:
         return shutil.which("execlineb")
@@ -129,8 +168,15 @@ class RcServices:
     async def _bring_up_one(self, name: str) -> None:
         try:
             for dependency in self.plan.needs.get(name, ()):
-                if dependency == AFTER_SERVICES:
-                    await self.services_started.wait()
+                stage = STAGES.get(dependency)
+                if stage is not None:  # s6-overlay's own: the stages say when
+                    if stage:
+                        await self.stage_done[stage].wait()
+                        if stage in self.stage_failed:
+                            self.services.log.error("s6-rc service not started: a dependency failed", service=name,
+                                                    dependency=dependency)
+                            self._failed.add(name)
+                            return
                 elif dependency in self._up:
                     await self._up[dependency].wait()
                     if dependency in self._failed:
@@ -162,19 +208,22 @@ class RcServices:
             timeout = _timeout(definition.directory, "timeout-up")
             code = await self.scripts.run_script(os.path.join(definition.directory, "up"), name, timeout, argv,
                                                  rc_name=name)
-            self.started.append(name)
-            if code != 0:
+            if code != 0:  # s6-rc: it stays down, so its down is not run at shutdown
                 log.error("s6-rc oneshot failed", service=name, exitcode=code)
                 return False
+            self.started.append(name)
             log.info("s6-rc oneshot done", service=name)
             return True
         compiled = os.path.join(self.compiled_root, name)
+        pipelined = bool(definition.producer_for or definition.consumer_for)
         try:
-            compile_longrun(definition.directory, compiled)
+            compile_longrun(definition.directory, compiled, pipelined)
         except OSError as exc:
             log.error("s6-rc longrun cannot be prepared", service=name, reason=exc.strerror or str(exc))
             return False
         spec = self.services.read_rc_service(compiled)
+        if pipelined:
+            spec = replace(spec, script_suffix=USER_SUFFIX)
         pipes: dict[str, int] = {}
         if definition.producer_for:  # a pipeline: its stdout to its logger, through one lasting pipe
             pipes["stdout_to"] = self.services.logger_pipe(name, definition.producer_for)[1]

@@ -448,7 +448,8 @@ def _normal_fact(fact: dict[str, Any]) -> dict[str, Any]:
     argv = fact.get("argv")
     if fact["label"].split("#")[0].endswith(":finish") and isinstance(argv, list):
         # s6's finish gets (exit code, signal, service name, process group): the last is a pid
-        i = next((n for n, a in enumerate(argv) if a.endswith("finish")), None)
+        # (an s6-rc pipeline's finish is s6-rc-compile's ./finish.user)
+        i = next((n for n, a in enumerate(argv) if a.endswith(("finish", "finish.user"))), None)
         if i is not None and len(argv) > i + 4 and argv[i + 4].isdigit() and argv[i + 4] != "0":
             fact = {**fact, "argv": argv[:i + 4] + ["PGID"] + argv[i + 5:]}
     return fact
