@@ -157,9 +157,17 @@ class WireAction(_Value):
 
 
 class Request(_Value):
-    """One request, checked."""
+    """One request, checked.
 
-    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message")
+    Beyond s6-svc's words, two flags of pysvc's own for a control request: `give_up` ends a wait
+    that cannot be met (the service is wanted down or bailed) with an error at once, instead of
+    waiting for ever as s6-svc does (s6-svc and s6-svwait, which speak this protocol too, never set
+    it); `report` asks for one item per service saying what the actions did. And two for log:
+    `follow` keeps the answer open and streams the service's lines as they come (pysvstat --log -f),
+    `timestamps` gives each line the time it arrived."""
+
+    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message", "follow", "timestamps",
+                 "give_up", "report")
     verb: str
     services: tuple[str, ...]
     actions: "tuple[WireAction, ...]"
@@ -167,10 +175,16 @@ class Request(_Value):
     timeout_ms: int
     lines: int
     message: str
+    follow: bool
+    timestamps: bool
+    give_up: bool
+    report: bool
 
     def __init__(self, verb: str, services: tuple[str, ...] = (), actions: "tuple[WireAction, ...]" = (),
-                 wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "") -> None:
-        for name, value in zip(self.__slots__, (verb, services, actions, wait, timeout_ms, lines, message), strict=True):
+                 wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "",
+                 follow: bool = False, timestamps: bool = False, give_up: bool = False, report: bool = False) -> None:
+        values = (verb, services, actions, wait, timeout_ms, lines, message, follow, timestamps, give_up, report)
+        for name, value in zip(self.__slots__, values, strict=True):
             object.__setattr__(self, name, value)
 
     def to_json(self) -> dict[str, object]:
@@ -186,7 +200,14 @@ class Request(_Value):
             body["lines"] = self.lines
         if self.verb == "audit":
             body["message"] = self.message
+        for flag in ("follow", "timestamps", "give_up", "report"):
+            if getattr(self, flag):
+                body[flag] = True
         return body
+
+
+def _flag(raw: "dict[str, object]", name: str) -> bool:
+    return bool(_expect(raw.get(name, False), bool, name))
 
 
 def encode(obj: "Mapping[str, object]", limit: int = MAX_FRAME) -> bytes:
@@ -270,14 +291,17 @@ def decode_request(frame: bytes) -> "Request":
             raise ProtocolError(f"timeout_ms: must be 0 (no limit) to {MAX_TIMEOUT_MS}")
         if not actions and wait is None:
             raise ProtocolError("control: nothing to do")
-        return Request(verb, services, actions, wait, timeout_ms)
+        return Request(verb, services, actions, wait, timeout_ms, give_up=_flag(raw, "give_up"),
+                       report=_flag(raw, "report"))
     if verb in ("log", "forensics"):
         if len(services) != 1:
             raise ProtocolError(f"{verb}: name exactly one service")
         lines = _expect(raw.get("lines", 100), int, "lines")
-        if not 0 < lines <= 100_000:
-            raise ProtocolError("lines: must be 1 to 100000")
-        return Request(verb, services, lines=lines)
+        follow = verb == "log" and _flag(raw, "follow")
+        if not (0 if follow else 1) <= lines <= 100_000:  # following, 0 is "only the new lines"
+            raise ProtocolError("lines: must be 1 to 100000" + (" (or 0 when following)" if verb == "log" else ""))
+        timestamps = verb == "log" and _flag(raw, "timestamps")
+        return Request(verb, services, lines=lines, follow=follow, timestamps=timestamps)
     if verb == "audit":
         return Request(verb, message=str(_expect(raw.get("message", ""), str, "message"))[:1000])
     raise ProtocolError(f"unknown verb: {verb[:40]!r}")
