@@ -157,17 +157,10 @@ class WireAction(_Value):
 
 
 class Request(_Value):
-    """One request, checked.
+    """One request, checked. Two flags for log: `follow` keeps the answer open and streams the
+    service's lines as they come (pysvstat --log -f), `timestamps` gives each line its arrival time."""
 
-    Beyond s6-svc's words, two flags of pysvc's own for a control request: `give_up` ends a wait
-    that cannot be met (the service is wanted down or bailed) with an error at once, instead of
-    waiting for ever as s6-svc does (s6-svc and s6-svwait, which speak this protocol too, never set
-    it); `report` asks for one item per service saying what the actions did. And two for log:
-    `follow` keeps the answer open and streams the service's lines as they come (pysvstat --log -f),
-    `timestamps` gives each line the time it arrived."""
-
-    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message", "follow", "timestamps",
-                 "give_up", "report")
+    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message", "follow", "timestamps")
     verb: str
     services: tuple[str, ...]
     actions: "tuple[WireAction, ...]"
@@ -177,13 +170,11 @@ class Request(_Value):
     message: str
     follow: bool
     timestamps: bool
-    give_up: bool
-    report: bool
 
     def __init__(self, verb: str, services: tuple[str, ...] = (), actions: "tuple[WireAction, ...]" = (),
                  wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "",
-                 follow: bool = False, timestamps: bool = False, give_up: bool = False, report: bool = False) -> None:
-        values = (verb, services, actions, wait, timeout_ms, lines, message, follow, timestamps, give_up, report)
+                 follow: bool = False, timestamps: bool = False) -> None:
+        values = (verb, services, actions, wait, timeout_ms, lines, message, follow, timestamps)
         for name, value in zip(self.__slots__, values, strict=True):
             object.__setattr__(self, name, value)
 
@@ -200,7 +191,7 @@ class Request(_Value):
             body["lines"] = self.lines
         if self.verb == "audit":
             body["message"] = self.message
-        for flag in ("follow", "timestamps", "give_up", "report"):
+        for flag in ("follow", "timestamps"):
             if getattr(self, flag):
                 body[flag] = True
         return body
@@ -291,8 +282,7 @@ def decode_request(frame: bytes) -> "Request":
             raise ProtocolError(f"timeout_ms: must be 0 (no limit) to {MAX_TIMEOUT_MS}")
         if not actions and wait is None:
             raise ProtocolError("control: nothing to do")
-        return Request(verb, services, actions, wait, timeout_ms, give_up=_flag(raw, "give_up"),
-                       report=_flag(raw, "report"))
+        return Request(verb, services, actions, wait, timeout_ms)
     if verb in ("log", "forensics"):
         if len(services) != 1:
             raise ProtocolError(f"{verb}: name exactly one service")
