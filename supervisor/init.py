@@ -114,7 +114,7 @@ def run(argv: Sequence[str]) -> int:
         settings = load_settings(os.environ)
     except ConfigError as exc:
         return _fail(f"bad configuration: {exc}", EXIT_USAGE)
-    log.configure(settings.log_format, settings.verbosity)
+    log.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
     for warning in settings.warnings:
         log.get().warning(warning)
     if settings.wait_for_closing_fd >= 3:

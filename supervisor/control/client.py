@@ -204,10 +204,11 @@ def _connect() -> _socket.socket:
 class _LineReader:
     """Lines of an answer, each and all of them within the protocol's limits."""
 
-    def __init__(self, sock: _socket.socket) -> None:
+    def __init__(self, sock: _socket.socket, limit: int | None = protocol.MAX_ANSWER) -> None:
         self.sock = sock
         self.buffer = b""
         self.total = 0
+        self.limit = limit  # of the whole answer; None: an answer that never ends (a log followed)
 
     def line(self) -> bytes | None:
         while True:
@@ -228,12 +229,12 @@ class _LineReader:
             if not chunk:
                 return None
             self.total += len(chunk)
-            if self.total > protocol.MAX_ANSWER:
+            if self.limit is not None and self.total > self.limit:
                 raise _untrusted(f"the answer is larger than {protocol.MAX_ANSWER} bytes")
             self.buffer += chunk
 
 
-def _items(reader: "_LineReader", count: int) -> "Iterator[dict[str, Any]]":
+def _items(reader: "_LineReader", count: int, close: bool = True) -> "Iterator[dict[str, Any]]":
     try:
         for _ in range(count):
             line = reader.line()
@@ -241,10 +242,33 @@ def _items(reader: "_LineReader", count: int) -> "Iterator[dict[str, Any]]":
                 raise _untrusted("pyinit's answer was cut short")
             yield protocol.decode_answer_item(line)
     finally:
+        if close:
+            reader.sock.close()
+
+
+def _follow_items(reader: "_LineReader", count: int) -> "Iterator[dict[str, Any]]":
+    """The backlog's `count` items, then each line pyinit sends until it closes the connection."""
+    yield from _items(reader, count, close=False)
+    reader.sock.settimeout(None)  # a quiet service sends nothing for as long as it likes
+    reader.limit = None
+    try:
+        while True:
+            line = reader.line()
+            if line is None:
+                return
+            yield protocol.decode_answer_item(line)
+    finally:
         reader.sock.close()
 
 
-def call_stream(body: dict[str, object], timeout: float | None = -1.0) -> "tuple[dict[str, Any], Iterator[dict[str, Any]]]":
+def call_follow(body: dict[str, object]) -> "tuple[dict[str, Any], Iterator[dict[str, Any]]]":
+    """A log request with "follow": the head, and an iterator over the backlog and then every line
+    as pyinit sends it; it ends when pyinit closes the connection (it stopped)."""
+    return call_stream(body, _follow=True)
+
+
+def call_stream(body: dict[str, object], timeout: float | None = -1.0,
+                _follow: bool = False) -> "tuple[dict[str, Any], Iterator[dict[str, Any]]]":
     """Send one request; return the answer's head and an iterator over its items (read as they come).
 
     A refusal or error raises ProtocolError with its exit code. `timeout` bounds
@@ -273,6 +297,8 @@ def call_stream(body: dict[str, object], timeout: float | None = -1.0) -> "tuple
     if not head.get("ok"):
         sock.close()
         raise ProtocolError(str(head.get("error", "failed"))[:4000], _exit_code(head.get("code")))
+    if _follow and head.get("follow"):
+        return head, _follow_items(reader, head.get("items", 0))
     return head, _items(reader, head.get("items", 0))
 
 

@@ -9,7 +9,8 @@ too), wait for a state. server.py reads requests and writes answers.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,11 +22,13 @@ from ..core import forensics
 from ..core.model import Phase, ServiceState, ServiceView, Verb
 from ..core.services import Order
 from ..logs.events import Logger
+from ..logs.lines import RecentLines
 from . import protocol
 from . import records as control
 from .protocol import ProtocolError, Request, WireAction
 
-Answer = tuple[dict[str, Any], Iterable[dict[str, Any]]]  # the head, and the items that follow it
+# The head, and the items that follow it (a LogFollow: those, then more as they come).
+Answer = tuple[dict[str, Any], "Iterable[dict[str, Any]] | LogFollow"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,62 @@ class Peer:
     hangup: Callable[[], Awaitable[None]]
 
 
-__all__ = ["WAIT_PREDICATES", "Answer", "ControlTarget", "Handlers", "Peer", "ServiceView", "chunks_of"]
+__all__ = ["WAIT_PREDICATES", "Answer", "ControlTarget", "Handlers", "LogFollow", "Peer", "ServiceView", "chunks_of"]
+
+FOLLOW_BUFFER = 128 * 1024  # bytes of lines one follower may have waiting for its client to read them
+MAX_FOLLOWERS = 32  # open `pysvstat --log -f` at once: each holds a connection and up to FOLLOW_BUFFER
+
+
+class LogFollow:
+    """An open log answer (pysvstat --log -f): the backlog, then the service's lines as they come.
+
+    The ring tells us of each block as it is kept (RecentLines.follow), from the pipe's reader:
+    no polling. What the client has not read yet waits here, at most FOLLOW_BUFFER bytes; past
+    that, new lines are dropped and counted, and the client is told how many (a {"dropped": N}
+    item) once it reads again: a client that never reads costs PID 1 a bounded buffer, never a
+    stall of the log (the pipe's reader only appends here, it never waits for the client)."""
+
+    def __init__(self, recent: RecentLines, backlog: list[dict[str, object]], timestamps: bool,
+                 closed: Callable[[], None]) -> None:
+        self.backlog = backlog
+        self._recent = recent
+        self._timestamps = timestamps
+        self._pending: deque[tuple[str, bytes, float]] = deque()
+        self._pending_bytes = 0
+        self._dropped = 0
+        self._wake = anyio.Event()
+        self._closed = closed
+        recent.follow(self._take)  # in the same step as the backlog was read: no line is missed or twice
+
+    def _take(self, stream: str, block: bytes, count: int, when: float) -> None:
+        if self._pending and self._pending_bytes + len(block) > FOLLOW_BUFFER:
+            self._dropped += count
+        else:
+            self._pending.append((stream, block, when))
+            self._pending_bytes += len(block)
+        self._wake.set()
+
+    async def batches(self) -> AsyncIterator[list[dict[str, object]]]:
+        """The items that came since the last batch, each time some did (for ever: the caller
+        ends it when the client leaves)."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            batch: list[dict[str, object]] = []
+            while self._pending:
+                stream, block, when = self._pending.popleft()
+                arrived = when if self._timestamps else None
+                batch += [control.log_item(stream, line, arrived) for line in block[:-1].split(b"\n")]
+            self._pending_bytes = 0
+            if self._dropped:  # they came after every line kept here: the notice goes last
+                batch.append({"dropped": self._dropped})
+                self._dropped = 0
+            yield batch
+
+    def close(self) -> None:
+        self._recent.unfollow(self._take)
+        self._closed()
+
 
 
 class ControlTarget(Protocol):
@@ -95,6 +153,7 @@ class Handlers:
         self.log = target.log
         self.command_timeout = command_timeout
         self.metrics_text = metrics_text
+        self.following = 0  # open LogFollow answers
         self.verbs: dict[str, Callable[[Request, Peer], Awaitable[Answer]]] = {
             "ping": self.ping, "status": self.status, "control": self.control, "log": self.log_tail,
             "forensics": self.forensics, "audit": self.audit, "metrics": self.metrics,
@@ -126,8 +185,19 @@ class Handlers:
 
     async def log_tail(self, request: Request, peer: Peer) -> Answer:
         (name,) = self._names(request.services)
-        lines = control.log_tail(self.target.view(name).recent, request.lines)
-        return {"ok": True, "service": name, "items": len(lines)}, lines
+        recent = self.target.view(name).recent
+        lines = control.log_tail(recent, request.lines, request.timestamps) if request.lines else []
+        if not request.follow:
+            return {"ok": True, "service": name, "items": len(lines)}, lines
+        if self.following >= MAX_FOLLOWERS:
+            raise ProtocolError(f"too many clients follow logs already ({MAX_FOLLOWERS}): try again later",
+                                protocol.EXIT_SYSTEM)
+        self.following += 1
+        follow = LogFollow(recent, lines, request.timestamps, self._follow_closed)
+        return {"ok": True, "service": name, "items": len(lines), "follow": True}, follow
+
+    def _follow_closed(self) -> None:
+        self.following -= 1
 
     async def forensics(self, request: Request, peer: Peer) -> Answer:
         (name,) = self._names(request.services)

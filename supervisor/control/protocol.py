@@ -157,9 +157,10 @@ class WireAction(_Value):
 
 
 class Request(_Value):
-    """One request, checked."""
+    """One request, checked. Two flags for log: `follow` keeps the answer open and streams the
+    service's lines as they come (pysvstat --log -f), `timestamps` gives each line its arrival time."""
 
-    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message")
+    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message", "follow", "timestamps")
     verb: str
     services: tuple[str, ...]
     actions: "tuple[WireAction, ...]"
@@ -167,10 +168,14 @@ class Request(_Value):
     timeout_ms: int
     lines: int
     message: str
+    follow: bool
+    timestamps: bool
 
     def __init__(self, verb: str, services: tuple[str, ...] = (), actions: "tuple[WireAction, ...]" = (),
-                 wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "") -> None:
-        for name, value in zip(self.__slots__, (verb, services, actions, wait, timeout_ms, lines, message), strict=True):
+                 wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "",
+                 follow: bool = False, timestamps: bool = False) -> None:
+        values = (verb, services, actions, wait, timeout_ms, lines, message, follow, timestamps)
+        for name, value in zip(self.__slots__, values, strict=True):
             object.__setattr__(self, name, value)
 
     def to_json(self) -> dict[str, object]:
@@ -186,7 +191,14 @@ class Request(_Value):
             body["lines"] = self.lines
         if self.verb == "audit":
             body["message"] = self.message
+        for flag in ("follow", "timestamps"):
+            if getattr(self, flag):
+                body[flag] = True
         return body
+
+
+def _flag(raw: "dict[str, object]", name: str) -> bool:
+    return bool(_expect(raw.get(name, False), bool, name))
 
 
 def encode(obj: "Mapping[str, object]", limit: int = MAX_FRAME) -> bytes:
@@ -275,9 +287,11 @@ def decode_request(frame: bytes) -> "Request":
         if len(services) != 1:
             raise ProtocolError(f"{verb}: name exactly one service")
         lines = _expect(raw.get("lines", 100), int, "lines")
-        if not 0 < lines <= 100_000:
-            raise ProtocolError("lines: must be 1 to 100000")
-        return Request(verb, services, lines=lines)
+        follow = verb == "log" and _flag(raw, "follow")
+        if not (0 if follow else 1) <= lines <= 100_000:  # following, 0 is "only the new lines"
+            raise ProtocolError("lines: must be 1 to 100000" + (" (or 0 when following)" if verb == "log" else ""))
+        timestamps = verb == "log" and _flag(raw, "timestamps")
+        return Request(verb, services, lines=lines, follow=follow, timestamps=timestamps)
     if verb == "audit":
         return Request(verb, message=str(_expect(raw.get("message", ""), str, "message"))[:1000])
     raise ProtocolError(f"unknown verb: {verb[:40]!r}")

@@ -66,6 +66,13 @@ def status_record(spec: ServiceSpec, state: ServiceState, now: float,
 
 
 
-def log_tail(recent: RecentLines, count: int) -> list[dict[str, str]]:
-    return [{"stream": stream, "line": line.decode("utf-8", "backslashreplace")}
-            for stream, line in recent.tail(count)]
+def log_item(stream: str, line: bytes, when: float | None) -> dict[str, object]:
+    """One line of a log answer; `when` (its arrival, wall clock) only when asked for."""
+    item: dict[str, object] = {"stream": stream, "line": line.decode("utf-8", "backslashreplace")}
+    if when is not None:
+        item["time"] = round(when, 6)
+    return item
+
+
+def log_tail(recent: RecentLines, count: int, timestamps: bool = False) -> list[dict[str, object]]:
+    return [log_item(stream, line, when if timestamps else None) for stream, line, when in recent.timed_tail(count)]

@@ -21,6 +21,8 @@ import socket
 import stat
 import struct
 import traceback
+from collections.abc import Iterable
+from typing import Any
 
 import anyio
 
@@ -30,7 +32,7 @@ from ..core.settings import group_id
 from ..core.telemetry import ControlTally
 from ..logs.events import BurstLog
 from . import protocol
-from .handlers import Answer, Handlers, Peer, plain
+from .handlers import Answer, Handlers, LogFollow, Peer, plain
 from .protocol import ProtocolError, Request
 
 MAX_CONNECTIONS = 256
@@ -261,7 +263,11 @@ class ControlServer:
             verb, answer = await self._answer(conn, Peer(pid, uid, gid, lambda: _hangup(conn)))
             if answer is not None:
                 self.tally.request(verb, "ok" if answer[0].get("ok") else "error")
-                await self._send_answer(conn, answer)
+                head, items = answer
+                if isinstance(items, LogFollow):
+                    await self._follow(conn, head, items)
+                else:
+                    await self._send_answer(conn, (head, items))
         except (OSError, TimeoutError):
             pass  # the client went away, or stopped reading
         except Exception:  # noqa: BLE001 (one connection's bug must not end PID 1)
@@ -311,7 +317,7 @@ class ControlServer:
                 return None
         return buffer.split(b"\n", 1)[0] if buffer else None
 
-    async def _send_answer(self, conn: socket.socket, answer: Answer) -> None:
+    async def _send_answer(self, conn: socket.socket, answer: tuple[dict[str, Any], Iterable[dict[str, Any]]]) -> None:
         """The head, then each item, as fast as the client reads; a client that stops reading is dropped."""
         head, items = answer
         with anyio.fail_after(SEND_DEADLINE):
@@ -323,10 +329,38 @@ class ControlServer:
                     batch = bytearray()
             await self._write(conn, batch)
 
-    async def _write(self, conn: socket.socket, data: bytearray) -> None:
+    async def _follow(self, conn: socket.socket, head: dict[str, object], follow: LogFollow) -> None:
+        """A log answer kept open: the head and the backlog as any answer, then each batch of new
+        lines as the ring hands them over, until the client leaves (or pyinit ends). A client that
+        stops reading is not dropped (a `| less` at its screen's end, a suspended shell job): the
+        lines it does not take wait in the LogFollow, bounded, and the excess is dropped and counted
+        there. Only one batch is ever waiting here for the socket."""
+        try:
+            await self._send_answer(conn, (head, follow.backlog))
+            async with anyio.create_task_group() as group:
+
+                async def client_left() -> None:
+                    await _hangup(conn)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(client_left)
+                try:  # raised out of the group it would arrive as an ExceptionGroup
+                    async for batch in follow.batches():
+                        data = bytearray()
+                        for item in batch:
+                            data += protocol.encode_answer_line(item)
+                        await self._write(conn, data, patient=True)
+                except OSError:
+                    pass  # the client went away
+                group.cancel_scope.cancel()
+        finally:
+            follow.close()
+
+    async def _write(self, conn: socket.socket, data: bytearray, patient: bool = False) -> None:
+        """Send `data`; unless `patient`, a client that takes no byte for the control timeout is gone."""
         view = memoryview(data)
         while view:
-            with anyio.fail_after(self.timeout):  # no byte taken for this long: the reader is gone
+            with anyio.fail_after(None if patient else self.timeout):  # no byte taken for this long: gone
                 await anyio.wait_writable(conn)
             try:
                 view = view[conn.send(view):]

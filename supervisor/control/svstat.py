@@ -8,10 +8,11 @@ from .protocol import ProtocolError
 TYPE_CHECKING = False  # what a fresh pysvstat imports is kept to the minimum (tests/test_client_imports.py)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import TextIO
 
 USAGE = """\
 usage: pysvstat [-uwNrpgest | -o FIELD,...] [-n] [--json] [--check] [SERVICE...]
-       pysvstat --log SERVICE [-n LINES] [--raw]
+       pysvstat --log SERVICE [-n LINES] [-f] [--timestamps] [--raw]
        pysvstat --forensics SERVICE
        pysvstat --prometheus
 
@@ -34,8 +35,13 @@ line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
                service bailed or crash-loops (booting, stopping and services
                brought down on purpose are alive)
   --log SERVICE [-n LINES]   the service's last lines (default 100; kept: the
-               last 1000 lines or 128 KiB); control characters are shown
-               escaped on a terminal unless --raw
+               last 1000 lines or 128 KiB), all on stdout whichever stream
+               they came from; control characters are shown escaped on a
+               terminal unless --raw. -n may be written anywhere
+    -f, --follow   then each new line as it comes, until Ctrl-C (-n 0: only
+               the new ones); lines a slow reader could not take are dropped
+               and counted on stderr
+    --timestamps   each line preceded by when pyinit read it (UTC)
   --forensics SERVICE        its process tree, recent deaths and last lines
   --prometheus the metrics page pyinit serves (PYS6_METRICS_LISTEN), in
                Prometheus' text format, with the services' metrics files
@@ -56,14 +62,34 @@ class Options:
         self.log: str | None = None
         self.forensics: str | None = None
         self.lines = 100
+        self.follow = False
+        self.timestamps = False
         self.raw = False
         self.prometheus = False
         self.services: list[str] = []
 
 
+def _log_mode(argv: "Sequence[str]") -> bool:
+    """Whether --log is asked for anywhere (before a --): then -n is its number of lines, wherever
+    it is written, not s6-svstat's -n (signal numbers), which means nothing to a log."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--log":
+            return True
+    return False
+
+
+def _lines(text: str) -> int:
+    if not text.isdigit() or len(text) > 6:
+        raise ProtocolError(f"-n needs a number of lines with --log, not {text[:20]!r}")
+    return int(text)
+
+
 def _parse(argv: "Sequence[str]") -> "Options":
     opts = Options()
     args = list(argv)
+    log_mode = _log_mode(argv)
     while args:
         arg = args.pop(0)
         if arg in ("-h", "--help"):
@@ -96,10 +122,18 @@ def _parse(argv: "Sequence[str]") -> "Options":
             opts.fields += args.pop(0).split(",")
         elif arg.startswith("-o"):
             opts.fields += arg[2:].split(",")
-        elif arg == "-n" and opts.log is not None:
-            if not args or not args[0].isdigit():
+        elif log_mode and arg in ("-n", "--lines"):
+            if not args:
                 raise ProtocolError("-n needs a number of lines with --log")
-            opts.lines = int(args.pop(0))
+            opts.lines = _lines(args.pop(0))
+        elif log_mode and arg.startswith("-n") and arg[2:].isdigit():
+            opts.lines = _lines(arg[2:])
+        elif log_mode and arg.startswith("--lines="):
+            opts.lines = _lines(arg[8:])
+        elif log_mode and arg in ("-f", "--follow"):
+            opts.follow = True
+        elif log_mode and arg == "--timestamps":
+            opts.timestamps = True
         elif arg.startswith("-") and len(arg) > 1 and not arg.startswith("--"):
             for letter in arg[1:]:
                 if letter == "n":
@@ -112,25 +146,68 @@ def _parse(argv: "Sequence[str]") -> "Options":
             raise ProtocolError(f"unknown option {arg}")
         else:
             opts.services.append(arg)
+    if (opts.follow or opts.timestamps) and opts.log is None:
+        raise ProtocolError("-f and --timestamps go with --log SERVICE")
+    if opts.log is not None and opts.lines == 0 and not opts.follow:
+        raise ProtocolError("-n 0 shows nothing without -f")
+    if opts.log is not None and opts.lines > 100_000:
+        raise ProtocolError("-n: at most 100000 lines")
     unknown = [f for f in opts.fields if f not in statusfmt.FIELDS]
     if unknown:
         raise ProtocolError(f"unknown field: {', '.join(unknown)}")
     return opts
 
 
-def show_log(name: str, lines: int, raw: bool, *, always_escaped: bool = False) -> int:
-    """The service's last lines. Control characters are escaped on a terminal unless `raw`, and always
-    when `always_escaped` (pysvc --ssh-forced: sshd gives a forced command pipes, not a pty, yet what
-    reads them is the operator's terminal)."""
-    _head, entries = client.call_stream({"v": protocol.VERSION, "verb": "log",
-                                         "services": [protocol.service_name(name)], "lines": lines})
-    for entry in entries:
-        stream = sys.stdout if entry.get("stream") == "stdout" else sys.stderr
-        line = str(entry.get("line", ""))
-        if always_escaped or (not raw and stream.isatty()):  # a service's escapes must not drive a terminal
-            line = statusfmt.escape_controls(line)
-        stream.write(line + "\n")
-    return 0
+def _stamp(when: object) -> str:
+    """An arrival time as ISO 8601 in UTC with milliseconds, as pyinit's own event lines show it."""
+    if not isinstance(when, int | float) or isinstance(when, bool):
+        return "-"
+    import time  # built in: nothing to load
+
+    seconds = int(when)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((when - seconds) * 1000):03d}Z"
+
+
+def show_log(name: str, lines: int, raw: bool, *, always_escaped: bool = False, follow: bool = False,
+             timestamps: bool = False) -> int:
+    """The service's last lines, on stdout whichever stream each came from (`pysvstat --log x | wc -l`
+    counts them all), then with `follow` each new one until Ctrl-C or pyinit's end. Control characters
+    are escaped on a terminal unless `raw`, and always when `always_escaped` (pysvc --ssh-forced: sshd
+    gives a forced command pipes, not a pty, yet what reads them is the operator's terminal)."""
+    body: dict[str, object] = {"v": protocol.VERSION, "verb": "log", "services": [protocol.service_name(name)],
+                               "lines": lines}
+    if timestamps:
+        body["timestamps"] = True
+    out = sys.stdout
+    escaped = always_escaped or (not raw and out.isatty())  # a service's escapes must not drive a terminal
+    if not follow:
+        _head, entries = client.call_stream(body)
+        for entry in entries:
+            _write_entry(out, entry, escaped, timestamps)
+        return 0
+    body["follow"] = True
+    try:
+        _head, entries = client.call_follow(body)
+        for entry in entries:
+            if "dropped" in entry:
+                out.flush()
+                sys.stderr.write(f"pysvstat: {entry['dropped']} lines of {name} dropped: this reader was too slow\n")
+                continue
+            _write_entry(out, entry, escaped, timestamps)
+            out.flush()  # live: each line as it comes, through a pipe too
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C: the end a person asked for, said by the shell's own convention
+    sys.stderr.write(f"pysvstat: pyinit closed the connection: no more lines of {name}\n")
+    return protocol.EXIT_NOT_RUNNING
+
+
+def _write_entry(out: "TextIO", entry: "dict[str, object]", escaped: bool, timestamps: bool) -> None:
+    line = str(entry.get("line", ""))
+    if escaped:
+        line = statusfmt.escape_controls(line)
+    if timestamps:
+        line = f"{_stamp(entry.get('time'))} {line}"
+    out.write(line + "\n")
 
 
 def show_forensics(name: str) -> int:
@@ -161,7 +238,7 @@ def run(argv: "Sequence[str]") -> int:
     if opts.prometheus:
         return _show_metrics()
     if opts.log is not None:
-        return show_log(opts.log, opts.lines, opts.raw)
+        return show_log(opts.log, opts.lines, opts.raw, follow=opts.follow, timestamps=opts.timestamps)
     if opts.forensics is not None:
         return show_forensics(opts.forensics)
     names = [protocol.service_name(s) for s in opts.services]

@@ -230,6 +230,8 @@ class Settings:
                                               s6_kind="ms")  # ms, 0 = forever (s6-overlay 3.2 and later)
     verbosity: int = knob(2, yaml=True, s6="S6_VERBOSITY", parser=parse_verbosity, s6_kind="level")
     log_format: str = knob("text", yaml=True, pys6="PYS6_LOG_FORMAT", parser=parse_log_format)
+    # 0: pyinit's own text lines without their trailing time=... (a collector that stamps lines itself)
+    log_timestamps: bool = knob(True, yaml=True, pys6="PYS6_LOG_TIMESTAMPS", parser=parse_bool)
     crash_deaths: int = knob(5, yaml=True, pys6="PYS6_CRASH_DEATHS", parser=parse_positive_int)
     crash_window: float = knob(60.0, yaml=True, pys6="PYS6_CRASH_WINDOW", parser=parse_seconds)  # seconds
     # pys6's departures from s6-overlay, each with its switch back (README: Migrating from s6-overlay)

@@ -1,6 +1,8 @@
 """structlog set-up for the supervisor's own events.
 
-Text: `[pyinit] service died service=cron exitcode=1 level=warning`.
+Text: `[pyinit] service died service=cron exitcode=1 level=warning time=2026-12-07T19:57:09.123Z`
+(the time, in UTC to the millisecond, last, so a line still reads `[pyinit] EVENT key=value...`;
+PYS6_LOG_TIMESTAMPS=0 leaves it out, for a log collector that stamps lines itself).
 JSON (PYS6_LOG_FORMAT=json): one object per line with source, level, event and fields.
 Until the output writer runs (start-up errors) events go straight to stderr.
 """
@@ -42,6 +44,7 @@ class _Router:
         self.sink: Sink = _stderr_sink
         self.info_sink: Sink = _stderr_sink
         self.source = "pyinit"
+        self.timestamps = False  # text lines end in time=...: pyinit's with PYS6_LOG_TIMESTAMPS (on by default)
 
 
 ROUTER = _Router()
@@ -67,12 +70,20 @@ def _quote(value: object) -> str:
     return text
 
 
+def timestamp(when: float) -> str:
+    """ISO 8601 in UTC to the millisecond: 2026-12-07T19:57:09.123Z (pysvstat --timestamps writes the same)."""
+    seconds = int(when)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((when - seconds) * 1000):03d}Z"
+
+
 def render_text(_logger: object, method: str, event: EventDict) -> str:
     message = event.pop("event", "")
     parts = [f"[{ROUTER.source}] {message}"]
     parts += [f"{key}={_quote(value)}" for key, value in event.items()]
     if method not in ("info", "debug"):
         parts.append(f"level={method}")
+    if ROUTER.timestamps:
+        parts.append(f"time={timestamp(time.time())}")
     text = " ".join(parts)
     # A value (a client's message, a file's content) must not forge another line on a terminal.
     return displayable(text.encode("utf-8", "backslashreplace")).decode("utf-8", "backslashreplace")
@@ -91,9 +102,11 @@ Logger = FilteringBoundLogger
 
 
 def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit",
-              renderer: Renderer | None = None) -> None:
+              renderer: Renderer | None = None, timestamps: bool = False) -> None:
+    """`timestamps`: text lines end in time=... (JSON records always carry their "time")."""
     floor = VERBOSITY_FLOOR.get(verbosity, 10)
     ROUTER.source = source
+    ROUTER.timestamps = timestamps
     structlog.configure(
         processors=[renderer or (render_json if log_format == "json" else render_text)],
         wrapper_class=structlog.make_filtering_bound_logger(floor),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -121,7 +122,11 @@ RECENT_LINES = 1000  # per service, for pysvstat --log and forensics...
 RECENT_BYTES = 128 * 1024  # ...and at most this many bytes of them (the newest line is always kept)
 
 
-_NO_BLOCKS: deque[tuple[str, bytes, int]] = deque(maxlen=0)  # shared, and never appended to
+_NO_BLOCKS: deque[tuple[str, bytes, int, float]] = deque(maxlen=0)  # shared, and never appended to
+
+# Told of every block as it is kept: (stream, whole lines, their count, arrival time). Called on the
+# log's hot path from the pipe's reader: it must be quick and must not raise (one that does is dropped).
+Follower = Callable[[str, bytes, int, float], None]
 
 
 class RecentLines:
@@ -132,51 +137,79 @@ class RecentLines:
     cost a Python object per line, a quarter of pyinit's time on a busy log. A block is dropped
     once the newer ones hold enough lines or bytes by themselves, so `tail` sees exactly the
     lines a line-by-line ring would keep.
+
+    Each block keeps the wall-clock time it arrived (pysvstat --log --timestamps): one float per
+    block, not per line, 32 bytes a block with its tuple slot (tests/test_log_follow.py measures it).
+    Followers (pysvstat --log -f) are told of each block as it is kept: no one polls the ring.
     """
 
     def __init__(self, max_lines: int = RECENT_LINES, max_bytes: int = RECENT_BYTES) -> None:
         self.max_lines = max_lines
         self.max_bytes = max_bytes
-        self._blocks: deque[tuple[str, bytes, int]] = _NO_BLOCKS  # (stream, whole lines, their count)
+        self._blocks: deque[tuple[str, bytes, int, float]] = _NO_BLOCKS  # (stream, lines, count, arrival)
         self._lines = 0  # in the blocks kept
         self._size = 0  # bytes of those lines, newlines not counted
+        self._followers: tuple[Follower, ...] = ()  # a tuple: iterating an empty one costs nothing
 
-    def add_block(self, stream: str, block: bytes, count: int | None = None) -> None:
-        """`block` holds whole lines, each ending in \\n; `count` is their number, when the caller knows it."""
+    def add_block(self, stream: str, block: bytes, count: int | None = None, when: float | None = None) -> None:
+        """`block` holds whole lines, each ending in \\n; `count` is their number, when the caller knows it;
+        `when` the wall-clock time they arrived (now, when not given)."""
         if count is None:
             count = block.count(b"\n")
         if not count:
             return
+        if when is None:
+            when = time.time()
         if self._blocks is _NO_BLOCKS:
             self._blocks = deque()  # its own at the first line: an empty deque is 600 bytes
-        self._blocks.append((stream, block, count))
+        self._blocks.append((stream, block, count, when))
         self._lines += count
         self._size += len(block) - count
         while len(self._blocks) > 1:
-            _stream, oldest, lines = self._blocks[0]
+            _stream, oldest, lines, _when = self._blocks[0]
             if self._lines - lines < self.max_lines and self._size - (len(oldest) - lines) <= self.max_bytes:
                 break  # the newer blocks alone are not enough
             self._blocks.popleft()
             self._lines -= lines
             self._size -= len(oldest) - lines
+        for follower in self._followers:
+            try:
+                follower(stream, block, count, when)
+            except Exception:  # noqa: BLE001 (a follower's bug must not stop the log, nor PID 1)
+                self.unfollow(follower)
+
+    def follow(self, follower: Follower) -> None:
+        """Tell `follower` of every block kept from now on, until unfollow()."""
+        self._followers = (*self._followers, follower)
+
+    def unfollow(self, follower: Follower) -> None:
+        self._followers = tuple(f for f in self._followers if f is not follower)
+
+    @property
+    def followers(self) -> int:
+        return len(self._followers)
 
     def extend(self, stream: str, lines: Iterable[bytes]) -> None:
         """Lines without their newline (for callers that hold single lines)."""
         self.add_block(stream, b"".join(line + b"\n" for line in lines))
 
-    def _kept(self) -> list[tuple[str, bytes]]:
+    def _kept(self) -> list[tuple[str, bytes, float]]:
         """Newest first: the lines a ring of max_lines and max_bytes keeps (the newest always)."""
-        kept: list[tuple[str, bytes]] = []
+        kept: list[tuple[str, bytes, float]] = []
         size = 0
-        for stream, block, _count in reversed(self._blocks):
+        for stream, block, _count, when in reversed(self._blocks):
             for line in reversed(block[:-1].split(b"\n")):
                 if kept and (len(kept) >= self.max_lines or size + len(line) > self.max_bytes):
                     return kept
-                kept.append((stream, line))
+                kept.append((stream, line, when))
                 size += len(line)
         return kept
 
     def tail(self, count: int) -> list[tuple[str, bytes]]:
+        return [(stream, line) for stream, line, _when in self.timed_tail(count)]
+
+    def timed_tail(self, count: int) -> list[tuple[str, bytes, float]]:
+        """The last `count` lines kept, oldest first, each with the time it arrived."""
         if count <= 0:
             return []
         kept = self._kept()
