@@ -37,7 +37,8 @@ cannot be listened on; 2 wrong usage.
 SUPERCRONIC_BOOLS = ("debug", "quiet", "json", "version", "test", "inotify", "no-reap", "split-logs",
                      "passthrough-logs", "overlapping")
 SUPERCRONIC_VALUES = ("prometheus-listen-address", "sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release")
-PYCROND_VALUES = ("grace", "kill-after", "metrics-listen", "metrics-file", "pushgateway", "push-timeout", "log-format")
+PYCROND_VALUES = ("grace", "kill-after", "metrics-listen", "metrics-file", "pushgateway", "push-timeout", "log-format",
+                  "status-file")
 PYCROND_BOOLS = ("keep-going",)
 PROMETHEUS_DEFAULT_PORT = 9746  # supercronic's
 SENTRY_VARIABLES = ("SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE")
@@ -87,7 +88,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     supercronic.add_argument("--overlapping", action="store_true", help="let a job start while its last run still runs")
     supercronic.add_argument("--passthrough-logs", action="store_true", help="job output as it is, not in log lines")
     supercronic.add_argument("--split-logs", action="store_true", help="debug and info lines to stdout, the rest to stderr")
-    supercronic.add_argument("--inotify", action="store_true", help="accepted: pycrond always watches the crontab")
+    supercronic.add_argument("--inotify", action="store_true",
+                             help="pycrond always watches the crontab; with -inotify an edit is logged "
+                                  "in supercronic's words (received user defined signal 2)")
     supercronic.add_argument("--no-reap", action="store_true", help="do not adopt and reap orphans of the jobs")
     supercronic.add_argument("--prometheus-listen-address", metavar="ADDR",
                              help=f"serve /metrics and /health at IP[:PORT] (port {PROMETHEUS_DEFAULT_PORT} by default)")
@@ -108,6 +111,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     own.add_argument("--metrics-file", metavar="PATH", help="write Prometheus metrics atomically to PATH")
     own.add_argument("--pushgateway", metavar="URL", help="push metrics to this Pushgateway after each run")
     own.add_argument("--push-timeout", type=float, default=5.0, metavar="S")
+    own.add_argument("--status-file", metavar="PATH",
+                     help="keep in PATH one line on what is wrong with the crontab now (refused lines, unreadable), "
+                          "empty when nothing is; pyinit shows a service's status-note in pysvstat")
     args = parser.parse_args(go_style_arguments(argv))
     if args.crontab is None and not args.version:
         parser.error("CRONTAB is required")
