@@ -11,6 +11,7 @@ from ..base.terms import signal_name
 from ..core import policy
 from ..core.health import HealthReport
 from ..core.model import Phase, ServiceSpec, ServiceState, Want
+from ..core.statusnote import read_note
 from ..logs.lines import RecentLines
 
 
@@ -62,6 +63,7 @@ def status_record(spec: ServiceSpec, state: ServiceState, now: float,
         "health": health.status if health is not None and up else None,
         "health_failures": health.failures if health is not None and up else None,
         "health_retries": health.retries if health is not None else None,
+        "note": read_note(spec.directory, spec.directory_fd, state.since + wall_offset) if up else None,
     }
 
 

@@ -91,6 +91,8 @@ def words(record: "Record", numeric_signal: bool = False) -> str:
         parts.append(f"unhealthy ({record['health_failures']} of {record['health_retries']} failures)")
     elif health is not None:
         parts.append("healthy" if health == "healthy" else "health not known yet")
+    if record.get("note"):  # the service's own word (core/statusnote.py), e.g. pycrond's refused lines
+        parts.append(str(record["note"]))
     if record["finishing"]:
         parts.append("finishing")
     if record["bailed"]:

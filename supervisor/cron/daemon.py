@@ -29,8 +29,12 @@ from .jobs import JobProcesses
 from .load import parse_crontab_texts, read_crontab_texts
 from .logrus import go_reason, go_signal_word
 from .scheduler import JobState, RealClock, Scheduler
+from .statusfile import StatusFile, edit_refused, missing, refused_at_start, unreadable
 
 RELOAD_ANNOUNCEMENT = f"received {go_signal_word(signal.SIGUSR2)}, reloading crontab"
+# An edit seen by the watch. supercronic watches only with -inotify, and then signals itself, so its
+# line names SIGUSR2: with -inotify pycrond says that too; otherwise (its own watch) what happened.
+EDIT_ANNOUNCEMENT = "crontab file changed, reloading crontab"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)  # supercronic's
 HOME_PAGE = (b"<html>\n<head><title>Supercronic</title></head>\n<body>\n<h1>Supercronic</h1>\n"
              b"<p><a href='/metrics'>Metrics</a></p>\n</body>\n</html>")
@@ -50,6 +54,7 @@ class Pycrond:
         self._push_again = False
         self._group: anyio.abc.TaskGroup | None = None
         self._reloading = anyio.Lock()
+        self.status = StatusFile(args.status_file, self.log)
 
     # --- the crontab ---------------------------------------------------------------
 
@@ -76,10 +81,12 @@ class Pycrond:
                 self.log.critical(f"open {path}: {go_reason(exc)}")
                 self.fatal = True
             elif boot and isinstance(exc, FileNotFoundError):
-                pass  # no crontab yet: serve() says we wait for one
+                self.status.say(missing(path))  # serve() says in the log that we wait for one
             else:
                 self.log.error("crontab unreadable, keeping the previous jobs", path=path, reason=go_reason(exc),
                                jobs_kept=len(self.runner.jobs))
+                self.status.say(missing(path) if self.digest is None and isinstance(exc, FileNotFoundError)
+                                else unreadable(go_reason(exc), len(self.runner.jobs)))
             return
         if digest == self.digest and not force:
             return  # compared before parsing: an unchanged file costs one read
@@ -100,10 +107,12 @@ class Pycrond:
             self.log.error("crontab has errors, keeping the previous jobs", errors=len(parsed.bad),
                            jobs_kept=len(self.runner.jobs))
             self.digest = digest  # said once; a further edit is read again
+            self.status.say(edit_refused(len(parsed.bad), len(self.runner.jobs), path))
             return
         self.digest = digest
         self.runner.load(parsed.jobs, boot=boot)
         self.log.info("crontab loaded", jobs=len(parsed.jobs), errors=len(parsed.bad))
+        self.status.say(refused_at_start(len(parsed.bad), path) if parsed.bad else "")
         self.publish_metrics()
 
     def _watched_names(self) -> set[str] | None:
@@ -134,7 +143,7 @@ class Pycrond:
                 await watcher.changed(self._watched_names)
                 self.log.debug("watched file changed")
                 await anyio.sleep(0.05)  # let an editor finish its rename dance
-                await self.reload(RELOAD_ANNOUNCEMENT)  # supercronic's own words: its watch signals itself
+                await self.reload(RELOAD_ANNOUNCEMENT if self.args.inotify else EDIT_ANNOUNCEMENT)
         finally:
             watcher.close()
 

@@ -38,7 +38,7 @@ SUPERCRONIC_BOOLS = ("debug", "quiet", "json", "version", "test", "inotify", "no
                      "passthrough-logs", "overlapping")
 SUPERCRONIC_VALUES = ("prometheus-listen-address", "sentry-dsn", "sentryDsn", "sentry-environment", "sentry-release")
 PYCROND_VALUES = ("grace", "kill-after", "metrics-listen", "metrics-file", "pushgateway", "push-timeout", "log-format",
-                  "heartbeat-file", "heartbeat-interval", "notify-fd")
+                  "heartbeat-file", "heartbeat-interval", "notify-fd", "status-file")
 PYCROND_BOOLS = ("keep-going",)
 PROMETHEUS_DEFAULT_PORT = 9746  # supercronic's
 SENTRY_VARIABLES = ("SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE")
@@ -88,7 +88,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     supercronic.add_argument("--overlapping", action="store_true", help="let a job start while its last run still runs")
     supercronic.add_argument("--passthrough-logs", action="store_true", help="job output as it is, not in log lines")
     supercronic.add_argument("--split-logs", action="store_true", help="debug and info lines to stdout, the rest to stderr")
-    supercronic.add_argument("--inotify", action="store_true", help="accepted: pycrond always watches the crontab")
+    supercronic.add_argument("--inotify", action="store_true",
+                             help="pycrond always watches the crontab; with -inotify an edit is logged "
+                                  "in supercronic's words (received user defined signal 2)")
     supercronic.add_argument("--no-reap", action="store_true", help="do not adopt and reap orphans of the jobs")
     supercronic.add_argument("--prometheus-listen-address", metavar="ADDR",
                              help=f"serve /metrics and /health at IP[:PORT] (port {PROMETHEUS_DEFAULT_PORT} by default)")
@@ -116,6 +118,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                      help="seconds between heartbeats when idle (default 15; from 0.1)")
     own.add_argument("--notify-fd", type=int, metavar="FD",
                      help="s6's notification-fd: a newline on FD once the crontab is read and jobs are scheduled")
+    own.add_argument("--status-file", metavar="PATH",
+                     help="keep in PATH one line on what is wrong with the crontab now (refused lines, unreadable), "
+                          "empty when nothing is; pyinit shows a service's status-note in pysvstat")
     args = parser.parse_args(go_style_arguments(argv))
     if args.crontab is None and not args.version:
         parser.error("CRONTAB is required")

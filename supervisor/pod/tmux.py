@@ -14,6 +14,22 @@ pane; it starts no program but each pane's shell. Both run as the pod's user
 (cont-finish.d/02-tmux-save, or by hand) and never wait long on tmux.
 Standard library only.
 
+Each pane comes back with its own index, directory and place: a window is
+first given its saved size, every pane after the first is split off the one
+made just before it (tmux puts a split right after its target, so the saved
+order holds) and then grown to take the room of the others, as tmux-resurrect
+does, so that ten panes fit where halving would leave no room after five; the
+saved layout string then puts every pane where it was (select-layout), the
+window gives its size back to whatever client attaches, and a zoomed window
+comes back zoomed. A session tmux refuses half-way is removed again, so the
+next save does not keep the half.
+
+Old save files are pruned after each save by tmux-resurrect's rule: the five
+newest `tmux_resurrect_*.txt` (by modification time) are always kept, and of
+the others those older than `@resurrect-delete-backup-after` days (a tmux
+option, default 30; `find -mtime +N`, whole days) are removed. Only regular
+files of that name go, never the one `last` points to.
+
 Nothing read from a save file or from tmux is ever run. tmux expands formats
 (`#(command)` runs a command) in session and window names and in start
 directories, and ends a command at an argument ending in `;`: every such text
@@ -29,6 +45,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 import subprocess
 import sys
 import time
@@ -44,6 +61,12 @@ WINDOW_FIELDS = ("session_name", "window_index", "window_active", "window_flags"
 STATE_FIELDS = ("client_session", "client_last_session")
 # What tmux's `window_layout` prints: a checksum, then sizes, offsets and pane ids in {} and [].
 LAYOUT = re.compile(r"[0-9a-f]{4},[0-9x,{}\[\]]+")
+LAYOUT_SIZE = re.compile(r"[0-9a-f]{4},([0-9]{1,5})x([0-9]{1,5}),")  # the whole window's, first in a layout
+GROW = "10000"  # more cells than any window has: resize-pane stops at what the other panes leave
+SAVE_FILE = re.compile(r"tmux_resurrect_.*\.txt")  # tmux-resurrect's ${RESURRECT_FILE_PREFIX}_*.txt
+KEEP_SAVES = 5  # tmux-resurrect's remove_old_backups: `ls -t ... | tail -n +6`
+DELETE_AFTER_OPTION = "@resurrect-delete-backup-after"
+DEFAULT_DELETE_AFTER_DAYS = 30
 TMUX_CLEANS = str.maketrans(":.", "__")  # what tmux 3.3 does to those in a session's name
 LINE_BREAKING = re.compile(r"[\t\n\r]")
 
@@ -148,6 +171,7 @@ def save(directory: str | None = None) -> str:
     last = os.path.join(directory, "last")
     try:
         if read_regular_file(last, MAX_SAVE_FILE).decode("utf-8", "replace") == text:
+            prune(directory, delete_after_days())
             return os.path.realpath(last)
     except OSError:
         pass
@@ -163,7 +187,59 @@ def save(directory: str | None = None) -> str:
     except BaseException:
         _unlink_quietly(temporary)
         raise
+    prune(directory, delete_after_days())
     return path
+
+
+def delete_after_days() -> int:
+    """The tmux option tmux-resurrect reads for how old a save may grow (days); its default when unset or not a count."""
+    try:
+        value = tmux("show-options", "-gqv", DELETE_AFTER_OPTION).strip()
+    except (NoServer, RuntimeError):
+        return DEFAULT_DELETE_AFTER_DAYS
+    return int(value) if value.isdigit() and len(value) < 7 else DEFAULT_DELETE_AFTER_DAYS
+
+
+def prune(directory: str, days: int, now: float | None = None) -> list[str]:
+    """Remove old save files as tmux-resurrect's remove_old_backups does; the names removed.
+
+    The KEEP_SAVES newest (by modification time, as `ls -t` sorts) always stay;
+    of the others, a regular file whose age in whole days exceeds `days` goes
+    (`find -mtime +N`: 24-hour periods, the fraction dropped). Links, directories
+    and other names are not save files and stay, and so does whatever `last`
+    names, however old: a restore needs it. A file that cannot be removed is
+    left (the next save tries again): pruning never fails a save.
+    """
+    now = time.time() if now is None else now
+    try:
+        last = os.readlink(os.path.join(directory, "last"))
+    except OSError:
+        last = ""
+    saves: list[tuple[float, str]] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if not SAVE_FILE.fullmatch(entry.name):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(info.st_mode):
+                    saves.append((info.st_mtime, entry.name))
+    except OSError:
+        return []
+    saves.sort(reverse=True)
+    removed = []
+    for mtime, name in saves[KEEP_SAVES:]:
+        if name == os.path.basename(last) or int((now - mtime) // 86400) <= days:
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
 
 
 def _new_symlink(target: str, directory: str) -> str:
@@ -193,6 +269,7 @@ class Window:
     name: str = ""
     active: bool = False
     layout: str = ""
+    zoomed: bool = False
     panes: list[tuple[int, str, bool]] = field(default_factory=list)  # (index, directory, active)
 
 
@@ -205,6 +282,7 @@ def parse(text: str) -> dict[str, dict[int, Window]]:
             window = sessions.setdefault(fields[1], {}).setdefault(int(fields[2]), Window(int(fields[2])))
             window.name = fields[3][1:]
             window.active = fields[4] == "1"
+            window.zoomed = "Z" in fields[5]
             window.panes.append((int(fields[6]), fields[7][1:], fields[8] == "1"))
         elif fields[0] == "window" and len(fields) >= 6 and fields[2].isdigit():
             window = sessions.setdefault(fields[1], {}).setdefault(int(fields[2]), Window(int(fields[2])))
@@ -227,34 +305,81 @@ def _directory(path: str) -> str:
 
 
 def restore_session(name: str, windows: dict[int, Window]) -> None:
-    """Rebuild one session; every target is an id tmux gave back, so no saved text is ever parsed as one."""
-    ordered = [windows[i] for i in sorted(windows) if windows[i].panes]
+    """Rebuild one session; every target is an id tmux gave back, so no saved text is ever parsed as one.
+
+    When tmux refuses a step, what was made of the session is removed again and
+    the error raised: a half session would be saved over the whole one at the
+    next stop, and would stop the next restore from making it whole.
+    """
     session_id = ""
-    for window in ordered:
-        panes = sorted(window.panes)
-        start = ("-n", literal(window.name), "-c", literal(_directory(panes[0][1])))
-        if not session_id:
-            made = tmux("new-session", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id}",
-                        "-s", literal(name), *start).split()
-            session_id, window_id, pane_ids = made[0], made[1], made[2:]
-        else:
-            made = tmux("new-window", "-d", "-P", "-F", "#{window_id} #{pane_id}", "-t", f"{session_id}:",
-                        *start).split()
-            window_id, pane_ids = made[0], made[1:]
-        for _index, directory, _active in panes[1:]:
-            # Splitting the newest pane keeps the saved order, as tmux-resurrect does.
-            pane_ids += tmux("split-window", "-d", "-P", "-F", "#{pane_id}", "-t", pane_ids[-1],
-                             "-c", literal(_directory(directory))).split()
-        if LAYOUT.fullmatch(window.layout):
+    try:
+        for window in (windows[i] for i in sorted(windows) if windows[i].panes):
+            start = ("-n", literal(window.name), "-c", literal(_directory(min(window.panes)[1])))
+            if not session_id:
+                made = tmux("new-session", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id}",
+                            "-s", literal(name), *start).split()
+                session_id, window_id, pane_id = made[0], made[1], made[2]
+            else:
+                window_id, pane_id = tmux("new-window", "-d", "-P", "-F", "#{window_id} #{pane_id}",
+                                          "-t", f"{session_id}:", *start).split()[:2]
+            _fill_window(window_id, pane_id, window)
+    except RuntimeError:
+        if session_id:
             try:
-                tmux("select-layout", "-t", window_id, window.layout)
-            except RuntimeError:
-                pass  # a layout for another terminal size: keep tmux's own
-        for pane_id, (_index, _directory_name, active) in zip(pane_ids, panes, strict=False):
-            if active:
-                tmux("select-pane", "-t", pane_id)
-        if window.active:
-            tmux("select-window", "-t", window_id)
+                tmux("kill-session", "-t", session_id)
+            except (RuntimeError, NoServer):
+                pass  # the last session of the server: it went with the server
+        raise
+
+
+def _fill_window(window_id: str, first_pane: str, window: Window) -> None:
+    """The rest of a new window's panes after its first, their layout, the active pane and the zoom."""
+    panes = sorted(window.panes)
+    pane_ids = [first_pane]
+    size = LAYOUT_SIZE.match(window.layout) if LAYOUT.fullmatch(window.layout) else None
+    if size and len(panes) > 1:
+        # The room the panes had: a detached window is 80x24 (default-size) whatever the saved one was.
+        try:
+            tmux("resize-window", "-t", window_id, "-x", size[1], "-y", size[2])
+        except RuntimeError:
+            pass  # a size tmux does not take (0, beyond its maximum): the splits below make their own room
+    for _index, directory, _active in panes[1:]:
+        pane_ids.append(_split_after(pane_ids[-1], _directory(directory)))
+    if size:
+        try:
+            tmux("select-layout", "-t", window_id, window.layout)
+        except RuntimeError:
+            pass  # not one tmux takes for these panes: keep tmux's own
+    if size and len(panes) > 1:
+        # resize-window made the window's size manual; the global choice (latest client, ...) rules again.
+        tmux("set-option", "-w", "-u", "-t", window_id, "window-size")
+    active_pane = pane_ids[0]
+    for pane_id, (_index, _directory_name, active) in zip(pane_ids, panes, strict=False):
+        if active:
+            active_pane = pane_id
+            tmux("select-pane", "-t", pane_id)
+    if window.zoomed and len(pane_ids) > 1:
+        tmux("resize-pane", "-Z", "-t", active_pane)
+    if window.active:
+        tmux("select-window", "-t", window_id)
+
+
+def _split_after(pane_id: str, directory: str) -> str:
+    """A new pane right after `pane_id` (tmux's place for a split), in `directory`; its id.
+
+    Splitting the newest pane keeps the saved order (splitting the first one
+    every time reverses it). Halving the newest pane again and again leaves no
+    room after a few, so the new pane then takes all the room the others can
+    give (tmux-resurrect's `resize-pane -U 999`), and the split goes across when
+    no row is left to split. The saved layout places every pane afterwards.
+    """
+    height, width = (int(n) for n in tmux("display-message", "-p", "-t", pane_id,
+                                          "#{pane_height} #{pane_width}").split())
+    across = height < 3 <= width  # a split needs a line for each pane and one for the border
+    made = tmux("split-window", "-d", "-h" if across else "-v", "-P", "-F", "#{pane_id}", "-t", pane_id,
+                "-c", literal(directory)).strip()
+    tmux("resize-pane", "-t", made, "-L" if across else "-U", GROW)
+    return made
 
 
 def restore(path: str | None = None) -> tuple[list[str], list[str]]:
