@@ -1,7 +1,7 @@
 # The pys6 pod: pyinit as /init, sshd on 2222 and the cron runner as uid 1000,
 # people's tmux sessions saved at every stop. See README.md, "The pod".
 ARG BASE=debian:bookworm-slim
-FROM ${BASE}
+FROM ${BASE} AS base
 
 ENV DEBIAN_FRONTEND=noninteractive \
     LANG=C.UTF-8 \
@@ -18,25 +18,50 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         python3 python3-venv openssh-server openssh-client tmux mosh git ca-certificates tzdata procps \
+        man-db bash-completion \
  && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_* \
  && groupadd --gid 1000 claude \
  && useradd --uid 1000 --gid 1000 --home-dir /home/claude --no-create-home --shell /bin/bash claude \
  && install -d -o 1000 -g 1000 -m 0755 /home/claude
 
-# Dependencies before the source: a code change rebuilds only the layers below.
-COPY pyproject.toml /src/pyproject.toml
-RUN python3 -m venv /opt/pys6-venv \
- && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
- && /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
-
-# pys6 itself, installed from a wheel built from the context (not editable).
-COPY README.md /src/README.md
+# The wheel of pys6, built from the context with the locked build backend (requirements-build.lock),
+# in a stage of its own: setuptools never reaches the image.
+FROM base AS wheel
+COPY requirements-build.lock /src/requirements-build.lock
+RUN python3 -m venv /opt/build-venv \
+ && /opt/build-venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps \
+        --only-binary=:all: -r /src/requirements-build.lock
+COPY pyproject.toml README.md /src/
 COPY supervisor /src/supervisor
 COPY bin /src/bin
-RUN /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /src \
- && rm -rf /src \
+RUN /opt/build-venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-build-isolation --no-deps \
+        --wheel-dir /wheel /src
+
+FROM base
+# Dependencies before the source: a code change rebuilds only the layers below. They come from
+# requirements.lock (scripts/lock-deps refreshes it), every file checked against its sha256:
+# two builds a month apart run the same code in PID 1.
+COPY requirements.lock /src/requirements.lock
+RUN python3 -m venv /opt/pys6-venv \
+ && /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps \
+        --only-binary=:all: -r /src/requirements.lock \
+ && rm -rf /src
+
+# pys6 itself, from the wheel (not editable); pip check: the lock held everything the code needs.
+# Its man pages are made here from the installed commands' --help, so they cannot go stale, and
+# bash completes pysvstat's and pysvc's options and service names (bash.bashrc loads
+# bash-completion for SSH sessions, login or not, and tmux's windows).
+COPY --from=wheel /wheel /tmp/wheel
+COPY pyproject.toml /tmp/pys6/pyproject.toml
+COPY scripts/make-man /tmp/pys6/make-man
+COPY completions/bash.bashrc /tmp/pys6/bash.bashrc
+COPY completions/pys6.bash /usr/share/bash-completion/completions/pysvstat
+RUN /opt/pys6-venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/wheel/pys6-*.whl \
+ && /opt/pys6-venv/bin/pip check \
+ && /opt/pys6-venv/bin/python /tmp/pys6/make-man --pyproject /tmp/pys6/pyproject.toml /usr/local/share/man/man1 \
+ && ln -s pysvstat /usr/share/bash-completion/completions/pysvc \
+ && cat /tmp/pys6/bash.bashrc >> /etc/bash.bashrc \
+ && rm -rf /tmp/wheel /tmp/pys6 \
  && ln -s /opt/pys6-venv/bin/pyinit /init \
  && for tool in pysvstat pysvc pycrond pys6-notify-listening pys6-tmux-save pys6-tmux-restore; do \
         ln -s "/opt/pys6-venv/bin/$tool" "/usr/local/bin/$tool"; \
