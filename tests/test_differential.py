@@ -117,6 +117,15 @@ class Known:
 BARE = ("pys6-bare",)
 MINIMAL_CASES = r"minimal.*"
 KNOWN = [
+    Known("rc-side-by-side", "rc-graph: s6-rc starts early-once and early-two (no dependency) at its change, "
+          "cont-init.d once fix-attrs is done; on a loaded machine s6-overlay's fix-attrs (execline, s6 tools) or "
+          "pyinit's spawns take longer than early-once's 0.3 s hold, so which of the side-by-side ones stamps first "
+          "is load's, under either init", cases="rc-graph.*", label="order",
+          key=r"(rc:early-(once|two):up|script:/etc/s6-overlay/scripts/early-(once|two)) / .*", racy=True),
+    Known("bare-user2-late", "lsio-code-server, pys6-bare, on a loaded machine: user2's ci-service-check waits for "
+          "legacy-services, after svc-code-server's readiness, which pys6's s6-notifyoncheck (Python) polls; "
+          "more than QUIET (1.5 s) without a new fact and the driver stops the boot before it ran",
+          cases="lsio-code-server.*", modes=BARE, label="rc:ci-service-check:up", key="ran", racy=True),
     Known("log-tail", "zm-ml's log (s6-log's current) holds other lines under each init: the trees' helper saw the "
           "producer's last line, written at its SIGTERM, reach pyinit's logger and not s6-overlay's; not settled",
           cases="zm-ml-pipeline", label="files", key="/log/zm_mlapi/current", racy=True),
