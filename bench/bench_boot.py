@@ -140,7 +140,7 @@ def read_marks(path: Path) -> dict[str, float]:
     return marks
 
 
-def boot_once(tree: Path, init: str, out: Path, longruns: set[str]) -> dict[str, float | None]:
+def boot_once(tree: Path, init: str, out: Path, longruns: set[str], extra_env: str = "") -> dict[str, float | None]:
     """One boot: the three figures in seconds (None where it did not get there)."""
     root = driver.rig_root()
     out.mkdir(parents=True)
@@ -162,7 +162,7 @@ def boot_once(tree: Path, init: str, out: Path, longruns: set[str]) -> dict[str,
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "PYS6_INIT": "/opt/pys6/bin/pyinit",
-        "BOOT_ENV": "",
+        "BOOT_ENV": extra_env,
         "BOOT_BIND": " ".join(binds),
     }
     marks = bench / "marks"
@@ -225,6 +225,7 @@ def main() -> int:
     parser.add_argument("--trees", help="comma-separated tree names (default: all)")
     parser.add_argument("--inits", default="s6-overlay,pys6", help="the first is the reference")
     parser.add_argument("--keep", action="store_true", help="keep the boots' directories")
+    parser.add_argument("--env", default="", help="KEY=VALUE words for the image (docker run -e), every init")
     args = parser.parse_args()
     problem = driver.rig_problem()
     if problem:
@@ -242,7 +243,7 @@ def main() -> int:
             for run in range(args.runs):
                 order = inits if run % 2 == 0 else inits[::-1]
                 for init in order:
-                    got = boot_once(copy, init, scratch / name / f"{init}-{run}", longruns)
+                    got = boot_once(copy, init, scratch / name / f"{init}-{run}", longruns, args.env)
                     for key, value in got.items():
                         figures[init][key].append(value)
             print(f"\n{name}: {len(scripts)} early scripts marked, longruns {', '.join(sorted(longruns)) or 'none'}")
