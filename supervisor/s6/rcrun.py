@@ -76,8 +76,6 @@ class RcTable(Protocol):
 
     def end_of_input(self, logger: str) -> None: ...
 
-    async def stop_logger(self, name: str, runner: ServiceRunner) -> None: ...
-
     async def stop(self, runners: Mapping[str, ServiceRunner]) -> tuple[bool, list[str]]: ...
 
 
@@ -284,10 +282,13 @@ class RcServices:
         runner = self.runners.get(name)
         if runner is None:
             return
-        if definition.consumer_for:  # a logger: its producer is down; it reads the rest, then ends
+        if definition.consumer_for:
+            # A logger: its producer is down. Its input is closed (what is left in the pipe is still
+            # read by a logger that, like s6-log, finishes on SIGTERM), and it gets the stop
+            # sequence at once, as s6-rc brings a consumer down right after its producer; waiting for
+            # it to end by itself made a consumer that never reads its input hold the shutdown for
+            # S6_SERVICES_GRACETIME.
             self.services.end_of_input(name)
-            await self.services.stop_logger(name, runner)
-            return
         in_time, _stuck = await self.services.stop({name: runner})  # the table's one stop sequence
         if in_time:
             log.info("s6-rc longrun stopped", service=name)
