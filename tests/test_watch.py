@@ -214,6 +214,21 @@ def test_a_narrow_terminal_gets_lines_cut_never_wrapped(pod: Pod, watching) -> N
     assert long_name[:40] in lines and not any(long_name in line for line in lines)
 
 
+def test_a_resize_is_followed_at_once(pod: Pod, watching) -> None:
+    """Making the pty narrower sends pysvstat SIGWINCH (the kernel does, to the foreground group):
+    it draws again at once, long before its 30 s refresh, keeping to the new width."""
+    pod.service("noted", 'printf "a note much longer than forty columns, written by the service\\n" > status-note\n'
+                         "exec sleep 1000\n")
+    started(pod, "web")
+    watch = watching("--interval", "30", columns=160)  # the last --interval given counts
+    watch.wait_row("noted", "the note", lambda r: r["NOTE"].startswith("a note much longer"))
+    fcntl.ioctl(watch.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 40, 0, 0))
+    wait_for(lambda: (f := watch.frames()) and max(len(line) for line in f[-1]) <= 40
+             and any(line.startswith("noted") for line in f[-1]), 15, "a frame 40 columns wide", interval=0.05)
+    watch.send(b"q")
+    assert watch.wait_exit() == 0
+
+
 def test_pyinit_going_away_is_said_and_q_still_quits(pod: Pod, watching) -> None:
     started(pod, "web")
     watch = watching()

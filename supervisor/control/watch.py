@@ -319,7 +319,10 @@ class Screen:
             except BlockingIOError:
                 pass
         if self.in_fd is not None and self.in_fd in ready:
-            keys = os.read(self.in_fd, 64)
+            try:
+                keys = os.read(self.in_fd, 64)
+            except OSError:  # EIO: the terminal hung up (SIGHUP follows)
+                keys = b""
             if not keys:
                 self.in_fd = None  # end of input: Ctrl-C still quits
             return any(key in keys for key in (b"q", b"Q", b"\x03"))
@@ -361,6 +364,13 @@ def frame_lines(stage: str, records: "list[Record]", restarts: "dict[str, int] |
 
 def run(names: "Sequence[str]", interval: float) -> int:
     """The watch of `names` (all services: none); its exit code."""
+    try:
+        return _run(names, interval)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how a watch is left, as with top and watch(1): not a failure
+
+
+def _run(names: "Sequence[str]", interval: float) -> int:
     out_fd = sys.stdout.fileno()
     stage, records = fetch(names)  # a wrong name, or no pyinit, fails here as any pysvstat does
     restarts = Restarts()
@@ -375,8 +385,6 @@ def run(names: "Sequence[str]", interval: float) -> int:
     try:
         with Screen(out_fd, in_fd, movable) as screen:
             return _loop(screen, names, interval, stage, records, restarts, colour)
-    except KeyboardInterrupt:
-        return 0  # Ctrl-C is how a watch is left, as with top and watch(1): not a failure
     except _Ended as ended:
         return 128 + ended.signum
 
