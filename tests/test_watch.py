@@ -266,3 +266,19 @@ def test_watch_usage(pod: Pod) -> None:
         assert result.returncode == 100 and "usage" in result.stderr, args
     unknown = pod.cli("svstat", "--watch", "nosuch")
     assert unknown.returncode == 100 and "unknown service" in unknown.stderr
+
+
+def test_health_where_a_check_exists(pod: Pod) -> None:
+    pod.service("good", GREETING_SLEEPER, health_interval="0.2\n")
+    pod.script("services.d/good/health", "#!/bin/sh\nexit 0\n")
+    pod.service("bad", GREETING_SLEEPER, health_interval="0.2\n", health_start="0\n", health_retries="100\n")
+    pod.script("services.d/bad/health", "#!/bin/sh\nexit 1\n")
+    started(pod, "web")
+
+    def table() -> dict[str, dict[str, str]]:
+        return parse_table(pod.cli("svstat", "--watch").stdout.splitlines())
+
+    wait_for(lambda: table()["good"]["HEALTH"] == "healthy", 15, "good healthy")
+    row = wait_for(lambda: re.fullmatch(r"unhealthy \(([1-9][0-9]*) of 100\)", table()["bad"]["HEALTH"]) and
+                   table()["bad"], 15, "bad unhealthy")
+    assert row["STATE"] == "up" and table()["web"]["HEALTH"] == ""
