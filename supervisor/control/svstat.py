@@ -15,6 +15,7 @@ usage: pysvstat [-uwNrpgest | -o FIELD,...] [-n] [--json] [--check] [SERVICE...]
        pysvstat --log SERVICE [-n LINES] [-f] [--timestamps] [--raw]
        pysvstat --forensics SERVICE
        pysvstat --prometheus
+       pysvstat --watch [--interval S] [SERVICE...]
 
 Status of pys6's services, in s6-svstat's words (all services, and a summary
 line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
@@ -45,6 +46,14 @@ line, when none is named). SERVICE is a name or an s6 path (/run/service/sshd).
   --forensics SERVICE        its process tree, recent deaths and last lines
   --prometheus the metrics page pyinit serves (PYS6_METRICS_LISTEN), in
                Prometheus' text format, with the services' metrics files
+  --watch      a live table, redrawn in place every S seconds (--interval S,
+               0.1 to 3600, default 1): state, pid, uptime, restarts since
+               pyinit started, deaths in the crash window, ready, health,
+               note; q or Ctrl-C quits (exit 0), any other key refreshes.
+               Colour unless NO_COLOR is set or TERM is dumb; on a dumb
+               terminal a new table only when something changed. When pyinit
+               stops answering it says so and keeps trying. Not on a
+               terminal: the table once, exit 0
 
 exit codes: 0 ok; 1 --check found a service not as it should be; 100 wrong
 usage or unknown service; 102 pyinit is not running; 111 a system call failed
@@ -66,6 +75,8 @@ class Options:
         self.timestamps = False
         self.raw = False
         self.prometheus = False
+        self.watch = False
+        self.interval: str | None = None
         self.services: list[str] = []
 
 
@@ -112,6 +123,14 @@ def _parse(argv: "Sequence[str]") -> "Options":
             opts.raw = True
         elif arg == "--prometheus":
             opts.prometheus = True
+        elif arg == "--watch":
+            opts.watch = True
+        elif arg == "--interval":
+            if not args:
+                raise ProtocolError("--interval needs a number of seconds")
+            opts.interval = args.pop(0)
+        elif arg.startswith("--interval="):
+            opts.interval = arg[11:]
         elif arg in ("--log", "--forensics"):
             if not args:
                 raise ProtocolError(f"{arg} needs a SERVICE")
@@ -152,6 +171,12 @@ def _parse(argv: "Sequence[str]") -> "Options":
         raise ProtocolError("-n 0 shows nothing without -f")
     if opts.log is not None and opts.lines > 100_000:
         raise ProtocolError("-n: at most 100000 lines")
+    if opts.interval is not None and not opts.watch:
+        raise ProtocolError("--interval goes with --watch")
+    if opts.watch and (opts.json or opts.check or opts.fields or opts.numeric or opts.prometheus
+                       or opts.log is not None or opts.forensics is not None):
+        raise ProtocolError("--watch shows its own table: not with -o, -n, --json, --check, --log, "
+                            "--forensics or --prometheus")
     unknown = [f for f in opts.fields if f not in statusfmt.FIELDS]
     if unknown:
         raise ProtocolError(f"unknown field: {', '.join(unknown)}")
@@ -241,6 +266,11 @@ def run(argv: "Sequence[str]") -> int:
         return show_log(opts.log, opts.lines, opts.raw, follow=opts.follow, timestamps=opts.timestamps)
     if opts.forensics is not None:
         return show_forensics(opts.forensics)
+    if opts.watch:
+        from . import watch  # termios, select, signal: only for --watch, never on the plain path's start-up
+
+        return watch.run([protocol.service_name(s) for s in opts.services],
+                         watch.interval_of(opts.interval) if opts.interval is not None else 1.0)
     names = [protocol.service_name(s) for s in opts.services]
     head, records = client.call_stream({"v": protocol.VERSION, "verb": "status", "services": names})
     stage = head.get("stage", "running")
