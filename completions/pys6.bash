@@ -5,7 +5,7 @@
 # The option lists are each client's own (tests/test_completion.py compares them with --help).
 
 _PYS6_SVSTAT_OPTIONS="-u -w -N -r -p -g -e -s -t -o -n --json --check --check=ready --check=live
-    --log -f --follow --timestamps --raw --forensics --prometheus --help --version"
+    --log -f --follow --timestamps --raw --forensics --prometheus --watch --interval --help --version"
 _PYS6_SVSTAT_FIELDS="up wantedup normallyup ready paused pid pgid exitcode signal signum
     updownsince readysince updownfor readyfor"
 _PYS6_SVC_OPTIONS="-a -b -q -h -k -t -i -1 -2 -p -c -y -s -P -C -K -u -U -d -D -o -O -r
@@ -50,7 +50,7 @@ _pys6_pysvstat() {
             _pys6_reply "$_PYS6_SVSTAT_FIELDS" "$field"
             COMPREPLY=("${COMPREPLY[@]/#/$done_part}")
             return 0 ;;
-        --lines) COMPREPLY=(); return 0 ;;
+        --lines|--interval) COMPREPLY=(); return 0 ;;
         -n)
             local word
             for word in "${COMP_WORDS[@]}"; do  # with --log, -n takes a number of lines
