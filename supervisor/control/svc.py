@@ -33,7 +33,13 @@ state:
   -o  once: up, not restarted   -O  once at most: not restarted if it dies
   -r  restart: down-signal to its group; it comes back since it is wanted up
 waits (after the commands): -wu up, -wU up and ready, -wd down, -wD down and
-  finish done, -wr restarted, -wR restarted and ready; -T MS timeout (0 forever)
+  finish done, -wr restarted, -wR restarted and ready; -T MS timeout (0 forever).
+  A wait for up (-wu -wU -wr -wR) on a service wanted down or bailed fails at
+  once (exit 3) instead of waiting for ever (pys6's s6-svc waits, as s6's).
+
+On a terminal (stderr a tty) one line per service says what was done, e.g.
+  cron: restarted, pid 68 -> 91   (without a wait, up to 3 s for it to happen);
+without one pysvc is silent, as s6-svc.
 
 --ssh-forced: for authorized_keys' command="pysvc --ssh-forced",restrict. Runs
   only $SSH_ORIGINAL_COMMAND among: status, status NAME, restart NAME,
@@ -42,7 +48,8 @@ waits (after the commands): -wu up, -wU up and ready, -wd down, -wD down and
   escaped (the far end is a terminal, though sshd gives no pty).
 
 exit codes: 0 ok; 1 a wait timed out; 3 the service's state forbids the action
-(a signal or -r to a down service, or the container is stopping); 100 wrong
+(a signal or -r to a down service, a wait for up that cannot be met, or the
+container is stopping); 100 wrong
 usage or unknown service; 102 pyinit is not running; 111 a system call failed
 or pyinit refused us.
 """
