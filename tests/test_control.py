@@ -146,10 +146,14 @@ def test_up_clears_a_bail(pod: Pod):
 
 def test_a_wait_that_times_out_exits_1(pod: Pod):
     pod.service("never", "exit 1", down="")
+    pod.service("unready", "exec sleep 1000", notification_fd="3")  # up, never ready
     pod.start()
     pod.wait_control()
+    result = pod.cli("svc", "-wU", "-T", "300", "unready")
+    assert result.returncode == 1 and "unready: timed out after 0.3 s waiting for ready" in result.stderr
+    # wanted down, it would never come up: pysvc says so at once (3) instead of timing out (tests/test_feedback.py)
     result = pod.cli("svc", "-wu", "-T", "300", "never")
-    assert result.returncode == 1 and "timed out" in result.stderr
+    assert result.returncode == 3 and "cannot be met" in result.stderr
 
 
 def test_errors_are_one_line_with_s6_exit_codes_and_change_nothing(pod: Pod):

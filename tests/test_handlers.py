@@ -479,8 +479,91 @@ def test_a_wait_that_times_out() -> None:
         return head, anyio.current_time() - started
 
     head, took = run(body)
-    assert head == {"ok": False, "error": "timed out waiting for up", "code": protocol.EXIT_TIMEOUT}
+    # the fake takes the command but never moves: the answer says where the service was left
+    assert head == {"ok": False, "error": "web: timed out after 0.05 s waiting for up; it is down, wanted down",
+                    "code": protocol.EXIT_TIMEOUT}
     assert 0.04 <= took < 5
+
+
+def test_a_wait_that_times_out_names_each_service_still_short_of_it() -> None:
+    target = target_with("db")
+    target.states["web"] = ServiceState(want=Want.UP, deaths=(0.0,), exitcode=2)
+    head, _ = run(lambda: ask(handlers_for(target), control("web", "db", wait="ready", timeout_ms=50)))
+    assert head["error"] == ("timed out after 0.05 s waiting for ready: web is down (exitcode 2), wanted up; "
+                             f"db is up, pid {NO_SUCH_PID}, not ready, wanted up")
+
+
+def give_up(request: Request) -> Request:
+    return Request("control", request.services, request.actions, request.wait, request.timeout_ms, give_up=True)
+
+
+@pytest.mark.parametrize("wait", ["up", "ready", "restarted", "restarted-ready"])
+def test_pysvcs_up_wait_on_a_service_wanted_down_fails_at_once(wait: str) -> None:
+    target = target_with()  # both down, wanted down
+    head, _ = run(lambda: ask(handlers_for(target), give_up(control("web", wait=wait))))
+    assert head == {"ok": False, "code": protocol.EXIT_FORBIDDEN,
+                    "error": f"web: waiting for {wait} cannot be met: it is down, wanted down (pysvc -u web starts it)"}
+
+
+def test_pysvcs_up_wait_ends_when_the_service_bails_meanwhile() -> None:
+    target = target_with()
+    target.states["web"] = ServiceState(phase=Phase.WAITING, want=Want.UP)
+
+    async def body() -> dict[str, Any]:
+        answers: list[dict[str, Any]] = []
+        async with anyio.create_task_group() as group:
+            async def asking() -> None:
+                answers.append((await ask(handlers_for(target), give_up(control("web", wait="up"))))[0])
+
+            group.start_soon(asking)
+            await settle()
+            assert answers == []  # about to start: it may still come up
+            target.set_state("web", phase=Phase.DOWN, bailed=True, deaths=(0.0,) * 5)
+        return answers[0]
+
+    head = run(body)
+    assert head["code"] == protocol.EXIT_FORBIDDEN and "bailed" in head["error"]
+    assert head["error"].endswith("(pysvc -u web clears the bail and starts it)")
+
+
+def test_without_give_up_the_same_wait_waits_as_s6_svcs() -> None:
+    target = target_with()
+    head, _ = run(lambda: ask(handlers_for(target), control("web", wait="up", timeout_ms=50)))
+    assert head["code"] == protocol.EXIT_TIMEOUT
+
+
+def test_a_down_wait_is_never_given_up() -> None:
+    target = target_with("web")
+    head, _ = run(lambda: ask(handlers_for(target), give_up(control("web", wait="down", timeout_ms=50))))
+    assert head["code"] == protocol.EXIT_TIMEOUT
+
+
+def test_a_report_gives_each_service_before_and_after() -> None:
+    target = target_with("web")
+    target.on_command = lambda name, verb: target.bring_down(name)
+    request = Request("control", ("web", "db"), (DOWN,), report=True)
+    head, items = run(lambda: ask(handlers_for(target), request))
+    assert head == {"ok": True, "items": 2}
+    assert [item["name"] for item in items] == ["web", "db"]
+    assert (items[0]["before"]["phase"], items[0]["before"]["pid"]) == ("up", NO_SUCH_PID)
+    assert (items[0]["after"]["phase"], items[0]["after"]["pid"]) == ("down", None)
+    assert protocol.describe_state(items[1]["after"]) == "down (exitcode 0), wanted down"
+
+
+def test_a_report_settles_for_a_restart_and_never_fails_for_it() -> None:
+    target = target_with("web")
+    request = Request("control", ("web",), (RESTART,), report=True, settle_ms=100)
+
+    async def body() -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+        started = anyio.current_time()
+        head, items = await ask(handlers_for(target), request)  # the fake never restarts it
+        return head, items, anyio.current_time() - started
+
+    head, items, took = run(body)
+    assert head["ok"] is True and items[0]["after"]["pid"] == NO_SUCH_PID and 0.09 <= took < 5
+    target.on_command = lambda name, verb: target.bring_up(name, pid=NO_SUCH_PID - 1)
+    head, items = run(lambda: ask(handlers_for(target), request))
+    assert items[0]["after"]["pid"] == NO_SUCH_PID - 1
 
 
 def test_a_wait_alone_does_nothing_but_wait() -> None:

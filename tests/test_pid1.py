@@ -132,7 +132,11 @@ def test_broken_service_definitions_are_reported_and_disturb_nothing(pod: Pod):
     good = wait_for(lambda: read_int(pod, "good.pid"), what="the good service")
     for name in ("noexec", "norun", "badexec"):
         pod.wait_event("service bailed", 15, service=name)
-    assert pod.event("service definition is broken", service="noexec", problem="run is not an executable file")
+    broken = pod.event("service definition is broken", service="noexec")
+    assert broken is not None and broken["problem"].startswith("run is not an executable file (chmod +x /")
+    assert broken["problem"].endswith("/noexec/run)")
+    could_not = pod.event("service could not start", service="noexec")
+    assert could_not is not None and could_not["hint"] == broken["problem"].split("(", 1)[1][:-1]
     assert pod.event("service definition is broken", service="norun", problem="no run file")
     assert pod.event("services.d entry skipped", entry="stray-file: not a directory")
     assert pod.event("service could not start", service="badexec")

@@ -317,7 +317,9 @@ class Stages:
         specs = [await anyio.to_thread.run_sync(copy_service, spec, self.layout.legacy_services, self.settings)
                  for spec in specs]
         # Each service's s6 directory is made just before it starts (s6/bridge).
-        s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
+        names = {spec.name for spec in specs} | set(self.rc.plan.definitions)
+        s6layout.forget_other_services(self.layout, names)
+        self.table.warn_unknown_overrides(names)  # a typo under the YAML's services: (crn for cron)
         for spec in specs:
             logger = os.path.join(spec.directory, "log")
             if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger

@@ -18,8 +18,8 @@ import anyio
 import anyio.lowlevel
 
 from ..base.terms import signal_name
-from ..core import forensics
-from ..core.model import Phase, ServiceState, ServiceView, Verb
+from ..core import forensics, policy
+from ..core.model import Phase, ServiceSpec, ServiceState, ServiceView, Verb, Want
 from ..core.services import Order
 from ..logs.events import Logger
 from ..logs.lines import RecentLines
@@ -251,6 +251,7 @@ class Handlers:
         started = anyio.current_time()
         problems: list[str] = []
         snapshots: set[tuple[str, int | None]] = set()  # (service, pid) already snapshotted by this request
+        before = {name: self._record(name) for name in names} if request.report else {}
         for action in request.actions:
             for name in names:
                 if action.do != "signal" and self.target.stage == "stopping":  # began during this request
@@ -261,14 +262,70 @@ class Handlers:
         if problems:
             return plain(protocol.error("; ".join(problems)[:4000], protocol.EXIT_SYSTEM))
         if request.wait is None:
-            return plain({"ok": True})
+            if request.report and request.settle_ms:
+                await self._settle(request, names, started)
+            return self._answer(names, before)
         timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
         predicate = WAIT_PREDICATES[request.wait](started)
+        hopeless = HOPELESS.get(request.wait) if request.give_up else None
         with anyio.move_on_after(timeout):
+            if hopeless is not None:  # each of them at once, before waiting for the first
+                for name in names:
+                    self._give_up_if(name, request.wait, predicate, hopeless)
             for name in names:
-                await self.target.wait_until(name, predicate)
+                if hopeless is None:
+                    await self.target.wait_until(name, predicate)
+                else:
+                    await self.target.wait_until(name, _either(predicate, hopeless))
+                    self._give_up_if(name, request.wait, predicate, hopeless)
+            return self._answer(names, before)
+        return plain(protocol.error(self._timed_out(request, names, predicate), protocol.EXIT_TIMEOUT))
+
+    def _timed_out(self, request: Request, names: list[str], predicate: Callable[[ServiceState], bool]) -> str:
+        """What a timed-out wait says: how long, for what, and the state of each service (5 at most)
+        that did not get there: `cron: timed out after 5 s waiting for up; it is down, wanted up`."""
+        what = f"timed out after {request.timeout_ms / 1000:g} s waiting for {request.wait}"
+        unmet = [name for name in names if not predicate(self.target.view(name).state)]
+        if len(unmet) == 1:
+            return f"{unmet[0]}: {what}; it is {protocol.describe_state(self._record(unmet[0]))}"
+        told = "; ".join(f"{name} is {protocol.describe_state(self._record(name))}" for name in unmet[:5])
+        more = f"; and {len(unmet) - 5} more" if len(unmet) > 5 else ""
+        return f"{what}: {told}{more}" if told else what
+
+    def _give_up_if(self, name: str, wait: str, predicate: Callable[[ServiceState], bool],
+                    hopeless: Callable[[ServiceState], bool]) -> None:
+        """pysvc's wait (Request.give_up) that can no longer be met ends now, saying why and what to do."""
+        state = self.target.view(name).state
+        if predicate(state) or not hopeless(state):
+            return
+        fix = "clears the bail and starts it" if state.bailed else "starts it"
+        raise ProtocolError(f"{name}: waiting for {wait} cannot be met: it is "
+                            f"{protocol.describe_state(self._record(name))} (pysvc -u {name} {fix})",
+                            protocol.EXIT_FORBIDDEN)
+
+    async def _settle(self, request: Request, names: list[str], started: float) -> None:
+        """For a report without a wait: what the last state action set going (a restart's new
+        process, a stop's death), waited for at most settle_ms; never an error, the report says
+        how far it got."""
+        last = next((action.do for action in reversed(request.actions) if action.do != "signal"), None)
+        settled = SETTLED.get(last or "")
+        if settled is None:
+            return
+        done = _either(settled(started), _will_not_come_up)
+        with anyio.move_on_after(request.settle_ms / 1000):
+            for name in names:
+                await self.target.wait_until(name, done)
+
+    def _record(self, name: str) -> dict[str, object]:
+        view = self.target.view(name)
+        return state_record(view.spec, view.state, anyio.current_time())
+
+    def _answer(self, names: list[str], before: dict[str, dict[str, object]]) -> Answer:
+        """{"ok": true}; with a report (before is filled), an item per service: before and now."""
+        if not before:
             return plain({"ok": True})
-        return plain(protocol.error(f"timed out waiting for {request.wait}", protocol.EXIT_TIMEOUT))
+        items = [{"name": name, "before": before[name], "after": self._record(name)} for name in names]
+        return {"ok": True, "items": len(items)}, items
 
     def _check_allowed(self, name: str, action: WireAction) -> None:
         """The table's own refusal (a signal to a down service), and pysvc's: a restart of a down one."""
@@ -302,3 +359,34 @@ WAIT_PREDICATES: dict[str, Callable[[float], Callable[[ServiceState], bool]]] = 
     "restarted": _started_since,
     "restarted-ready": lambda t0: lambda s: _started_since(t0)(s) and s.ready_at is not None and s.ready_at >= t0,
 }
+
+
+def _either(first: Callable[[ServiceState], bool], second: Callable[[ServiceState], bool]) -> Callable[[ServiceState], bool]:
+    return lambda s: first(s) or second(s)
+
+
+def _will_not_come_up(state: ServiceState) -> bool:
+    """Down and staying down: wanted down (pysvc -d, a finish's 125, the container stopping) or bailed."""
+    return state.phase is not Phase.UP and (state.want is Want.DOWN or state.bailed)
+
+
+# pysvc's give_up: the waits a service can make hopeless. A down wait never is: a service wanted up
+# still dies (a signal, a crash), and its moment down is what the wait sees.
+HOPELESS: dict[str, Callable[[ServiceState], bool]] = {
+    wait: _will_not_come_up for wait in ("up", "ready", "restarted", "restarted-ready")}
+
+# What a report without a wait waits for (Request.settle_ms), by the last state action.
+SETTLED: dict[str, Callable[[float], Callable[[ServiceState], bool]]] = {
+    "up": WAIT_PREDICATES["up"], "up-remove-down": WAIT_PREDICATES["up"], "once": WAIT_PREDICATES["up"],
+    "down": WAIT_PREDICATES["down"], "down-create-down": WAIT_PREDICATES["down"],
+    "restart": WAIT_PREDICATES["restarted"],
+}
+
+
+def state_record(spec: ServiceSpec, state: ServiceState, now: float) -> dict[str, object]:
+    """One service's state as a control report carries it (protocol.describe_state reads it)."""
+    return {"phase": state.phase.value, "want": state.want.value, "pid": state.pid, "ready": state.ready_at is not None,
+            "bailed": state.bailed, "deaths": len(policy.deaths_in_window(state.deaths, now, spec.crash)),
+            "window": spec.crash.window, "exitcode": state.exitcode,
+            "signal": signal_name(state.signum) if state.signum is not None else None,
+            "normally_up": spec.normally_up}

@@ -16,7 +16,7 @@ lines, 2,000 processes) is streamed, and a client holds one line at a time:
 
     {"ok": false, "error": "...", "code": 100}
 
-Verbs: ping; status [services]; control services actions [wait timeout_ms];
+Verbs: ping; status [services]; control services actions [wait timeout_ms] [give_up report settle_ms];
 log service [lines]; forensics service; audit message (a refusal seen by a client);
 metrics (the Prometheus page, as items of {"text": ...} to be written out in order).
 
@@ -55,6 +55,7 @@ MAX_ANSWER_LINE = 1 << 20  # one line of an answer: a head or an item
 MAX_ANSWER = 64 << 20  # a whole answer, as a client accepts it
 MAX_ITEMS = 1_000_000
 MAX_TIMEOUT_MS = 2**32 - 1
+MAX_SETTLE_MS = 10_000  # how long a report may wait for what its actions set going (Request.settle_ms)
 # What one control request may ask for. Actions are applied in order, each to every service, as
 # s6-svc applies its letters: at most 63 of them, s6-svc's own limit ("too many commands", 100).
 # Services are named once (a name given twice is applied once), and actions x services is at most
@@ -81,6 +82,30 @@ STATE_LETTERS = {"u": "up", "U": "up-remove-down", "d": "down", "D": "down-creat
 WAIT_LETTERS = {"u": "up", "U": "ready", "d": "down", "D": "finished", "r": "restarted", "R": "restarted-ready"}
 # s6-svc -s accepts only the signals it has letters for.
 ALLOWED_SIGNALS = {number for number, _group in SIGNAL_LETTERS.values()}
+
+
+def describe_state(record: "Mapping[str, object]") -> str:
+    """A service's state record (a control report's before or after, handlers.state_record) in a
+    few words: "down (exitcode 1), wanted up, bailed, 5 deaths in 60 s". The server says this of a
+    wait that timed out or cannot be met; pysvc of what its actions did."""
+    phase, pid = record.get("phase"), record.get("pid")
+    if phase == "up":
+        text = f"up, pid {pid}" + ("" if record.get("ready") else ", not ready")
+    else:
+        text = {"waiting": "down, about to start", "finishing": "down, its finish running"}.get(str(phase), "down")
+        if record.get("signal"):
+            text += f" (killed by {record['signal']})"
+        elif record.get("exitcode") is not None:
+            text += f" (exitcode {record['exitcode']})"
+    text += f", wanted {record.get('want')}"
+    if record.get("bailed"):
+        text += ", bailed"
+    deaths = record.get("deaths")
+    if isinstance(deaths, int) and deaths:
+        window = record.get("window")
+        text += f", {deaths} death{'s' if deaths > 1 else ''}"
+        text += f" in {window:g} s" if isinstance(window, (int, float)) else ""
+    return text
 
 
 class ProtocolError(Exception):
@@ -158,9 +183,18 @@ class WireAction(_Value):
 
 class Request(_Value):
     """One request, checked. Two flags for log: `follow` keeps the answer open and streams the
-    service's lines as they come (pysvstat --log -f), `timestamps` gives each line its arrival time."""
+    service's lines as they come (pysvstat --log -f), `timestamps` gives each line its arrival time.
 
-    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message", "follow", "timestamps")
+    Three of pysvc's own for a control request, beyond s6-svc's words (s6-svc, s6-svwait and the
+    s6 FIFOs never set them): `give_up` ends a wait that cannot be met (an up wait on a service
+    wanted down or bailed) at once with EXIT_FORBIDDEN instead of waiting for ever as s6-svc does;
+    `report` asks for one item per service with its state before the actions and at the answer
+    (what pysvc tells a person at a terminal); `settle_ms`, with `report` and no wait, lets the
+    answer wait at most that long for what the actions set going (a restart's new process), and
+    never fails for it: the report then says how far it got."""
+
+    __slots__ = ("verb", "services", "actions", "wait", "timeout_ms", "lines", "message", "follow", "timestamps",
+                 "give_up", "report", "settle_ms")
     verb: str
     services: tuple[str, ...]
     actions: "tuple[WireAction, ...]"
@@ -170,11 +204,16 @@ class Request(_Value):
     message: str
     follow: bool
     timestamps: bool
+    give_up: bool
+    report: bool
+    settle_ms: int
 
     def __init__(self, verb: str, services: tuple[str, ...] = (), actions: "tuple[WireAction, ...]" = (),
                  wait: str | None = None, timeout_ms: int = 0, lines: int = 100, message: str = "",
-                 follow: bool = False, timestamps: bool = False) -> None:
-        values = (verb, services, actions, wait, timeout_ms, lines, message, follow, timestamps)
+                 follow: bool = False, timestamps: bool = False, give_up: bool = False, report: bool = False,
+                 settle_ms: int = 0) -> None:
+        values = (verb, services, actions, wait, timeout_ms, lines, message, follow, timestamps, give_up, report,
+                  settle_ms)
         for name, value in zip(self.__slots__, values, strict=True):
             object.__setattr__(self, name, value)
 
@@ -191,9 +230,11 @@ class Request(_Value):
             body["lines"] = self.lines
         if self.verb == "audit":
             body["message"] = self.message
-        for flag in ("follow", "timestamps"):
+        for flag in ("follow", "timestamps", "give_up", "report"):
             if getattr(self, flag):
                 body[flag] = True
+        if self.settle_ms:
+            body["settle_ms"] = self.settle_ms
         return body
 
 
@@ -282,7 +323,11 @@ def decode_request(frame: bytes) -> "Request":
             raise ProtocolError(f"timeout_ms: must be 0 (no limit) to {MAX_TIMEOUT_MS}")
         if not actions and wait is None:
             raise ProtocolError("control: nothing to do")
-        return Request(verb, services, actions, wait, timeout_ms)
+        settle_ms = _expect(raw.get("settle_ms", 0), int, "settle_ms")
+        if not 0 <= settle_ms <= MAX_SETTLE_MS:
+            raise ProtocolError(f"settle_ms: must be 0 to {MAX_SETTLE_MS}")
+        return Request(verb, services, actions, wait, timeout_ms, give_up=_flag(raw, "give_up"),
+                       report=_flag(raw, "report"), settle_ms=settle_ms)
     if verb in ("log", "forensics"):
         if len(services) != 1:
             raise ProtocolError(f"{verb}: name exactly one service")

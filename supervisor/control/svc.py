@@ -4,13 +4,14 @@ import os
 import sys
 
 from ..base import s6getopt
-from ..base.terms import valid_name
+from ..base.terms import signal_name, valid_name
 from . import client, protocol
 from .protocol import ProtocolError, Request, WireAction
 
 TYPE_CHECKING = False  # what a fresh pysvc imports is kept to the minimum (tests/test_client_imports.py)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
 USAGE = """\
 usage: pysvc [-wu|-wU|-wd|-wD|-wr|-wR] [-T MS] [-s SIG | -abqhkti12pcyPCK] [-uUdDoOr] SERVICE...
@@ -32,7 +33,13 @@ state:
   -o  once: up, not restarted   -O  once at most: not restarted if it dies
   -r  restart: down-signal to its group; it comes back since it is wanted up
 waits (after the commands): -wu up, -wU up and ready, -wd down, -wD down and
-  finish done, -wr restarted, -wR restarted and ready; -T MS timeout (0 forever)
+  finish done, -wr restarted, -wR restarted and ready; -T MS timeout (0 forever).
+  A wait for up (-wu -wU -wr -wR) on a service wanted down or bailed fails at
+  once (exit 3) instead of waiting for ever (pys6's s6-svc waits, as s6's).
+
+On a terminal (stderr a tty) one line per service says what was done, e.g.
+  cron: restarted, pid 68 -> 91   (without a wait, up to 3 s for it to happen);
+without one pysvc is silent, as s6-svc.
 
 --ssh-forced: for authorized_keys' command="pysvc --ssh-forced",restrict. Runs
   only $SSH_ORIGINAL_COMMAND among: status, status NAME, restart NAME,
@@ -41,7 +48,8 @@ waits (after the commands): -wu up, -wU up and ready, -wd down, -wD down and
   escaped (the far end is a terminal, though sshd gives no pty).
 
 exit codes: 0 ok; 1 a wait timed out; 3 the service's state forbids the action
-(a signal or -r to a down service, or the container is stopping); 100 wrong
+(a signal or -r to a down service, a wait for up that cannot be met, or the
+container is stopping); 100 wrong
 usage or unknown service; 102 pyinit is not running; 111 a system call failed
 or pyinit refused us.
 """
@@ -148,11 +156,98 @@ def run(argv: "Sequence[str]") -> int:
         return 0
     if argv and argv[0] == "--ssh-forced":
         return ssh_forced(os.environ.get("SSH_ORIGINAL_COMMAND", ""))
-    request = parse(argv)
+    request = _as_pysvc(parse(argv), _person_waiting())
     _warn_own_door(request)
-    timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
-    client.call(request.to_json(), timeout)
+    if request.wait:
+        timeout = client.answer_timeout(request.timeout_ms)
+    else:
+        timeout = client.answer_timeout(request.settle_ms) if request.settle_ms else client.answer_margin()
+    answer = client.call(request.to_json(), timeout)
+    if request.report:
+        for item in answer.get("items", ()):  # none from a pyinit that knows no reports: then nothing is said
+            if isinstance(item, dict) and isinstance(item.get("before"), dict) and isinstance(item.get("after"), dict):
+                sys.stderr.write(_printable(said(request, item)) + "\n")
     return 0
+
+
+# --- what pysvc says where a person is waiting ------------------------------------------
+
+SETTLE_MS = 3000  # on a terminal, how long pysvc waits for what its actions set going, to say how it went
+
+
+def _person_waiting() -> bool:
+    """Whether stderr is a terminal: then pysvc says in one line per service what it did. stderr,
+    not stdout: the line is for the person, beside pysvc's errors, and `x=$(pysvc ...)` or a pipe
+    from stdout never catches it. Without a terminal (a script, a run file), silent as s6-svc."""
+    try:
+        return os.isatty(2)
+    except (OSError, ValueError):
+        return False
+
+
+def _as_pysvc(request: Request, person: bool) -> Request:
+    """pysvc's own flags on the request s6-svc's words made. `give_up` always, and only here: a wait
+    for up on a service wanted down or bailed fails at once (exit 3) instead of waiting for ever as
+    s6-svc's does; pys6's s6-svc (s6/clients.py) and s6-svwait send parse()'s request as it is, so
+    they keep s6's behaviour. With a person waiting, a report, and (no wait given) up to SETTLE_MS
+    for a restart's new process or a stop's death, so that the line can say pid 68 -> 91."""
+    settles = person and request.wait is None and any(action.do != "signal" for action in request.actions)
+    return Request(request.verb, request.services, request.actions, request.wait, request.timeout_ms,
+                   give_up=True, report=person, settle_ms=SETTLE_MS if settles else 0)
+
+
+def said(request: Request, item: "dict[str, Any]") -> str:
+    """One line of what the request did to one service, from its state before and after:
+    `cron: restarted, pid 68 -> 91`, `cron: sent SIGHUP to pid 68`, `cron: already up, pid 68`."""
+    before, after = item["before"], item["after"]
+    parts: list[str] = []
+    for action in request.actions:
+        if action.do == "signal":
+            target = f"process group {before.get('pid')}" if action.group else f"pid {before.get('pid')}"
+            parts.append(f"sent {signal_name(action.signum)} to {target}")
+    last = next((action.do for action in reversed(request.actions) if action.do != "signal"), None)
+    if last is not None:
+        parts.append(_state_said(last, str(item.get("name")), before, after, request))
+    elif not request.actions:  # a wait alone: where it got
+        parts.append(protocol.describe_state(after))
+    dones = {"up-remove-down": "down file removed", "down-create-down": "down file created"}
+    parts += [dones[do] for do in dict.fromkeys(action.do for action in request.actions) if do in dones]
+    return f"{item.get('name')}: " + "; ".join(parts)
+
+
+def _state_said(do: str, name: str, before: "dict[str, Any]", after: "dict[str, Any]", request: Request) -> str:
+    was_up, is_up = before.get("phase") == "up", after.get("phase") == "up"
+    old, new = before.get("pid"), after.get("pid")
+    waited = f"after {request.settle_ms / 1000:g} s" if request.settle_ms else "now"
+    if do in ("up", "up-remove-down", "once"):
+        once = " once" if do == "once" else ""
+        if was_up:
+            again = {"once": "; not restarted when it dies"}.get(do, "; wanted up again" if before.get("want") != "up" else "")
+            return f"already up, pid {old}{again}"
+        if is_up:
+            return f"started{once}, pid {new}" + (" (bail cleared)" if before.get("bailed") else "")
+        return f"asked up{once}, not up {waited}: it is {protocol.describe_state(after)}"
+    if do in ("down", "down-create-down"):
+        if not was_up:
+            return "already down" + ("" if before.get("want") == "down" else "; it will not be started again")
+        if not is_up:
+            return f"stopped (was pid {old})"
+        return f"stopping: pid {new} is still up {waited} (pysvc -wd {name} waits for it)"
+    if do == "restart":
+        if is_up and new != old:
+            return f"restarted, pid {old} -> {new}"
+        if is_up:
+            return f"restarting: pid {old} is still up {waited} (pysvc -wr {name} waits for it)"
+        return f"restarting: pid {old} stopped, not up again {waited}: it is {protocol.describe_state(after)}"
+    if do == "once-at-most":
+        return f"pid {old} will not be restarted when it dies" if was_up else "stays down"
+    return do
+
+
+def _printable(line: str) -> str:
+    """The line as a terminal shows it harmlessly: a control character escaped (names are checked
+    on both ends; this holds whatever pyinit sent)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
 
 
 def main() -> None:

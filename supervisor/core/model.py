@@ -115,10 +115,11 @@ class Spawned:
 
 @dataclass(frozen=True)
 class SpawnFailed:
-    """./run could not be executed at all; it counts as a death (exit 126/127)."""
+    """./run could not be executed at all; it counts as a death (exit 126/127). `hint`: how to fix it."""
 
     exitcode: int
     reason: str
+    hint: str = ""
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,9 @@ def _death(
     if bails:
         actions.append(
             _note(
-                "service bailed", spec, "error", deaths=len(deaths), window=spec.crash.window, essential=spec.essential
+                "service bailed", spec, "error", deaths=len(deaths), window=spec.crash.window, essential=spec.essential,
+                # how to recover; an essential one's bail stops the container, nothing is left to start
+                **({} if spec.essential else {"hint": f"pysvc -u {spec.name} clears the bail and starts it"}),
             )
         )
         actions.append(Forensics("bailed"))
@@ -232,7 +234,8 @@ def _on_exited(spec: ServiceSpec, state: ServiceState, event: Exited, now: float
 def _on_spawn_failed(spec: ServiceSpec, state: ServiceState, event: SpawnFailed, now: float, grace: float) -> Result:
     state = replace(state, started=True, last_start=now, ready_at=None, pid=None)
     state, actions = _death(spec, replace(state, phase=Phase.UP), event.exitcode, None, now, grace)
-    return state, [_note("service could not start", spec, "error", reason=event.reason), *actions]
+    hint = {"hint": event.hint} if event.hint else {}
+    return state, [_note("service could not start", spec, "error", reason=event.reason, **hint), *actions]
 
 
 def _on_finish_spawned(

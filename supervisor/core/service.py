@@ -14,8 +14,10 @@ asleep; this way an idle service is a few plain objects.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
+import stat
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -92,6 +94,46 @@ def output_for(runtime: Runtime, source: str, target_fd: int, keep_write_end: bo
         return DirectOutput(target_fd)
     stream = "stdout" if target_fd == 1 else "stderr"
     return LogPipe(runtime.writer, target_fd, formatter_for(runtime, source, stream), keep_write_end, recent)
+
+
+def run_hint(path: str, exc: OSError) -> str:
+    """How to fix a run file that cannot be executed, from the errno and a look at the file: the
+    text for "service could not start" (the policy only passes it on). "" when there is none to give."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if exc.errno == errno.ENOENT and info is None:
+        return f"create {path}, an executable file"
+    if exc.errno == errno.EACCES and info is not None and stat.S_ISREG(info.st_mode) and not info.st_mode & 0o111:
+        return f"chmod +x {path}"
+    if exc.errno == errno.EACCES:
+        return f"{path} is executable: is its filesystem mounted noexec, or a directory above it not searchable?"
+    if exc.errno == errno.ENOEXEC:
+        return f"{path} is not a program: give it a first line such as #!/bin/sh"
+    if exc.errno == errno.ENOENT:  # the file is there: what it names on its #! line is not
+        line = _first_line(path)
+        if line.startswith(b"#!"):
+            interpreter = line[2:].strip(b" \t\n").split(b" ")[0]
+            if interpreter.endswith(b"\r"):
+                return f"{path} has Windows line ends (its #! line ends in a carriage return): sed -i 's/\\r$//' {path}"
+            shown = interpreter.decode("utf-8", "backslashreplace")
+            return f"its interpreter {shown!r} (the #! line) is not installed: install it or change the #! line"
+    return ""
+
+
+def _first_line(path: str) -> bytes:
+    """The first 256 bytes' first line; b"" if it cannot be read (O_NONBLOCK: a FIFO there never stalls PID 1)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 256).split(b"\n", 1)[0] + b"\n"
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 class CommandOutcome:
@@ -309,8 +351,8 @@ class ServiceRunner:
         except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
             if notify is not None:
                 os.close(notify[0])
-            return SpawnFailed(exec_failure_code(exc),
-                               f"{self.spec.directory}/run{self.spec.script_suffix}: {exc.strerror or exc}")
+            path = f"{self.spec.directory}/run{self.spec.script_suffix}"
+            return SpawnFailed(exec_failure_code(exc), f"{path}: {exc.strerror or exc}", run_hint(path, exc))
         finally:
             if notify is not None:
                 os.close(notify[1])

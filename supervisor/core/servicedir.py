@@ -57,7 +57,9 @@ def read_service(directory: str, settings: Settings) -> ServiceSpec:
     if not os.path.exists(run):
         problems.append("no run file")
     elif not is_executable_file(run):
-        problems.append("run is not an executable file")
+        # a plain file without its x bit (a script copied in, a lost mode): say the fix
+        fix = f" (chmod +x {run})" if os.path.isfile(run) and not os.stat(run).st_mode & 0o111 else ""
+        problems.append(f"run is not an executable file{fix}")
     finish = os.path.join(directory, "finish")
     has_finish = os.path.exists(finish)
     if has_finish and not is_executable_file(finish):
@@ -168,6 +170,25 @@ def _read_settings_files(directory: str, readers: Iterable[tuple[str, str, Calla
             reason = exc.strerror if isinstance(exc, OSError) else exc
             problems.append(f"{filename}: {reason}; the default is used")
     return found
+
+
+MAX_UNKNOWN_TOLD = 20  # entries of the YAML's services: named one by one; the rest counted
+
+
+def unknown_overrides(settings: Settings, known: Iterable[str]) -> tuple[list[tuple[str, str | None]], int]:
+    """The YAML's `services:` entries that name no service (a typo: `crn` for `cron`), each with
+    the closest known name if one is close (difflib), at most MAX_UNKNOWN_TOLD of them, and how
+    many more there are. An entry for no service changes nothing, so this is only a warning."""
+    names = set(known)
+    unknown = [name for name in settings.services if name not in names]
+    if not unknown:
+        return [], 0
+    import difflib  # only once there is something to tell
+
+    candidates = sorted(names)
+    told = [(name, next(iter(difflib.get_close_matches(name, candidates, n=1)), None))
+            for name in unknown[:MAX_UNKNOWN_TOLD]]
+    return told, len(unknown) - len(told)
 
 
 MAX_NOTIFICATION_FD = 1023

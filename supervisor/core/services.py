@@ -44,7 +44,7 @@ from .health import HealthReport
 from .healthrun import HealthMonitor
 from .model import Phase, Ready, ServiceSpec, ServiceState, ServiceView, Verb
 from .service import ServiceRunner
-from .servicedir import copy_service, read_service, scan
+from .servicedir import copy_service, read_service, scan, unknown_overrides
 from .settings import ConfigError, Settings
 from .telemetry import ServiceFigures
 
@@ -237,6 +237,16 @@ class ServiceTable:
 
         return HealthMonitor(spec, check, self.reaper, self.log, self._environment, group,
                              lambda pid: runner.send(Ready(pid)), restart)
+
+    def warn_unknown_overrides(self, known: set[str]) -> None:
+        """A warning for each entry of the YAML's `services:` that names none of `known` (a typo),
+        with the closest name; nothing else changes (such an entry applies to nothing)."""
+        told, more = unknown_overrides(self.settings, known)
+        for name, closest in told:
+            close = {"closest": closest} if closest else {}
+            self.log.warning("config names no such service", entry=name, **close)
+        if more:
+            self.log.warning("config names no such service", more=more)
 
     def read_rc_service(self, directory: str) -> ServiceSpec:
         return read_service(directory, self.settings)
