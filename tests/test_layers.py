@@ -67,7 +67,7 @@ ENTRY_POINTS = {"", "__main__", "init", "root"}
 CLIENT_MODULES = {"control.client", "control.svstat", "control.watch", "control.svc", "s6.commands", "s6.clients", "s6.logger"}
 CLIENT_MAY_IMPORT = {"", "base", "base.terms", "base.paths", "base.links", "base.environ", "base.cli",
                      "base.s6getopt", "base.tai64", "control", "control.client", "control.protocol",
-                     "control.statusfmt", "control.svstat", "control.svc", "s6", "s6.contenv", "s6.commands", "logs",
+                     "control.statusfmt", "control.svstat", "control.watch", "control.svc", "s6", "s6.contenv", "s6.commands", "logs",
                      "logs.logdir"}
 
 
