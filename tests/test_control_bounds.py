@@ -22,7 +22,7 @@ from harness import SLEEPER, Pod, read_int, wait_for
 from supervisor.control import protocol
 from supervisor.control.protocol import ProtocolError, decode_request
 
-MAX_ACTIONS = 63  # the README's bounds, written out so that this module also runs against older code
+MAX_ACTIONS = 63  # docs/clients.md's bounds, written out so that this module also runs against older code
 MAX_APPLICATIONS = 4096
 
 WINCH = int(signal.SIGWINCH)  # ignored by the sleepers: a signal that changes nothing but costs the same

@@ -1,5 +1,5 @@
 """pycrond proves it schedules: its loop's heartbeat file and readiness notification, and the pod's
-services.d/cron/health that reads the heartbeat (README: Health checks, the pod)."""
+services.d/cron/health that reads the heartbeat (docs/health-checks.md: the pod)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def test_a_forced_log_through_a_pipe_is_escaped_and_raw_is_out_of_reach(pod: Pod
     for bad in ("log noisy --raw", "log --raw noisy", "log --raw", "status --raw", "status --prometheus"):
         refused = forced(bad)
         assert refused.returncode == 100 and "refused" in refused.stderr and refused.stdout == "", bad
-    # Elsewhere the README's rule stands: a pipe gets the lines as they are (for grep, for files).
+    # Elsewhere docs/clients.md's rule stands: a pipe gets the lines as they are (for grep, for files).
     piped = pod.cli("svstat", "--log", "noisy")
     assert "\x1b]52;c;cHduZWQ=\x07copied" in piped.stdout and "\x1b[2Jcleared" in piped.stdout
 

@@ -1,4 +1,4 @@
-"""Health checks on a real pyinit (README: Health checks): exec, TCP and HTTP checks, readiness
+"""Health checks on a real pyinit (docs/health-checks.md): exec, TCP and HTTP checks, readiness
 from a first pass, restarts for failures counted toward the bail, timeouts that kill the check's
 whole process group, bounded output, a missing program, and nothing left when the service stops."""
 

@@ -1,5 +1,5 @@
 """The pod's own sshd health check, end to end: a real sshd from services.d, wedged with SIGSTOP,
-restarted by its check, and logins working again (README: Health checks)."""
+restarted by its check, and logins working again (docs/health-checks.md)."""
 
 from __future__ import annotations
 

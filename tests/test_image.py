@@ -230,7 +230,7 @@ def test_the_kubernetes_manifests_run_under_podman_kube_play(image: str, tmp_pat
 
 
 def test_an_essential_services_bail_ends_the_container_with_its_verdict(container: Container):
-    """The pod's cron made essential (the YAML, README: per-service overrides), then killed until it
+    """The pod's cron made essential (the YAML, docs/configuration.md: per-service overrides), then killed until it
     bails: the container ends with its code, and the verdict names it with its last lines."""
     config = container.work / "config"
     config.mkdir()

@@ -1,4 +1,4 @@
-"""The pod's shutdown says what it waits for (README: Stages, what the shutdown waits for), on the
+"""The pod's shutdown says what it waits for (docs/stages.md: what the shutdown waits for), on the
 pod's own trees and switches: a service of the site's that ignores SIGTERM, beside the pod's sshd
 and cron, is named while stage 3 waits for it, then SIGKILLed and listed as killed by force; the
 pod's own services stop politely and are in no such list."""
