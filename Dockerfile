@@ -1,5 +1,5 @@
 # The pys6 pod: pyinit as /init, sshd on 2222 and the cron runner as uid 1000,
-# people's tmux sessions saved at every stop. See README.md, "The pod".
+# people's tmux sessions saved at every stop. See docs/pod.md.
 ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS base
 
@@ -76,7 +76,7 @@ COPY templates/ /opt/
 USER 1000:1000
 WORKDIR /home/claude
 ENV HOME=/home/claude
-# pys6's departures from s6-overlay, set as this pod wants them (README: Migrating from s6-overlay):
+# pys6's departures from s6-overlay, set as this pod wants them (README.md: Migrating from s6-overlay):
 # the [name] prefix on the merged log, signals to a service's whole process group, the crash bail,
 # and cont-finish (the site's shutdown hook, the tmux save) first, while sshd and cron still run.
 ENV PYS6_LOG_PREFIX=1

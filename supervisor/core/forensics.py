@@ -30,7 +30,7 @@ ProcessRecord = dict[str, object]  # pid, ppid, cmd, state, rss_kib, cpu_s, fds:
 
 
 class Snapshot(TypedDict):
-    """The snapshot as JSON (the README's forensics fields)."""
+    """The snapshot as JSON (docs/clients.md: Forensics before force)."""
 
     service: str
     reason: str

@@ -83,7 +83,7 @@ def read_service(directory: str, settings: Settings) -> ServiceSpec:
     return apply_override(spec, override)
 
 
-# --- health checks (pys6's addition: README, Health checks) -----------------------------
+# --- health checks (pys6's addition: docs/health-checks.md) -----------------------------
 
 HEALTH_FILES = ("health", "health-tcp", "health-http")
 HEALTH_NUMBERS = (("health-interval", "interval", parse_seconds), ("health-timeout", "timeout", parse_seconds),

@@ -1,6 +1,6 @@
 """pyinit's metrics as Prometheus text, from plain records: pure (times are passed in).
 
-The names and their meaning are the README's metrics table; tests/test_metrics.py
+The names and their meaning are docs/metrics.md's table; tests/test_metrics.py
 checks a live scrape with `promtool check metrics`.
 """
 
@@ -95,7 +95,7 @@ def _services(services: Sequence[ServiceFigures], now: float, wall: float) -> li
 
 
 def _health(services: Sequence[ServiceFigures]) -> list[str]:
-    """The services that have a health check (README: Health checks); restarts for it are
+    """The services that have a health check (docs/health-checks.md); restarts for it are
     pys6_service_deaths_total{cause="unhealthy"}."""
     checked = [(s.spec.name, s.health) for s in services if s.health is not None]
     out = family("pys6_service_health_checks_total", "counter",
