@@ -49,7 +49,7 @@ def s6_svc(argv: Sequence[str]) -> int:
     try:
         request = svc.parse(kept)
         timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
-        client.call(request.to_json(), timeout)
+        client.call(_s6_wait(request.to_json()), timeout)
     except ProtocolError as exc:
         if exc.code == protocol.EXIT_FORBIDDEN:
             return 0  # a signal to a down service: s6-supervise ignores it too
@@ -62,6 +62,19 @@ def s6_svc(argv: Sequence[str]) -> int:
             return _usage("s6-svc", SVC_USAGE)
         return _die("s6-svc", str(exc), exc.code)
     return 0
+
+
+# -wU and -wR (s6-svwait's -U, -R) wait for readiness as s6-supervise says it: a service with
+# neither notification-fd nor health check is never ready, so they time out on it as s6's do.
+# pysvc's -wU counts it ready once up (control/handlers.py, S6_WAIT_PREDICATES).
+S6_WAITS = {"ready": "s6-ready", "restarted-ready": "s6-restarted-ready"}
+
+
+def _s6_wait(body: dict[str, object]) -> dict[str, object]:
+    wait = body.get("wait")
+    if isinstance(wait, str) and wait in S6_WAITS:
+        body["wait"] = S6_WAITS[wait]
+    return body
 
 
 # --- s6-svstat ----------------------------------------------------------------------------
@@ -111,7 +124,7 @@ def s6_svstat(argv: Sequence[str]) -> int:
     if record is None:
         return _die("s6-svstat", f"unable to read status for {operands[0]}: s6-supervise not running", 1)
     if fields:
-        line = statusfmt.fields_line(record, fields)
+        line = statusfmt.fields_line(record, fields, s6=True)
     else:
         line = statusfmt.s6_words(record, numeric)
     sys.stdout.write(line + "\n")
@@ -152,7 +165,7 @@ def _wait_all_or_any(waits: list[list[str]], any_of: bool) -> int:
     def one(args: list[str]) -> int:
         try:
             request = svc.parse(args)
-            client.call(request.to_json(), client.answer_timeout(request.timeout_ms))
+            client.call(_s6_wait(request.to_json()), client.answer_timeout(request.timeout_ms))
         except ProtocolError as exc:
             return exc.code
         return 0
