@@ -235,6 +235,18 @@ def test_s6_svwait_U_times_out_on_a_service_without_notification_fd_under_both(r
                               timeout=10).returncode == 0
     assert subprocess.run([DEBIAN_SVWAIT, "-U", "-t", "2000", str(theirs(pod, "rdy"))], capture_output=True,
                           timeout=10).returncode == 0
+    debian_svc = shutil.which("s6-svc")
+    assert debian_svc is not None
+    # s6-svc -wU is not s6-svwait -U: without ./notification-fd it waits for up, saying so
+    warning = "/notification-fd not present - ignoring request for readiness notification\n"
+    for directory in (real.root / "app", theirs(pod, "app")):
+        waited = subprocess.run([debian_svc, "-wU", "-T", "2000", "-u", str(directory)], capture_output=True,
+                                text=True, timeout=10)
+        assert waited.returncode == 0 and waited.stderr.endswith(warning), (directory, waited.stderr)
+    ours_svc = pys6(pod, "s6_svc", "-wU", "-T", "2000", "-u", str(theirs(pod, "app")))
+    assert ours_svc.returncode == 0 and ours_svc.stderr == f"s6-svc: warning: {theirs(pod, 'app')}{warning}", \
+        ours_svc.stderr
+    assert pys6(pod, "s6_svc", "-wU", "-T", "2000", "-u", str(theirs(pod, "rdy"))).returncode == 0
     ours = pys6(pod, "s6_svwait", "-U", "-t", "300", str(theirs(pod, "app")))
     assert ours.returncode == 99 and "timed out" in ours.stderr, (ours.returncode, ours.stderr)
     assert pys6(pod, "s6_svwait", "-U", "-t", "2000", str(theirs(pod, "rdy"))).returncode == 0

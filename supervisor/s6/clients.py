@@ -45,11 +45,17 @@ def s6_svc(argv: Sequence[str]) -> int:
             if arg == "-":
                 continue
         kept.append(arg)
-    services = [arg for arg in argv if not arg.startswith("-")]
+    try:  # the service directories, as s6-svc's getopt leaves them (not -T's or -s's value)
+        services = s6getopt.parse(kept, takes_value="Tsw")[1]
+    except s6getopt.UsageError:
+        services = []  # svc.parse says what is wrong
     try:
         request = svc.parse(kept)
         timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
-        client.call(_s6_wait(request.to_json()), timeout)
+        body = _s6_wait(request.to_json())
+        if body.get("wait") in S6_WAITS.values() and services and not _has_notification_fd(services[0]):
+            body["wait"] = "up" if body["wait"] == "s6-ready" else "restarted"
+        client.call(body, timeout)
     except ProtocolError as exc:
         if exc.code == protocol.EXIT_FORBIDDEN:
             return 0  # a signal to a down service: s6-supervise ignores it too
@@ -68,6 +74,16 @@ def s6_svc(argv: Sequence[str]) -> int:
 # neither notification-fd nor health check is never ready, so they time out on it as s6's do.
 # pysvc's -wU counts it ready once up (control/handlers.py, S6_WAIT_PREDICATES).
 S6_WAITS = {"ready": "s6-ready", "restarted-ready": "s6-restarted-ready"}
+
+
+def _has_notification_fd(directory: str) -> bool:
+    """s6-svc's own check before -wU or -wR: without DIR/notification-fd it waits for up (-wu, -wr)
+    instead, saying so, as s6-svc 2.15 does (s6-svwait -U has no such check, and times out)."""
+    path = os.path.join(directory, "notification-fd")
+    if os.path.lexists(path):
+        return True
+    sys.stderr.write(f"s6-svc: warning: {path} not present - ignoring request for readiness notification\n")
+    return False
 
 
 def _s6_wait(body: dict[str, object]) -> dict[str, object]:
