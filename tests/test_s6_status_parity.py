@@ -193,6 +193,16 @@ def test_s6_svstat_says_of_pyinits_services_what_it_says_of_s6_supervises(real: 
     wait_for(lambda: both(real, pod, "rdy", lambda d: ", paused" not in svstat(d)), 10, "paused cleared in both")
     compare(real, pod, "rdy", "rdy after -c")
 
+    # s6-svc -o on a normally-down service: up once, "want down" to s6; then -d
+    svc(real, pod, "-o", "off")
+    wait_for(lambda: both(real, pod, "off", up), 10, "off up once in both")
+    assert re.fullmatch(r"up \(pid \d+ pgid \d+\) \d+ seconds, normally down, want down\n",
+                        compare(real, pod, "off", "off after -o"))
+    compare(real, pod, "off", "-o on off after -o", "-o", "up,wantedup,normallyup,ready")
+    svc(real, pod, "-d", "off")
+    wait_for(lambda: both(real, pod, "off", lambda d: not up(d)), 10, "off down in both")
+    compare(real, pod, "off", "off after -d")
+
     # after -d without a finish: down, and ready (its finish, none, is done) from the death on
     svc(real, pod, "-d", "app")
     wait_for(lambda: both(real, pod, "app", lambda d: not up(d)), 10, "app down in both")

@@ -56,6 +56,7 @@ def status_record(spec: ServiceSpec, state: ServiceState, now: float,
         "ready_since": None if ready_since is None else ready_since + wall_offset,
         # s6-supervise's own readiness (its status file's flag and stamp): up, only once the service
         # said so on its notification-fd or passed its health check; pys6's s6-svstat prints these
+        "s6_want_up": state.want is Want.UP,  # s6-svc -o: want down to s6, once started ("want": up)
         "s6_ready": s6_ready,
         "s6_ready_seconds": None if s6_since is None else max(0.0, now - s6_since),
         "s6_ready_since": None if s6_since is None else s6_since + wall_offset,

@@ -48,11 +48,16 @@ FIELDS = {
 # its group) and the readiness stamp is s6's, printed ready or not.
 S6_FIELDS = {
     **FIELDS,
+    "wantedup": lambda r: _bool(_s6_want_up(r)),
     "ready": lambda r: _bool(r["state"] == "up" and r.get("s6_ready", r["ready"])),
     "pgid": FIELDS["pid"],
     "readysince": lambda r: tai64n(r.get("s6_ready_since", r["ready_since"])),
     "readyfor": lambda r: _seconds_or_minus_one(r.get("s6_ready_seconds", r["ready_seconds"])),
 }
+
+
+def _s6_want_up(record: "Record") -> bool:
+    return bool(record.get("s6_want_up", record["want"] == "up"))
 
 
 def _seconds_or_minus_one(value: "float | None") -> str:
@@ -94,9 +99,9 @@ def s6_words(record: "Record", numeric_signal: bool = False) -> str:
         line += ", normally up"
     if up and record["paused"]:
         line += ", paused"
-    if not up and record["want"] == "up":
+    if not up and _s6_want_up(record):
         line += ", want up"
-    if up and record["want"] != "up":
+    if up and not _s6_want_up(record):
         line += ", want down"
     ready_seconds = record.get("s6_ready_seconds", record["ready_seconds"])
     if record.get("s6_ready", record["ready"]) and not not_started and ready_seconds is not None:
