@@ -70,9 +70,11 @@ def s6_svc(argv: Sequence[str]) -> int:
     return 0
 
 
-# -wU and -wR (s6-svwait's -U, -R) wait for readiness as s6-supervise says it: a service with
-# neither notification-fd nor health check is never ready, so they time out on it as s6's do.
-# pysvc's -wU counts it ready once up (control/handlers.py, S6_WAIT_PREDICATES).
+# s6-svwait's -U and -R (and s6-svc's -wU, -wR) wait for readiness as s6-supervise says it: a
+# service with neither notification-fd nor health check is never ready, so s6-svwait -U times
+# out on it as s6's does; s6-svc first looks for DIR/notification-fd and, without it, waits for
+# up instead (_has_notification_fd). pysvc's -wU counts such a service ready once up
+# (control/handlers.py, S6_WAIT_PREDICATES).
 S6_WAITS = {"ready": "s6-ready", "restarted-ready": "s6-restarted-ready"}
 
 
