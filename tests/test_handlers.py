@@ -24,7 +24,16 @@ import structlog
 from structlog.testing import capture_logs
 
 from supervisor.control import protocol
-from supervisor.control.handlers import WAIT_PREDICATES, Answer, Handlers, Peer, ServiceView, chunks_of
+from supervisor.control.handlers import (
+    S6_WAIT_PREDICATES,
+    WAIT_PREDICATES,
+    Answer,
+    Handlers,
+    Peer,
+    ServiceView,
+    chunks_of,
+    wait_predicate,
+)
 from supervisor.control.protocol import ProtocolError, Request, WireAction
 from supervisor.core import services as one_path  # the one path every command takes, whatever sent it
 from supervisor.core.model import Phase, ServiceSpec, ServiceState, Verb, Want
@@ -607,10 +616,24 @@ def _state(phase: Phase, ready_at: float | None = None, last_start: float | None
     ("restarted", _state(Phase.DOWN, last_start=11.0), False),
     ("restarted-ready", _state(Phase.UP, last_start=11.0, ready_at=9.0), False),
     ("restarted-ready", _state(Phase.UP, last_start=11.0, ready_at=12.0), True),
+    # pys6's s6-svc -wU / s6-svwait -U: s6's readiness, never for a service without notification-fd
+    ("s6-ready", _state(Phase.UP, ready_at=1.0), False), ("s6-ready", _state(Phase.UP), False),
+    ("s6-restarted-ready", _state(Phase.UP, last_start=11.0, ready_at=12.0), False),
 ])
 def test_what_each_wait_waits_for(wait: str, state: ServiceState, met: bool) -> None:
-    assert WAIT_PREDICATES[wait](10.0)(state) is met
-    assert set(WAIT_PREDICATES) == set(protocol.WAITS)
+    assert set(WAIT_PREDICATES) | set(S6_WAIT_PREDICATES) == set(protocol.WAITS)
+    assert wait_predicate(wait, 10.0, ServiceSpec(name="x", directory="/x"))(state) is met
+
+
+@pytest.mark.parametrize("wait, state, met", [
+    ("s6-ready", _state(Phase.UP, ready_at=1.0), True), ("s6-ready", _state(Phase.UP), False),
+    ("s6-ready", _state(Phase.DOWN, ready_at=1.0), False),
+    ("s6-restarted-ready", _state(Phase.UP, last_start=11.0, ready_at=9.0), False),
+    ("s6-restarted-ready", _state(Phase.UP, last_start=11.0, ready_at=12.0), True),
+    ("ready", _state(Phase.UP, ready_at=1.0), True),
+])
+def test_s6_waits_with_a_notification_fd(wait: str, state: ServiceState, met: bool) -> None:
+    assert wait_predicate(wait, 10.0, ServiceSpec(name="x", directory="/x", notification_fd=3))(state) is met
 
 
 # --- control: the client leaving ------------------------------------------------------------

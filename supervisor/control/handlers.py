@@ -41,7 +41,8 @@ class Peer:
     hangup: Callable[[], Awaitable[None]]
 
 
-__all__ = ["WAIT_PREDICATES", "Answer", "ControlTarget", "Handlers", "LogFollow", "Peer", "ServiceView", "chunks_of"]
+__all__ = ["S6_WAIT_PREDICATES", "WAIT_PREDICATES", "Answer", "ControlTarget", "Handlers", "LogFollow", "Peer",
+           "ServiceView", "chunks_of", "wait_predicate"]
 
 FOLLOW_BUFFER = 128 * 1024  # bytes of lines one follower may have waiting for its client to read them
 MAX_FOLLOWERS = 32  # open `pysvstat --log -f` at once: each holds a connection and up to FOLLOW_BUFFER
@@ -266,26 +267,28 @@ class Handlers:
                 await self._settle(request, names, started)
             return self._answer(names, before)
         timeout = request.timeout_ms / 1000 if request.timeout_ms else float("inf")
-        predicate = WAIT_PREDICATES[request.wait](started)
-        hopeless = HOPELESS.get(request.wait) if request.give_up else None
+        wait = request.wait
+        predicates = {name: wait_predicate(wait, started, self.target.view(name).spec) for name in names}
+        hopeless = HOPELESS.get(wait) if request.give_up else None
         with anyio.move_on_after(timeout):
             if hopeless is not None:  # each of them at once, before waiting for the first
                 for name in names:
-                    self._give_up_if(name, request.wait, predicate, hopeless)
+                    self._give_up_if(name, wait, predicates[name], hopeless)
             for name in names:
                 if hopeless is None:
-                    await self.target.wait_until(name, predicate)
+                    await self.target.wait_until(name, predicates[name])
                 else:
-                    await self.target.wait_until(name, _either(predicate, hopeless))
-                    self._give_up_if(name, request.wait, predicate, hopeless)
+                    await self.target.wait_until(name, _either(predicates[name], hopeless))
+                    self._give_up_if(name, wait, predicates[name], hopeless)
             return self._answer(names, before)
-        return plain(protocol.error(self._timed_out(request, names, predicate), protocol.EXIT_TIMEOUT))
+        return plain(protocol.error(self._timed_out(request, names, predicates), protocol.EXIT_TIMEOUT))
 
-    def _timed_out(self, request: Request, names: list[str], predicate: Callable[[ServiceState], bool]) -> str:
+    def _timed_out(self, request: Request, names: list[str],
+                   predicates: Mapping[str, Callable[[ServiceState], bool]]) -> str:
         """What a timed-out wait says: how long, for what, and the state of each service (5 at most)
         that did not get there: `cron: timed out after 5 s waiting for up; it is down, wanted up`."""
         what = f"timed out after {request.timeout_ms / 1000:g} s waiting for {request.wait}"
-        unmet = [name for name in names if not predicate(self.target.view(name).state)]
+        unmet = [name for name in names if not predicates[name](self.target.view(name).state)]
         if len(unmet) == 1:
             return f"{unmet[0]}: {what}; it is {protocol.describe_state(self._record(unmet[0]))}"
         told = "; ".join(f"{name} is {protocol.describe_state(self._record(name))}" for name in unmet[:5])
@@ -361,6 +364,23 @@ WAIT_PREDICATES: dict[str, Callable[[float], Callable[[ServiceState], bool]]] = 
 }
 
 
+# The waits of pys6's s6-svc -wU -wR and s6-svwait -U -R: readiness as s6-supervise says it
+# (policy.s6_ready), so a service with neither notification-fd nor health check never gets there,
+# as with s6. pysvc's "ready" (above) counts such a service ready once up, as s6-overlay's and
+# s6-rc's own waits do: they wait for it with s6-svwait -u, and for the others with -U.
+S6_WAIT_PREDICATES: dict[str, Callable[[float, ServiceSpec], Callable[[ServiceState], bool]]] = {
+    "s6-ready": lambda t0, spec: lambda s: policy.s6_ready(spec, s),
+    "s6-restarted-ready": lambda t0, spec: lambda s: (_started_since(t0)(s) and policy.s6_ready(spec, s)
+                                                      and s.ready_at is not None and s.ready_at >= t0),
+}
+
+
+def wait_predicate(wait: str, t0: float, spec: ServiceSpec) -> Callable[[ServiceState], bool]:
+    if wait in S6_WAIT_PREDICATES:
+        return S6_WAIT_PREDICATES[wait](t0, spec)
+    return WAIT_PREDICATES[wait](t0)
+
+
 def _either(first: Callable[[ServiceState], bool], second: Callable[[ServiceState], bool]) -> Callable[[ServiceState], bool]:
     return lambda s: first(s) or second(s)
 
@@ -373,7 +393,8 @@ def _will_not_come_up(state: ServiceState) -> bool:
 # pysvc's give_up: the waits a service can make hopeless. A down wait never is: a service wanted up
 # still dies (a signal, a crash), and its moment down is what the wait sees.
 HOPELESS: dict[str, Callable[[ServiceState], bool]] = {
-    wait: _will_not_come_up for wait in ("up", "ready", "restarted", "restarted-ready")}
+    wait: _will_not_come_up for wait in ("up", "ready", "restarted", "restarted-ready", "s6-ready",
+                                         "s6-restarted-ready")}
 
 # What a report without a wait waits for (Request.settle_ms), by the last state action.
 SETTLED: dict[str, Callable[[float], Callable[[ServiceState], bool]]] = {

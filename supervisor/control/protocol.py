@@ -67,7 +67,8 @@ MAX_APPLICATIONS = 4096
 
 VERBS = ("ping", "status", "control", "log", "forensics", "audit", "metrics", "invalid")  # "invalid": unreadable
 STATE_ACTIONS = ("up", "up-remove-down", "down", "down-create-down", "once", "once-at-most", "restart")
-WAITS = ("up", "ready", "down", "finished", "restarted", "restarted-ready")
+# s6-ready, s6-restarted-ready: pys6's s6-svc -wU -wR and s6-svwait -U -R (handlers.S6_WAIT_PREDICATES)
+WAITS = ("up", "ready", "down", "finished", "restarted", "restarted-ready", "s6-ready", "s6-restarted-ready")
 
 # s6-svc's signal letters: (signal, to the whole process group?)
 SIGNAL_LETTERS: dict[str, tuple[int, bool]] = {

@@ -34,8 +34,10 @@ def status_record(spec: ServiceSpec, state: ServiceState, now: float,
     finishing = state.phase is Phase.FINISHING
     if up:
         ready_since = state.ready_at
-    else:
-        ready_since = None if finishing else state.since
+    else:  # down: ready once its finish has ended (at its death without one), as s6-supervise says it
+        ready_since = None if finishing else state.down_ready_at if state.down_ready_at is not None else state.since
+    s6_ready = policy.s6_ready(spec, state) or (state.started and state.phase in (Phase.DOWN, Phase.WAITING))
+    s6_since = policy.s6_ready_moment(spec, state)
     deaths = policy.deaths_in_window(state.deaths, now, spec.crash)
     return {
         "name": spec.name,
@@ -52,6 +54,12 @@ def status_record(spec: ServiceSpec, state: ServiceState, now: float,
         "ready": ready_since is not None,
         "ready_seconds": None if ready_since is None else max(0.0, now - ready_since),
         "ready_since": None if ready_since is None else ready_since + wall_offset,
+        # s6-supervise's own readiness (its status file's flag and stamp): up, only once the service
+        # said so on its notification-fd or passed its health check; pys6's s6-svstat prints these
+        "s6_want_up": state.want is Want.UP,  # s6-svc -o: want down to s6, once started ("want": up)
+        "s6_ready": s6_ready,
+        "s6_ready_seconds": None if s6_since is None else max(0.0, now - s6_since),
+        "s6_ready_since": None if s6_since is None else s6_since + wall_offset,
         "paused": _is_paused(state.pid if up else None),
         "finishing": finishing,
         "started": state.started,

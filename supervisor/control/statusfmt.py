@@ -42,28 +42,71 @@ FIELDS = {
     "updownfor": lambda r: str(int(r["seconds"])),
     "readyfor": lambda r: str(int(r["ready_seconds"])) if r["ready_seconds"] is not None else "-1",
 }
+# pys6's s6-svstat: the fields from what s6-supervise's status file would hold (s6-svstat 2.15's
+# reading of it). Readiness is s6's (an up service without notification-fd or health check is
+# never ready), the pgid is s6-svstat's (the pid, -1 when down: s6 takes the service's pid for
+# its group) and the readiness stamp is s6's, printed ready or not.
+S6_FIELDS = {
+    **FIELDS,
+    "wantedup": lambda r: _bool(_s6_want_up(r)),
+    "ready": lambda r: _bool(r["state"] == "up" and r.get("s6_ready", r["ready"])),
+    "pgid": FIELDS["pid"],
+    "readysince": lambda r: tai64n(r.get("s6_ready_since", r["ready_since"])),
+    "readyfor": lambda r: _seconds_or_minus_one(r.get("s6_ready_seconds", r["ready_seconds"])),
+}
+
+
+def _s6_want_up(record: "Record") -> bool:
+    return bool(record.get("s6_want_up", record["want"] == "up"))
+
+
+def _seconds_or_minus_one(value: "float | None") -> str:
+    return str(int(value)) if value is not None else "-1"
+
+
 SHORT_FLAGS = {"u": "up", "w": "wantedup", "N": "normallyup", "r": "ready", "p": "pid", "g": "pgid",
                "e": "exitcode", "s": "signal", "t": "updownfor"}
 
 
-def fields_line(record: "Record", fields: list[str]) -> str:
-    return " ".join(FIELDS[name](record) for name in fields)
+def fields_line(record: "Record", fields: list[str], s6: bool = False) -> str:
+    """The -o fields; `s6`: as s6-svstat 2.15 prints them (S6_FIELDS), else pysvstat's."""
+    table = S6_FIELDS if s6 else FIELDS
+    return " ".join(table[name](record) for name in fields)
 
 
 def s6_words(record: "Record", numeric_signal: bool = False) -> str:
-    """s6-svstat's own line (2.13's rules): only what differs from the usual is said."""
+    """s6-svstat 2.15's own line, byte for byte as it prints it from s6-supervise's status file:
+    only what differs from the usual is said, `pgid` is the pid (s6 takes the service's pid for
+    its group), `ready N seconds` is s6's readiness (s6_ready: down once its finish has ended;
+    up only once the service said so), and a service not started yet is `down (not started
+    yet) ` with s6's space before the end of the line."""
     up = record["state"] == "up"
-    parts = [words(record, numeric_signal).split(", ")[0]]
+    not_started = not up and not record["started"] and not record["finishing"]
+    if up:
+        line = f"up (pid {record['pid']} pgid {record['pid']}) "
+    elif not_started:
+        line = "down (not started yet) "
+    elif record["signum"]:
+        line = f"down (signal {record['signum'] if numeric_signal else signal_name(record['signum'])}) "
+    else:
+        line = f"down (exitcode {record['exitcode'] or 0}) "
+    if not not_started:
+        line += f"{int(record['seconds'])} seconds"
     normally_up = record["normally"] == "up"
-    if up != normally_up and record["started"]:
-        parts.append(f"normally {record['normally']}")
+    if up and not normally_up:
+        line += ", normally down"
+    if not up and normally_up:
+        line += ", normally up"
     if up and record["paused"]:
-        parts.append("paused")
-    if record["want"] != record["state"] and record["started"]:
-        parts.append(f"want {record['want']}")
-    if up and record["ready"] and record["ready_seconds"] is not None:
-        parts.append(f"ready {int(record['ready_seconds'])} seconds")
-    return ", ".join(parts)
+        line += ", paused"
+    if not up and _s6_want_up(record):
+        line += ", want up"
+    if up and not _s6_want_up(record):
+        line += ", want down"
+    ready_seconds = record.get("s6_ready_seconds", record["ready_seconds"])
+    if record.get("s6_ready", record["ready"]) and not not_started and ready_seconds is not None:
+        line += f", ready {int(ready_seconds)} seconds"
+    return line
 
 
 def words(record: "Record", numeric_signal: bool = False) -> str:

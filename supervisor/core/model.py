@@ -87,6 +87,7 @@ class ServiceState:
     since: float = 0.0  # when it last went up or down
     died_at: float | None = None  # when its last incarnation died (the pacing rule counts from there)
     ready_at: float | None = None
+    down_ready_at: float | None = None  # when it was last down with its finish done (s6's readystamp then)
     last_start: float | None = None
     deaths: tuple[float, ...] = ()  # unexpected deaths still inside the crash window
     exitcode: int | None = None  # of the last death

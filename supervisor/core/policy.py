@@ -147,7 +147,7 @@ def _stop(spec: ServiceSpec, state: ServiceState, now: float, grace: float) -> R
 
 def _went_down(spec: ServiceSpec, state: ServiceState, now: float, died_at: float) -> Result:
     """The process and its finish are over: decide between restart, rest and bail."""
-    state = replace(state, phase=Phase.DOWN, pid=None, finish_pid=None, stopping=False)
+    state = replace(state, phase=Phase.DOWN, pid=None, finish_pid=None, stopping=False, down_ready_at=now)
     state = _arm(state, None, None)
     if state.want is Want.ONCE:
         state = replace(state, want=Want.DOWN)
@@ -361,3 +361,24 @@ def step(spec: ServiceSpec, state: ServiceState, event: Event, now: float, grace
 def is_settled_down(state: ServiceState) -> bool:
     """Down, wanted down, nothing running or scheduled: the end of a shutdown."""
     return state.phase is Phase.DOWN and (state.want is not Want.UP or state.bailed)
+
+
+def s6_ready(spec: ServiceSpec, state: ServiceState) -> bool:
+    """Up and ready as s6-supervise would say it (its status file's ready flag, s6-svwait -U): the
+    service said so on its notification-fd, or (pys6's addition) its health check passed once.
+    One with neither is up but never ready to s6's tools; pyinit's own waits (pysvc -wU,
+    pysvstat --check, S6_CMD_WAIT_FOR_SERVICES, s6-rc's dependencies) count it ready once up,
+    as s6-overlay and s6-rc wait for it with s6-svwait -u."""
+    return (state.phase is Phase.UP and state.ready_at is not None
+            and (spec.notification_fd is not None or spec.health is not None))
+
+
+def s6_ready_moment(spec: ServiceSpec, state: ServiceState) -> float | None:
+    """s6-supervise's readiness stamp (monotonic): its readiness while ready up (s6_ready); else
+    the moment it was last down with its finish done, which an up service not ready keeps, as
+    s6-supervise's readystamp does; else when it last went up or down; None never started."""
+    if s6_ready(spec, state):
+        return state.ready_at
+    if state.down_ready_at is not None:
+        return state.down_ready_at
+    return state.since if state.started else None

@@ -180,10 +180,11 @@ class ServiceTable:
         self.task_group: anyio.abc.TaskGroup | None = None  # where runners run, once services may start
         self.copy_root: str | None = None  # where services.d's services run from (servicedir.copy_service)
         # Listeners, in the order they were added: a service about to start, its state changed,
-        # its normal state (the down file) changed.
+        # its normal state (the down file) changed, a command's signal was sent to it.
         self.started_listeners: list[Callable[[ServiceSpec], None]] = []
         self.change_listeners: list[ChangeListener] = []
         self.normally_up_listeners: list[Callable[[str, bool], None]] = []
+        self.signal_listeners: list[Callable[[str, int], None]] = []
         self.health: dict[str, HealthMonitor] = {}  # the services that have a health check
 
     # --- what a service needs around it (service.Runtime) -----------------------------
@@ -339,6 +340,8 @@ class ServiceTable:
         target = self.runners[name].state.pid
         failure = send_signal(target, signum, group) if target is not None else None
         if failure is None:
+            for listener in self.signal_listeners if target is not None else ():
+                listener(name, signum)
             return None
         self.log.error("cannot signal service", service=name, pid=target, signal=signal_name(signum),
                        reason=failure.strerror)

@@ -15,6 +15,7 @@ change, or a letter still queued, no longer races the directories' closing.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import anyio
@@ -40,10 +41,12 @@ class S6Bridge:
         self.supervise_dirs: dict[str, SuperviseDir] = {}
         self.control_fifos = ControlFifos(self.apply_letter, log)
         self._snapshots: set[tuple[str, int | None]] = set()  # a FIFO has no requests: once per process
+        self._paused: dict[str, int] = {}  # service: the process s6-svc -p (-P) stopped, not -c (-C) since
         self._closed = False
         table.started_listeners.append(self.make_supervise_dir)
         table.change_listeners.append(self.service_changed)
         table.normally_up_listeners.append(self.normally_up_changed)
+        table.signal_listeners.append(self.signal_sent)
 
     async def serve(self) -> None:
         await self.control_fifos.serve()
@@ -67,14 +70,39 @@ class S6Bridge:
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
         if before.pid != after.pid:
             self._snapshots.discard((spec.name, before.pid))  # that process is gone: its mark too
+        if self._paused.get(spec.name) not in (None, after.pid):
+            del self._paused[spec.name]  # s6-supervise clears its paused flag as the process dies
         directory = self.supervise_dirs.get(spec.name)
         if directory is None or self._closed:
             return
         try:
-            directory.write_status(s6status.pack(after, anyio.current_time(), time.time()))
-            directory.announce(s6status.events(before, after))
+            self._write(directory, spec, after)
+            directory.announce(s6status.events(spec, before, after))
         except OSError as exc:
             self.log.error("s6 status cannot be written", service=spec.name, reason=exc.strerror)
+
+    def _write(self, directory: SuperviseDir, spec: ServiceSpec, state: ServiceState) -> None:
+        paused = state.pid is not None and self._paused.get(spec.name) == state.pid
+        directory.write_status(s6status.pack(spec, state, anyio.current_time(), time.time(), paused))
+
+    def signal_sent(self, name: str, signum: int) -> None:
+        """s6-svc -p / -P (SIGSTOP) sets s6-supervise's paused flag, -c / -C (SIGCONT) clears it,
+        whichever way the letter came (the FIFO, pysvc, pys6's s6-svc); a signal that another
+        process sent is not seen, as s6-supervise does not see it."""
+        if signum not in (signal.SIGSTOP, signal.SIGCONT):
+            return
+        view = self.table.view(name)
+        if signum == signal.SIGSTOP and view.state.pid is not None:
+            self._paused[name] = view.state.pid
+        else:
+            self._paused.pop(name, None)
+        directory = self.supervise_dirs.get(name)
+        if directory is None or self._closed:
+            return
+        try:
+            self._write(directory, view.spec, view.state)
+        except OSError as exc:
+            self.log.error("s6 status cannot be written", service=name, reason=exc.strerror)
 
     def normally_up_changed(self, name: str, up: bool) -> None:
         if name in self.supervise_dirs and not self._closed:

@@ -45,11 +45,17 @@ def s6_svc(argv: Sequence[str]) -> int:
             if arg == "-":
                 continue
         kept.append(arg)
-    services = [arg for arg in argv if not arg.startswith("-")]
+    try:  # the service directories, as s6-svc's getopt leaves them (not -T's or -s's value)
+        services = s6getopt.parse(kept, takes_value="Tsw")[1]
+    except s6getopt.UsageError:
+        services = []  # svc.parse says what is wrong
     try:
         request = svc.parse(kept)
         timeout = client.answer_timeout(request.timeout_ms) if request.wait else client.answer_margin()
-        client.call(request.to_json(), timeout)
+        body = _s6_wait(request.to_json())
+        if body.get("wait") in S6_WAITS.values() and services and not _has_notification_fd(services[0]):
+            body["wait"] = "up" if body["wait"] == "s6-ready" else "restarted"
+        client.call(body, timeout)
     except ProtocolError as exc:
         if exc.code == protocol.EXIT_FORBIDDEN:
             return 0  # a signal to a down service: s6-supervise ignores it too
@@ -62,6 +68,31 @@ def s6_svc(argv: Sequence[str]) -> int:
             return _usage("s6-svc", SVC_USAGE)
         return _die("s6-svc", str(exc), exc.code)
     return 0
+
+
+# s6-svwait's -U and -R (and s6-svc's -wU, -wR) wait for readiness as s6-supervise says it: a
+# service with neither notification-fd nor health check is never ready, so s6-svwait -U times
+# out on it as s6's does; s6-svc first looks for DIR/notification-fd and, without it, waits for
+# up instead (_has_notification_fd). pysvc's -wU counts such a service ready once up
+# (control/handlers.py, S6_WAIT_PREDICATES).
+S6_WAITS = {"ready": "s6-ready", "restarted-ready": "s6-restarted-ready"}
+
+
+def _has_notification_fd(directory: str) -> bool:
+    """s6-svc's own check before -wU or -wR: without DIR/notification-fd it waits for up (-wu, -wr)
+    instead, saying so, as s6-svc 2.15 does (s6-svwait -U has no such check, and times out)."""
+    path = os.path.join(directory, "notification-fd")
+    if os.path.lexists(path):
+        return True
+    sys.stderr.write(f"s6-svc: warning: {path} not present - ignoring request for readiness notification\n")
+    return False
+
+
+def _s6_wait(body: dict[str, object]) -> dict[str, object]:
+    wait = body.get("wait")
+    if isinstance(wait, str) and wait in S6_WAITS:
+        body["wait"] = S6_WAITS[wait]
+    return body
 
 
 # --- s6-svstat ----------------------------------------------------------------------------
@@ -111,7 +142,7 @@ def s6_svstat(argv: Sequence[str]) -> int:
     if record is None:
         return _die("s6-svstat", f"unable to read status for {operands[0]}: s6-supervise not running", 1)
     if fields:
-        line = statusfmt.fields_line(record, fields)
+        line = statusfmt.fields_line(record, fields, s6=True)
     else:
         line = statusfmt.s6_words(record, numeric)
     sys.stdout.write(line + "\n")
@@ -152,7 +183,7 @@ def _wait_all_or_any(waits: list[list[str]], any_of: bool) -> int:
     def one(args: list[str]) -> int:
         try:
             request = svc.parse(args)
-            client.call(request.to_json(), client.answer_timeout(request.timeout_ms))
+            client.call(_s6_wait(request.to_json()), client.answer_timeout(request.timeout_ms))
         except ProtocolError as exc:
             return exc.code
         return 0
