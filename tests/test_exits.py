@@ -10,7 +10,7 @@ import pytest
 
 from supervisor.base import tai64, terms
 from supervisor.control import statusfmt
-from supervisor.core.model import Phase, ServiceState, Want
+from supervisor.core.model import Phase, ServiceSpec, ServiceState, Want
 from supervisor.s6.status import pack
 
 
@@ -36,7 +36,7 @@ def test_the_label_is_the_hex_of_s6s_packed_tain():
 
 def test_s6_status_stamps_pysvstat_and_the_catch_all_log_share_one_clock():
     state = ServiceState(phase=Phase.UP, want=Want.UP, pid=7, started=True, since=10.0)
-    packed_stamp = pack(state, monotonic_now=10.0, wall_now=1_700_000_000.5)[:12]
+    packed_stamp = pack(ServiceSpec(name="x", directory="/x"), state, monotonic_now=10.0, wall_now=1_700_000_000.5)[:12]
     assert "@" + packed_stamp.hex() == statusfmt.tai64n(1_700_000_000.5) == tai64.label(1_700_000_000.5)
     assert statusfmt.tai64n(None) == "NA"
 
