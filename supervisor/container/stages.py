@@ -53,6 +53,8 @@ from ..s6.bridge import S6Bridge
 from ..s6.layout import Layout
 from ..s6.rcplan import Plan
 from ..s6.rcrun import RcServices
+from . import early
+from .early import HeadStart
 from .progress import ShutdownReport
 from .scripts import Scripts
 from .shutdown import Shutdown
@@ -86,8 +88,11 @@ class Stages:
     scan FIFOs need (s6/scanctl.ScanTarget) and what the signal loop and the metrics read."""
 
     def __init__(self, settings: Settings, reaper: Reaper, writer: OutputWriter, log: Logger, is_pid1: bool,
-                 environment: Callable[[], Mapping[bytes, bytes]], layout: Layout) -> None:
+                 environment: Callable[[], Mapping[bytes, bytes]], layout: Layout,
+                 head: HeadStart | None = None) -> None:
+        """`head`: what pyinit's start path did before the loop (container/early), adopted here."""
         self.settings = settings
+        self.head = head
         self.layout = layout
         self.reaper = reaper
         self.log = log
@@ -102,6 +107,9 @@ class Stages:
         self.bridge = S6Bridge(self.table, layout, log)
         self.scripts = Scripts(settings, self.table, self.shutdown, lambda: self.metrics_changed())
         self.scripts.oneshot_directory = layout.oneshot_runner
+        if head is not None and head.script is not None:  # before the loop's first reap: it may be dead
+            head.script.exited = reaper.watch_exit(head.script.pid)
+            self.scripts.early = head.script
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
                              self.table.stop_timeout)
         self._stage2_started = 0.0
@@ -199,12 +207,14 @@ class Stages:
         return result
 
     async def _stage2(self, services_group: anyio.abc.TaskGroup, main_argv: Sequence[str]) -> bool:
-        compat.report_unhandled_trees(self.settings.etc, self.log)
+        head = self.head
+        if head is None or not head.said_starting:
+            compat.report_unhandled_trees(self.settings.etc, self.log)
         if self.settings.stage2_hook and not await self._stage2_hook():
             return False
         # rc.init compiles the s6-rc source before anything runs (a cont-init script that writes
-        # s6-rc.d changes nothing): read it now
-        self.rc.plan = self._rc_plan()
+        # s6-rc.d changes nothing): read it now, unless the start path did
+        self.rc.plan = head.plan if head is not None and head.plan is not None else self._rc_plan()
         if self.rc.plan.problems and not self._stage2_failed(Stage2Failure("the s6-rc services have problems")):
             return False
         failures = await self._until_stopping(lambda: self._change(services_group))
@@ -223,15 +233,7 @@ class Stages:
         return True
 
     def _rc_plan(self) -> Plan:
-        base = self.settings.dirs("s6-overlay")
-        source = os.path.join(base, "s6-rc.d")
-        bundles = [self.settings.runtime_bundledir or os.path.join(base, "user-bundles.d")]
-        the_plan = s6rc.plan(s6rc.load(source, bundles))
-        for problem in the_plan.problems:
-            self.log.error("s6-rc service definition problem", problem=problem)
-        if the_plan.first or the_plan.second:
-            self.log.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
-        return the_plan
+        return early.read_plan(self.settings, self.log)
 
     def _said(self, failure: Stage2Failure) -> bool:
         """S6_BEHAVIOUR_IF_STAGE2_FAILS on one failure: its event; whether it stops the container."""
@@ -256,7 +258,9 @@ class Stages:
             return stops
 
         async def base() -> None:
-            fixed = await self._fix_attrs()
+            head = self.head
+            fixed = (self._fix_attrs_failure(head.fix_failures) if head is not None and head.fix_failures is not None
+                     else await self._fix_attrs())
             ok = fixed is None or not failed(fixed)
             self.rc.stage_finished(s6rc_run.FIX_ATTRS, ok)
             if not ok:  # legacy-cont-init depends on fix-attrs: cont-init.d does not run
@@ -358,8 +362,11 @@ class Stages:
 
     async def _fix_attrs(self) -> Stage2Failure | None:
         """v2's fix-attrs.d, before cont-init: what failed, or None."""
-        failures = await anyio.to_thread.run_sync(
-            compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log)
+        return self._fix_attrs_failure(await anyio.to_thread.run_sync(
+            compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log))
+
+    @staticmethod
+    def _fix_attrs_failure(failures: list[str]) -> Stage2Failure | None:
         if not failures:
             return None
         return Stage2Failure("fix-attrs.d failed", said=(None, ("warning", "fix-attrs.d failed, continuing"), None),
