@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..core.settings import Settings
+from ..logs import events
 from ..logs.events import Logger
 from ..proc.spawn import spawn
 from ..s6 import fixattrs
@@ -50,10 +51,10 @@ WAITS_FOR_CONT_INIT = frozenset({"base", LEGACY_CONT_INIT, s6rc.AFTER_SERVICES})
 
 @dataclass
 class EarlyScript:
-    """cont-init.d's first script, started before the loop: what Scripts adopts."""
+    """The stage-2 hook or cont-init.d's first script, started before the loop: what Scripts adopts."""
 
-    name: str  # its file name in cont-init.d
-    names: list[bytes]  # cont-init.d's entries, in order, listed before it started (the loop runs the rest)
+    kind: str  # "hook" (S6_STAGE2_HOOK) or "cont-init.d"
+    names: list[bytes]  # cont-init.d's entries, in order, listed before its first started (the loop runs the rest)
     pid: int
     fds: tuple[int, int] | None  # the read ends of its stdout and stderr pipes; None: PID 1's own fds
     stage_started: float  # time.monotonic(), the loop's clock, as run_scripts would take it
@@ -164,6 +165,21 @@ def start_script(settings: Settings, layout: Layout, environment: ChildEnvironme
         env[b"PWD"] = shell_pwd(env.get(b"PWD"), os.fsencode(cwd))
     except OSError:
         return None
+    return _start("cont-init.d", names, [path], cwd, env, False, f"cont-init.d/{name}", settings, stage_started,
+                  logger)
+
+
+def start_hook(settings: Settings, environment: ChildEnvironment) -> EarlyScript | None:
+    """Start S6_STAGE2_HOOK as Stages._stage2_hook would (`/bin/sh -c HOOK` from $PYS6_ETC, the
+    children's environment, nothing said first); None when it cannot start."""
+    return _start("hook", [], ["/bin/sh", "-c", settings.stage2_hook], settings.etc, environment(), True, "",
+                  settings, time.monotonic(), None)
+
+
+def _start(kind: str, names: list[bytes], argv: list[str], cwd: str, env: dict[bytes, bytes], search_path: bool,
+           source: str, settings: Settings, stage_started: float, logger: Logger | None) -> EarlyScript | None:
+    """spawn `argv`, its stdout and stderr in pipes (raw: PID 1's own), as spawn_child would; `logger`
+    says "script starting" for `source` first."""
     made: list[int] = []
     try:
         if settings.log_prefix:
@@ -172,9 +188,13 @@ def start_script(settings: Settings, layout: Layout, environment: ChildEnvironme
             out, err = made[1], made[3]
         else:
             out, err = 1, 2  # raw (PYS6_LOG_PREFIX=0, no catch-all log): PID 1's own, as DirectOutput
-        logger.info("script starting", script=f"cont-init.d/{name}")
+            # the child writes there at once: what pyinit said so far must be there first
+            events.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
+        if logger is not None:
+            logger.info("script starting", script=source)
         started = time.monotonic()
-        pid = spawn([path], cwd=cwd, stdout=out, stderr=err, env=env, new_session=settings.group_signals)
+        pid = spawn(argv, cwd=cwd, stdout=out, stderr=err, env=env, search_path=search_path,
+                    new_session=settings.group_signals)
     except OSError:
         for fd in made:
             os.close(fd)
@@ -184,7 +204,7 @@ def start_script(settings: Settings, layout: Layout, environment: ChildEnvironme
         os.close(made[1])
         os.close(made[3])
         fds = (made[0], made[2])
-    return EarlyScript(name, names, pid, fds, stage_started, started)
+    return EarlyScript(kind, names, pid, fds, stage_started, started)
 
 
 def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, metrics_dir: str,
@@ -195,7 +215,8 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
         return head  # the loop says or starts something of its own before "starting"
     say_starting(settings, layout, rundir, is_pid1, logger)
     head.said_starting = True
-    if settings.stage2_hook:
+    if settings.stage2_hook:  # the hook runs before the s6-rc plan is read: that is all to start here
+        head.script = start_hook(settings, head.environment)
         return head
     head.plan = read_plan(settings, logger)
     if head.plan.problems or not everything_waits_for_cont_init(head.plan):

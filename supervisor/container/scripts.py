@@ -43,7 +43,8 @@ class Scripts:
         # s6-rc's oneshot runner's directory (s6/layout), where s6-overlay runs every oneshot and
         # cont-init.d/cont-finish.d script; None: each runs in its own directory
         self.oneshot_directory: str | None = None
-        self.early: EarlyScript | None = None  # cont-init.d's first script, started before the loop (early)
+        # the stage-2 hook or cont-init.d's first script, started before the loop (container/early)
+        self.early: EarlyScript | None = None
 
     def _pipes(self, source: str) -> tuple[Callable[[], Output], Callable[[], Output]]:
         """The makers of a one-shot's two log pipes (stdout's, stderr's; raw: PID 1's own fds, see
@@ -72,6 +73,14 @@ class Scripts:
             except OSError:  # the directory cannot be resolved: spawning there fails and says so
                 pass
         return cwd, env
+
+    def take_early(self, kind: str) -> EarlyScript | None:
+        """The script the start path started, when it is `kind`'s ("hook", "cont-init.d"), once."""
+        early = self.early
+        if early is None or early.kind != kind:
+            return None
+        self.early = None
+        return early
 
     def _adopt(self, early: EarlyScript, source: str) -> Child:
         """The script the start path started (container/early): its pipes become LogPipes (raw:
@@ -139,7 +148,7 @@ class Scripts:
         directory = self.settings.dirs(kind)
         try:
             # the start path's listing, taken before its first script ran, as s6-overlay's loop takes it
-            names = self.early.names if self.early is not None and kind == "cont-init.d" \
+            names = self.early.names if self.early is not None and self.early.kind == kind \
                 else sorted(os.listdir(os.fsencode(directory)))
         except FileNotFoundError:
             return []
@@ -150,7 +159,7 @@ class Scripts:
         record = StageRecord(kind.removesuffix(".d"))
         self.stage_records.append(record)
         stage_started = anyio.current_time()  # the loop's clock: time.monotonic(), as the start path's
-        if kind == "cont-init.d" and self.early is not None:
+        if self.early is not None and self.early.kind == kind:
             stage_started = self.early.stage_started
         try:
             await self._run_each(names, directory, kind, timeout_ms, record, failures)
@@ -170,8 +179,7 @@ class Scripts:
             if not is_executable_file(path):
                 self.log.warning("script is not executable, skipped", script=source)
                 continue
-            early, self.early = (self.early, None) if self.early is not None and kind == "cont-init.d" \
-                else (None, self.early)
+            early = self.take_early(kind)
             if early is not None:  # the first, started (and said so) by the start path
                 started = early.started
             else:
@@ -251,3 +259,7 @@ class Scripts:
     def close(self) -> None:
         for pipe in self._pipes_made:
             pipe.close()
+        if self.early is not None and self.early.fds is not None:  # never adopted: a shutdown came first
+            for fd in self.early.fds:
+                os.close(fd)
+            self.early = None

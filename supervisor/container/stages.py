@@ -351,8 +351,13 @@ class Stages:
     async def _stage2_hook(self) -> bool:
         """S6_STAGE2_HOOK, before anything else of stage 2; False when its failure stops the container."""
         hook = self.settings.stage2_hook
-        code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
-                                             argv=["/bin/sh", "-c", hook])
+        early = self.scripts.take_early("hook")  # started by the start path (container/early)
+        if early is not None:
+            code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
+                                                 argv=["/bin/sh", "-c", hook], early=early)
+        else:
+            code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
+                                                 argv=["/bin/sh", "-c", hook])
         if code == 0:
             self.log.info("stage 2 hook done", hook=hook)
             return True
