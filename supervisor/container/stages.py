@@ -318,8 +318,9 @@ class Stages:
             self.log.warning("the previous boot's service copies cannot all be removed",
                              directory=self.layout.legacy_services, reason=exc.strerror or str(exc))
         self.table.copy_root = self.layout.legacy_services
-        specs = [await anyio.to_thread.run_sync(copy_service, spec, self.layout.legacy_services, self.settings)
-                 for spec in specs]
+        # all in one worker-thread call: a hop to the thread and back per service cost more than the copies
+        root, settings, sources = self.layout.legacy_services, self.settings, specs
+        specs = await anyio.to_thread.run_sync(lambda: [copy_service(spec, root, settings) for spec in sources])
         # Each service's s6 directory is made just before it starts (s6/bridge).
         s6layout.forget_other_services(self.layout, {spec.name for spec in specs} | set(self.rc.plan.definitions))
         for spec in specs:
