@@ -105,3 +105,15 @@ def test_raw_output_comes_after_what_pyinit_said_before(pod: Pod):
     said = next(i for i, line in enumerate(lines) if line.startswith("[pyinit] script starting"))
     assert lines.index("raw line") > said
     assert pod.stop() == 0
+
+
+def test_a_first_script_that_cannot_be_executed_is_said_once(pod: Pod):
+    pod.script("cont-init.d/10-bad", "#!/nonexistent/interpreter\necho never\n")
+    pod.script("cont-init.d/20-good", 'echo ran > "$STATE/good"\n')
+    pod.service("svc", 'echo up > "$STATE/svc"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: pod.read_state("svc"), what="the service")
+    assert len(pod.events("script starting", script="cont-init.d/10-bad")) == 1
+    assert len(pod.events("script could not start", script="cont-init.d/10-bad")) == 1
+    assert pod.read_state("good") == "ran\n"
+    assert pod.stop() == 0

@@ -60,6 +60,7 @@ class EarlyScript:
     stage_started: float  # time.monotonic(), the loop's clock, as run_scripts would take it
     started: float
     exited: ChildExit | None = None  # the reaper's watch, set by Stages before the loop's first reap
+    error: OSError | None = None  # it could not start (pid -1): what the loop reports
 
 
 @dataclass
@@ -181,6 +182,7 @@ def _start(kind: str, names: list[bytes], argv: list[str], cwd: str, env: dict[b
     """spawn `argv`, its stdout and stderr in pipes (raw: PID 1's own), as spawn_child would; `logger`
     says "script starting" for `source` first."""
     made: list[int] = []
+    started = time.monotonic()
     try:
         if settings.log_prefix:
             for _ in (1, 2):
@@ -195,10 +197,13 @@ def _start(kind: str, names: list[bytes], argv: list[str], cwd: str, env: dict[b
         started = time.monotonic()
         pid = spawn(argv, cwd=cwd, stdout=out, stderr=err, env=env, search_path=search_path,
                     new_session=settings.group_signals)
-    except OSError:
+    except OSError as exc:
         for fd in made:
             os.close(fd)
-        return None
+        if not made and settings.log_prefix:
+            return None  # no pipe could be made: nothing was said, the loop tries it again and says why
+        # it could not be executed (the exec's error, as spawn_child's): the loop says so, once
+        return EarlyScript(kind, names, -1, None, stage_started, started, error=exc)
     fds = None
     if made:
         os.close(made[1])

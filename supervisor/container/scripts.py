@@ -104,6 +104,8 @@ class Scripts:
         already started (container/early), adopted instead."""
         try:
             if early is not None:
+                if early.error is not None:
+                    raise early.error  # it could not be executed: said below, as for any script
                 child = self._adopt(early, source)
             else:
                 cwd, env = self._place(path, rc_name, shell)

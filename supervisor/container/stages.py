@@ -108,7 +108,8 @@ class Stages:
         self.scripts = Scripts(settings, self.table, self.shutdown, lambda: self.metrics_changed())
         self.scripts.oneshot_directory = layout.oneshot_runner
         if head is not None and head.script is not None:  # before the loop's first reap: it may be dead
-            head.script.exited = reaper.watch_exit(head.script.pid)
+            if head.script.error is None:
+                head.script.exited = reaper.watch_exit(head.script.pid)
             self.scripts.early = head.script
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
                              self.table.stop_timeout)
