@@ -5,6 +5,7 @@ the one reaper, its events rendered by structlog with the time they were logged.
 from __future__ import annotations
 
 import calendar
+import os
 import signal
 import subprocess
 import sys
@@ -117,3 +118,18 @@ def test_a_first_script_that_cannot_be_executed_is_said_once(pod: Pod):
     assert len(pod.events("script could not start", script="cont-init.d/10-bad")) == 1
     assert pod.read_state("good") == "ran\n"
     assert pod.stop() == 0
+
+
+def test_fix_attrs_is_applied_before_the_first_script_sees_the_file(pod: Pod):
+    target = pod.root / "fixed"
+    target.write_text("x\n")
+    target.chmod(0o644)
+    (pod.etc / "fix-attrs.d").mkdir()
+    (pod.etc / "fix-attrs.d" / "01-fixed").write_text(f"{target} false {os.getuid()} 0600 0700\n")
+    pod.script("cont-init.d/10-look", f'stat -c %a {target} > "$STATE/mode"\n')
+    pod.service("svc", 'echo up > "$STATE/svc"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: pod.read_state("svc"), what="the service")
+    assert pod.read_state("mode") == "600\n"
+    assert pod.stop() == 0
+
