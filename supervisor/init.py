@@ -11,6 +11,7 @@ Until structlog is imported, events are recorded (logs/events.configure_early).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -176,15 +177,23 @@ def run(argv: Sequence[str]) -> int:
     receiver = SignalReceiver(HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ()))
     try:
         with receiver:
-            from .container.early import head_start
+            from .container.early import carry_on, head_start
 
             head = head_start(settings, layout, rundir, is_pid1, metrics_dir, metrics_listener is not None,
                               log.get())
-            # While cont-init.d's first script runs: structlog (the recorded events replayed), the loop.
+
+            def next_script() -> None:  # between two imports: the next cont-init script, if the last is done
+                carry_on(head, settings, layout, receiver.has_pending(signal.SIGTERM, signal.SIGINT, signal.SIGQUIT))
+
+            # While cont-init.d's scripts run: structlog (the recorded events replayed), the loop.
             log.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
+            next_script()
             import anyio
 
+            next_script()
             from .root import run_pid1
+
+            next_script()
 
             return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout, metrics_listener,
                              metrics_dir, head, receiver)

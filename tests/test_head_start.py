@@ -133,3 +133,29 @@ def test_fix_attrs_is_applied_before_the_first_script_sees_the_file(pod: Pod):
     assert pod.read_state("mode") == "600\n"
     assert pod.stop() == 0
 
+
+
+def test_the_scripts_after_the_first_run_while_pyinit_imports_and_are_said_in_order(pod: Pod):
+    """Each one's lines, then its end, then the next one's start, with the times they happened."""
+    for name in ("10-a", "20-b", "30-c"):
+        pod.script(f"cont-init.d/{name}", f"""
+            date +%s.%N > "$STATE/{name}"
+            echo "line of {name}" >&2
+        """)
+    pod.service("svc", 'echo up > "$STATE/svc"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: pod.read_state("svc"), what="the service")
+    pod.wait_event("services started")
+    lines = pod.stderr().splitlines()
+    order = [line.split(" time=")[0] for line in lines
+             if "cont-init.d/" in line and (line.startswith("[pyinit] script") or line.startswith("[cont-init.d/"))]
+    expected = []
+    for name in ("10-a", "20-b", "30-c"):
+        expected += [f"[pyinit] script starting script=cont-init.d/{name}", f"[cont-init.d/{name}] line of {name}",
+                     f"[pyinit] script done script=cont-init.d/{name}"]
+    assert order == expected
+    for name in ("10-a", "20-b", "30-c"):
+        said = pod.event("script starting", script=f"cont-init.d/{name}")
+        assert said is not None
+        assert _seconds(said["time"]) <= float(pod.read_state(name)) + 0.001, name
+    assert pod.stop() == 0

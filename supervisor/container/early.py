@@ -28,12 +28,13 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.settings import Settings
 from ..logs import events
 from ..logs.events import Logger
+from ..proc.reaper import reap_own
 from ..proc.spawn import spawn
 from ..s6 import fixattrs
 from ..s6 import rcplan as s6rc
@@ -61,6 +62,12 @@ class EarlyScript:
     started: float
     exited: ChildExit | None = None  # the reaper's watch, set by Stages before the loop's first reap
     error: OSError | None = None  # it could not start (pid -1): what the loop reports
+    name: str = ""  # cont-init.d's: its file name
+    said: bool = True  # "script starting" said here; False: the loop says it, with `started_at`
+    started_at: float = 0.0  # time.time() when it started
+    result: tuple[int | None, int | None] | None = None  # reaped here already: (exit code, signal)
+    ended: float = 0.0  # time.monotonic() and time.time() when it was seen dead
+    ended_at: float = 0.0
 
 
 @dataclass
@@ -71,7 +78,8 @@ class HeadStart:
     said_starting: bool = False  # the layout's problems, "starting", the unhandled trees
     plan: s6rc.Plan | None = None  # read and said
     fix_failures: list[str] | None = None  # fix-attrs.d applied (None: not here)
-    script: EarlyScript | None = None
+    script: EarlyScript | None = None  # the first one started here
+    scripts: list[EarlyScript] = field(default_factory=list)  # all started here, in order: the loop adopts them
 
 
 def child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
@@ -136,23 +144,12 @@ def first_script(directory: str) -> tuple[str, list[bytes]] | None:
         names = sorted(os.listdir(os.fsencode(directory)))
     except OSError:
         return None
-    for raw in names:
-        name = os.fsdecode(raw)
-        if name.startswith("."):
-            continue
-        path = os.path.join(directory, name)
-        try:
-            info = os.stat(path)
-        except OSError:
-            return None  # the loop warns of it: leave the whole stage to the loop
-        if stat.S_ISDIR(info.st_mode):
-            continue
-        return (name, names) if stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK) else None
-    return None
+    name = next_script(directory, names)
+    return None if name is None else (name, names)
 
 
 def start_script(settings: Settings, layout: Layout, environment: ChildEnvironment, name: str, names: list[bytes],
-                 stage_started: float, logger: Logger) -> EarlyScript | None:
+                 stage_started: float, logger: Logger | None) -> EarlyScript | None:
     """Start cont-init.d/`name` as container.scripts.Scripts.run_script would (its `_place`, its
     pipes, its session); None when it cannot start (the loop then tries it and says why)."""
     directory = settings.dirs("cont-init.d")
@@ -222,6 +219,8 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
     head.said_starting = True
     if settings.stage2_hook:  # the hook runs before the s6-rc plan is read: that is all to start here
         head.script = start_hook(settings, head.environment)
+        if head.script is not None:
+            head.scripts.append(head.script)
         return head
     head.plan = read_plan(settings, logger)
     if head.plan.problems or not everything_waits_for_cont_init(head.plan):
@@ -231,4 +230,52 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
     if first is None or head.fix_failures:
         return head
     head.script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
+    if head.script is not None:
+        head.script.name = first[0]
+        head.scripts.append(head.script)
     return head
+
+
+def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
+    """Between two of the loop's imports: when cont-init.d's last script started here has exited,
+    reap it (its pid only) and start the next, as run_scripts would, so the scripts run while
+    pyinit imports. Nothing is said here: the loop says each script's start and end in order,
+    after the lines of the one before it (drained from its pipes), with the times they happened.
+    Not with raw output (it would come before those words), nor once a stop signal is pending,
+    nor past an entry the loop would skip with a word."""
+    last = head.scripts[-1] if head.scripts else None
+    if last is None or last.kind != "cont-init.d" or last.error is not None or last.result is not None:
+        return
+    result = reap_own(last.pid)
+    if result is None:
+        return
+    last.result, last.ended, last.ended_at = result, time.monotonic(), time.time()
+    if stopping or not settings.log_prefix:
+        return
+    directory = settings.dirs("cont-init.d")
+    following = last.names[last.names.index(os.fsencode(last.name)) + 1:]
+    name = next_script(directory, following)
+    if name is None:
+        return
+    started_at = time.time()
+    script = start_script(settings, layout, head.environment, name, last.names, last.stage_started, None)
+    if script is not None:
+        script.name, script.said, script.started_at = name, False, started_at
+        head.scripts.append(script)
+
+
+def next_script(directory: str, names: list[bytes]) -> str | None:
+    """The first of `names` run_scripts would run, when it runs it without a word first (see first_script)."""
+    for raw in names:
+        name = os.fsdecode(raw)
+        if name.startswith("."):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None  # the loop warns of it: leave the rest of the stage to the loop
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        return name if stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK) else None
+    return None

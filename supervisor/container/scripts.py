@@ -16,6 +16,7 @@ from ..core.servicedir import is_executable_file
 from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import Settings
 from ..core.telemetry import StageRecord
+from ..logs.events import TIME_KEY
 from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..proc.reaper import ChildExit
 from ..proc.spawn import Child, OutputPipe, send_signal, spawn_child
@@ -44,7 +45,7 @@ class Scripts:
         # cont-init.d/cont-finish.d script; None: each runs in its own directory
         self.oneshot_directory: str | None = None
         # the stage-2 hook or cont-init.d's first script, started before the loop (container/early)
-        self.early: EarlyScript | None = None
+        self.early: list[EarlyScript] = []
 
     def _pipes(self, source: str) -> tuple[Callable[[], Output], Callable[[], Output]]:
         """The makers of a one-shot's two log pipes (stdout's, stderr's; raw: PID 1's own fds, see
@@ -74,13 +75,12 @@ class Scripts:
                 pass
         return cwd, env
 
-    def take_early(self, kind: str) -> EarlyScript | None:
-        """The script the start path started, when it is `kind`'s ("hook", "cont-init.d"), once."""
-        early = self.early
-        if early is None or early.kind != kind:
+    def take_early(self, kind: str, name: str = "") -> EarlyScript | None:
+        """The next script the start path started, when it is `kind`'s ("hook", "cont-init.d") and,
+        for cont-init.d, `name`; once."""
+        if not self.early or self.early[0].kind != kind or self.early[0].name != name:
             return None
-        self.early = None
-        return early
+        return self.early.pop(0)
 
     def _adopt(self, early: EarlyScript, source: str) -> Child:
         """The script the start path started (container/early): its pipes become LogPipes (raw:
@@ -150,7 +150,7 @@ class Scripts:
         directory = self.settings.dirs(kind)
         try:
             # the start path's listing, taken before its first script ran, as s6-overlay's loop takes it
-            names = self.early.names if self.early is not None and self.early.kind == kind \
+            names = self.early[0].names if self.early and self.early[0].kind == kind \
                 else sorted(os.listdir(os.fsencode(directory)))
         except FileNotFoundError:
             return []
@@ -161,8 +161,8 @@ class Scripts:
         record = StageRecord(kind.removesuffix(".d"))
         self.stage_records.append(record)
         stage_started = anyio.current_time()  # the loop's clock: time.monotonic(), as the start path's
-        if self.early is not None and self.early.kind == kind:
-            stage_started = self.early.stage_started
+        if self.early and self.early[0].kind == kind:
+            stage_started = self.early[0].stage_started
         try:
             await self._run_each(names, directory, kind, timeout_ms, record, failures)
         finally:
@@ -178,12 +178,14 @@ class Scripts:
             source = f"{kind}/{name}"
             if os.path.isdir(path) or name.startswith("."):
                 continue
-            if not is_executable_file(path):
+            early = self.take_early(kind, name)  # started by the start path: whatever it has become since
+            if early is None and not is_executable_file(path):
                 self.log.warning("script is not executable, skipped", script=source)
                 continue
-            early = self.take_early(kind)
-            if early is not None:  # the first, started (and said so) by the start path
+            if early is not None:
                 started = early.started
+                if not early.said:  # said now, after the lines of the one before, with its own time
+                    self.log.info("script starting", script=source, **{TIME_KEY: early.started_at})
             else:
                 self.log.info("script starting", script=source)
                 started = anyio.current_time()
@@ -194,13 +196,16 @@ class Scripts:
                                              early=early)
             else:
                 code = await self.run_script(path, source, timeout_ms, rc_name=LEGACY_CONT_INIT, shell=True)
-            record.scripts.append((name, code, anyio.current_time() - started))
+            ended, when = anyio.current_time(), {}
+            if early is not None and early.result is not None:  # it ended before the loop ran: then
+                ended, when = early.ended, {TIME_KEY: early.ended_at}
+            record.scripts.append((name, code, ended - started))
             self.changed()
             if code == 0:
-                self.log.info("script done", script=source)
+                self.log.info("script done", script=source, **when)
             else:
                 level = "warning" if kind != "cont-init.d" or self.settings.behaviour_if_stage2_fails else "info"
-                getattr(self.log, level)("script failed", script=source, exitcode=code)
+                getattr(self.log, level)("script failed", script=source, exitcode=code, **when)
                 failures.append((source, code))
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
@@ -261,7 +266,7 @@ class Scripts:
     def close(self) -> None:
         for pipe in self._pipes_made:
             pipe.close()
-        if self.early is not None and self.early.fds is not None:  # never adopted: a shutdown came first
-            for fd in self.early.fds:
+        for early in self.early:  # never adopted: a shutdown came first
+            for fd in early.fds or ():
                 os.close(fd)
-            self.early = None
+        self.early = []

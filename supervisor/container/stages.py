@@ -43,7 +43,7 @@ from ..core.telemetry import PodRecords, StageRecord
 from ..logs.events import Logger
 from ..logs.writer import OutputWriter
 from ..proc.killall import kill_everyone
-from ..proc.reaper import Reaper
+from ..proc.reaper import ChildExit, Reaper
 from ..proc.spawn import send_signal
 from ..s6 import fixattrs as compat
 from ..s6 import layout as s6layout
@@ -107,10 +107,13 @@ class Stages:
         self.bridge = S6Bridge(self.table, layout, log)
         self.scripts = Scripts(settings, self.table, self.shutdown, lambda: self.metrics_changed())
         self.scripts.oneshot_directory = layout.oneshot_runner
-        if head is not None and head.script is not None:  # before the loop's first reap: it may be dead
-            if head.script.error is None:
-                head.script.exited = reaper.watch_exit(head.script.pid)
-            self.scripts.early = head.script
+        for script in head.scripts if head is not None else ():  # before the loop's first reap: it may be dead
+            if script.result is not None:  # reaped by the start path: its exit, as the reaper would tell it
+                script.exited = ChildExit()
+                script.exited(*script.result)
+            elif script.error is None:
+                script.exited = reaper.watch_exit(script.pid)
+            self.scripts.early.append(script)
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
                              self.table.stop_timeout)
         self._stage2_started = 0.0

@@ -115,6 +115,17 @@ class Reaper:
             await self._childless.wait()
 
 
+def reap_own(pid: int) -> tuple[int | None, int | None] | None:
+    """Before the event loop and its Reaper exist (container/early): `pid`, a child of ours, reaped
+    if it has exited (its exit code, signal), else None. Only that pid: orphans wait for the Reaper."""
+    while True:
+        try:
+            found, status = os.waitpid(pid, os.WNOHANG)
+        except InterruptedError:
+            continue
+        return decode_status(status) if found == pid else None
+
+
 def reap_until(deadline: float) -> bool:
     """Without an event loop (the emergency path): reap until no child is left or `deadline` (monotonic).
 

@@ -80,6 +80,10 @@ class SignalReceiver:
         self._wake_read.close()
         self._wake_write.close()
 
+    def has_pending(self, *signals: int) -> bool:
+        """Whether one of `signals` came and is not read yet (the start path asks, before the loop)."""
+        return any(signum in self._pending for signum in signals)
+
     def _drain(self) -> None:
         try:
             while self._wake_read.recv(DRAIN_SIZE):
