@@ -12,10 +12,15 @@ order, and the loop (root.run_pid1, container.stages, container.scripts) adopts 
    RC_NAME, PWD, its session), its stdout and stderr in pipes (raw: PID 1's own fds) that
    the loop's LogPipes adopt, so its lines are prefixed and ordered as any other script's.
 
-The heavy imports then happen while that script runs on the other core. Nothing here waits
-for a process: the loop's reaper is the one waitpid owner, and it watches the script's pid
-before its first reap (a script that died meanwhile is a zombie until then). A signal that
-comes meanwhile is recorded by the SignalReceiver init.py entered before any of this.
+(S6_STAGE2_HOOK instead, when it is set: it runs before everything else of stage 2.)
+
+The heavy imports then happen while that script runs on the other core; between two of them
+`carry_on` starts cont-init.d's next script once the last has exited. Nothing here blocks on
+a process. Before the loop, the start path reaps only its own scripts, each by its pid and
+without waiting (proc/reaper.reap_own); orphans wait for the loop's Reaper, which watches the
+running script's pid before its first reap (dead meanwhile: a zombie until then) and is the
+one waitpid owner from then on. A signal that comes meanwhile is recorded by the
+SignalReceiver init.py entered before any of this (a pending stop starts no further script).
 
 Step 3 is taken only where the loop would start that script first and with nothing beside
 it: no S6_STAGE2_HOOK, no catch-all log, no metrics endpoint or file (each says something
