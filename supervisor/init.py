@@ -1,13 +1,17 @@
 """pyinit: the container's PID 1 (or a subreaper in a developer's shell).
 
-Order: settings (fail before anything starts), log, runtime dir, subreaper, then
-one anyio run whose root task group holds the signal loop, the output writer and
-the stages.
+Order: settings (fail before anything starts), log, runtime dir, subreaper, the signal
+receiver, the head start (container/early: stage 2's first steps and cont-init.d's first
+script, before anything heavy is imported), then structlog, anyio and the loop's modules
+are imported while that script runs, and one anyio run whose root task group holds the
+signal loop, the output writer and the stages, which adopt what the head start began.
+Until structlog is imported, events are recorded (logs/events.configure_early).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -68,6 +72,9 @@ def _wait_for_closing_fd(fd: int) -> None:
 
 
 def _fail(message: str, code: int) -> int:
+    from .logs import events as log
+
+    log.flush_early()  # what was said before, first
     sys.stderr.write(f"pyinit: fatal: {message}\n")
     sys.stderr.flush()
     _leave_verdict(f"pyinit: fatal: {message}", code)
@@ -114,7 +121,7 @@ def run(argv: Sequence[str]) -> int:
         settings = load_settings(os.environ)
     except ConfigError as exc:
         return _fail(f"bad configuration: {exc}", EXIT_USAGE)
-    log.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
+    log.configure_early(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
     for warning in settings.warnings:
         log.get().warning(warning)
     if settings.wait_for_closing_fd >= 3:
@@ -135,7 +142,7 @@ def run(argv: Sequence[str]) -> int:
     except (paths.RuntimeDirError, OSError) as exc:
         return _fail(str(exc), EXIT_SYSTEM)
     metrics_dir = _prepare_metrics_directory(rundir)
-    from .control.server import ControlSocketError, bind_control_socket
+    from .control.binding import ControlSocketError, bind_control_socket
 
     try:  # as PID 1, also on an abstract address no one can rename or replace (server.py)
         listener = bind_control_socket(rundir, settings.control_group, abstract=is_pid1)
@@ -164,14 +171,32 @@ def run(argv: Sequence[str]) -> int:
             return _fail(str(exc), EXIT_SYSTEM)
 
     metrics_listener = _metrics_listener(settings.metrics_listen)
+    from .proc.signals import DIVERTED_SIGNALS, HANDLED_SIGNALS, SignalReceiver
 
-    import anyio
-
-    from .root import run_pid1
-
+    # Entered before anything starts: a signal from here on is recorded, and read by the loop.
+    receiver = SignalReceiver(HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ()))
     try:
-        return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout, metrics_listener,
-                         metrics_dir)
+        with receiver:
+            from .container.early import carry_on, head_start
+
+            head = head_start(settings, layout, rundir, is_pid1, metrics_dir, metrics_listener is not None,
+                              log.get())
+
+            def next_script() -> None:  # between two imports: the next cont-init script, if the last is done
+                carry_on(head, settings, layout, receiver.has_pending(signal.SIGTERM, signal.SIGINT, signal.SIGQUIT))
+
+            # While cont-init.d's scripts run: structlog (the recorded events replayed), the loop.
+            log.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
+            next_script()
+            import anyio
+
+            next_script()
+            from .root import run_pid1
+
+            next_script()
+
+            return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout, metrics_listener,
+                             metrics_dir, head, receiver)
     except BaseException as exc:  # noqa: BLE001 (the event loop itself is gone: still orphan nothing)
         _emergency_stop(is_pid1, settings.kill_gracetime / 1000, exc)
         return EXIT_SYSTEM
@@ -223,9 +248,11 @@ def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
     """Stage 3's kill path without an event loop: TERM everyone, KILL after the grace time, reap."""
     import traceback
 
+    from .logs import events as log
     from .logs.writer import write_if_room
     from .proc.killall import kill_everyone_now
 
+    log.flush_early()  # what was said before the loop failed, first
     detail = "".join(traceback.format_exception(exc))[-3000:]
     write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())
     kill_everyone_now(is_pid1, grace)

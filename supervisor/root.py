@@ -11,6 +11,7 @@ import signal
 import socket
 import traceback
 from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ import anyio
 
 from .base.terms import EXIT_SYSTEM, signal_name
 from .container import verdict
+from .container.early import HeadStart, child_environment
 from .container.stages import Stages
 from .control.handlers import Handlers
 from .control.protocol import VERBS
@@ -29,21 +31,15 @@ from .logs.events import Logger
 from .logs.pyreports import route_loop_reports, route_python_reports
 from .logs.writer import OutputWriter, write_all, write_if_room
 from .proc.reaper import Reaper
-from .proc.signals import open_signal_receiver
+from .proc.signals import DIVERTED_SIGNALS, HANDLED_SIGNALS, SignalReceiver, open_signal_receiver
 from .proc.spawn import send_signal
-from .s6.childenv import ChildEnvironment, container_environment, exec_environment
-from .s6.contenv import write_environment
 from .s6.layout import Layout
 from .s6.scanctl import serve_scan_control
 
 if TYPE_CHECKING:
     from .metrics.page import PodMetrics  # imported at its first use: see _Metrics
 
-HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
-# S6_CMD_RECEIVE_SIGNALS: what s6-overlay diverts to the main program while it runs.
-DIVERTED_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGPWR, signal.SIGWINCH)
 FINAL_FLUSH_TIMEOUT = 1.0
 
 
@@ -67,21 +63,6 @@ async def _signal_loop(signals: AsyncIterator[int], container: Stages, reaper: R
                 logger.info("signal ignored", signal=signal_name(signum))
         except Exception:  # noqa: BLE001 (the next signal must still be read)
             logger.error("signal handling failed", signal=signal_name(signum), traceback=traceback.format_exc())
-
-
-def _child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
-    """What everything pyinit starts gets, as s6-overlay gives it (childenv), and the container
-    environment directory written again from the same: init.py wrote it from pyinit's own
-    os.environ, which holds Python's LC_CTYPE and pyinit's PYS6_METRICS_DIR, neither of them
-    the container's. Nothing has read it yet: no script has run."""
-    serves_metrics = settings.metrics_listen is not None or bool(settings.metrics_file)
-    container = container_environment(os.environb, metrics_dir, serves_metrics, exec_environment())
-    try:
-        write_environment(layout.container_environment, container)
-    except OSError as exc:  # it was just written: the same write failing now is no reason to stop the boot
-        logger.error("container environment not rewritten; with-contenv may see pyinit's own variables",
-                     directory=layout.container_environment, reason=exc.strerror)
-    return ChildEnvironment(settings.keep_env, container)
 
 
 def _catch_all_sink(settings: Settings, rundir: str, logger: Logger) -> Callable[[int, bytes], None]:
@@ -136,8 +117,11 @@ async def _serve_metrics(metrics: PodMetrics, listener: socket.socket, logger: L
 
 async def run_pid1(
     settings: Settings, main_argv: list[str], rundir: str, listener: ControlListeners, is_pid1: bool, layout: Layout,
-    metrics_listener: socket.socket | None = None, metrics_dir: str = "",
+    metrics_listener: socket.socket | None = None, metrics_dir: str = "", head: HeadStart | None = None,
+    receiver: SignalReceiver | None = None,
 ) -> int:
+    """`head`: what the start path did already (container/early); `receiver`: the signals, recorded
+    since the start path entered it."""
     logger = log.get()
     writer = OutputWriter(sink=_catch_all_sink(settings, rundir, logger)) if settings.logging >= 1 else OutputWriter()
 
@@ -145,17 +129,19 @@ async def run_pid1(
         logger.debug("orphan reaped", pid=pid, exitcode=exitcode, signal=signum)
 
     reaper = Reaper(on_orphan)
-    environment = _child_environment(settings, layout, metrics_dir, logger)
-    container = Stages(settings, reaper, writer, logger, is_pid1, environment, layout)
+    environment = head.environment if head is not None else child_environment(settings, layout, metrics_dir, logger)
+    container = Stages(settings, reaper, writer, logger, is_pid1, environment, layout, head)
+    said_starting = head is not None and head.said_starting
     async with anyio.create_task_group() as root:
         root.start_soon(writer.run)
         log.route_to(lambda data: writer.write_nowait(2, data))
         route_python_reports(logger)  # Python's own complaints, as events: PID 1's stderr stays ours
         route_loop_reports(logger)
         handled = HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ())
-        with open_signal_receiver(*handled) as signals:  # not anyio's: it loses signals in a storm
+        # not anyio's: it loses signals in a storm
+        with nullcontext(receiver) if receiver is not None else open_signal_receiver(*handled) as signals:
             root.start_soon(_signal_loop, signals, container, reaper, logger)
-            for problem in layout.problems:
+            for problem in layout.problems if not said_starting else ():
                 logger.warning(problem)
             root.start_soon(serve_scan_control, layout.control_fifos(), container, reaper.reap, logger)
             tally = ControlTally(VERBS)
@@ -169,8 +155,9 @@ async def run_pid1(
             if settings.metrics_file:
                 container.metrics_changed = metrics.get().changed
                 root.start_soon(metrics.get().keep_file_written, settings.metrics_file)
-            mode = "pid1" if is_pid1 else "subreaper"
-            logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
+            if not said_starting:
+                mode = "pid1" if is_pid1 else "subreaper"
+                logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
             reaper.reap()  # anything that died before our SIGCHLD handler existed
             try:
                 code = await container.run(main_argv)

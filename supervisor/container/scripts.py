@@ -11,18 +11,19 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from ..base.terms import EXIT_SYSTEM, death_code, exec_failure_code
-from ..core.service import output_for
+from ..core.service import formatter_for, output_for
 from ..core.servicedir import is_executable_file
 from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import Settings
 from ..core.telemetry import StageRecord
-from ..logs.pipe import Output
+from ..logs.events import TIME_KEY
+from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..proc.reaper import ChildExit
-from ..proc.spawn import OutputPipe, send_signal, spawn_child
+from ..proc.spawn import Child, OutputPipe, send_signal, spawn_child
 from ..s6.childenv import main_program_environment, shell_pwd
+from .early import LEGACY_CONT_INIT as LEGACY_CONT_INIT  # s6-overlay's oneshot: cont-init.d and cont-finish.d
+from .early import EarlyScript
 from .shutdown import Shutdown
-
-LEGACY_CONT_INIT = "legacy-cont-init"  # s6-overlay's oneshot that runs cont-init.d and cont-finish.d
 
 
 class Scripts:
@@ -43,6 +44,8 @@ class Scripts:
         # s6-rc's oneshot runner's directory (s6/layout), where s6-overlay runs every oneshot and
         # cont-init.d/cont-finish.d script; None: each runs in its own directory
         self.oneshot_directory: str | None = None
+        # the stage-2 hook or cont-init.d's first script, started before the loop (container/early)
+        self.early: list[EarlyScript] = []
 
     def _pipes(self, source: str) -> tuple[Callable[[], Output], Callable[[], Output]]:
         """The makers of a one-shot's two log pipes (stdout's, stderr's; raw: PID 1's own fds, see
@@ -72,16 +75,44 @@ class Scripts:
                 pass
         return cwd, env
 
+    def take_early(self, kind: str, name: str = "") -> EarlyScript | None:
+        """The next script the start path started, when it is `kind`'s ("hook", "cont-init.d") and,
+        for cont-init.d, `name`; once."""
+        if not self.early or self.early[0].kind != kind or self.early[0].name != name:
+            return None
+        return self.early.pop(0)
+
+    def _adopt(self, early: EarlyScript, source: str) -> Child:
+        """The script the start path started (container/early): its pipes become LogPipes (raw:
+        PID 1's own fds, as output_for gives them), read from now on; the reaper watches it already."""
+        assert early.exited is not None  # Stages watched it before the loop's first reap
+        pipes: tuple[Output, ...]
+        if early.fds is None:
+            pipes = (DirectOutput(1), DirectOutput(2))
+        else:
+            pipes = tuple(LogPipe(self.table.writer, fd, formatter_for(self.table, source, stream), False,
+                                  fds=(read_fd, -1))
+                          for fd, stream, read_fd in ((1, "stdout", early.fds[0]), (2, "stderr", early.fds[1])))
+        for pipe in pipes:
+            pipe.start()
+        return Child(early.pid, early.exited, pipes)
+
     async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None,
-                         rc_name: str | None = None, shell: bool = False) -> int:
+                         rc_name: str | None = None, shell: bool = False, early: EarlyScript | None = None) -> int:
         """Run one script (or `argv`, from `path`'s directory) to completion, its output merged;
-        return its fate as an exit code. `rc_name`, `shell`: see _place."""
-        cwd, env = self._place(path, rc_name, shell)
+        return its fate as an exit code. `rc_name`, `shell`: see _place; `early`: that script,
+        already started (container/early), adopted instead."""
         try:
-            # PYS6_GROUP_SIGNALS=0: in pyinit's session and group, as s6-rc's runner leaves them
-            # under s6-overlay; else a session of its own, so a timeout kills what it started too
-            child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=cwd,
-                                env=env, search_path=argv is not None, new_session=self.settings.group_signals)
+            if early is not None:
+                if early.error is not None:
+                    raise early.error  # it could not be executed: said below, as for any script
+                child = self._adopt(early, source)
+            else:
+                cwd, env = self._place(path, rc_name, shell)
+                # PYS6_GROUP_SIGNALS=0: in pyinit's session and group, as s6-rc's runner leaves them
+                # under s6-overlay; else a session of its own, so a timeout kills what it started too
+                child = spawn_child(argv or [path], self.table.reaper, self._pipes(source), cwd=cwd,
+                                    env=env, search_path=argv is not None, new_session=self.settings.group_signals)
         except OSError as exc:  # any errno, EMFILE from the pipes included
             self.log.error("script could not start", script=source, reason=exc.strerror)
             return exec_failure_code(exc)
@@ -118,7 +149,9 @@ class Scripts:
         """Every executable in $PYS6_ETC/<kind>, in byte order; the failures."""
         directory = self.settings.dirs(kind)
         try:
-            names = sorted(os.listdir(os.fsencode(directory)))
+            # the start path's listing, taken before its first script ran, as s6-overlay's loop takes it
+            names = self.early[0].names if self.early and self.early[0].kind == kind \
+                else sorted(os.listdir(os.fsencode(directory)))
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -127,7 +160,9 @@ class Scripts:
         failures: list[tuple[str, int]] = []
         record = StageRecord(kind.removesuffix(".d"))
         self.stage_records.append(record)
-        stage_started = anyio.current_time()
+        stage_started = anyio.current_time()  # the loop's clock: time.monotonic(), as the start path's
+        if self.early and self.early[0].kind == kind:
+            stage_started = self.early[0].stage_started
         try:
             await self._run_each(names, directory, kind, timeout_ms, record, failures)
         finally:
@@ -143,21 +178,34 @@ class Scripts:
             source = f"{kind}/{name}"
             if os.path.isdir(path) or name.startswith("."):
                 continue
-            if not is_executable_file(path):
+            early = self.take_early(kind, name)  # started by the start path: whatever it has become since
+            if early is None and not is_executable_file(path):
                 self.log.warning("script is not executable, skipped", script=source)
                 continue
-            self.log.info("script starting", script=source)
-            started = anyio.current_time()
+            if early is not None:
+                started = early.started
+                if not early.said:  # said now, after the lines of the one before, with its own time
+                    self.log.info("script starting", script=source, **{TIME_KEY: early.started_at})
+            else:
+                self.log.info("script starting", script=source)
+                started = anyio.current_time()
             # s6-overlay runs them from its legacy-cont-init oneshot's up (cont-init) and down
             # (cont-finish), both /bin/sh loops
-            code = await self.run_script(path, source, timeout_ms, rc_name=LEGACY_CONT_INIT, shell=True)
-            record.scripts.append((name, code, anyio.current_time() - started))
+            if early is not None:
+                code = await self.run_script(path, source, timeout_ms, rc_name=LEGACY_CONT_INIT, shell=True,
+                                             early=early)
+            else:
+                code = await self.run_script(path, source, timeout_ms, rc_name=LEGACY_CONT_INIT, shell=True)
+            ended, when = anyio.current_time(), {}
+            if early is not None and early.result is not None:  # it ended before the loop ran: then
+                ended, when = early.ended, {TIME_KEY: early.ended_at}
+            record.scripts.append((name, code, ended - started))
             self.changed()
             if code == 0:
-                self.log.info("script done", script=source)
+                self.log.info("script done", script=source, **when)
             else:
                 level = "warning" if kind != "cont-init.d" or self.settings.behaviour_if_stage2_fails else "info"
-                getattr(self.log, level)("script failed", script=source, exitcode=code)
+                getattr(self.log, level)("script failed", script=source, exitcode=code, **when)
                 failures.append((source, code))
 
     # --- the main program (pyinit PROG ARGS...) -----------------------------------
@@ -218,3 +266,7 @@ class Scripts:
     def close(self) -> None:
         for pipe in self._pipes_made:
             pipe.close()
+        for early in self.early:  # never adopted: a shutdown came first
+            for fd in early.fds or ():
+                os.close(fd)
+        self.early = []

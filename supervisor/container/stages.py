@@ -43,7 +43,7 @@ from ..core.telemetry import PodRecords, StageRecord
 from ..logs.events import Logger
 from ..logs.writer import OutputWriter
 from ..proc.killall import kill_everyone
-from ..proc.reaper import Reaper
+from ..proc.reaper import ChildExit, Reaper
 from ..proc.spawn import send_signal
 from ..s6 import fixattrs as compat
 from ..s6 import layout as s6layout
@@ -53,6 +53,8 @@ from ..s6.bridge import S6Bridge
 from ..s6.layout import Layout
 from ..s6.rcplan import Plan
 from ..s6.rcrun import RcServices
+from . import early
+from .early import HeadStart
 from .progress import ShutdownReport
 from .scripts import Scripts
 from .shutdown import Shutdown
@@ -86,8 +88,11 @@ class Stages:
     scan FIFOs need (s6/scanctl.ScanTarget) and what the signal loop and the metrics read."""
 
     def __init__(self, settings: Settings, reaper: Reaper, writer: OutputWriter, log: Logger, is_pid1: bool,
-                 environment: Callable[[], Mapping[bytes, bytes]], layout: Layout) -> None:
+                 environment: Callable[[], Mapping[bytes, bytes]], layout: Layout,
+                 head: HeadStart | None = None) -> None:
+        """`head`: what pyinit's start path did before the loop (container/early), adopted here."""
         self.settings = settings
+        self.head = head
         self.layout = layout
         self.reaper = reaper
         self.log = log
@@ -102,6 +107,13 @@ class Stages:
         self.bridge = S6Bridge(self.table, layout, log)
         self.scripts = Scripts(settings, self.table, self.shutdown, lambda: self.metrics_changed())
         self.scripts.oneshot_directory = layout.oneshot_runner
+        for script in head.scripts if head is not None else ():  # before the loop's first reap: it may be dead
+            if script.result is not None:  # reaped by the start path: its exit, as the reaper would tell it
+                script.exited = ChildExit()
+                script.exited(*script.result)
+            elif script.error is None:
+                script.exited = reaper.watch_exit(script.pid)
+            self.scripts.early.append(script)
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
                              self.table.stop_timeout)
         self._stage2_started = 0.0
@@ -199,12 +211,14 @@ class Stages:
         return result
 
     async def _stage2(self, services_group: anyio.abc.TaskGroup, main_argv: Sequence[str]) -> bool:
-        compat.report_unhandled_trees(self.settings.etc, self.log)
+        head = self.head
+        if head is None or not head.said_starting:
+            compat.report_unhandled_trees(self.settings.etc, self.log)
         if self.settings.stage2_hook and not await self._stage2_hook():
             return False
         # rc.init compiles the s6-rc source before anything runs (a cont-init script that writes
-        # s6-rc.d changes nothing): read it now
-        self.rc.plan = self._rc_plan()
+        # s6-rc.d changes nothing): read it now, unless the start path did
+        self.rc.plan = head.plan if head is not None and head.plan is not None else self._rc_plan()
         if self.rc.plan.problems and not self._stage2_failed(Stage2Failure("the s6-rc services have problems")):
             return False
         failures = await self._until_stopping(lambda: self._change(services_group))
@@ -223,15 +237,7 @@ class Stages:
         return True
 
     def _rc_plan(self) -> Plan:
-        base = self.settings.dirs("s6-overlay")
-        source = os.path.join(base, "s6-rc.d")
-        bundles = [self.settings.runtime_bundledir or os.path.join(base, "user-bundles.d")]
-        the_plan = s6rc.plan(s6rc.load(source, bundles))
-        for problem in the_plan.problems:
-            self.log.error("s6-rc service definition problem", problem=problem)
-        if the_plan.first or the_plan.second:
-            self.log.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
-        return the_plan
+        return early.read_plan(self.settings, self.log)
 
     def _said(self, failure: Stage2Failure) -> bool:
         """S6_BEHAVIOUR_IF_STAGE2_FAILS on one failure: its event; whether it stops the container."""
@@ -256,7 +262,9 @@ class Stages:
             return stops
 
         async def base() -> None:
-            fixed = await self._fix_attrs()
+            head = self.head
+            fixed = (self._fix_attrs_failure(head.fix_failures) if head is not None and head.fix_failures is not None
+                     else await self._fix_attrs())
             ok = fixed is None or not failed(fixed)
             self.rc.stage_finished(s6rc_run.FIX_ATTRS, ok)
             if not ok:  # legacy-cont-init depends on fix-attrs: cont-init.d does not run
@@ -314,8 +322,9 @@ class Stages:
             self.log.warning("the previous boot's service copies cannot all be removed",
                              directory=self.layout.legacy_services, reason=exc.strerror or str(exc))
         self.table.copy_root = self.layout.legacy_services
-        specs = [await anyio.to_thread.run_sync(copy_service, spec, self.layout.legacy_services, self.settings)
-                 for spec in specs]
+        # all in one worker-thread call: a hop to the thread and back per service cost more than the copies
+        root, settings, sources = self.layout.legacy_services, self.settings, specs
+        specs = await anyio.to_thread.run_sync(lambda: [copy_service(spec, root, settings) for spec in sources])
         # Each service's s6 directory is made just before it starts (s6/bridge).
         names = {spec.name for spec in specs} | set(self.rc.plan.definitions)
         s6layout.forget_other_services(self.layout, names)
@@ -349,8 +358,13 @@ class Stages:
     async def _stage2_hook(self) -> bool:
         """S6_STAGE2_HOOK, before anything else of stage 2; False when its failure stops the container."""
         hook = self.settings.stage2_hook
-        code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
-                                             argv=["/bin/sh", "-c", hook])
+        early = self.scripts.take_early("hook")  # started by the start path (container/early)
+        if early is not None:
+            code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
+                                                 argv=["/bin/sh", "-c", hook], early=early)
+        else:
+            code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
+                                                 argv=["/bin/sh", "-c", hook])
         if code == 0:
             self.log.info("stage 2 hook done", hook=hook)
             return True
@@ -360,8 +374,11 @@ class Stages:
 
     async def _fix_attrs(self) -> Stage2Failure | None:
         """v2's fix-attrs.d, before cont-init: what failed, or None."""
-        failures = await anyio.to_thread.run_sync(
-            compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log)
+        return self._fix_attrs_failure(await anyio.to_thread.run_sync(
+            compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log))
+
+    @staticmethod
+    def _fix_attrs_failure(failures: list[str]) -> Stage2Failure | None:
         if not failures:
             return None
         return Stage2Failure("fix-attrs.d failed", said=(None, ("warning", "fix-attrs.d failed, continuing"), None),

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..base.terms import parse_signal_name
-from .model import CrashPolicy
+
+if TYPE_CHECKING:  # the model's ~25 dataclasses cost pyinit's start path ~10 ms: loaded at first use
+    from .model import CrashPolicy
 
 Value = TypeVar("Value")
 
@@ -278,6 +280,8 @@ class Settings:
 
     @property
     def crash(self) -> CrashPolicy:
+        from .model import CrashPolicy
+
         return CrashPolicy(self.crash_deaths, self.crash_window, self.crash_bail)
 
     def dirs(self, kind: str) -> str:

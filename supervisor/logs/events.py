@@ -5,31 +5,42 @@ Text: `[pyinit] service died service=cron exitcode=1 level=warning time=2026-12-
 PYS6_LOG_TIMESTAMPS=0 leaves it out, for a log collector that stamps lines itself).
 JSON (PYS6_LOG_FORMAT=json): one object per line with source, level, event and fields.
 Until the output writer runs (start-up errors) events go straight to stderr.
+
+structlog costs some 35 ms to import (its package pulls in asyncio and ssl), more than
+pyinit's whole start path. pyinit calls `configure_early` first: until `configure` has
+imported structlog, `get()` gives an `EarlyLogger` that records each event (level, event,
+fields, time) in order; `configure` replays them through structlog, each with the time it
+was logged (TIME_KEY, which the renderers read instead of the clock), before anything else
+is written, so no line is lost, reordered or rendered by anything but structlog.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-import structlog
-from structlog.typing import EventDict, FilteringBoundLogger
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any, cast
 
 from .lines import displayable
-from .writer import write_all, write_if_room
 
 if TYPE_CHECKING:
     import asyncio  # imported where a burst is first logged: most processes never log one
 
+    from structlog.typing import EventDict, FilteringBoundLogger
+else:
+    EventDict = MutableMapping[str, Any]  # structlog.typing's, without importing structlog
+
 # S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
 VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+TIME_KEY = "_pys6_logged_at"  # a replayed event's time of logging (renderers pop it)
 
 Sink = Callable[[bytes], None]
 
 
 def _stderr_sink(data: bytes) -> None:
+    from .writer import write_all  # here: the writer's module loads anyio, which the start path does without
+
     write_all(2, data)
 
 
@@ -76,21 +87,27 @@ def timestamp(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((when - seconds) * 1000):03d}Z"
 
 
+def _logged_at(event: EventDict) -> float:
+    when = event.pop(TIME_KEY, None)
+    return when if isinstance(when, float) else time.time()
+
+
 def render_text(_logger: object, method: str, event: EventDict) -> str:
+    when = _logged_at(event)
     message = event.pop("event", "")
     parts = [f"[{ROUTER.source}] {message}"]
     parts += [f"{key}={_quote(value)}" for key, value in event.items()]
     if method not in ("info", "debug"):
         parts.append(f"level={method}")
     if ROUTER.timestamps:
-        parts.append(f"time={timestamp(time.time())}")
+        parts.append(f"time={timestamp(when)}")
     text = " ".join(parts)
     # A value (a client's message, a file's content) must not forge another line on a terminal.
     return displayable(text.encode("utf-8", "backslashreplace")).decode("utf-8", "backslashreplace")
 
 
 def render_json(_logger: object, method: str, event: EventDict) -> str:
-    record = {"source": ROUTER.source, "level": method, "time": round(time.time(), 3)}
+    record = {"source": ROUTER.source, "level": method, "time": round(_logged_at(event), 3)}
     record.update(event)
     return json.dumps(record, default=str, ensure_ascii=False)
 
@@ -98,12 +115,61 @@ def render_json(_logger: object, method: str, event: EventDict) -> str:
 Renderer = Callable[[object, str, EventDict], str]  # structlog's processor: its event dict holds any value
 # What every module that logs is given: structlog's own protocol for a filtering bound logger
 # (info, warning, error... with keyword fields), so the joints between modules say what they pass.
-Logger = FilteringBoundLogger
+if TYPE_CHECKING:
+    Logger = FilteringBoundLogger
+else:
+    Logger = Any  # at run time only a name: structlog is not imported for it
+
+
+class EarlyLogger:
+    """pyinit's logger before structlog is imported: each event at or above the verbosity floor
+    is recorded, in order, with its time; once structlog is configured, it forwards."""
+
+    def __init__(self, log_format: str, verbosity: int, timestamps: bool) -> None:
+        self.settings = (log_format, verbosity, timestamps)  # configure's, for flush_early
+        self.floor = VERBOSITY_FLOOR.get(verbosity, 10)
+        self.recorded: list[tuple[str, str, dict[str, object], float]] = []
+        self.real: Logger | None = None
+
+    def _log(self, method: str, event: str, fields: dict[str, object]) -> None:
+        if self.real is not None:
+            getattr(self.real, method)(event, **fields)
+        elif LEVELS[method] >= self.floor:
+            self.recorded.append((method, event, fields, time.time()))
+
+    def debug(self, event: str, **fields: object) -> None:
+        self._log("debug", event, fields)
+
+    def info(self, event: str, **fields: object) -> None:
+        self._log("info", event, fields)
+
+    def warning(self, event: str, **fields: object) -> None:
+        self._log("warning", event, fields)
+
+    def error(self, event: str, **fields: object) -> None:
+        self._log("error", event, fields)
+
+    def critical(self, event: str, **fields: object) -> None:
+        self._log("critical", event, fields)
+
+
+_early: EarlyLogger | None = None
+_configured = False
+
+
+def configure_early(log_format: str = "text", verbosity: int = 2, timestamps: bool = False) -> None:
+    """pyinit's start: record events until `configure` (same arguments) imports structlog."""
+    global _early
+    _early = EarlyLogger(log_format, verbosity, timestamps)
 
 
 def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyinit",
               renderer: Renderer | None = None, timestamps: bool = False) -> None:
-    """`timestamps`: text lines end in time=... (JSON records always carry their "time")."""
+    """`timestamps`: text lines end in time=... (JSON records always carry their "time").
+    Events recorded since `configure_early` are rendered now, in order, each with its own time."""
+    global _configured
+    import structlog
+
     floor = VERBOSITY_FLOOR.get(verbosity, 10)
     ROUTER.source = source
     ROUTER.timestamps = timestamps
@@ -113,6 +179,21 @@ def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyini
         logger_factory=lambda *args: SinkLogger(),
         cache_logger_on_first_use=True,
     )
+    _configured = True
+    if _early is not None and _early.real is None:
+        real: Logger = structlog.get_logger()
+        for method, event, fields, when in _early.recorded:
+            getattr(real, method)(event, **fields, **{TIME_KEY: when})
+        _early.recorded.clear()
+        _early.real = real
+
+
+def flush_early() -> None:
+    """Before an exit that never got to `configure` (a refused configuration): the recorded events
+    still go out, through structlog, as configured early."""
+    if _early is not None and _early.real is None and _early.recorded:
+        log_format, verbosity, timestamps = _early.settings
+        configure(log_format, verbosity, timestamps=timestamps)
 
 
 def route_to(sink: Sink, info_sink: Sink | None = None) -> None:
@@ -122,10 +203,16 @@ def route_to(sink: Sink, info_sink: Sink | None = None) -> None:
 
 def route_to_stderr_if_room() -> None:
     """After the output writer stops: a wedged stderr must not hold up the exit."""
+    from .writer import write_if_room
+
     ROUTER.sink = ROUTER.info_sink = lambda data: None if write_if_room(2, data) else None
 
 
 def get() -> Logger:
+    if _early is not None and not _configured:
+        return cast("Logger", _early)  # the methods pyinit calls, with structlog's signatures
+    import structlog
+
     logger: Logger = structlog.get_logger()
     return logger
 

@@ -44,8 +44,11 @@ class LogPipe:
         formatter: Formatter | None,
         keep_write_end: bool,
         recent: RecentLines | None = None,
+        fds: tuple[int, int] | None = None,
     ) -> None:
-        self.read_fd, self.write_fd = os.pipe()
+        """`fds`: a pipe made before the event loop existed (container/early), its (read, write)
+        ends, write -1 when already dropped; else a new pipe."""
+        self.read_fd, self.write_fd = os.pipe() if fds is None else fds
         os.set_blocking(self.read_fd, False)
         self._writer = writer
         self._target_fd = target_fd

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import anyio
-
 from .reaper import Reaper, reap_until
 
 if TYPE_CHECKING:
@@ -53,6 +51,8 @@ async def kill_everyone(reaper: Reaper, is_pid1: bool, grace: float, after_kill:
     wait `after_kill` more. Nothing is sent when no child is left. `log` says each round;
     `wake_stopped` sends SIGCONT after SIGTERM (pycrond's leftovers never got one); `before_kill`
     is called just before the SIGKILL round (stage 3's report names who gets it)."""
+    import anyio  # here: the module is also the emergency stop's, which has no loop
+
     reaper.reap()
     if not reaper.has_children():
         return

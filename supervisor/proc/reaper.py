@@ -10,8 +10,10 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import anyio
+if TYPE_CHECKING:  # imported where first needed: pyinit's start path runs before anyio is loaded
+    import anyio
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -38,6 +40,8 @@ class ChildExit:
     def __init__(self) -> None:
         self.exitcode: int | None = None
         self.signum: int | None = None
+        import anyio
+
         self._done = anyio.Event()
 
     def __call__(self, exitcode: int | None, signum: int | None) -> None:
@@ -56,7 +60,9 @@ class Reaper:
     def __init__(self, on_orphan: Callable[[int, int | None, int | None], None] | None = None) -> None:
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
-        self._childless = anyio.Event()
+        import anyio
+
+        self._childless: anyio.Event = anyio.Event()
         self.orphans_reaped = 0
 
     def watch(self, pid: int, callback: ExitCallback) -> None:
@@ -99,12 +105,25 @@ class Reaper:
 
     async def wait_childless(self) -> None:
         """Return once we have no child left at all (waitpid says ECHILD)."""
+        import anyio
+
         while True:
             self._childless = anyio.Event()
             self.reap()
             if self._childless.is_set():
                 return
             await self._childless.wait()
+
+
+def reap_own(pid: int) -> tuple[int | None, int | None] | None:
+    """Before the event loop and its Reaper exist (container/early): `pid`, a child of ours, reaped
+    if it has exited (its exit code, signal), else None. Only that pid: orphans wait for the Reaper."""
+    while True:
+        try:
+            found, status = os.waitpid(pid, os.WNOHANG)
+        except InterruptedError:
+            continue
+        return decode_status(status) if found == pid else None
 
 
 def reap_until(deadline: float) -> bool:

@@ -23,14 +23,18 @@ import socket
 from collections.abc import Callable, Iterable
 from types import FrameType, TracebackType
 
-import anyio
-import anyio.lowlevel
-
 DRAIN_SIZE = 4096
+HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+# S6_CMD_RECEIVE_SIGNALS: what s6-overlay diverts to the main program while it runs.
+DIVERTED_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGPWR, signal.SIGWINCH)
 
 
 class SignalReceiver:
-    """`with SignalReceiver(signals) as receiver: async for signum in receiver: ...` (main thread only)."""
+    """`with SignalReceiver(signals) as receiver: async for signum in receiver: ...` (main thread only).
+
+    It may be entered before any event loop exists (pyinit's start path): signals are recorded
+    from then on and read once the loop iterates; anyio is imported at the first read."""
 
     def __init__(self, signals: Iterable[int]) -> None:
         self._signals = tuple(dict.fromkeys(signals))
@@ -76,6 +80,10 @@ class SignalReceiver:
         self._wake_read.close()
         self._wake_write.close()
 
+    def has_pending(self, *signals: int) -> bool:
+        """Whether one of `signals` came and is not read yet (the start path asks, before the loop)."""
+        return any(signum in self._pending for signum in signals)
+
     def _drain(self) -> None:
         try:
             while self._wake_read.recv(DRAIN_SIZE):
@@ -87,6 +95,9 @@ class SignalReceiver:
         return self
 
     async def __anext__(self) -> int:
+        import anyio
+        import anyio.lowlevel
+
         if self._pending:
             await anyio.lowlevel.checkpoint()  # a flood of signals must not starve the rest of the loop
         while not self._pending:

@@ -17,13 +17,14 @@ import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 # A failed exec's exit code: its home is base/terms, named here too for the callers of spawn.
 from ..base.terms import exec_failure_code as exec_failure_code
 from . import libcspawn
-from .killall import signal_everyone as signal_everyone  # its home; named here for container/stages until it moves
-from .reaper import ChildExit, Reaper
+
+if TYPE_CHECKING:  # not imported: pyinit's start path spawns before anyio is loaded (container/early)
+    from .reaper import ChildExit, Reaper
 
 # Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ), where
 # libcspawn cannot be used: os.posix_spawn cannot name 32 and 33.

@@ -44,6 +44,7 @@ LEGACY_DIRECTORY_NAME = "legacy-services"
 RC_COMPILED_NAME = "s6-rc"  # beside the container environment: where s6-rc longruns are copied to run (rcrun)
 RC_LIVE_LINK = "/run/s6-rc"  # s6-rc-init's -l default; s6-overlay's rc.init passes it
 RC_LIVE_PREFIX = "s6-rc:s6-rc-init:"  # s6-rc-init's name for the directory the link points at
+RC_LIVE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"  # its XXXXXX, as mkdtemp draws it
 RC_SERVICEDIRS = "servicedirs"
 ONESHOT_RUNNER = "s6rc-oneshot-runner"  # s6-rc's service that runs every oneshot's up and down
 CONTROL_FIFO = os.path.join(".s6-svscan", "control")
@@ -195,21 +196,17 @@ def make_rc_live(link: str) -> str:
     servicedirs/ and the oneshot runner's directory in it, `link` pointing at it (relative, as
     s6-rc-init makes it); the previous boot's (docker restart keeps a /run that is no tmpfs)
     removed first. Returns the directory's path."""
-    import secrets
-    import string
-
-    from ..core.servicedir import remove_tree
-
     parent = os.path.dirname(link)
     if os.path.islink(link):
+        from ..core.servicedir import remove_tree  # only here: it loads the service model
+
         previous = os.readlink(link)
         target = os.path.join(parent, previous)
         if os.path.basename(previous).startswith(RC_LIVE_PREFIX) and os.path.isdir(target) \
                 and not os.path.islink(target):
             remove_tree(target)
-    alphabet = string.ascii_letters + string.digits
-    while True:  # a name no other directory has (s6-rc-init's mkdtemp)
-        name = RC_LIVE_PREFIX + "".join(secrets.choice(alphabet) for _ in range(6))
+    while True:  # a name no other directory has (s6-rc-init's mkdtemp; os.urandom: `secrets` costs ~5 ms)
+        name = RC_LIVE_PREFIX + "".join(RC_LIVE_ALPHABET[byte % len(RC_LIVE_ALPHABET)] for byte in os.urandom(6))
         live = os.path.join(parent, name)
         try:
             os.mkdir(live, 0o755)

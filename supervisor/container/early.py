@@ -1,0 +1,286 @@
+"""pyinit's head start: stage 2's first steps before the event loop and its imports exist.
+
+anyio, asyncio, structlog and the modules of the loop cost pyinit some 100 ms to import, far
+more than all it does before its first script. So, standard library and cheap modules of
+ours only, the start path (init.py) does here what the loop would do first, in the loop's
+order, and the loop (root.run_pid1, container.stages, container.scripts) adopts the results:
+
+1. the children's environment, with the container environment directory written from it;
+2. the events the loop says first (the layout's problems, "starting", the trees pyinit does
+   not handle), the s6-rc plan, read (and said) as stage 2 reads it, and fix-attrs.d applied;
+3. cont-init.d's first script started, in its place (the oneshot runner's directory,
+   RC_NAME, PWD, its session), its stdout and stderr in pipes (raw: PID 1's own fds) that
+   the loop's LogPipes adopt, so its lines are prefixed and ordered as any other script's.
+
+(S6_STAGE2_HOOK instead, when it is set: it runs before everything else of stage 2.)
+
+The heavy imports then happen while that script runs on the other core; between two of them
+`carry_on` starts cont-init.d's next script once the last has exited. Nothing here blocks on
+a process. Before the loop, the start path reaps only its own scripts, each by its pid and
+without waiting (proc/reaper.reap_own); orphans wait for the loop's Reaper, which watches the
+running script's pid before its first reap (dead meanwhile: a zombie until then) and is the
+one waitpid owner from then on. A signal that comes meanwhile is recorded by the
+SignalReceiver init.py entered before any of this (a pending stop starts no further script).
+
+Step 3 is taken only where the loop would start that script first and with nothing beside
+it: no S6_STAGE2_HOOK, no catch-all log, no metrics endpoint or file (each says something
+or runs something first), an s6-rc plan without problems whose every service waits for
+cont-init.d (base), and fix-attrs.d without failure. Otherwise the loop starts it as before.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..core.settings import Settings
+from ..logs import events
+from ..logs.events import Logger
+from ..proc.reaper import reap_own
+from ..proc.spawn import spawn
+from ..s6 import fixattrs
+from ..s6 import rcplan as s6rc
+from ..s6.childenv import ChildEnvironment, container_environment, exec_environment, shell_pwd
+from ..s6.contenv import write_environment
+from ..s6.layout import Layout
+
+if TYPE_CHECKING:
+    from ..proc.reaper import ChildExit
+
+LEGACY_CONT_INIT = "legacy-cont-init"  # s6-overlay's oneshot that runs cont-init.d (container.scripts too)
+# What s6-overlay's base bundle stands for: a service that needs one of them waits for cont-init.d.
+WAITS_FOR_CONT_INIT = frozenset({"base", LEGACY_CONT_INIT, s6rc.AFTER_SERVICES})
+
+
+@dataclass
+class EarlyScript:
+    """The stage-2 hook or cont-init.d's first script, started before the loop: what Scripts adopts."""
+
+    kind: str  # "hook" (S6_STAGE2_HOOK) or "cont-init.d"
+    names: list[bytes]  # cont-init.d's entries, in order, listed before its first started (the loop runs the rest)
+    pid: int
+    fds: tuple[int, int] | None  # the read ends of its stdout and stderr pipes; None: PID 1's own fds
+    stage_started: float  # time.monotonic(), the loop's clock, as run_scripts would take it
+    started: float
+    exited: ChildExit | None = None  # the reaper's watch, set by Stages before the loop's first reap
+    error: OSError | None = None  # it could not start (pid -1): what the loop reports
+    name: str = ""  # cont-init.d's: its file name
+    said: bool = True  # "script starting" said here; False: the loop says it, with `started_at`
+    started_at: float = 0.0  # time.time() when it started
+    result: tuple[int | None, int | None] | None = None  # reaped here already: (exit code, signal)
+    ended: float = 0.0  # time.monotonic() and time.time() when it was seen dead
+    ended_at: float = 0.0
+
+
+@dataclass
+class HeadStart:
+    """What the start path did: the loop skips each of these and adopts its result."""
+
+    environment: ChildEnvironment
+    said_starting: bool = False  # the layout's problems, "starting", the unhandled trees
+    plan: s6rc.Plan | None = None  # read and said
+    fix_failures: list[str] | None = None  # fix-attrs.d applied (None: not here)
+    script: EarlyScript | None = None  # the first one started here
+    scripts: list[EarlyScript] = field(default_factory=list)  # all started here, in order: the loop adopts them
+
+
+def child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
+    """What everything pyinit starts gets, as s6-overlay gives it (childenv), and the container
+    environment directory written again from the same: init.py wrote it from pyinit's own
+    os.environ, which holds Python's LC_CTYPE and pyinit's PYS6_METRICS_DIR, neither of them
+    the container's. Nothing has read it yet: no script has run."""
+    serves_metrics = settings.metrics_listen is not None or bool(settings.metrics_file)
+    container = container_environment(os.environb, metrics_dir, serves_metrics, exec_environment())
+    try:
+        write_environment(layout.container_environment, container)
+    except OSError as exc:  # it was just written: the same write failing now is no reason to stop the boot
+        logger.error("container environment not rewritten; with-contenv may see pyinit's own variables",
+                     directory=layout.container_environment, reason=exc.strerror)
+    return ChildEnvironment(settings.keep_env, container)
+
+
+def say_starting(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, logger: Logger) -> None:
+    """What the loop says before stage 2 (root.run_pid1), and stage 2's first words (stages)."""
+    for problem in layout.problems:
+        logger.warning(problem)
+    mode = "pid1" if is_pid1 else "subreaper"
+    logger.info("starting", pid=os.getpid(), mode=mode, etc=settings.etc, rundir=rundir)
+    fixattrs.report_unhandled_trees(settings.etc, logger)
+
+
+def read_plan(settings: Settings, logger: Logger) -> s6rc.Plan:
+    """rc.init compiles the s6-rc source before anything runs (a cont-init script that writes
+    s6-rc.d changes nothing): read it before any script starts."""
+    base = settings.dirs("s6-overlay")
+    source = os.path.join(base, "s6-rc.d")
+    bundles = [settings.runtime_bundledir or os.path.join(base, "user-bundles.d")]
+    the_plan = s6rc.plan(s6rc.load(source, bundles))
+    for problem in the_plan.problems:
+        logger.error("s6-rc service definition problem", problem=problem)
+    if the_plan.first or the_plan.second:
+        logger.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
+    return the_plan
+
+
+def everything_waits_for_cont_init(the_plan: s6rc.Plan) -> bool:
+    """Whether every s6-rc service of the plan needs cont-init.d to be done first (through base,
+    legacy-cont-init or legacy-services, directly or through another service): else one starts
+    beside cont-init.d, or before it (one that needs only fix-attrs), and the loop does it all."""
+    known: dict[str, bool] = {}
+
+    def waits(name: str, seen: frozenset[str]) -> bool:
+        if name not in known:
+            needs = the_plan.needs.get(name, ())
+            known[name] = any(need in WAITS_FOR_CONT_INIT or (need not in seen and need in the_plan.definitions
+                                                              and waits(need, seen | {need})) for need in needs)
+        return known[name]
+
+    return all(waits(name, frozenset({name})) for name in (*the_plan.first, *the_plan.second))
+
+
+def first_script(directory: str) -> tuple[str, list[bytes]] | None:
+    """cont-init.d's first entry in run_scripts' order, when it is a script the loop would run
+    without a word first, and the directory's listing; None otherwise (none, unreadable, or a
+    skipped entry comes first)."""
+    try:
+        names = sorted(os.listdir(os.fsencode(directory)))
+    except OSError:
+        return None
+    name = next_script(directory, names)
+    return None if name is None else (name, names)
+
+
+def start_script(settings: Settings, layout: Layout, environment: ChildEnvironment, name: str, names: list[bytes],
+                 stage_started: float, logger: Logger | None) -> EarlyScript | None:
+    """Start cont-init.d/`name` as container.scripts.Scripts.run_script would (its `_place`, its
+    pipes, its session); None when it cannot start (the loop then tries it and says why)."""
+    directory = settings.dirs("cont-init.d")
+    path = os.path.join(directory, name)
+    env = environment()
+    cwd = os.path.dirname(path)
+    if layout.oneshot_runner is not None and os.path.isdir(layout.oneshot_runner):
+        cwd = layout.oneshot_runner
+    env[b"RC_NAME"] = LEGACY_CONT_INIT.encode()
+    try:
+        env[b"PWD"] = shell_pwd(env.get(b"PWD"), os.fsencode(cwd))
+    except OSError:
+        return None
+    return _start("cont-init.d", names, [path], cwd, env, False, f"cont-init.d/{name}", settings, stage_started,
+                  logger)
+
+
+def start_hook(settings: Settings, environment: ChildEnvironment) -> EarlyScript | None:
+    """Start S6_STAGE2_HOOK as Stages._stage2_hook would (`/bin/sh -c HOOK` from $PYS6_ETC, the
+    children's environment, nothing said first); None when it cannot start."""
+    return _start("hook", [], ["/bin/sh", "-c", settings.stage2_hook], settings.etc, environment(), True, "",
+                  settings, time.monotonic(), None)
+
+
+def _start(kind: str, names: list[bytes], argv: list[str], cwd: str, env: dict[bytes, bytes], search_path: bool,
+           source: str, settings: Settings, stage_started: float, logger: Logger | None) -> EarlyScript | None:
+    """spawn `argv`, its stdout and stderr in pipes (raw: PID 1's own), as spawn_child would; `logger`
+    says "script starting" for `source` first."""
+    made: list[int] = []
+    started = time.monotonic()
+    try:
+        if settings.log_prefix:
+            for _ in (1, 2):
+                made.extend(os.pipe())
+            out, err = made[1], made[3]
+        else:
+            out, err = 1, 2  # raw (PYS6_LOG_PREFIX=0, no catch-all log): PID 1's own, as DirectOutput
+            # the child writes there at once: what pyinit said so far must be there first
+            events.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
+        if logger is not None:
+            logger.info("script starting", script=source)
+        started = time.monotonic()
+        pid = spawn(argv, cwd=cwd, stdout=out, stderr=err, env=env, search_path=search_path,
+                    new_session=settings.group_signals)
+    except OSError as exc:
+        for fd in made:
+            os.close(fd)
+        if not made and settings.log_prefix:
+            return None  # no pipe could be made: nothing was said, the loop tries it again and says why
+        # it could not be executed (the exec's error, as spawn_child's): the loop says so, once
+        return EarlyScript(kind, names, -1, None, stage_started, started, error=exc)
+    fds = None
+    if made:
+        os.close(made[1])
+        os.close(made[3])
+        fds = (made[0], made[2])
+    return EarlyScript(kind, names, pid, fds, stage_started, started)
+
+
+def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, metrics_dir: str,
+               has_metrics_listener: bool, logger: Logger) -> HeadStart:
+    """Everything the loop would do first, as far as it can be done here (see the module's doc)."""
+    head = HeadStart(child_environment(settings, layout, metrics_dir, logger))
+    if settings.logging >= 1 or has_metrics_listener or settings.metrics_file:
+        return head  # the loop says or starts something of its own before "starting"
+    say_starting(settings, layout, rundir, is_pid1, logger)
+    head.said_starting = True
+    if settings.stage2_hook:  # the hook runs before the s6-rc plan is read: that is all to start here
+        head.script = start_hook(settings, head.environment)
+        if head.script is not None:
+            head.scripts.append(head.script)
+        return head
+    head.plan = read_plan(settings, logger)
+    if head.plan.problems or not everything_waits_for_cont_init(head.plan):
+        return head
+    head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden, logger)
+    first = first_script(settings.dirs("cont-init.d"))  # after fix-attrs, as the loop lists it
+    if first is None or head.fix_failures:
+        return head
+    head.script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
+    if head.script is not None:
+        head.script.name = first[0]
+        head.scripts.append(head.script)
+    return head
+
+
+def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
+    """Between two of the loop's imports: when cont-init.d's last script started here has exited,
+    reap it (its pid only) and start the next, as run_scripts would, so the scripts run while
+    pyinit imports. Nothing is said here: the loop says each script's start and end in order,
+    after the lines of the one before it (drained from its pipes), with the times they happened.
+    Not with raw output (it would come before those words), nor once a stop signal is pending,
+    nor past an entry the loop would skip with a word."""
+    last = head.scripts[-1] if head.scripts else None
+    if last is None or last.kind != "cont-init.d" or last.error is not None or last.result is not None:
+        return
+    result = reap_own(last.pid)
+    if result is None:
+        return
+    last.result, last.ended, last.ended_at = result, time.monotonic(), time.time()
+    if stopping or not settings.log_prefix:
+        return
+    directory = settings.dirs("cont-init.d")
+    following = last.names[last.names.index(os.fsencode(last.name)) + 1:]
+    name = next_script(directory, following)
+    if name is None:
+        return
+    started_at = time.time()
+    script = start_script(settings, layout, head.environment, name, last.names, last.stage_started, None)
+    if script is not None:
+        script.name, script.said, script.started_at = name, False, started_at
+        head.scripts.append(script)
+
+
+def next_script(directory: str, names: list[bytes]) -> str | None:
+    """The first of `names` run_scripts would run, when it runs it without a word first (see first_script)."""
+    for raw in names:
+        name = os.fsdecode(raw)
+        if name.startswith("."):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None  # the loop warns of it: leave the rest of the stage to the loop
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        return name if stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK) else None
+    return None
