@@ -29,7 +29,7 @@ stops everything. With PROG, runs it once services are up and exits with its cod
 (a PROG whose name starts with "-" only after "--": anything else there is an option).
 --install-s6-commands links with-contenv, printcontenv, s6-setuidgid, halt, s6-svc,
 s6-svstat, s6-svwait, s6-svok, s6-svscanctl, s6-notifyoncheck, s6-log,
-logutil-service and supercronic in DIR to pys6's own, for images that removed
+s6-format-filter, logutil-service and supercronic in DIR to pys6's own, for images that removed
 s6-overlay.
 
 exit codes: 0 clean shutdown; PROG's code; an essential service's code;
