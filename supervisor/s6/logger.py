@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ..base import cli
+# Every module of ours is imported here, before logutil-service drops to nobody: past that,
+# a package nobody may read (a root-only checkout, a 0700 site-packages) would fail the import.
+from ..base import cli, s6getopt
 from ..logs.logdir import LINE_LIMIT, LINE_LIMIT_MIN, READ_SIZE, TOLERANCE, S6LogDir, parse_script
 
 USAGE = "usage: pys6-log [nN] [sN] [T] [t] DIR\n"
@@ -21,8 +23,6 @@ USAGE = "usage: pys6-log [nN] [sN] [T] [t] DIR\n"
 
 def _options(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
     """s6-log's options (-d notif, -q, -v, -b, -p, -l linelimit, -t lastlinetimeout) and the script."""
-    from ..base import s6getopt
-
     try:
         options, script = s6getopt.parse(argv, takes_value="dlt", stop_at_operand=True)
     except s6getopt.UsageError:
