@@ -439,6 +439,15 @@ def alive(pid: int) -> bool:
         return False
 
 
+def gone_within(pid: int, timeout: float = 5.0) -> bool:
+    """Whether `pid` is gone (or a zombie of another parent: gone for us) within `timeout`."""
+    try:
+        wait_for(lambda: not alive(pid), timeout, f"process {pid} gone")
+    except AssertionError:
+        return False
+    return True
+
+
 def mode_bits(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, wait_for
+from harness import REPO, gone_within, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/bootstrap)")
 
@@ -92,28 +92,11 @@ class Tmux:
         self.note_server()
         subprocess.run(["tmux", "kill-server"], env=self.env, capture_output=True, timeout=10)
         for pid in self.server_pids:
-            if not wait_for_exit(pid):
+            if not gone_within(pid):
                 os.kill(pid, signal.SIGKILL)
-                wait_for_exit(pid)
+                gone_within(pid)
         self.server_pids.clear()
 
-
-def wait_for_exit(pid: int) -> bool:
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # a zombie of another parent is gone for us
-            with open(f"/proc/{pid}/stat") as handle:
-                return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-    try:
-        wait_for(gone, 5, f"tmux server {pid} gone")
-    except AssertionError:
-        return False
-    return True
 
 
 @pytest.fixture

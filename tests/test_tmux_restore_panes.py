@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, wait_for
+from harness import REPO, gone_within
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/bootstrap)")
 
@@ -81,28 +81,11 @@ class Server:
         self.note_pid()
         subprocess.run(["tmux", "kill-server"], env=self.env, capture_output=True, timeout=10)
         for pid in self.pids:
-            if not gone_in_time(pid):
+            if not gone_within(pid):
                 os.kill(pid, signal.SIGKILL)
-                gone_in_time(pid)
+                gone_within(pid)
         self.pids.clear()
 
-
-def gone_in_time(pid: int) -> bool:
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:  # a zombie of another parent is gone for us
-            with open(f"/proc/{pid}/stat") as handle:
-                return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-    try:
-        wait_for(gone, 5, f"tmux server {pid} gone")
-    except AssertionError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -390,7 +390,8 @@ def restore(path: str | None = None) -> tuple[list[str], list[str]]:
         existing = set(tmux("list-sessions", "-F", "#{session_name}").split("\n"))
     except NoServer:
         existing = set()
-    rebuilt, refused = [], []
+    rebuilt: list[str] = []
+    refused: list[str] = []
     for name, windows in sessions.items():
         if name in existing or name.translate(TMUX_CLEANS) in existing:
             continue
@@ -398,9 +399,26 @@ def restore(path: str | None = None) -> tuple[list[str], list[str]]:
             restore_session(name, windows)
         except RuntimeError as exc:  # tmux refused this one (a duplicate once tmux cleans the name, ...): the next
             refused.append(printable(f"{name}: {exc}"))
+            if not existing and not rebuilt:
+                _server_gone()  # its removal was the server's last session: the next must not meet it dying
             continue
         rebuilt.append(name)
     return rebuilt, refused
+
+
+def _server_gone(within: float = 3.0) -> None:
+    """Wait (bounded) until the server this restore started has exited: a server exits once its
+    last session is killed, but not at once, and a new-session sent meanwhile reaches the dying
+    one and fails ("server exited unexpectedly")."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            tmux("list-sessions")
+        except NoServer:
+            return
+        except RuntimeError:
+            pass
+        time.sleep(0.02)
 
 
 def printable(text: str) -> str:
