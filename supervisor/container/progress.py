@@ -17,7 +17,6 @@ import os
 import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import anyio
 
@@ -29,13 +28,6 @@ MAX_NAMED = 20  # processes named in one event; the rest are counted
 MAX_COMMAND = 120  # characters of a command line shown
 PHASES = {"services": "services_s", "s6-rc down": "s6rc_down_s", "cont-finish": "cont_finish_s",
           "final kill": "final_kill_s"}  # each phase and its summary field (seconds)
-
-
-@dataclass(frozen=True)
-class Running:
-    pid: int
-    pgid: int
-    command: str
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

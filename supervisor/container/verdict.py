@@ -36,6 +36,8 @@ _FLAGS = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 @dataclass(frozen=True)
 class Verdict:
+    """Why pyinit exits and with what code, and the service it ended for with its last lines."""
+
     reason: str
     exit_code: int
     service: str = ""  # the service the container ended for, whose last lines follow

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from ..base.terms import signal_name
-from ..core import forensics, policy
+from ..core import policy
 from ..core.model import Phase, ServiceSpec, ServiceState, ServiceView, Verb, Want
 from ..core.services import Order
 from ..logs.events import Logger
@@ -201,6 +201,8 @@ class Handlers:
         self.following -= 1
 
     async def forensics(self, request: Request, peer: Peer) -> Answer:
+        from ..core import forensics  # only when a snapshot is asked for
+
         (name,) = self._names(request.services)
         view = self.target.view(name)
         record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(), "asked",

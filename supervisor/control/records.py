@@ -6,13 +6,16 @@ Reads the runners' state; changes nothing. Forensics snapshots live in forensics
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ..base.terms import signal_name
 from ..core import policy
-from ..core.health import HealthReport
 from ..core.model import Phase, ServiceSpec, ServiceState, Want
 from ..core.statusnote import read_note
 from ..logs.lines import RecentLines
+
+if TYPE_CHECKING:
+    from ..core.health import HealthReport
 
 
 def _is_paused(pid: int | None) -> bool:

@@ -9,15 +9,17 @@ two at most at a time, and is bounded in size.
 from __future__ import annotations
 
 import os
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import anyio
 import anyio.to_thread
 
 from ..logs.lines import RecentLines
 from . import policy
-from .health import HealthReport
 from .model import Phase, ServiceSpec, ServiceState
+
+if TYPE_CHECKING:
+    from .health import HealthReport
 
 FORENSIC_LINES = 20
 MAX_PROCESSES = 10_000  # in an answer to pysvstat --forensics

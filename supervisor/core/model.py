@@ -111,6 +111,8 @@ class Boot:
 
 @dataclass(frozen=True)
 class Spawned:
+    """The run process started."""
+
     pid: int
 
 
@@ -134,11 +136,15 @@ class Exited:
 
 @dataclass(frozen=True)
 class FinishSpawned:
+    """./finish started."""
+
     pid: int
 
 
 @dataclass(frozen=True)
 class FinishExited:
+    """./finish ended (or was killed)."""
+
     exitcode: int | None
 
 
@@ -151,7 +157,7 @@ class Ready:
 
 @dataclass(frozen=True)
 class TimerFired:
-    pass
+    """The state's deadline passed: its timer's action is due."""
 
 
 class Verb(enum.Enum):
@@ -166,6 +172,8 @@ class Verb(enum.Enum):
 
 @dataclass(frozen=True)
 class Command:
+    """An order to the service (a client's, the stages')."""
+
     verb: Verb
 
 
@@ -177,11 +185,13 @@ Event = Boot | Spawned | SpawnFailed | Exited | FinishSpawned | FinishExited | R
 
 @dataclass(frozen=True)
 class Spawn:
-    pass
+    """Start the run process."""
 
 
 @dataclass(frozen=True)
 class RunFinish:
+    """Start ./finish with these arguments."""
+
     args: tuple[str, ...]  # exit code (256 if killed), signal number, name, pgid
 
 

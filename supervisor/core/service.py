@@ -31,7 +31,7 @@ from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
 from ..proc.spawn import send_signal, spawn
-from . import forensics, policy
+from . import policy
 from .model import (
     Action,
     Boot,
@@ -323,6 +323,8 @@ class ServiceRunner:
         raise TypeError(f"unknown action {action!r}")
 
     async def _log_forensics(self, reason: str) -> None:
+        from . import forensics  # only when a snapshot is taken
+
         try:
             record = await forensics.snapshot(self.spec, self.state, self.recent, anyio.current_time(), reason)
             self._runtime.log.warning("forensics", **forensics.for_the_log(record))

@@ -20,10 +20,10 @@ import socket
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
-from .health import HealthSpec, parse_http, parse_tcp
 from .model import ServiceSpec
 from .settings import (
     ConfigError,
@@ -35,6 +35,9 @@ from .settings import (
     parse_seconds_or_zero,
     parse_signal,
 )
+
+if TYPE_CHECKING:
+    from .health import HealthSpec
 
 
 def is_executable_file(path: str) -> bool:
@@ -100,6 +103,8 @@ def _local_addresses() -> frozenset[str]:
 
 def _health_check(kind: str, text: str) -> HealthSpec:
     """One check from its file (or the YAML's key): ValueError names what is wrong."""
+    from .health import HealthSpec, parse_http, parse_tcp  # only for a service that has a check
+
     if kind == "health":
         return HealthSpec("exec", text)
     if kind == "health-tcp":

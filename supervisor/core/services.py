@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import anyio.abc
@@ -39,14 +39,16 @@ from ..logs.events import Logger
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
 from ..proc.spawn import send_signal
-from . import forensics, policy
-from .health import HealthReport
-from .healthrun import HealthMonitor
+from . import policy
 from .model import Phase, Ready, ServiceSpec, ServiceState, ServiceView, Verb
 from .service import ServiceRunner
 from .servicedir import copy_service, read_service, scan, unknown_overrides
 from .settings import ConfigError, Settings
 from .telemetry import ServiceFigures
+
+if TYPE_CHECKING:
+    from .health import HealthReport
+    from .healthrun import HealthMonitor
 
 STOP_MARGIN = 2.0  # seconds beyond the grace times before a service that cannot be killed is given up
 
@@ -129,6 +131,8 @@ async def apply_order(target: OrderTarget, name: str, order: Order, event: str |
         target.log.info(event, service=name, **fields)
     if order.do in FORCEFUL and view.state.phase is Phase.UP and (name, view.state.pid) not in snapshots:
         snapshots.add((name, view.state.pid))
+        from . import forensics  # only when a snapshot is taken
+
         record = await forensics.snapshot(view.spec, view.state, view.recent, anyio.current_time(),
                                           f"before {order.do}", health=view.health)  # forensics before force
         # Asked for by a client (pysvc -r): a record of what was done, at info; pyinit's own orders
@@ -227,6 +231,8 @@ class ServiceTable:
 
     def _health_monitor(self, runner: ServiceRunner, spec: ServiceSpec, group: anyio.abc.TaskGroup) -> HealthMonitor:
         """Its checks: a first pass is its Ready, too many failures a restart through the one path."""
+        from .healthrun import HealthMonitor  # only for a service that has a check
+
         assert spec.health is not None
         check = spec.health
 

@@ -28,6 +28,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ServiceOverride:
+    """One service's keys in the YAML file; None: not set there."""
+
     essential: bool | None = None
     crash_deaths: int | None = None
     crash_window: float | None = None
@@ -217,6 +219,8 @@ def knob(default: Value, *, yaml: bool = False, pys6: str | None = None, s6: str
 # Precedence: the S6_ variable over the PYS6_ one over the YAML key over the default.
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, as read and checked once at boot (see `knob`)."""
+
     etc: str = "/etc"
     behaviour_if_stage2_fails: int = knob(0, yaml=True, s6="S6_BEHAVIOUR_IF_STAGE2_FAILS", parser=parse_behaviour,
                                           s6_kind="level")

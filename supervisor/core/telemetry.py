@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .health import HealthReport
 from .model import Event, Exited, Phase, ServiceSpec, ServiceState, Spawned, SpawnFailed, Want
+
+if TYPE_CHECKING:
+    from .health import HealthReport
 
 DEATH_CAUSES = ("exit", "signal", "spawn_failure", "unhealthy")  # unhealthy: restarted for its health checks
 UNKNOWN_VERB = "other"  # a verb no pyinit knows: one label value, whatever a client sends

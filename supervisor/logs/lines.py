@@ -6,6 +6,7 @@ bytes.replace per read, not one Python call per line.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -24,8 +25,13 @@ Formatter = Callable[[bytes], bytes]
 # escape sequence but SGR (colours survive), C1 controls in UTF-8 (NEL...) and
 # U+2028/U+2029. Each is written as a visible escape: \\x0d, \\x1b, \\u2028.
 _SUSPECT = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, 0xC2, 0xE2])
-_DISPLAY_HAZARD = re.compile(
-    rb"(?P<eol>\r(?=\n)|\r\Z)|\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+
+
+@functools.cache
+def _display_hazard() -> re.Pattern[bytes]:
+    """Compiled at the first block that needs it: most boots never see one."""
+    return re.compile(
+        rb"(?P<eol>\r(?=\n)|\r\Z)|\x1b\[[0-9;:]*m|[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
 
 
 def _escape(match: re.Match[bytes]) -> bytes:
@@ -48,7 +54,7 @@ def displayable(text: bytes) -> bytes:
     """
     if len(text.translate(None, _SUSPECT)) == len(text):
         return text
-    return _DISPLAY_HAZARD.sub(_escape, text)
+    return _display_hazard().sub(_escape, text)
 
 
 def text_formatter(prefix: bytes) -> Formatter:

@@ -27,6 +27,8 @@ MAX_SCRIPT_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class Definition:
+    """One s6-rc source definition, as read from its directory."""
+
     name: str
     type: str
     directory: str

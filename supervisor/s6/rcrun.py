@@ -20,7 +20,6 @@ its directory (s6/layout), with RC_NAME=<the oneshot's name>.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import stat
 from collections.abc import Callable, Mapping, Sequence
@@ -91,6 +90,8 @@ def command_line(text: str, name: str, execlineb: str | None) -> list[str]:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     if not lines:
         return []
+    import shlex  # only for an s6-rc oneshot run without execlineb
+
     try:
         words = shlex.split(lines[0]) if len(lines) == 1 else []
     except ValueError:
