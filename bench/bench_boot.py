@@ -69,27 +69,7 @@ def _mark_script(path: Path, label: str) -> bool:
     """Puts the marker right after the interpreter line (after with-contenv's effect)."""
     if not path.is_file() or path.is_symlink():
         return False
-    data = path.read_bytes()
-    if not data.startswith(b"#!"):
-        return False
-    first, sep, rest = data.partition(b"\n")
-    words = first[2:].decode(errors="replace").split()
-    if not words:
-        return False
-    interp = os.path.basename(words[0])
-    if interp == "with-contenv" and len(words) > 1:
-        interp = os.path.basename(words[1])
-    call = f"/.bench/mark {label}"
-    if interp in driver.SHELLS:
-        line = call + "\n"
-    elif interp == "execlineb":
-        line = "foreground { " + call + " }\n"
-    else:
-        return False
-    mode = path.stat().st_mode
-    path.write_bytes(first + sep + line.encode() + rest)
-    path.chmod(mode & 0o7777)
-    return True
+    return driver.insert_after_shebang(path, f"/.bench/mark {label}")
 
 
 def instrument(tree: Path) -> tuple[set[str], set[str]]:

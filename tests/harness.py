@@ -448,6 +448,16 @@ def gone_within(pid: int, timeout: float = 5.0) -> bool:
     return True
 
 
+def stop_tmux_server(env: dict[str, str], pids: list[int]) -> None:
+    """`tmux kill-server` on env's socket, then SIGKILL to any of its pids still there; pids emptied."""
+    subprocess.run(["tmux", "kill-server"], env=env, capture_output=True, timeout=10)
+    for pid in pids:
+        if not gone_within(pid):
+            os.kill(pid, signal.SIGKILL)
+            gone_within(pid)
+    pids.clear()
+
+
 def mode_bits(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

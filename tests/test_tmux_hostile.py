@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, gone_within, wait_for
+from harness import REPO, stop_tmux_server, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/bootstrap)")
 
@@ -90,13 +89,7 @@ class Tmux:
 
     def stop_server(self) -> None:
         self.note_server()
-        subprocess.run(["tmux", "kill-server"], env=self.env, capture_output=True, timeout=10)
-        for pid in self.server_pids:
-            if not gone_within(pid):
-                os.kill(pid, signal.SIGKILL)
-                gone_within(pid)
-        self.server_pids.clear()
-
+        stop_tmux_server(self.env, self.server_pids)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, gone_within
+from harness import REPO, stop_tmux_server
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/bootstrap)")
 
@@ -79,13 +78,7 @@ class Server:
 
     def stop(self) -> None:
         self.note_pid()
-        subprocess.run(["tmux", "kill-server"], env=self.env, capture_output=True, timeout=10)
-        for pid in self.pids:
-            if not gone_within(pid):
-                os.kill(pid, signal.SIGKILL)
-                gone_within(pid)
-        self.pids.clear()
-
+        stop_tmux_server(self.env, self.pids)
 
 
 @pytest.fixture

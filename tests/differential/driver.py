@@ -146,9 +146,10 @@ def copy_tree(case: Case, dest: Path) -> Path:
     return dest
 
 
-def _instrument_script(path: Path, label: str, hold: bool) -> bool:
-    """Puts the recorder's call right after the interpreter line, so the shebang's effect
-    (with-contenv) is in place when it runs; False when the language is not known."""
+def insert_after_shebang(path: Path, call: str) -> bool:
+    """Puts `call` (a command line) right after the script's interpreter line, so the shebang's
+    effect (with-contenv) is in place when it runs: as a line of a shell script, in a
+    `foreground { }` of an execline one; False when the language is not known."""
     try:
         data = path.read_bytes()
     except OSError:
@@ -162,7 +163,6 @@ def _instrument_script(path: Path, label: str, hold: bool) -> bool:
     interp = os.path.basename(words[0])
     if interp == "with-contenv" and len(words) > 1:
         interp = os.path.basename(words[1])
-    call = "/.diff/fact " + ("--hold " if hold else "") + label
     if interp in SHELLS:
         line = call + "\n"
     elif interp == "execlineb":
@@ -173,6 +173,11 @@ def _instrument_script(path: Path, label: str, hold: bool) -> bool:
     path.write_bytes(first + sep + line.encode() + rest)
     path.chmod(stat.S_IMODE(mode))
     return True
+
+
+def _instrument_script(path: Path, label: str, hold: bool) -> bool:
+    """The recorder's call after the interpreter line (insert_after_shebang)."""
+    return insert_after_shebang(path, "/.diff/fact " + ("--hold " if hold else "") + label)
 
 
 def _instrument_command_line(path: Path, label: str) -> str | None:
