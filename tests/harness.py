@@ -458,6 +458,16 @@ def stop_tmux_server(env: dict[str, str], pids: list[int]) -> None:
     pids.clear()
 
 
+def pycrond_on_path(directory: Path) -> Path:
+    """A `pycrond` command on PATH, as the image has, running this checkout's."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "pycrond"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m supervisor.cron.main \"$@\"\n")
+    wrapper.chmod(0o755)
+    return bin_dir
+
+
 def mode_bits(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

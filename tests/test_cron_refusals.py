@@ -18,17 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, Cron, Pod, wait_for
-
-
-def pycrond_on_path(directory: Path) -> Path:
-    """A `pycrond` command on PATH, as the image has, running this checkout's."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "pycrond"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m supervisor.cron.main \"$@\"\n")
-    wrapper.chmod(0o755)
-    return bin_dir
+from harness import REPO, Cron, Pod, pycrond_on_path, wait_for
 
 
 def cron_record(pod: Pod) -> dict:

@@ -7,7 +7,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import REPO, Cron, Pod, free_port, killed_at_exit, wait_for
+from harness import REPO, Cron, Pod, free_port, killed_at_exit, pycrond_on_path, wait_for
 
 DEPLOY = REPO / "deploy"
 
@@ -126,15 +125,6 @@ def value_of(port: int, expression: str) -> float | None:
     result = query(port, expression)
     return float(result[0]["value"][1]) if result else None
 
-
-def pycrond_on_path(directory: Path) -> Path:
-    """A `pycrond` command on PATH, as the image has, running this checkout's."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "pycrond"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m supervisor.cron.main \"$@\"\n")
-    wrapper.chmod(0o755)
-    return bin_dir
 
 
 def test_a_real_prometheus_scrapes_the_pod_sees_a_bail_fires_its_alert_and_counts_cron_successes(
