@@ -137,3 +137,10 @@ def wait_status(exitcode: int | None, signum: int | None) -> int:
     if signum is not None:
         return signum & 0x7F
     return ((exitcode or 0) & 0xFF) << 8
+
+
+def visible(text: str) -> str:
+    """Text as a terminal may show it harmlessly: every character Python does not call printable
+    (controls, separators, format characters) as a visible escape, \\x1b or \\u2028."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+                   for c in text)

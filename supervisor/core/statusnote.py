@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 from ..base.files import read_regular_file
+from ..base.terms import visible
 
 NOTE_FILE = "status-note"
 NOTE_LIMIT = 4096  # a bigger file is not a note: none is shown
@@ -45,6 +46,5 @@ def read_note(directory: str, directory_fd: int | None, up_since_wall: float) ->
     line = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
     if not line:
         return None
-    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-                    for c in line)
+    shown = visible(line)
     return shown if len(shown) <= NOTE_CHARS else shown[:NOTE_CHARS - 3] + "..."

@@ -52,6 +52,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..base.files import read_regular_file
+from ..base.terms import visible
 
 TMUX_TIMEOUT = 5.0
 MAX_SAVE_FILE = 4 << 20
@@ -398,7 +399,7 @@ def restore(path: str | None = None) -> tuple[list[str], list[str]]:
         try:
             restore_session(name, windows)
         except RuntimeError as exc:  # tmux refused this one (a duplicate once tmux cleans the name, ...): the next
-            refused.append(printable(f"{name}: {exc}"))
+            refused.append(visible(f"{name}: {exc}"))
             if not existing and not rebuilt:
                 _server_gone()  # its removal was the server's last session: the next must not meet it dying
             continue
@@ -419,11 +420,6 @@ def _server_gone(within: float = 3.0) -> None:
         except RuntimeError:
             pass
         time.sleep(0.02)
-
-
-def printable(text: str) -> str:
-    """A saved name as it may reach a terminal: no escape sequence of its own."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _file_argument(program: str, what: str) -> str | None:
@@ -470,7 +466,7 @@ def main_restore() -> None:
     except (OSError, RuntimeError, NoServer) as exc:
         print(f"pys6-tmux-restore: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"restored: {', '.join(map(printable, rebuilt)) if rebuilt else 'nothing new'}")
+    print(f"restored: {', '.join(map(visible, rebuilt)) if rebuilt else 'nothing new'}")
     for reason in refused:
         print(f"pys6-tmux-restore: not restored: {reason}", file=sys.stderr)
     if refused:
