@@ -159,3 +159,17 @@ def test_the_scripts_after_the_first_run_while_pyinit_imports_and_are_said_in_or
         assert said is not None
         assert _seconds(said["time"]) <= float(pod.read_state(name)) + 0.001, name
     assert pod.stop() == 0
+
+
+def test_a_dependency_chain_too_deep_to_follow_leaves_the_start_to_the_loop():
+    """A chain of s6-rc services deeper than Python's recursion: no head start, never a RecursionError."""
+    from supervisor.container.early import everything_waits_for_cont_init
+    from supervisor.s6.rcplan import Plan
+
+    depth = sys.getrecursionlimit() * 2
+    names = [f"s{i}" for i in range(depth)]
+    needs = {name: (names[i + 1],) for i, name in enumerate(names[:-1])}
+    needs[names[-1]] = ("base",)
+    definitions = dict.fromkeys(names, None)
+    plan = Plan(tuple(names), (), definitions, needs)  # type: ignore[arg-type]
+    assert everything_waits_for_cont_init(plan) is False

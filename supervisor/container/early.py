@@ -138,7 +138,10 @@ def everything_waits_for_cont_init(the_plan: s6rc.Plan) -> bool:
                                                               and waits(need, seen | {need})) for need in needs)
         return known[name]
 
-    return all(waits(name, frozenset({name})) for name in (*the_plan.first, *the_plan.second))
+    try:
+        return all(waits(name, frozenset({name})) for name in (*the_plan.first, *the_plan.second))
+    except RecursionError:  # a chain the plan itself just fitted in (it refuses deeper ones): the loop's case
+        return False
 
 
 def first_script(directory: str) -> tuple[str, list[bytes]] | None:
