@@ -73,7 +73,7 @@ def write_atomically(path: str, text: str, prefix: str = ".tmp-") -> None:
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=prefix)
     try:
-        with os.fdopen(handle, "w") as stream:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:  # not the locale's: readers take UTF-8
             stream.write(text)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)

@@ -144,3 +144,11 @@ def visible(text: str) -> str:
     (controls, separators, format characters) as a visible escape, \\x1b or \\u2028."""
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
                    for c in text)
+
+
+NOTE_CHARS = 200  # what a status line keeps of a service's note (core.statusnote, pycrond's --status-file)
+
+
+def cut(text: str, limit: int = NOTE_CHARS) -> str:
+    """`text` if it fits in `limit` characters, else its start and "..." in that many."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."

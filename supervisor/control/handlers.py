@@ -84,15 +84,19 @@ class LogFollow:
             await self._wake.wait()
             self._wake = anyio.Event()
             batch: list[dict[str, object]] = []
+            taken = 0
             while self._pending:
                 stream, block, when = self._pending.popleft()
+                taken += len(block)
                 arrived = when if self._timestamps else None
                 batch += [control.log_item(stream, line, arrived) for line in block[:-1].split(b"\n")]
-            self._pending_bytes = 0
             if self._dropped:  # they came after every line kept here: the notice goes last
                 batch.append({"dropped": self._dropped})
                 self._dropped = 0
             yield batch
+            # counted until the caller has written it: a reader that never reads holds this batch
+            # and what came meanwhile, FOLLOW_BUFFER in all, not a buffer more for each batch
+            self._pending_bytes -= taken
 
     def close(self) -> None:
         self._recent.unfollow(self._take)

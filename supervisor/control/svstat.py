@@ -216,7 +216,9 @@ def show_log(name: str, lines: int, raw: bool, *, always_escaped: bool = False, 
         for entry in entries:
             if "dropped" in entry:
                 out.flush()
-                sys.stderr.write(f"pysvstat: {entry['dropped']} lines of {name} dropped: this reader was too slow\n")
+                dropped = entry["dropped"]
+                shown = dropped if isinstance(dropped, int) else "some"  # pyinit's count, never its text
+                sys.stderr.write(f"pysvstat: {shown} lines of {name} dropped: this reader was too slow\n")
                 continue
             _write_entry(out, entry, escaped, timestamps)
             out.flush()  # live: each line as it comes, through a pipe too

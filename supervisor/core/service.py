@@ -99,6 +99,8 @@ def output_for(runtime: Runtime, source: str, target_fd: int, keep_write_end: bo
 def run_hint(path: str, exc: OSError) -> str:
     """How to fix a run file that cannot be executed, from the errno and a look at the file: the
     text for "service could not start" (the policy only passes it on). "" when there is none to give."""
+    import shlex  # only when a run cannot start: not with the loop's modules
+
     try:
         info = os.stat(path)
     except OSError:
@@ -106,7 +108,7 @@ def run_hint(path: str, exc: OSError) -> str:
     if exc.errno == errno.ENOENT and info is None:
         return f"create {path}, an executable file"
     if exc.errno == errno.EACCES and info is not None and stat.S_ISREG(info.st_mode) and not info.st_mode & 0o111:
-        return f"chmod +x {path}"
+        return f"chmod +x {shlex.quote(path)}"
     if exc.errno == errno.EACCES:
         return f"{path} is executable: is its filesystem mounted noexec, or a directory above it not searchable?"
     if exc.errno == errno.ENOEXEC:
@@ -116,7 +118,8 @@ def run_hint(path: str, exc: OSError) -> str:
         if line.startswith(b"#!"):
             interpreter = line[2:].strip(b" \t\n").split(b" ")[0]
             if interpreter.endswith(b"\r"):
-                return f"{path} has Windows line ends (its #! line ends in a carriage return): sed -i 's/\\r$//' {path}"
+                return (f"{path} has Windows line ends (its #! line ends in a carriage return): "
+                        f"sed -i 's/\\r$//' {shlex.quote(path)}")
             shown = interpreter.decode("utf-8", "backslashreplace")
             return f"its interpreter {shown!r} (the #! line) is not installed: install it or change the #! line"
     return ""
@@ -124,11 +127,13 @@ def run_hint(path: str, exc: OSError) -> str:
 
 def _first_line(path: str) -> bytes:
     """The first 256 bytes' first line; b"" if it cannot be read (O_NONBLOCK: a FIFO there never stalls PID 1)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:  # O_NOCTTY: a terminal put there would become PID 1's controlling one
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return b""
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
         return os.read(fd, 256).split(b"\n", 1)[0] + b"\n"
     except OSError:
         return b""

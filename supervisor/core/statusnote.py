@@ -20,11 +20,10 @@ from __future__ import annotations
 import os
 
 from ..base.files import read_regular_file
-from ..base.terms import visible
+from ..base.terms import NOTE_CHARS, cut, visible
 
 NOTE_FILE = "status-note"
 NOTE_LIMIT = 4096  # a bigger file is not a note: none is shown
-NOTE_CHARS = 200  # what a status line keeps of one
 STALE_SLACK = 0.05  # seconds: a file's mtime comes from a coarse clock, a little behind time.time()
 
 
@@ -46,5 +45,4 @@ def read_note(directory: str, directory_fd: int | None, up_since_wall: float) ->
     line = data.decode("utf-8", "replace").split("\n", 1)[0].strip()
     if not line:
         return None
-    shown = visible(line)
-    return shown if len(shown) <= NOTE_CHARS else shown[:NOTE_CHARS - 3] + "..."
+    return cut(visible(line), NOTE_CHARS)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 
 from ..base import files
+from ..base.terms import cut
 from ..logs.events import Logger
 
-MAX_NOTE = 200  # characters: what a status line shows of a note
 MAX_PATH = 80
 
 
@@ -70,9 +70,10 @@ class StatusFile:
         self._failed = False
 
     def say(self, text: str) -> None:
+        # cut, and a path's undecodable bytes (surrogates) escaped: compared as it is written
+        text = cut(text).encode("utf-8", "backslashreplace").decode("utf-8")
         if self.path is None or text == self._said:
             return
-        text = text if len(text) <= MAX_NOTE else text[:MAX_NOTE - 3] + "..."
         try:
             files.write_atomically(self.path, text + "\n" if text else "", ".pycrond-status-")
         except OSError as exc:
