@@ -248,13 +248,20 @@ def _emergency_stop(is_pid1: bool, grace: float, exc: BaseException) -> None:
     """Stage 3's kill path without an event loop: TERM everyone, KILL after the grace time, reap."""
     import traceback
 
-    from .logs import events as log
-    from .logs.writer import write_if_room
-    from .proc.killall import kill_everyone_now
+    from .proc.killall import kill_everyone_now  # standard library beneath: it cannot fail as the loop did
 
-    log.flush_early()  # what was said before the loop failed, first
-    detail = "".join(traceback.format_exception(exc))[-3000:]
-    write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())
+    try:  # the words first, but they need structlog and the writer (anyio): what failed may be one of them
+        from .logs import events as log
+        from .logs.writer import write_if_room
+
+        log.flush_early()  # what was said before the loop failed
+        detail = "".join(traceback.format_exception(exc))[-3000:]
+        write_if_room(2, f"pyinit: fatal: the event loop failed, stopping everything:\n{detail}\n".encode())
+    except BaseException:  # noqa: BLE001 (nothing may keep the stop from happening)
+        try:
+            os.write(2, f"pyinit: fatal: the event loop failed, stopping everything: {exc!r}\n".encode()[-3000:])
+        except OSError:
+            pass
     kill_everyone_now(is_pid1, grace)
     _leave_verdict(f"pyinit: fatal: the event loop failed: {exc!r}", EXIT_SYSTEM)
 

@@ -65,7 +65,7 @@ ALLOWED: dict[str, set[str]] = {
 ENTRY_POINTS = {"", "__main__", "init", "root"}
 # What a client (a fresh process at every call, standard library only) may load of ours.
 CLIENT_MODULES = {"control.client", "control.svstat", "control.watch", "control.svc", "s6.commands", "s6.clients", "s6.logger"}
-CLIENT_MAY_IMPORT = {"", "base", "base.terms", "base.paths", "base.links", "base.environ", "base.cli",
+CLIENT_MAY_IMPORT = {"", "base", "base.terms", "base.files", "base.paths", "base.links", "base.environ", "base.cli",
                      "base.s6getopt", "base.tai64", "control", "control.client", "control.protocol",
                      "control.statusfmt", "control.svstat", "control.watch", "control.svc", "s6", "s6.contenv", "s6.commands", "logs",
                      "logs.logdir"}

@@ -19,6 +19,6 @@ def listen_address(text: str, default_port: int | None) -> tuple[str, int]:
         if default_port is None:
             raise ValueError("takes HOST:PORT")
         port = str(default_port)
-    if not port.isdigit() or len(port) > 5 or not 0 < int(port) <= 65535:
+    if not port.isdecimal() or len(port) > 5 or not 0 < int(port) <= 65535:
         raise ValueError("takes a port from 1 to 65535")
     return host, int(port)

@@ -72,7 +72,7 @@ def parse_signal_name(text: str) -> int:
     Raises ValueError saying why; the number is always a real signal of this system.
     """
     upper = text.strip().upper()
-    if upper.isdigit():
+    if upper.isdecimal():
         if len(upper) > 3 or not 1 <= int(upper) <= HIGHEST:
             raise ValueError(f"{text[:20]!r} is not a signal number (1-{HIGHEST})")
         number = int(upper)
@@ -94,7 +94,7 @@ def _real_time(name: str) -> int | None:
     for base, sign, anchor in (("SIGRTMIN+", 1, RTMIN), ("SIGRTMAX-", -1, RTMAX)):
         if name.startswith(base):
             offset = name[len(base):]
-            if not offset.isdigit() or len(offset) > 2:
+            if not offset.isdecimal() or len(offset) > 2:
                 raise ValueError(f"{name[:40]!r} is not a signal name")
             number = anchor + sign * int(offset)
             if not RTMIN <= number <= RTMAX:

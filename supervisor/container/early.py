@@ -83,7 +83,6 @@ class HeadStart:
     said_starting: bool = False  # the layout's problems, "starting", the unhandled trees
     plan: s6rc.Plan | None = None  # read and said
     fix_failures: list[str] | None = None  # fix-attrs.d applied (None: not here)
-    script: EarlyScript | None = None  # the first one started here
     scripts: list[EarlyScript] = field(default_factory=list)  # all started here, in order: the loop adopts them
 
 
@@ -226,9 +225,9 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
     say_starting(settings, layout, rundir, is_pid1, logger)
     head.said_starting = True
     if settings.stage2_hook:  # the hook runs before the s6-rc plan is read: that is all to start here
-        head.script = start_hook(settings, head.environment)
-        if head.script is not None:
-            head.scripts.append(head.script)
+        hook = start_hook(settings, head.environment)
+        if hook is not None:
+            head.scripts.append(hook)
         return head
     head.plan = read_plan(settings, logger)
     if head.plan.problems or not everything_waits_for_cont_init(head.plan):
@@ -237,10 +236,10 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
     first = first_script(settings.dirs("cont-init.d"))  # after fix-attrs, as the loop lists it
     if first is None or head.fix_failures:
         return head
-    head.script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
-    if head.script is not None:
-        head.script.name = first[0]
-        head.scripts.append(head.script)
+    script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
+    if script is not None:
+        script.name = first[0]
+        head.scripts.append(script)
     return head
 
 

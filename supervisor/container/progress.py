@@ -59,7 +59,7 @@ def command_of(pid: int) -> str:
 
 def _candidates(is_pid1: bool) -> list[int]:
     if is_pid1:
-        return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
+        return sorted(int(name) for name in os.listdir("/proc") if name.isdecimal())
     import psutil  # as a subreaper: only our descendants, never a developer's whole session
 
     try:

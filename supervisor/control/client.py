@@ -39,7 +39,7 @@ DEFAULT_MARGIN_MS = 10_000  # beyond a wait's own timeout; PYS6_CLIENT_TIMEOUT c
 def answer_margin() -> float:
     """Seconds a client waits for pyinit beyond a wait's own timeout (PYS6_CLIENT_TIMEOUT, in ms)."""
     text = os.environ.get("PYS6_CLIENT_TIMEOUT", "")
-    if text.isdigit() and 0 < len(text) <= 9 and int(text) > 0:
+    if text.isdecimal() and 0 < len(text) <= 9 and int(text) > 0:
         return int(text) / 1000
     return DEFAULT_MARGIN_MS / 1000
 

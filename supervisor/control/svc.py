@@ -74,7 +74,7 @@ def parse(argv: "Sequence[str]") -> Request:
                 raise ProtocolError("-w needs one of u U d D r R")
             wait = protocol.WAIT_LETTERS[value]
         elif letter == "T":
-            if not value.isdigit():
+            if not value.isdecimal():
                 raise ProtocolError(f"-T needs milliseconds, not {value!r}")
             timeout_ms = int(value)
         elif letter == "s":

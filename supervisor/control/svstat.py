@@ -92,7 +92,7 @@ def _log_mode(argv: "Sequence[str]") -> bool:
 
 
 def _lines(text: str) -> int:
-    if not text.isdigit() or len(text) > 6:
+    if not text.isdecimal() or len(text) > 6:
         raise ProtocolError(f"-n needs a number of lines with --log, not {text[:20]!r}")
     return int(text)
 
@@ -145,7 +145,7 @@ def _parse(argv: "Sequence[str]") -> "Options":
             if not args:
                 raise ProtocolError("-n needs a number of lines with --log")
             opts.lines = _lines(args.pop(0))
-        elif log_mode and arg.startswith("-n") and arg[2:].isdigit():
+        elif log_mode and arg.startswith("-n") and arg[2:].isdecimal():
             opts.lines = _lines(arg[2:])
         elif log_mode and arg.startswith("--lines="):
             opts.lines = _lines(arg[8:])

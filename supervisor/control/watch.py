@@ -219,7 +219,7 @@ class Restarts:
         for line in text.splitlines():  # pyinit's own family: no drop-in file may write pys6_ names
             if line.startswith(_STARTS):
                 name, sep, value = line[len(_STARTS):].partition('"} ')
-                if sep and value.isdigit():
+                if sep and value.isdecimal():
                     counts[name] = int(value)
         self.counts = counts
 

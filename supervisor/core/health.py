@@ -58,7 +58,7 @@ def parse_tcp(text: str) -> tuple[str, int]:
     text = text.strip()
     if "\n" in text:
         raise ValueError("takes one line, PORT or HOST:PORT")
-    if text.isdigit():
+    if text.isdecimal():
         text = f"{DEFAULT_HOST}:{text}"
     host, port = listen_address(text, None)
     return _address(host), port

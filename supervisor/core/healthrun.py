@@ -295,7 +295,7 @@ class HealthMonitor:
             return "fail", f"{check.target}: {_reason(exc)}"
         line = head.split(b"\n", 1)[0].strip().decode("latin-1")
         parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdecimal():
             return "fail", f"{check.target}: not an HTTP answer: {line[:200]!r}"
         if 200 <= int(parts[1]) < 400:
             return "pass", line

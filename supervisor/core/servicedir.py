@@ -200,7 +200,7 @@ MAX_NOTIFICATION_FD = 1023
 
 
 def _parse_notification_fd(text: str) -> int:
-    if not text.isdigit() or len(text) > 4 or not 3 <= int(text) <= MAX_NOTIFICATION_FD:
+    if not text.isdecimal() or len(text) > 4 or not 3 <= int(text) <= MAX_NOTIFICATION_FD:
         raise ValueError(f"must be a whole number from 3 to {MAX_NOTIFICATION_FD} "
                          "(0, 1 and 2 are stdin, stdout and stderr)")
     return int(text)

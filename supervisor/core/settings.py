@@ -70,7 +70,7 @@ def _scalar(value: object) -> str:
 
 def _whole(value: object, low: int, high: int, what: str) -> int:
     text = _scalar(value)
-    if isinstance(value, float) or not text.isdigit() or len(text) > MAX_DIGITS:
+    if isinstance(value, float) or not text.isdecimal() or len(text) > MAX_DIGITS:
         raise ValueError(f"must be {what}")
     number = int(text)
     if not low <= number <= high:
@@ -174,7 +174,7 @@ def group_id(group: str) -> int:
     """A group given by name or number, as its gid (KeyError if there is no such group)."""
     import grp
 
-    return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    return int(group) if group.isdecimal() else grp.getgrnam(group).gr_gid
 
 
 def parse_group(value: object) -> str:
@@ -182,7 +182,7 @@ def parse_group(value: object) -> str:
 
     text = _scalar(value)
     try:
-        if text.isdigit():
+        if text.isdecimal():
             grp.getgrgid(int(text))
         else:
             grp.getgrnam(text)
@@ -423,7 +423,7 @@ NOT_SETTINGS = {"S6_OVERLAY_VERSION", "S6_OVERLAY_ARCH"}  # set by images' Docke
 
 
 def _s6_number(raw: str) -> int | None:
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= MAX_S6_DIGITS else None
+    return int(raw) if raw.isascii() and raw.isdecimal() and len(raw) <= MAX_S6_DIGITS else None
 
 
 def s6_variables(environ: Mapping[str, str], warnings: list[str]) -> dict[str, Any]:

@@ -31,12 +31,12 @@ def parse_duration(text: str) -> timedelta:
     rest, total = text.strip(), 0.0
     if not rest:
         raise ScheduleError("empty duration")
-    if rest.replace(".", "", 1).isdigit():
+    if rest.replace(".", "", 1).isdecimal():
         total = float(rest)  # bare seconds
         rest = ""
     while rest:
         number = ""
-        while rest and (rest[0].isdigit() or rest[0] == "."):
+        while rest and (rest[0].isdecimal() or rest[0] == "."):
             number, rest = number + rest[0], rest[1:]
         unit = "ms" if rest.startswith("ms") else rest[:1]
         if not number or unit not in units or number.count(".") > 1 or number == ".":

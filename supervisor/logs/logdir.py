@@ -23,9 +23,9 @@ def parse_script(script: str) -> tuple[int, int, str, list[str]]:
     keep, size, stamps, ignored = 20, 1_000_000, "", []
     for directive in script.split():
         kind, value = directive[0], directive[1:]
-        if kind == "n" and value.isdigit() and len(value) <= 6:
+        if kind == "n" and value.isdecimal() and len(value) <= 6:
             keep = int(value)
-        elif kind == "s" and value.isdigit() and len(value) <= 10:
+        elif kind == "s" and value.isdecimal() and len(value) <= 10:
             size = min(max(int(value), 4096), MAX_SIZE)
         elif directive in ("t", "T"):
             stamps += directive if directive not in stamps else ""
@@ -37,6 +37,13 @@ def parse_script(script: str) -> tuple[int, int, str, list[str]]:
 def iso8601(now: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int((now % 1) * 1e9):09d}"
 
+
+
+def stamp_prefix(stamps: str) -> bytes:
+    """A line's stamps as s6-log writes them, now: a TAI64N label and one space (t), an ISO 8601
+    time and two spaces (T), in the script's order."""
+    now = time.time()
+    return "".join(tai64.label(now) + " " if stamp == "t" else iso8601(now) + "  " for stamp in stamps).encode()
 
 class CatchAllLog:
     def __init__(self, directory: str, keep: int, max_size: int, stamps: str) -> None:
@@ -54,9 +61,7 @@ class CatchAllLog:
         return os.open(self._current, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
     def _prefix(self) -> bytes:
-        now = time.time()
-        # As s6-log writes them: a TAI64N label and one space, an ISO 8601 time and two spaces.
-        return "".join(tai64.label(now) + " " if stamp == "t" else iso8601(now) + "  " for stamp in self.stamps).encode()
+        return stamp_prefix(self.stamps)
 
     def _stamped(self, data: bytes) -> bytes:
         if not self.stamps:
@@ -130,7 +135,9 @@ class S6LogDir:
             os.mkdir(directory, 0o2700)
         except FileExistsError:
             pass
-        self._lock = os.open(self._path("lock"), os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        # no link followed in a directory its service may write: a link there must not aim our writes elsewhere
+        self._lock = os.open(self._path("lock"), os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o666)
         import fcntl
 
         try:
@@ -161,7 +168,7 @@ class S6LogDir:
     def _finish(self, name: str, suffix: str) -> None:
         """s6-log's finish(): a non-empty file it alone links becomes an archive; it goes either way."""
         try:
-            st = os.stat(self._path(name))
+            st = os.lstat(self._path(name))  # link(2) links a symbolic link itself, not what it names
         except FileNotFoundError:
             return
         if st.st_nlink == 1 and st.st_size:
@@ -185,7 +192,8 @@ class S6LogDir:
             self._unlink("processed")
             self._finish("previous", "u")
         self._finish("current", "u")
-        os.close(os.open(self._path("state"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666))
+        os.close(os.open(self._path("state"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o666))
 
     def _trim(self) -> None:
         archives = _archive_names(self.directory)
@@ -205,8 +213,7 @@ class S6LogDir:
         self._finish("previous", "s")
 
     def _stamp(self) -> bytes:
-        now = time.time()
-        return "".join(tai64.label(now) + " " if stamp == "t" else iso8601(now) + "  " for stamp in self.stamps).encode()
+        return stamp_prefix(self.stamps)
 
     def write_lines(self, lines: "list[bytes]") -> None:
         """Whole lines (without their newlines), each stamped and newline-terminated, in one write as

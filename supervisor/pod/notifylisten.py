@@ -96,14 +96,14 @@ def main() -> None:
         if flag not in ("--fd", "--timeout"):
             raise SystemExit(cli.usage_error("pys6-notify-listening", f"unknown option {flag[:100]!r}"))
         value = args.pop(0) if args else ""
-        if flag == "--fd" and value.isdigit() and len(value) < 5:
+        if flag == "--fd" and value.isdecimal() and len(value) < 5:
             fd = int(value)
-        elif flag == "--timeout" and value.replace(".", "", 1).isdigit() and float(value) <= 86400:
+        elif flag == "--timeout" and value.replace(".", "", 1).isdecimal() and float(value) <= 86400:
             timeout = float(value)
         else:
             sys.stderr.write(USAGE)
             raise SystemExit(100)
-    if len(args) < 3 or not args[1].isdigit() or not 0 < int(args[1]) < 65536:
+    if len(args) < 3 or not args[1].isdecimal() or not 0 < int(args[1]) < 65536:
         sys.stderr.write(USAGE)
         raise SystemExit(100)
     host, port, argv = args[0], int(args[1]), args[2:]

@@ -198,7 +198,7 @@ def delete_after_days() -> int:
         value = tmux("show-options", "-gqv", DELETE_AFTER_OPTION).strip()
     except (NoServer, RuntimeError):
         return DEFAULT_DELETE_AFTER_DAYS
-    return int(value) if value.isdigit() and len(value) < 7 else DEFAULT_DELETE_AFTER_DAYS
+    return int(value) if value.isdecimal() and len(value) < 7 else DEFAULT_DELETE_AFTER_DAYS
 
 
 def prune(directory: str, days: int, now: float | None = None) -> list[str]:
@@ -279,13 +279,13 @@ def parse(text: str) -> dict[str, dict[int, Window]]:
     sessions: dict[str, dict[int, Window]] = {}
     for line in text.splitlines():
         fields = line.split("\t")
-        if fields[0] == "pane" and len(fields) >= 10 and fields[2].isdigit() and fields[6].isdigit():
+        if fields[0] == "pane" and len(fields) >= 10 and fields[2].isdecimal() and fields[6].isdecimal():
             window = sessions.setdefault(fields[1], {}).setdefault(int(fields[2]), Window(int(fields[2])))
             window.name = fields[3][1:]
             window.active = fields[4] == "1"
             window.zoomed = "Z" in fields[5]
             window.panes.append((int(fields[6]), fields[7][1:], fields[8] == "1"))
-        elif fields[0] == "window" and len(fields) >= 6 and fields[2].isdigit():
+        elif fields[0] == "window" and len(fields) >= 6 and fields[2].isdecimal():
             window = sessions.setdefault(fields[1], {}).setdefault(int(fields[2]), Window(int(fields[2])))
             window.layout = fields[5]
     return sessions

@@ -165,7 +165,7 @@ def s6_svwait(argv: Sequence[str]) -> int:
             wait = letter
         elif letter in "ao":
             any_of = letter == "o"
-        elif letter == "t" and value.isdigit():
+        elif letter == "t" and value.isdecimal():
             timeout_ms = int(value)
         else:
             return _usage("s6-svwait", SVWAIT_USAGE)
@@ -262,17 +262,18 @@ def s6_notifyoncheck(argv: Sequence[str]) -> int:
     numbers: dict[str, int] = {}
     for key, default in (("s", 10), ("T", 0), ("t", 0), ("w", 1000), ("n", 7)):
         text = values.get(key, str(default))
-        if not text.isdigit():
+        if not text.isdecimal():
             return _die("s6-notifyoncheck", f"-{key} must be an unsigned integer", protocol.EXIT_USAGE)
         numbers[key] = int(text)
     if "3" in values:
-        if not values["3"].isdigit():
+        if not values["3"].isdecimal():
             return _die("s6-notifyoncheck", "notification-fd must be an unsigned integer", protocol.EXIT_USAGE)
         fd = int(values["3"])
     else:
-        try:
-            with open("notification-fd") as file:
-                fd = int(file.read().strip())
+        from ..base.files import read_regular_file
+
+        try:  # a regular file of a few bytes: a FIFO or a huge file there is refused, never waited on
+            fd = int(read_regular_file("notification-fd", 64).strip())
         except (OSError, ValueError):
             return _die("s6-notifyoncheck", "unable to read ./notification-fd", protocol.EXIT_SYSTEM)
     try:
@@ -312,9 +313,10 @@ def _check_argv(script: str) -> list[str]:
     """-c's check line as s6-notifyoncheck runs it: `execlineb -Pc LINE` where execline is installed
     (s6-overlay's, pys6 mode); without it (the image removed s6-overlay: pys6-bare), a line of plain
     words runs as those words, which is what execlineb would exec; [] when it needs execline."""
-    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        if os.access(os.path.join(directory or ".", "execlineb"), os.X_OK):
-            return ["execlineb", "-Pc", script]
+    import shutil
+
+    if shutil.which("execlineb"):
+        return ["execlineb", "-Pc", script]
     if EXECLINE_SYNTAX.isdisjoint(script) and script.split():
         return script.split()
     return []

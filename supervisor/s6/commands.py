@@ -34,7 +34,7 @@ def _fatal(program: str, message: str, code: int = EXIT_SYSTEM) -> int:
 def _keep_env(environ: dict[str, str]) -> bool:
     """s6-overlay's test: `eltest 0${S6_KEEP_ENV} -eq 0`: only digits count, and only non-zero keeps."""
     value = environ.get("S6_KEEP_ENV", "")
-    return value.isascii() and value.isdigit() and int(value[:18]) > 0
+    return value.isascii() and value.isdecimal() and int(value[:18]) > 0
 
 
 def _own_environment() -> dict[bytes, bytes]:
@@ -107,7 +107,7 @@ def _account(spec: str) -> tuple[int, int, list[int]] | str:
 
     if ":" in spec:
         uid_text, _, gid_text = spec.partition(":")
-        if uid_text.isdigit() and gid_text.isdigit():
+        if uid_text.isdecimal() and gid_text.isdecimal():
             return int(uid_text), int(gid_text), [int(gid_text)]
         return f"invalid uid:gid {spec!r}"
     try:

@@ -30,16 +30,16 @@ def _account(entry: str) -> tuple[int, int]:
     account, _, fallback = entry.partition(",")
     user, colon, group = account.partition(":")
     try:
-        record = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+        record = pwd.getpwnam(user) if not user.isdecimal() else pwd.getpwuid(int(user))
         uid, gid = record.pw_uid, record.pw_gid
         if colon:
-            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+            gid = int(group) if group.isdecimal() else grp.getgrnam(group).gr_gid
         return uid, gid
     except KeyError:
         if not fallback:
             raise FixError(f"no account {account!r} and no uid:gid to fall back to") from None
     uid_text, _, gid_text = fallback.partition(":")
-    if not uid_text.isdigit() or not gid_text.isdigit():
+    if not uid_text.isdecimal() or not gid_text.isdecimal():
         raise FixError(f"fallback {fallback!r} is not uid:gid")
     return int(uid_text), int(gid_text)
 

@@ -88,7 +88,7 @@ def run(argv0: str, argv: Sequence[str]) -> int:
     except FormatError:
         sys.stderr.write(f"{PROGRAM}: fatal: unable to compile format: Invalid argument\n")
         return EXIT_SYSTEM
-    pending = b""
+    pending: list[bytes] = []  # the start of a line still coming, in reads: joined once it ends
     while True:
         try:
             data = os.read(0, READ_SIZE)
@@ -99,17 +99,21 @@ def run(argv0: str, argv: Sequence[str]) -> int:
             return EXIT_SYSTEM
         if not data:
             break
-        lines = (pending + data).split(b"\n")
-        pending = lines.pop()  # what follows the last newline: the start of a line still coming
+        if b"\n" not in data:  # a long line: kept in pieces, not copied whole at every read
+            pending.append(data)
+            continue
+        lines = b"".join([*pending, data]).split(b"\n")
+        pending = [lines.pop()]  # what follows the last newline
         if lines:
             try:
                 _write_all(b"".join(render(pieces, line, args) + b"\n" for line in lines))
             except OSError as exc:
                 sys.stderr.write(f"{PROGRAM}: fatal: unable to write to stdout: {exc.strerror}\n")
                 return EXIT_SYSTEM
-    if pending:
+    rest = b"".join(pending)
+    if rest:
         try:
-            _write_all(render(pieces, pending, args))  # the last line as it came: no newline added
+            _write_all(render(pieces, rest, args))  # the last line as it came: no newline added
         except OSError as exc:
             sys.stderr.write(f"{PROGRAM}: fatal: unable to write to stdout: {exc.strerror}\n")
             return EXIT_SYSTEM

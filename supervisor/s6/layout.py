@@ -254,7 +254,7 @@ def read_exit_code(layout: Layout) -> int | None:
             text = read_regular_file(path, MAX_EXITCODE_BYTES).decode("ascii", "replace").strip()
         except (OSError, ValueError):
             continue
-        if text.isdigit() and len(text) <= 10:
+        if text.isdecimal() and len(text) <= 10:
             return int(text) & 0xFF
     return None
 

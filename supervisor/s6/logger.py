@@ -30,7 +30,7 @@ def _options(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
     if any(letter not in "dqvbplt" for letter, _ in options):
         return None
     values = dict(options)
-    if any(not values[letter].isdigit() for letter in "dlt" if letter in values):
+    if any(not values[letter].isdecimal() for letter in "dlt" if letter in values):
         return None
     return values, script
 
@@ -47,7 +47,7 @@ def run(argv: Sequence[str]) -> int:
         return 100
     directives = [word for word in words if word not in directories]
     tolerance = TOLERANCE
-    for word in [w for w in directives if w[:1] == "l" and w[1:].isdigit() and len(w) <= 10]:
+    for word in [w for w in directives if w[:1] == "l" and w[1:].isdecimal() and len(w) <= 10]:
         tolerance = int(word[1:])  # s6-log's lN: the rotation's tolerance (no catch-all has it)
         directives.remove(word)
     keep, size, stamps, ignored = parse_script(" ".join(directives) or "n10 s99999")

@@ -301,4 +301,4 @@ def _timeout(directory: str, name: str) -> int:
     from ..base.files import read_small_text
 
     text = read_small_text(os.path.join(directory, name)) or ""
-    return int(text) if text.isdigit() and len(text) <= 10 else 0
+    return int(text) if text.isdecimal() and len(text) <= 10 else 0
