@@ -92,8 +92,10 @@ def test_the_json_and_check_paths_load_nothing_more(live: Pod) -> None:
 
 
 def test_the_client_scripts_import_nothing_but_their_main() -> None:
-    """The scripts are not pip's entry-point wrappers (those import re) and stay that way."""
-    for script, module in (("pysvstat", "supervisor.control.svstat"), ("pysvc", "supervisor.control.svc")):
+    """The scripts are not pip's entry-point wrappers (those import re) and stay that way; nor is
+    pyinit's, whose start path is kept as lean (tests/test_head_start.py)."""
+    for script, module in (("pysvstat", "supervisor.control.svstat"), ("pysvc", "supervisor.control.svc"),
+                           ("pyinit", "supervisor.init")):
         path = REPO / "bin" / script
         assert path.read_text().startswith("#!python\n") and path.stat().st_mode & 0o111
         tree = ast.parse(path.read_text())
@@ -101,8 +103,8 @@ def test_the_client_scripts_import_nothing_but_their_main() -> None:
         assert [(node.module, [a.name for a in node.names]) for node in imports if isinstance(node, ast.ImportFrom)] \
             == [(module, ["main"])] and len(imports) == 1
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert 'script-files = ["bin/pysvstat", "bin/pysvc"]' in pyproject
-    assert not any(line.startswith(("pysvstat =", "pysvc =")) for line in pyproject.splitlines())
+    assert 'script-files = ["bin/pyinit", "bin/pysvstat", "bin/pysvc"]' in pyproject
+    assert not any(line.startswith(("pysvstat =", "pysvc =", "pyinit =")) for line in pyproject.splitlines())
 
 
 def test_the_modules_a_client_loads_import_only_those() -> None:

@@ -7,7 +7,6 @@ go through a real pyinit in test_one_path.py.
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import structlog
 from fakes import FakeReaper, FakeServices
 from structlog.testing import capture_logs
 
+from supervisor.base.record import replace  # Settings is a record (base/record), not a dataclass
 from supervisor.control.protocol import WireAction
 from supervisor.core.model import Phase, ServiceSpec, Verb
 from supervisor.core.services import ServiceTable, Signal, StateChange
@@ -28,7 +28,7 @@ from supervisor.s6.layout import Layout
 
 
 def _table(tmp: Path, fakes: FakeServices, **settings: Any) -> ServiceTable:
-    chosen = dataclasses.replace(Settings(), etc=str(tmp / "etc"), services_gracetime=100, **settings)
+    chosen = replace(Settings(), etc=str(tmp / "etc"), services_gracetime=100, **settings)
     table = ServiceTable(chosen, FakeReaper(), OutputWriter(), structlog.get_logger(), dict,  # type: ignore[arg-type]
                          lambda: "running", lambda name, code: None)
     table.make_runner = fakes.make  # type: ignore[assignment]

@@ -9,7 +9,6 @@ No process is started: test_pid1.py and test_s6_overlay.py boot the same cells f
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -21,6 +20,7 @@ import structlog
 from fakes import FakeReaper, FakeScripts, FakeServices
 from structlog.testing import capture_logs
 
+from supervisor.base.record import replace  # Settings is a record (base/record), not a dataclass
 from supervisor.container.stages import Stage2Failure, Stages, stage2_ladder
 from supervisor.core.model import Verb
 from supervisor.core.settings import Settings
@@ -59,7 +59,7 @@ class Pod:
         self.etc.mkdir()
         run = tmp / "run"
         (run / "service").mkdir(parents=True)
-        self.settings = dataclasses.replace(Settings(), etc=str(self.etc), behaviour_if_stage2_fails=behaviour,
+        self.settings = replace(Settings(), etc=str(self.etc), behaviour_if_stage2_fails=behaviour,
                                             services_gracetime=100, kill_gracetime=100, **settings)
         self.layout = Layout(str(run / "s6" / "container_environment"), [str(run / "service")],
                              [str(run / "exitcode")])
@@ -105,7 +105,7 @@ class Pod:
 def _fail_at(pod: Pod, where: str) -> None:
     _service(pod.etc, "web")
     if where == "hook":
-        pod.settings = dataclasses.replace(pod.settings, stage2_hook="exit 3")
+        pod.settings = replace(pod.settings, stage2_hook="exit 3")
         pod.scripts.codes["S6_STAGE2_HOOK"] = 3
     elif where == "fix-attrs":
         _write(pod.etc / "fix-attrs.d" / "01-bad", "this is not a fix-attrs line\n")
@@ -117,7 +117,7 @@ def _fail_at(pod: Pod, where: str) -> None:
         pod.scripts.codes["bad"] = 1
     else:
         _service(pod.etc, "slow", notification_fd=3)
-        pod.settings = dataclasses.replace(pod.settings, cmd_wait_for_services=True, cmd_wait_for_services_maxtime=100)
+        pod.settings = replace(pod.settings, cmd_wait_for_services=True, cmd_wait_for_services_maxtime=100)
 
 
 # What each failure says at 0, 1 and 2 (the event, its level), and the code it stops with at 2.

@@ -33,8 +33,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..core.settings import Settings
 from ..logs import events
@@ -47,6 +45,13 @@ from ..s6.childenv import ChildEnvironment, container_environment, exec_environm
 from ..s6.contenv import write_environment
 from ..s6.layout import Layout
 
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
+if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import field
+else:
+    from ..base.record import field, record
+
 if TYPE_CHECKING:
     from ..proc.reaper import ChildExit
 
@@ -55,7 +60,7 @@ LEGACY_CONT_INIT = "legacy-cont-init"  # s6-overlay's oneshot that runs cont-ini
 WAITS_FOR_CONT_INIT = frozenset({"base", LEGACY_CONT_INIT, s6rc.AFTER_SERVICES})
 
 
-@dataclass
+@record
 class EarlyScript:
     """The stage-2 hook or cont-init.d's first script, started before the loop: what Scripts adopts."""
 
@@ -75,7 +80,7 @@ class EarlyScript:
     ended_at: float = 0.0
 
 
-@dataclass
+@record
 class HeadStart:
     """What the start path did: the loop skips each of these and adopts its result."""
 

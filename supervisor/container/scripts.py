@@ -19,11 +19,15 @@ from ..core.telemetry import StageRecord
 from ..logs.events import TIME_KEY
 from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..proc.reaper import ChildExit
-from ..proc.spawn import Child, OutputPipe, send_signal, spawn_child
+from ..proc.spawn import Child, send_signal, spawn_child
 from ..s6.childenv import main_program_environment, shell_pwd
 from .early import LEGACY_CONT_INIT as LEGACY_CONT_INIT  # s6-overlay's oneshot: cont-init.d and cont-finish.d
 from .early import EarlyScript
 from .shutdown import Shutdown
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..proc.spawn import OutputPipe
 
 
 class Scripts:

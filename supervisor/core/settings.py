@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..base.terms import parse_signal_name
 
-if TYPE_CHECKING:  # the model's ~25 dataclasses cost pyinit's start path ~10 ms: loaded at first use
-    from .model import CrashPolicy
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
+if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import field, fields, replace
+    from typing import Any, TypeVar
 
-Value = TypeVar("Value")
+    from .model import CrashPolicy  # the model's ~25 dataclasses: loaded at first use, off the start path
+
+    Value = TypeVar("Value")
+else:
+    from ..base.record import field, fields, record, replace
 
 
 class ConfigError(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceOverride:
     """One service's keys in the YAML file; None: not set there."""
 
@@ -191,7 +196,7 @@ def parse_group(value: object) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Knob:
     """Where one setting comes from: whether the YAML file sets it (under the field's name), its
     PYS6_ variable and its S6_ variable. Declared with its Settings field (by `knob`), which holds
@@ -217,7 +222,7 @@ def knob(default: Value, *, yaml: bool = False, pys6: str | None = None, s6: str
 
 # Every setting, in the order they are read and checked (the first bad one is the one reported).
 # Precedence: the S6_ variable over the PYS6_ one over the YAML key over the default.
-@dataclass(frozen=True)
+@record(frozen=True)
 class Settings:
     """Every setting, as read and checked once at boot (see `knob`)."""
 

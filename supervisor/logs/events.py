@@ -16,19 +16,16 @@ is written, so no line is lost, reordered or rendered by anything but structlog.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
 
-from .lines import displayable
-
+# Neither typing nor json (nor re, which both bring) is imported on pyinit's start path: events
+# are only recorded there; json and the line module come with the first rendering.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio  # imported where a burst is first logged: most processes never log one
 
     from structlog.typing import EventDict, FilteringBoundLogger
-else:
-    EventDict = MutableMapping[str, Any]  # structlog.typing's, without importing structlog
 
 # S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
 VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
@@ -73,6 +70,8 @@ class SinkLogger:
 
 
 def _quote(value: object) -> str:
+    import json
+
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
     text = str(value)
@@ -102,23 +101,28 @@ def render_text(_logger: object, method: str, event: EventDict) -> str:
     if ROUTER.timestamps:
         parts.append(f"time={timestamp(when)}")
     text = " ".join(parts)
+    from .lines import displayable
+
     # A value (a client's message, a file's content) must not forge another line on a terminal.
     return displayable(text.encode("utf-8", "backslashreplace")).decode("utf-8", "backslashreplace")
 
 
 def render_json(_logger: object, method: str, event: EventDict) -> str:
+    import json
+
     record = {"source": ROUTER.source, "level": method, "time": round(_logged_at(event), 3)}
     record.update(event)
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
-Renderer = Callable[[object, str, EventDict], str]  # structlog's processor: its event dict holds any value
+if TYPE_CHECKING:
+    Renderer = Callable[[object, str, EventDict], str]  # structlog's processor: its event dict holds any value
 # What every module that logs is given: structlog's own protocol for a filtering bound logger
 # (info, warning, error... with keyword fields), so the joints between modules say what they pass.
 if TYPE_CHECKING:
     Logger = FilteringBoundLogger
 else:
-    Logger = Any  # at run time only a name: structlog is not imported for it
+    Logger = object  # at run time only a name: structlog is not imported for it
 
 
 class EarlyLogger:
@@ -210,7 +214,7 @@ def route_to_stderr_if_room() -> None:
 
 def get() -> Logger:
     if _early is not None and not _configured:
-        return cast("Logger", _early)  # the methods pyinit calls, with structlog's signatures
+        return _early  # type: ignore[return-value]  # the methods pyinit calls, with structlog's signatures
     import structlog
 
     logger: Logger = structlog.get_logger()

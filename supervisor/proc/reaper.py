@@ -7,10 +7,10 @@ Nothing else may reap: no asyncio child watcher, no Popen.wait/poll.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # imported where first needed: pyinit's start path runs before anyio is loaded
     import anyio
@@ -22,6 +22,8 @@ ExitCallback = Callable[[int | None, int | None], None]  # exit code, signal num
 
 def become_subreaper() -> None:
     """Make orphans of our descendants re-parent to us, as they do to a real PID 1."""
+    import ctypes  # here: libcspawn brings it to a PID 1 too, but only where it spawns
+
     libc = ctypes.CDLL(None, use_errno=True)  # libc, as linked in: find_library would run ldconfig
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()

@@ -16,15 +16,19 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
 # A failed exec's exit code: its home is base/terms, named here too for the callers of spawn.
 from ..base.terms import exec_failure_code as exec_failure_code
 from . import libcspawn
 
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # not imported: pyinit's start path spawns before anyio is loaded (container/early)
+    from dataclasses import dataclass as record
+    from typing import Protocol
+
     from .reaper import ChildExit, Reaper
+else:
+    from ..base.record import record
 
 # Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ), where
 # libcspawn cannot be used: os.posix_spawn cannot name 32 and 33.
@@ -113,21 +117,22 @@ def signal_group(pgid: int, signum: int) -> OSError | None:
     return send_signal(pgid, signum, group=True)
 
 
-class OutputPipe(Protocol):
-    """What spawn_child needs of a pipe the child writes to (logs/pipe.LogPipe is one)."""
+if TYPE_CHECKING:  # a protocol for mypy only: typing is not imported at run time
+    class OutputPipe(Protocol):
+        """What spawn_child needs of a pipe the child writes to (logs/pipe.LogPipe is one)."""
 
-    write_fd: int
+        write_fd: int
 
-    def child_started(self) -> None: ...
+        def child_started(self) -> None: ...
 
-    def start(self) -> None: ...
+        def start(self) -> None: ...
 
-    def drain(self) -> None: ...
+        def drain(self) -> None: ...
 
-    def close(self) -> None: ...
+        def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Child:
     """A started process: its pid, its exit as the reaper will tell it, the pipes of its output."""
 

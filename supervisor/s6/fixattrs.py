@@ -10,7 +10,8 @@ octal modes for files and directories.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ..logs.events import Logger

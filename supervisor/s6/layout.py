@@ -27,12 +27,17 @@ with-contenv script fails.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from .contenv import DIRECTORY_NAME, S6_CONTAINER_ENVIRONMENT, write_environment
+
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
+if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import field
+else:
+    from ..base.record import field, record
 
 V3_EXITCODE = "/run/s6-linux-init-container-results/exitcode"
 V2_EXITCODE = "/run/s6/env-stage3/S6_STAGE2_EXITED"  # /var/run/s6/env-stage3/... once /var/run is /run
@@ -50,7 +55,7 @@ ONESHOT_RUNNER = "s6rc-oneshot-runner"  # s6-rc's service that runs every onesho
 CONTROL_FIFO = os.path.join(".s6-svscan", "control")
 
 
-@dataclass
+@record
 class Layout:
     """Where this boot put things; `problems` are what could not be made (each a warning)."""
 
@@ -309,6 +314,8 @@ def s6_command_needing_run(environ: Mapping[str, str]) -> str | None:
     """The image's own s6-overlay with-contenv on PATH (it reads /run/s6/container_environment
     and nothing else), or None where there is none or it is pys6's (which finds the runtime
     directory's)."""
+    import shutil  # here, not on the start path's way (it brings fnmatch, bz2, lzma)
+
     found = shutil.which("with-contenv", path=environ.get("PATH", os.defpath))
     if found is None or os.path.basename(os.path.realpath(found)) == "pys6-with-contenv":
         return None

@@ -14,10 +14,16 @@ only `user2` services can wait for).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
+
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
+if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import field, replace
+else:
+    from ..base.record import field, record, replace
 
 TYPES = ("longrun", "oneshot", "bundle")
 BEFORE_USER = frozenset({"base", "fix-attrs", "legacy-cont-init", "s6rc-oneshot-runner", "s6rc-fdholder"})
@@ -25,7 +31,7 @@ AFTER_SERVICES = "legacy-services"
 MAX_SCRIPT_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Definition:
     """One s6-rc source definition, as read from its directory."""
 
@@ -41,7 +47,7 @@ class Definition:
     consumer_for: str = ""  # a logger, reading that longrun's stdout
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Plan:
     """What to run: `first` in the user stage (before services.d), `second` after it (user2);
     each atomic service once, with its dependencies among those that run."""
