@@ -12,7 +12,6 @@ import socket
 import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -35,6 +34,11 @@ from .proc.signals import DIVERTED_SIGNALS, HANDLED_SIGNALS, SignalReceiver, ope
 from .proc.spawn import send_signal
 from .s6.layout import Layout
 from .s6.scanctl import serve_scan_control
+
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import replace
+else:
+    from .base.record import replace
 
 if TYPE_CHECKING:
     from .metrics.page import PodMetrics  # imported at its first use: see _Metrics

@@ -8,13 +8,13 @@ stands in for the scripts' spawner: each script "exits" with the code the test g
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
+from supervisor.base.record import replace
 from supervisor.core.model import Phase, ServiceSpec, ServiceState, Verb, Want
 from supervisor.core.telemetry import ServiceTally
 from supervisor.logs.lines import RecentLines
@@ -45,7 +45,7 @@ class FakeRunner:
         self._changed: anyio.Event | None = None
 
     def _become(self, **changes: Any) -> None:
-        before, self.state = self.state, dataclasses.replace(self.state, **changes)
+        before, self.state = self.state, replace(self.state, **changes)
         if self._changed is not None:
             self._changed.set()
             self._changed = None

@@ -9,7 +9,6 @@ real pyinit.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from supervisor.base.record import replace
 from supervisor.control import protocol
 from supervisor.control.handlers import (
     S6_WAIT_PREDICATES,
@@ -90,7 +90,7 @@ class FakeTarget:
         if self.down_file_error is not None:
             raise self.down_file_error
         self.journal.append(("normally", name, up))
-        self.specs[name] = dataclasses.replace(self.specs[name], normally_up=up)
+        self.specs[name] = replace(self.specs[name], normally_up=up)
 
     async def wait_until(self, name: str, predicate: Callable[[ServiceState], bool]) -> None:
         while not predicate(self.states[name]):
@@ -108,7 +108,7 @@ class FakeTarget:
     # --- the test's side ---------------------------------------------------------------
 
     def set_state(self, name: str, **changes: Any) -> None:
-        self.states[name] = dataclasses.replace(self.states[name], **changes)
+        self.states[name] = replace(self.states[name], **changes)
         if self._changed is not None:
             self._changed.set()
             self._changed = None
@@ -371,7 +371,7 @@ def test_a_new_process_gets_its_own_snapshot_within_one_request(events: list[dic
     target = target_with("web")
 
     def restarted(name: str, verb: Verb) -> None:  # the service comes back at once, as another process
-        target.states[name] = dataclasses.replace(target.states[name], pid=NO_SUCH_PID + 1)
+        target.states[name] = replace(target.states[name], pid=NO_SUCH_PID + 1)
 
     target.on_command = restarted
     run(lambda: ask(handlers_for(target), control("web", actions=(RESTART, RESTART))))

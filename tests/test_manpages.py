@@ -35,12 +35,12 @@ def make_man() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every command of this checkout, as pip installs them (console scripts, and bin/'s two)."""
+    """Every command of this checkout, as pip installs them (console scripts, and bin/'s script files)."""
     directory = tmp_path_factory.mktemp("bin")
     for name, entry in PYPROJECT["project"]["scripts"].items():
         module, _, function = entry.partition(":")
         (directory / name).write_text(f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\nsys.exit({function}())\n")
-    for name in ("pysvstat", "pysvc"):
+    for name in (Path(path).name for path in PYPROJECT["tool"]["setuptools"]["script-files"]):
         (directory / name).write_text((REPO / "bin" / name).read_text().replace("#!python", f"#!{sys.executable}", 1))
     for path in directory.iterdir():
         path.chmod(0o755)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from supervisor.base.record import replace
 from supervisor.core import policy
 from supervisor.core.model import (
     Boot,

@@ -8,12 +8,11 @@ pid) must change nothing.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from supervisor.base.record import replace
 from supervisor.core import policy
 from supervisor.core.model import (
     Action,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 
 import pytest
 
+from supervisor.base.record import replace
 from supervisor.base.tai64 import TAI64_BASE as TAI_MAGIC
 from supervisor.base.tai64 import tain
 from supervisor.base.terms import wait_status

@@ -78,7 +78,13 @@ def fields(thing: object) -> tuple[Field, ...]:
 
 
 def replace(obj: Record, /, **changes: object) -> Record:
-    """A new record like `obj`, with `changes` (its __post_init__ runs again, as with dataclasses)."""
+    """A new record like `obj`, with `changes` (its __post_init__ runs again, as with dataclasses);
+    a real dataclass is handed to dataclasses.replace."""
+    if getattr(obj, FIELDS, None) is None:
+        import dataclasses
+
+        replaced: Record = dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+        return replaced
     for one in fields(obj):
         if one.name not in changes:
             changes[one.name] = getattr(obj, one.name)
@@ -100,6 +106,8 @@ def _build(cls: type, frozen: bool) -> type:
             raise TypeError(f"{cls.__name__}.{name}: ClassVar and InitVar fields are not supported")
         value = cls.__dict__.get(name, MISSING)
         one = value if isinstance(value, Field) else Field(default=value)
+        if name == "self" or name.startswith("_rec_") or name.startswith("__"):
+            raise TypeError(f"{cls.__name__}.{name}: a field name a record cannot take")
         one.name = name
         if isinstance(value, Field):
             if one.default is MISSING:
@@ -111,64 +119,63 @@ def _build(cls: type, frozen: bool) -> type:
             raise TypeError(f"non-default argument {name!r} follows default argument")
         declared.append(one)
     names = tuple(one.name for one in declared)
-    post_init = getattr(cls, "__post_init__", None)
-    setter = object.__setattr__
-
-    def __init__(self: object, *args: object, **kwargs: object) -> None:
-        if len(args) > len(declared):
-            raise TypeError(f"{cls.__name__}() takes {len(declared)} positional arguments but {len(args)} were given")
-        for index, one in enumerate(declared):
-            if index < len(args):
-                if one.name in kwargs:
-                    raise TypeError(f"{cls.__name__}() got multiple values for argument {one.name!r}")
-                value = args[index]
-            elif one.name in kwargs:
-                value = kwargs.pop(one.name)
-            elif one.default is not MISSING:
-                value = one.default
-            elif one.default_factory is not MISSING:
-                value = _call(one.default_factory)
-            else:
-                raise TypeError(f"{cls.__name__}() missing required argument: {one.name!r}")
-            setter(self, one.name, value)
-        for name in kwargs:  # what is left names no field
-            raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}")
-        if post_init is not None:
-            post_init(self)
-
-    def values(self: object) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in names)
-
-    def __repr__(self: object) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
-        return f"{cls.__qualname__}({shown})"
-
-    def __eq__(self: object, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return values(self) == values(other)
-
-    made = {FIELDS: tuple(declared), "__init__": __init__, "__repr__": __repr__, "__eq__": __eq__,
-            "__match_args__": names, "__hash__": None}  # __hash__: as a dataclass with eq, unless frozen
-    if frozen:
-        def __setattr__(self: object, name: str, value: object) -> None:
-            raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-        def __delattr__(self: object, name: str) -> None:
-            raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-        def __hash__(self: object) -> int:
-            return hash(values(self))
-
-        made.update(__setattr__=__setattr__, __delattr__=__delattr__, __hash__=__hash__)
+    made = _methods(declared, frozen, hasattr(cls, "__post_init__"))
+    made[FIELDS] = tuple(declared)
+    made["__match_args__"] = names
     for name, value in made.items():
         setattr(cls, name, value)
     return cls
 
 
-def _call(factory: object) -> object:
-    assert callable(factory)
-    return factory()
+def _methods(declared: list[Field], frozen: bool, post_init: bool) -> dict[str, object]:
+    """__init__, __repr__, __eq__ (and __setattr__, __delattr__, __hash__), written out as
+    dataclasses writes them: a record is made as fast as a dataclass (its replace, too)."""
+    scope: dict[str, object] = {"_rec_missing": MISSING, "_rec_frozen": FrozenInstanceError,
+                                "_rec_setter": object.__setattr__}
+    params: list[str] = []
+    body: list[str] = []
+    for index, one in enumerate(declared):
+        name = one.name
+        if one.default is not MISSING:
+            scope[f"_rec_default_{index}"] = one.default
+            params.append(f"{name}=_rec_default_{index}")
+        elif one.default_factory is not MISSING:
+            scope[f"_rec_factory_{index}"] = one.default_factory
+            params.append(f"{name}=_rec_missing")
+            body.append(f"  if {name} is _rec_missing: {name} = _rec_factory_{index}()")
+        else:
+            params.append(name)
+        body.append(f"  _rec_setter(self, {name!r}, {name})" if frozen else f"  self.{name} = {name}")
+    if post_init:
+        body.append("  self.__post_init__()")
+    values = "(" + "".join(f"self.{one.name}," for one in declared) + ")"
+    others = "(" + "".join(f"other.{one.name}," for one in declared) + ")"
+    source = [
+        f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):",
+        *(body or ["  pass"]),
+        "def __eq__(self, other):",
+        "  if other.__class__ is not self.__class__: return NotImplemented",
+        f"  return {values} == {others}",
+    ]
+    if frozen:
+        source += [
+            "def __setattr__(self, name, value):",
+            "  raise _rec_frozen(f'cannot assign to field {name!r}')",
+            "def __delattr__(self, name):",
+            "  raise _rec_frozen(f'cannot delete field {name!r}')",
+            "def __hash__(self):",
+            f"  return hash({values})",
+        ]
+    exec("\n".join(source), scope)  # noqa: S102 (the source is the field names, as dataclasses does)
+    shown = tuple(one.name for one in declared)
+
+    def __repr__(self: object) -> str:
+        return f"{type(self).__qualname__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in shown) + ")"
+
+    made = {"__init__": scope["__init__"], "__repr__": __repr__, "__eq__": scope["__eq__"], "__hash__": None}
+    if frozen:  # __hash__ None otherwise: as a dataclass with eq and not frozen
+        made.update(__setattr__=scope["__setattr__"], __delattr__=scope["__delattr__"], __hash__=scope["__hash__"])
+    return made
 
 
 def record(cls: type | None = None, /, *, frozen: bool = False) -> Callable[[type], type] | type:

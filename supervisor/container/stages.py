@@ -27,7 +27,6 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import anyio
@@ -60,13 +59,20 @@ from .scripts import Scripts
 from .shutdown import Shutdown
 from .verdict import Verdict, verdict_of
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import field, replace
+else:
+    from ..base.record import field, record, replace
+
 EXIT_STAGE2_FAILED = 1  # s6-overlay: the failing oneshot makes s6-rc exit 1, and the container with it
 
 T = TypeVar("T")
 Said = tuple[str, str] | None  # (log level, event), or nothing said
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Stage2Failure:
     """One thing of stage 2 that failed: the shutdown's reason and code at 2, and what is said at 0, 1, 2."""
 

@@ -17,10 +17,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..base.terms import signal_name
+
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import dataclass as record
+else:
+    from ..base.record import record
 
 if TYPE_CHECKING:  # types only: this module stays standard library at run time
     from ..core.service import ServiceRunner
@@ -34,7 +38,7 @@ OFF = ("-", "off")
 _FLAGS = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verdict:
     """Why pyinit exits and with what code, and the service it ended for with its last lines."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
@@ -27,11 +26,17 @@ from . import protocol
 from . import records as control
 from .protocol import ProtocolError, Request, WireAction
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import dataclass as record
+else:
+    from ..base.record import record
+
 # The head, and the items that follow it (a LogFollow: those, then more as they come).
 Answer = tuple[dict[str, Any], "Iterable[dict[str, Any]] | LogFollow"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Peer:
     """Who sent the request, from SO_PEERCRED; `hangup` returns when the client closes its end."""
 

@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import enum
 import signal
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 # A death as one exit code: its home is base/terms; named here too, as the core's vocabulary
 # (policy, metrics and the stages take it from the model).
 from ..base.terms import death_code as death_code
 
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import field
+else:
+    from ..base.record import field, record
+
 if TYPE_CHECKING:
     from ..logs.lines import RecentLines
     from .health import HealthReport, HealthSpec
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CrashPolicy:
     """When repeated deaths make a service bail (s6-supervise has no such rule; `bail` False:
     none either, PYS6_CRASH_BAIL=0, the deaths still counted)."""
@@ -29,7 +34,7 @@ class CrashPolicy:
     bail: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceSpec:
     """A service as read from its servicedir, after config overrides."""
 
@@ -75,7 +80,7 @@ class Timer(enum.Enum):
     KILL_FINISH = "kill-finish"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceState:
     """What the supervisor knows of one service; replaced, never mutated."""
 
@@ -104,19 +109,19 @@ class ServiceState:
 # --- events: what happened ---------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Boot:
     """The supervisor is ready to run services: go to the wanted state."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Spawned:
     """The run process started."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SpawnFailed:
     """./run could not be executed at all; it counts as a death (exit 126/127). `hint`: how to fix it."""
 
@@ -125,7 +130,7 @@ class SpawnFailed:
     hint: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Exited:
     """An incarnation's run process ended; a stale one (another pid) changes nothing."""
 
@@ -134,28 +139,28 @@ class Exited:
     pid: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FinishSpawned:
     """./finish started."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FinishExited:
     """./finish ended (or was killed)."""
 
     exitcode: int | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Ready:
     """The incarnation `pid` wrote its readiness newline."""
 
     pid: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TimerFired:
     """The state's deadline passed: its timer's action is due."""
 
@@ -170,7 +175,7 @@ class Verb(enum.Enum):
     UNHEALTHY = "unhealthy"  # restart for failed health checks: its death counts toward the bail
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Command:
     """An order to the service (a client's, the stages')."""
 
@@ -183,19 +188,19 @@ Event = Boot | Spawned | SpawnFailed | Exited | FinishSpawned | FinishExited | R
 # --- actions: what the effect layer must do ----------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Spawn:
     """Start the run process."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunFinish:
     """Start ./finish with these arguments."""
 
     args: tuple[str, ...]  # exit code (256 if killed), signal number, name, pgid
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SendSignal:
     """A signal to the run process's group, or to its pid alone when `group` is False."""
 
@@ -203,14 +208,14 @@ class SendSignal:
     group: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KillFinish:
     """SIGKILL to ./finish: its group, or its pid alone when `group` is False."""
 
     group: bool = True
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Note:
     """A structured log event: name and fields."""
 
@@ -219,14 +224,14 @@ class Note:
     fields: tuple[tuple[str, object], ...] = field(default=())
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Forensics:
     """Record a snapshot of the service (process tree, deaths, last lines) in the log."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EssentialBailed:
     """An essential service bailed: the container must stop with this code."""
 
@@ -236,7 +241,7 @@ class EssentialBailed:
 Action = Spawn | RunFinish | SendSignal | KillFinish | Note | Forensics | EssentialBailed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceView:
     """What reporting needs of one service: plain records, read at one instant."""
 

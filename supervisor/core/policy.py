@@ -7,7 +7,6 @@ effect layer must perform, like s6-supervise's actions[state][event] table.
 from __future__ import annotations
 
 import signal
-from dataclasses import replace
 from typing import assert_never
 
 from ..base.terms import signal_name
@@ -39,6 +38,12 @@ from .model import (
     Want,
     death_code,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import replace
+else:
+    from ..base.record import replace
 
 MIN_START_INTERVAL = 1.0  # s6: two starts of one service are at least 1 s apart...
 READY_LONG_ENOUGH = 1.0  # ...unless it had been ready for more than 1 s when it died

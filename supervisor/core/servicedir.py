@@ -19,7 +19,6 @@ import shutil
 import socket
 import stat
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..base.files import read_small_text
@@ -35,6 +34,11 @@ from .settings import (
     parse_seconds_or_zero,
     parse_signal,
 )
+
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import replace
+else:
+    from ..base.record import replace
 
 if TYPE_CHECKING:
     from .health import HealthSpec

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -45,6 +44,12 @@ from .service import ServiceRunner
 from .servicedir import copy_service, read_service, scan, unknown_overrides
 from .settings import ConfigError, Settings
 from .telemetry import ServiceFigures
+
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import dataclass as record
+    from dataclasses import replace
+else:
+    from ..base.record import record, replace
 
 if TYPE_CHECKING:
     from .health import HealthReport
@@ -75,7 +80,7 @@ class Order(Protocol):
     def group(self) -> bool: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signal:
     """An order to send a signal, as s6-svc's signal letters give it."""
 
@@ -84,7 +89,7 @@ class Signal:
     do: str = "signal"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StateChange:
     """An order to change a service's state, as s6-svc's state letters give it."""
 

@@ -10,10 +10,14 @@ imports nothing of the container.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .model import Event, Exited, Phase, ServiceSpec, ServiceState, Spawned, SpawnFailed, Want
+
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import dataclass as record
+else:
+    from ..base.record import record
 
 if TYPE_CHECKING:
     from .health import HealthReport
@@ -90,7 +94,7 @@ class ControlTally:
         self.requests[key] = self.requests.get(key, 0) + 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ServiceFigures:
     """One service as the metrics page reads it: its spec, state and tally, its log's counts."""
 
@@ -102,7 +106,7 @@ class ServiceFigures:
     health: HealthReport | None = None  # its health checks, when it has one
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PodRecords:
     """What the metrics page reads of the pod at one instant (its other figures are its own)."""
 

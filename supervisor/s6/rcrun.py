@@ -23,7 +23,6 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Protocol
 
 import anyio
@@ -33,6 +32,12 @@ from ..core.model import ServiceSpec, ServiceState
 from ..core.service import ServiceRunner
 from ..logs.events import Logger
 from .rcplan import AFTER_SERVICES, Plan
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from dataclasses import replace
+else:
+    from ..base.record import replace
 
 # s6-overlay's own services, which the stages run: what each name a definition may depend on
 # stands for (s6-overlay's s6-rc sources: base is the bundle of fix-attrs and legacy-cont-init,
