@@ -176,3 +176,72 @@ def test_a_dependency_chain_too_deep_to_follow_leaves_the_start_to_the_loop():
     definitions = dict.fromkeys(names, None)
     plan = Plan(tuple(names), (), definitions, needs)  # type: ignore[arg-type]
     assert everything_waits_for_cont_init(plan) is False
+
+
+HEAD_START = """
+import json, os, signal, sys
+from supervisor.base import paths
+from supervisor.container import early
+from supervisor.core.settings import load_settings
+from supervisor.logs import events
+from supervisor.s6 import layout as s6layout
+
+settings = load_settings(os.environ)
+events.configure_early()
+rundir = paths.prepare_rundir(os.environ)
+layout = s6layout.prepare(rundir, dict(os.environb), False, False, None)
+head = early.head_start(settings, layout, rundir, False, "", False, events.get())
+for started in head.prestarted.values():
+    os.kill(started.pid, signal.SIGKILL)
+    os.waitpid(started.pid, 0)
+heavy = sorted(name for name in ("anyio", "asyncio", "structlog") if name in sys.modules)
+print(json.dumps({"prestarted": sorted(head.prestarted), "read": head.services is not None, "heavy": heavy}))
+"""
+
+
+def _head_start(pod: Pod, env: dict[str, str] | None = None) -> dict[str, object]:
+    import json
+
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYS6_ETC": str(pod.etc),
+               "PYS6_RUNDIR": str(pod.rundir), "STATE": str(pod.state), "PYTHONPATH": str(REPO), **(env or {})}
+    result = subprocess.run([sys.executable, "-c", HEAD_START], env=environ, capture_output=True, text=True,
+                            timeout=60, check=True, cwd="/")
+    found: dict[str, object] = json.loads(result.stdout)
+    return found
+
+
+def test_services_d_alone_is_started_by_the_start_path_before_anything_heavy(pod: Pod):
+    """No cont-init script and no s6-rc user service: nothing comes before services.d, so the start
+    path starts it, before anyio, asyncio or structlog exist; what a runner must watch from the
+    first moment (a readiness pipe, a logger of its own, a down file) is left to the loop."""
+    pod.service("plain", "exec sleep 60\n")
+    pod.service("notified", "exec sleep 60\n", notification_fd="3\n")
+    pod.service("downed", "exec sleep 60\n", down="")
+    pod.service("logged", "exec sleep 60\n")
+    pod.script("services.d/logged/log/run", "exec cat\n")
+    assert _head_start(pod) == {"prestarted": ["plain"], "read": True, "heavy": []}
+    # a cont-init script comes first: the loop starts services.d once it is done
+    pod.script("cont-init.d/10-first", "true\n")
+    assert _head_start(pod) == {"prestarted": [], "read": False, "heavy": []}
+    (pod.etc / "cont-init.d" / "10-first").unlink()
+    (pod.etc / "cont-init.d" / "README").write_text("not a script: the loop warns of it, first\n")
+    assert _head_start(pod)["prestarted"] == []
+
+
+def test_a_service_started_before_the_loop_is_adopted_its_exit_and_output_kept(pod: Pod):
+    pod.service("quick", 'echo "$$" >> "$STATE/quick"; echo "quick out"; echo "quick err" >&2; exit 3\n')
+    pod.service("stay", 'echo "$$" > "$STATE/stay"; echo "stay out"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: len(pod.read_state("quick").split()) >= 2, what="quick's respawn")
+    wait_for(lambda: pod.read_state("stay"), what="stay")
+    quick_pids = [int(pid) for pid in pod.read_state("quick").split()]
+    died = pod.wait_event("service died", service="quick")
+    assert died["exitcode"] == "3"
+    # its exit reached its runner, not the orphans'
+    assert not [e for e in pod.events("orphan reaped") if int(e["pid"]) in quick_pids]
+    assert "[quick] quick out" in pod.stdout() and "[quick] quick err" in pod.stderr()
+    assert "[stay] stay out" in pod.stdout()
+    pod.wait_control()
+    shown = pod.cli("svstat", "-o", "up,pid", "stay")
+    assert shown.stdout.split() == ["true", pod.read_state("stay").strip()]
+    assert pod.stop() == 0

@@ -371,7 +371,7 @@ def test_s6_variables_pyinit_reads_otherwise_are_named_at_boot_and_never_stop_it
     pod.service("svc", SLEEPER)
     pod.start(env={"S6_BEHAVIOUR_IF_STAGE2_FAILS": "3", "S6_KILL_GRACETIME": "soon", "S6_VERBOSITY": "12",
                    "S6_SERVICES_READYTIME": "100", "S6_CATCHALL_USER": "nobody", "S6_SYNC_DISKS": "1"})
-    wait_for(lambda: pod.read_state("svc.pid"), what="the service")
+    pod.wait_event("services started")  # the service may be up before pyinit's first line is written
     warnings = [e.event for e in pod.events() if e.level == "warning"]
     for said in ("S6_KILL_GRACETIME='soon' is not a whole number", "S6_SERVICES_READYTIME is set: not needed",
                  "S6_CATCHALL_USER is set"):

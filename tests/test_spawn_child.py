@@ -80,3 +80,30 @@ def test_a_pipe_that_cannot_be_made_is_a_failed_start_and_closes_those_made():
     with pytest.raises(OSError, match="Too many open files"):
         spawn_child(["/bin/true"], Reaper(), (RecordingPipe, no_more_fds))
     assert [pipe.calls for pipe in RecordingPipe.made] == [["close"]]
+
+
+@pytest.mark.parametrize("by_fd", [False, True])
+def test_the_child_changes_directory_itself_and_pyinit_stays_where_it_is(tmp_path, by_fd: bool):
+    """libc's addchdir: a spawn never moves PID 1's own working directory, even for a moment."""
+    from supervisor.proc import libcspawn
+    from supervisor.proc.spawn import spawn
+
+    assert libcspawn.can_chdir  # glibc 2.29 and later
+    where = tmp_path / "service"
+    where.mkdir()
+    out = tmp_path / "pwd"
+    before = os.getcwd()
+    handle = os.open(where, os.O_RDONLY | os.O_DIRECTORY) if by_fd else None
+    try:
+        with open(out, "wb") as sink:
+            pid = spawn(["/bin/sh", "-c", "pwd"], cwd=handle if handle is not None else str(where), stdout=sink.fileno())
+        _, status = os.waitpid(pid, 0)
+    finally:
+        if handle is not None:
+            os.close(handle)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert out.read_text().strip() == str(where)
+    assert os.getcwd() == before
+    with pytest.raises(OSError):
+        spawn(["/bin/true"], cwd=str(tmp_path / "missing"))
+    assert os.getcwd() == before

@@ -67,7 +67,7 @@ def test_as_a_subreaper_orphans_come_to_pyinit_and_shutdown_spares_the_caller(su
     pod.start(mode="subreaper", env={"S6_KILL_GRACETIME": "300"})
     daemon = wait_for(lambda: read_int(pod, "daemon.pid"), what="the daemon")
     wait_for(lambda: psutil.Process(daemon).ppid() == pod.init_pid, 5, "the daemon to be re-parented to pyinit")
-    assert pod.event("starting", mode="subreaper")
+    assert pod.wait_event("starting", mode="subreaper")  # said once the loop runs: the services may start first
     assert pod.stop() == 0
     assert not alive(daemon)
     assert alive(os.getpid())

@@ -34,7 +34,7 @@ import os
 import stat
 import time
 
-from ..core.settings import Settings
+from ..core.settings import ConfigError, Settings
 from ..logs import events
 from ..logs.events import Logger
 from ..proc.reaper import reap_own
@@ -43,12 +43,15 @@ from ..s6 import fixattrs
 from ..s6 import rcplan as s6rc
 from ..s6.childenv import ChildEnvironment, container_environment, exec_environment, shell_pwd
 from ..s6.contenv import write_environment
-from ..s6.layout import Layout
+from ..s6.layout import Layout, clear_legacy_services, forget_other_services
 
 TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
     from dataclasses import dataclass as record
     from dataclasses import field
+
+    from ..core.model import ServiceSpec
+    from ..core.prestart import Prestarted
 else:
     from ..base.record import field, record
 
@@ -89,6 +92,80 @@ class HeadStart:
     plan: s6rc.Plan | None = None  # read and said
     fix_failures: list[str] | None = None  # fix-attrs.d applied (None: not here)
     scripts: list[EarlyScript] = field(default_factory=list)  # all started here, in order: the loop adopts them
+    services: ServicesD | None = None  # services.d read, copied and said (None: not here)
+    prestarted: dict[str, Prestarted] = field(default_factory=dict)  # their run scripts started here
+
+
+@record
+class ServicesD:
+    """services.d as stage 2 starts it: its services, each read from its fresh copy (s6-overlay's
+    services-up), and what is to be said of it, in order, as (level, event, fields)."""
+
+    specs: list[ServiceSpec]
+    said: list[tuple[str, str, dict[str, object]]]
+    unreadable: str = ""  # why services.d cannot be read at all: nothing starts, the container stops
+
+
+def prepare_services_d(settings: Settings, layout: Layout, rc_names: set[str]) -> ServicesD:
+    """Read services.d, remove the previous boot's copies and copy each service afresh to run from
+    (cwd, what the run script writes, supervise/, event/, down: all there, never in /etc; a copy
+    that cannot be made leaves that service broken, not run from services.d), forget a previous
+    boot's s6 entries of services gone. Nothing is logged here (the loop calls it in a worker
+    thread): the caller says `said`."""
+    from ..core.servicedir import copy_service, scan, unknown_overrides  # the model's records: only where needed
+
+    try:
+        specs, skipped = scan(settings.dirs("services.d"), settings)
+    except ConfigError as exc:
+        return ServicesD([], [("error", "cannot read the services", {"reason": str(exc)})], str(exc))
+    said: list[tuple[str, str, dict[str, object]]] = [
+        ("warning", "services.d entry skipped", {"entry": entry}) for entry in skipped]
+    try:
+        clear_legacy_services(layout)
+    except OSError as exc:
+        said.append(("warning", "the previous boot's service copies cannot all be removed",
+                     {"directory": layout.legacy_services, "reason": exc.strerror or str(exc)}))
+    specs = [copy_service(spec, layout.legacy_services, settings) for spec in specs]
+    names = {spec.name for spec in specs} | rc_names
+    forget_other_services(layout, names)
+    told, more = unknown_overrides(settings, names)  # a typo under the YAML's services: (crn for cron)
+    for name, closest in told:
+        said.append(("warning", "config names no such service", {"entry": name, **({"closest": closest} if closest else {})}))
+    if more:
+        said.append(("warning", "config names no such service", {"more": more}))
+    return ServicesD(specs, said)
+
+
+def say(said: list[tuple[str, str, dict[str, object]]], logger: Logger) -> None:
+    for level, event, fields in said:
+        getattr(logger, level)(event, **fields)
+
+
+def runs_nothing(directory: str) -> bool:
+    """Whether run_scripts would run nothing in `directory` and say nothing of it: absent, or
+    holding only hidden entries and directories."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return all(name.startswith(".") or os.path.isdir(os.path.join(directory, name)) for name in names)
+
+
+def start_services_early(head: HeadStart, settings: Settings, layout: Layout, logger: Logger) -> None:
+    """services.d's services, when stage 2 has nothing to run before them (no cont-init script,
+    no s6-rc user service): read, copied and said here, and each that can be (core/prestart)
+    started, as its runner would start it; the loop's runners adopt them."""
+    from ..core.prestart import prestart_all
+
+    assert head.plan is not None
+    services = prepare_services_d(settings, layout, set(head.plan.definitions))
+    say(services.said, logger)
+    if services.unreadable:
+        return  # the loop reads it again, says so and stops the container
+    head.services = services
+    head.prestarted = prestart_all(services.specs, head.environment())
 
 
 def child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
@@ -239,7 +316,12 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
         return head
     head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden, logger)
     first = first_script(settings.dirs("cont-init.d"))  # after fix-attrs, as the loop lists it
-    if first is None or head.fix_failures:
+    if head.fix_failures:
+        return head
+    if first is None:
+        if (not head.plan.first and not head.plan.second and settings.log_prefix
+                and runs_nothing(settings.dirs("cont-init.d"))):
+            start_services_early(head, settings, layout, logger)
         return head
     script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
     if script is not None:

@@ -35,9 +35,9 @@ import anyio.to_thread
 
 from ..base.terms import EXIT_USAGE
 from ..core.service import ServiceRunner
-from ..core.servicedir import held, read_service, scan
+from ..core.servicedir import held, read_service
 from ..core.services import STOP_MARGIN, ServiceTable
-from ..core.settings import ConfigError, Settings
+from ..core.settings import Settings
 from ..core.telemetry import PodRecords, StageRecord
 from ..logs.events import Logger
 from ..logs.writer import OutputWriter
@@ -120,6 +120,10 @@ class Stages:
             elif script.error is None:
                 script.exited = reaper.watch_exit(script.pid)
             self.scripts.early.append(script)
+        for started in head.prestarted.values() if head is not None else ():  # so too its services' run scripts
+            reaper.watch(started.pid, started.exited)
+        if head is not None:
+            self.table.prestarted = dict(head.prestarted)
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
                              self.table.stop_timeout)
         self._stage2_started = 0.0
@@ -309,32 +313,18 @@ class Stages:
 
     async def start_services(self, task_group: anyio.abc.TaskGroup) -> bool:
         """Start every service; False (and a shutdown with 100) when services.d cannot be read at all."""
-        try:
-            specs, skipped = scan(self.settings.dirs("services.d"), self.settings)
-        except ConfigError as exc:
-            self.log.error("cannot read the services", reason=str(exc))
-            self.request_shutdown("services.d cannot be read", EXIT_USAGE)
-            return False
-        for entry in skipped:
-            self.log.warning("services.d entry skipped", entry=entry)
-        from ..core.servicedir import copy_service
-
-        # Each runs from a fresh copy in the legacy-services directory, as s6-overlay's services-up
-        # copies it (cwd, what the run script writes, supervise/, event/, down: all there, never in
-        # /etc); a copy that cannot be made leaves that service broken, not run from services.d.
-        try:
-            await anyio.to_thread.run_sync(s6layout.clear_legacy_services, self.layout)
-        except OSError as exc:
-            self.log.warning("the previous boot's service copies cannot all be removed",
-                             directory=self.layout.legacy_services, reason=exc.strerror or str(exc))
+        services = self.head.services if self.head is not None else None  # read and said by the start path
+        if services is None:
+            # all in one worker-thread call: a hop to the thread and back per service cost more than the copies
+            services = await anyio.to_thread.run_sync(early.prepare_services_d, self.settings, self.layout,
+                                                      set(self.rc.plan.definitions))
+            early.say(services.said, self.log)
+            if services.unreadable:
+                self.request_shutdown("services.d cannot be read", EXIT_USAGE)
+                return False
         self.table.copy_root = self.layout.legacy_services
-        # all in one worker-thread call: a hop to the thread and back per service cost more than the copies
-        root, settings, sources = self.layout.legacy_services, self.settings, specs
-        specs = await anyio.to_thread.run_sync(lambda: [copy_service(spec, root, settings) for spec in sources])
+        specs = services.specs
         # Each service's s6 directory is made just before it starts (s6/bridge).
-        names = {spec.name for spec in specs} | set(self.rc.plan.definitions)
-        s6layout.forget_other_services(self.layout, names)
-        self.table.warn_unknown_overrides(names)  # a typo under the YAML's services: (crn for cron)
         for spec in specs:
             logger = os.path.join(spec.directory, "log")
             if os.path.isfile(os.path.join(logger, "run")):  # s6's services.d/<name>/log: its logger

@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import enum
 import signal
-from typing import TYPE_CHECKING
 
 # A death as one exit code: its home is base/terms; named here too, as the core's vocabulary
 # (policy, metrics and the stages take it from the model).
 from ..base.terms import death_code as death_code
 
+TYPE_CHECKING = False  # no typing at run time: pyinit's start path starts services (container/early)
 if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
     from dataclasses import dataclass as record
     from dataclasses import field
-else:
-    from ..base.record import field, record
 
-if TYPE_CHECKING:
     from ..logs.lines import RecentLines
     from .health import HealthReport, HealthSpec
+else:
+    from ..base.record import field, record
 
 
 @record(frozen=True)
@@ -116,9 +115,10 @@ class Boot:
 
 @record(frozen=True)
 class Spawned:
-    """The run process started."""
+    """The run process started (`at`: when, on the loop's clock, if not now: the start path's)."""
 
     pid: int
+    at: float | None = None
 
 
 @record(frozen=True)

@@ -173,6 +173,7 @@ def _on_boot(spec: ServiceSpec, state: ServiceState, event: Boot, now: float, gr
 
 
 def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: float, grace: float) -> Result:
+    now = now if event.at is None else min(now, event.at)  # started by the start path, adopted now
     # With a health check and no notification-fd, its first passing check makes it ready (core/health).
     ready_at = now if spec.notification_fd is None and spec.health is None else None
     state = replace(

@@ -30,7 +30,7 @@ from ..logs.lines import Formatter, RecentLines, json_formatter, text_formatter
 from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..logs.writer import OutputWriter
 from ..proc.reaper import Reaper
-from ..proc.spawn import send_signal, spawn
+from ..proc.spawn import send_signal
 from . import policy
 from .model import (
     Action,
@@ -55,6 +55,7 @@ from .model import (
     TimerFired,
     Verb,
 )
+from .prestart import Prestarted, spawn_run
 from .telemetry import ServiceTally, count_step
 
 
@@ -74,6 +75,8 @@ class Runtime(Protocol):
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None: ...
 
+    def take_prestarted(self, name: str) -> Prestarted | None: ...  # its run, started by the start path
+
 
 def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter | None:
     """How `source`'s lines reach PID 1's output; None: raw, as written (PYS6_LOG_PREFIX=0, which
@@ -86,14 +89,15 @@ def formatter_for(runtime: Runtime, source: str, stream: str) -> Formatter | Non
 
 
 def output_for(runtime: Runtime, source: str, target_fd: int, keep_write_end: bool,
-               recent: RecentLines | None = None) -> Output:
-    """Where `source` writes its fd `target_fd` (1 or 2): a pipe pyinit reads and formats; or, raw
-    (PYS6_LOG_PREFIX=0) while pyinit's output is its own fds 1 and 2 (no catch-all log), those fds
-    themselves, as s6-overlay's children write to the container's own descriptors."""
+               recent: RecentLines | None = None, fds: tuple[int, int] | None = None) -> Output:
+    """Where `source` writes its fd `target_fd` (1 or 2): a pipe pyinit reads and formats (`fds`:
+    one made before the loop, its read and write ends); or, raw (PYS6_LOG_PREFIX=0) while
+    pyinit's output is its own fds 1 and 2 (no catch-all log), those fds themselves, as
+    s6-overlay's children write to the container's own descriptors."""
     if not runtime.log_prefix and runtime.writer.to_console:
         return DirectOutput(target_fd)
     stream = "stdout" if target_fd == 1 else "stderr"
-    return LogPipe(runtime.writer, target_fd, formatter_for(runtime, source, stream), keep_write_end, recent)
+    return LogPipe(runtime.writer, target_fd, formatter_for(runtime, source, stream), keep_write_end, recent, fds)
 
 
 def run_hint(path: str, exc: OSError) -> str:
@@ -176,9 +180,14 @@ class ServiceRunner:
         self._timer_at: float | None = None
         self._closed = False
         self.recent = RecentLines()
+        # its first run, started by the start path (core/prestart): its pid and pipes, adopted
+        self._prestarted = runtime.take_prestarted(spec.name)
+        early = self._prestarted
         # raw on PID 1's own fds, nothing reaches `recent`: pysvstat --log and forensics have no lines
-        self.stdout = output_for(runtime, spec.name, 1, keep_write_end=True, recent=self.recent)
-        self.stderr = output_for(runtime, spec.name, 2, keep_write_end=True, recent=self.recent)
+        self.stdout = output_for(runtime, spec.name, 1, keep_write_end=True, recent=self.recent,
+                                 fds=None if early is None else early.stdout)
+        self.stderr = output_for(runtime, spec.name, 2, keep_write_end=True, recent=self.recent,
+                                 fds=None if early is None else early.stderr)
         self._changed: anyio.Event | None = None  # made when someone waits for a change
         self._task_group: anyio.abc.TaskGroup | None = None
         self._readiness: tuple[int, int] | None = None  # (incarnation pid, read end of its notification pipe)
@@ -336,25 +345,27 @@ class ServiceRunner:
         except Exception:  # noqa: BLE001 (a snapshot is a courtesy; its failure is only logged)
             self._runtime.log.error("forensics failed", service=self.spec.name, traceback=traceback.format_exc())
 
-    def _spawn(self, argv: list[str], extra_fds: dict[int, int] | None = None, stdin: int | None = None) -> int:
-        """./run or ./finish, in the service's directory, writing to the pipes the service keeps for
-        its whole life (stdout to its logger's, if it has one). Unlike proc.spawn_child's, these
-        pipes outlive every incarnation, and the exit is a callback into the inbox, not an await."""
-        where = self.spec.directory if self.spec.directory_fd is None else self.spec.directory_fd
-        return spawn(argv, cwd=where,
-                     stdout=self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
-                     stderr=self.stderr.write_fd, extra_fds=extra_fds, env=self._runtime.child_environment(),
-                     stdin=stdin)
+    def _spawn(self, extra_fds: dict[int, int] | None = None, stdin: int | None = None,
+               finish_args: tuple[str, ...] | None = None) -> int:
+        """./run (or ./finish), writing to the pipes the service keeps for its whole life (stdout to
+        its logger's, if it has one). Unlike proc.spawn_child's, these pipes outlive every
+        incarnation, and the exit is a callback into the inbox, not an await."""
+        return spawn_run(self.spec, self.stdout.write_fd if self.stdout_to is None else self.stdout_to,
+                         self.stderr.write_fd, self._runtime.child_environment(), extra_fds, stdin, finish_args)
 
     def _spawn_run(self) -> Event:
+        if self._prestarted is not None:  # the start path's: its pid, its exit told by the reaper from the first
+            early, self._prestarted = self._prestarted, None
+            pid = early.pid
+            early.adopt(lambda code, sig: self.send(Exited(code, sig, pid)))
+            return Spawned(pid, early.started)
         notify: tuple[int, int] | None = None
         extra: dict[int, int] = {}
         try:
             if self.spec.notification_fd is not None:
                 notify = os.pipe()
                 extra[self.spec.notification_fd] = notify[1]
-            pid = self._spawn(["./run" + self.spec.script_suffix, self.spec.name], extra_fds=extra,
-                              stdin=self.stdin_from)
+            pid = self._spawn(extra_fds=extra, stdin=self.stdin_from)
         except OSError as exc:  # any errno: EMFILE, ENOMEM, EAGAIN are a failed start like ENOENT
             if notify is not None:
                 os.close(notify[0])
@@ -370,7 +381,7 @@ class ServiceRunner:
 
     def _spawn_finish(self, args: tuple[str, ...]) -> Event | None:
         try:
-            pid = self._spawn(["./finish" + self.spec.script_suffix, *args])
+            pid = self._spawn(finish_args=args)
         except OSError as exc:
             self._runtime.log.error("finish could not start", service=self.spec.name, reason=exc.strerror)
             return FinishExited(exec_failure_code(exc))

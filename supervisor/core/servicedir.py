@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import socket
 import stat
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
@@ -35,13 +33,13 @@ from .settings import (
     parse_signal,
 )
 
+TYPE_CHECKING = False  # no typing at run time: pyinit's start path copies services.d (container/early)
 if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
     from dataclasses import replace
+
+    from .health import HealthSpec
 else:
     from ..base.record import replace
-
-if TYPE_CHECKING:
-    from .health import HealthSpec
 
 
 def is_executable_file(path: str) -> bool:
@@ -288,7 +286,8 @@ def _copy_entry(source: str, destination: str, as_root: bool, depth: int) -> Non
         try:
             writer = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             with open(reader, "rb", closefd=False) as inp, open(writer, "wb") as out:
-                shutil.copyfileobj(inp, out)
+                while chunk := inp.read(1 << 16):
+                    out.write(chunk)
         finally:
             os.close(reader)
         _keep_attributes(destination, info, as_root)
@@ -313,6 +312,8 @@ def remove_tree(path: str) -> None:
     if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
         os.unlink(path)
     elif os.path.isdir(path):
+        import shutil  # here: it brings bz2, lzma and fnmatch, and pyinit's start path copies services.d
+
         shutil.rmtree(path)
 
 

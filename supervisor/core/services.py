@@ -40,8 +40,9 @@ from ..proc.reaper import Reaper
 from ..proc.spawn import send_signal
 from . import policy
 from .model import Phase, Ready, ServiceSpec, ServiceState, ServiceView, Verb
+from .prestart import Prestarted
 from .service import ServiceRunner
-from .servicedir import copy_service, read_service, scan, unknown_overrides
+from .servicedir import copy_service, read_service, scan
 from .settings import ConfigError, Settings
 from .telemetry import ServiceFigures
 
@@ -195,6 +196,7 @@ class ServiceTable:
         self.normally_up_listeners: list[Callable[[str, bool], None]] = []
         self.signal_listeners: list[Callable[[str, int], None]] = []
         self.health: dict[str, HealthMonitor] = {}  # the services that have a health check
+        self.prestarted: dict[str, Prestarted] = {}  # run scripts the start path started, until adopted
 
     # --- what a service needs around it (service.Runtime) -----------------------------
 
@@ -203,6 +205,9 @@ class ServiceTable:
 
     def child_environment(self) -> Mapping[bytes, bytes]:
         return self._environment()
+
+    def take_prestarted(self, name: str) -> Prestarted | None:
+        return self.prestarted.pop(name, None)
 
     def service_changed(self, spec: ServiceSpec, before: ServiceState, after: ServiceState) -> None:
         if spec.name in self.health:
@@ -249,16 +254,6 @@ class ServiceTable:
 
         return HealthMonitor(spec, check, self.reaper, self.log, self._environment, group,
                              lambda pid: runner.send(Ready(pid)), restart)
-
-    def warn_unknown_overrides(self, known: set[str]) -> None:
-        """A warning for each entry of the YAML's `services:` that names none of `known` (a typo),
-        with the closest name; nothing else changes (such an entry applies to nothing)."""
-        told, more = unknown_overrides(self.settings, known)
-        for name, closest in told:
-            close = {"closest": closest} if closest else {}
-            self.log.warning("config names no such service", entry=name, **close)
-        if more:
-            self.log.warning("config names no such service", more=more)
 
     def read_rc_service(self, directory: str) -> ServiceSpec:
         return read_service(directory, self.settings)
@@ -322,6 +317,9 @@ class ServiceTable:
             monitor.close()
         for runner in self.runners.values():
             runner.close()
+        for early in self.prestarted.values():
+            early.close()
+        self.prestarted.clear()
         for ends in self._logger_pipes.values():
             for fd in ends:
                 if fd >= 0:

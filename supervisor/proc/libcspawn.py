@@ -35,8 +35,16 @@ try:
         "posix_spawn_file_actions_init", "posix_spawn_file_actions_destroy",
         "posix_spawn_file_actions_adddup2", "posix_spawn_file_actions_addopen")}
     available = True
+    # glibc 2.29 and later, musl 1.1.24: the child changes directory itself, so spawning never moves
+    # PID 1's own working directory (and two threads may spawn at once: core/prestart)
+    try:
+        _chdir = {name: getattr(_libc, name) for name in ("posix_spawn_file_actions_addchdir_np",
+                                                          "posix_spawn_file_actions_addfchdir_np")}
+        can_chdir = True
+    except AttributeError:
+        _chdir, can_chdir = {}, False
 except (OSError, AttributeError):
-    available = False
+    available = can_chdir = False
 
 
 def _every_signal() -> bytes:
@@ -69,9 +77,11 @@ FileAction = tuple[int, ...] | tuple[int, int, str, int, int]
 
 
 def posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str] | Mapping[bytes, bytes], *,
-                file_actions: Sequence[FileAction], setsid: bool, search_path: bool) -> int:
+                file_actions: Sequence[FileAction], setsid: bool, search_path: bool, cwd: str | int | None = None
+                ) -> int:
     """os.posix_spawn(path, argv, env, file_actions=..., setsigdef=<every signal>, setsigmask=(),
-    setsid=...), or posix_spawnp with `search_path`; the pid, or OSError naming `path`."""
+    setsid=...), or posix_spawnp with `search_path`; the pid, or OSError naming `path`. `cwd` (a
+    path or a directory's fd, changed to in the child after the file actions) needs `can_chdir`."""
     attr = ctypes.create_string_buffer(_OPAQUE)
     actions = ctypes.create_string_buffer(_OPAQUE)
     _check(_functions["posix_spawnattr_init"](attr), "posix_spawnattr_init")
@@ -94,6 +104,12 @@ def posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str] | Mapping
                            "posix_spawn_file_actions_addopen")
                 else:
                     raise ValueError(f"file action {action[0]} is not one spawn uses")
+            if isinstance(cwd, int):
+                _check(_chdir["posix_spawn_file_actions_addfchdir_np"](actions, cwd), "posix_spawn_file_actions_addfchdir_np")
+            elif cwd is not None:
+                kept.append(os.fsencode(cwd))
+                _check(_chdir["posix_spawn_file_actions_addchdir_np"](actions, kept[-1]),
+                       "posix_spawn_file_actions_addchdir_np")
             arguments = _strings([os.fsencode(a) for a in argv])
             environment = _strings([os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()])
             pid = ctypes.c_int()

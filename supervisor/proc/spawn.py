@@ -3,8 +3,9 @@
 posix_spawn gives a new session (setsid), fd remapping (for notification-fd),
 default signal dispositions and the exec error reported back to us (glibc), at
 vfork cost; libcspawn calls it so that glibc's own signals 32 and 33 are reset too.
-Python 3.11's posix_spawn has no chdir, so the event loop (the only
-thread that spawns) changes directory around the call and back.
+The child changes to its directory itself (posix_spawn_file_actions_addchdir_np); only
+where libc lacks it does the caller change directory around the call and back (then the
+event loop is the only thread that spawns).
 
 `spawn_child` is spawn with the child's output in log pipes and its exit watched: a
 one-shot script, the main program, a cron job. A service keeps its pipes for its whole
@@ -79,10 +80,13 @@ def spawn(
         actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
     for child_fd, our_fd in (extra_fds or {}).items():
         actions.append((os.POSIX_SPAWN_DUP2, our_fd, child_fd))
+    environment = os.environ if env is None else env
+    if libcspawn.available and libcspawn.can_chdir:
+        return libcspawn.posix_spawn(argv[0], argv, environment, file_actions=actions, setsid=new_session,
+                                     search_path=search_path, cwd=cwd)
     if cwd is not None:
         _return_home()  # remember where home is before leaving it
         os.chdir(cwd)
-    environment = os.environ if env is None else env
     try:
         if libcspawn.available:
             return libcspawn.posix_spawn(argv[0], argv, environment, file_actions=actions, setsid=new_session,

@@ -107,14 +107,38 @@ def write_environment(directory: str, environ: Mapping[bytes, bytes]) -> list[st
             skipped.append(os.fsdecode(name))
             continue
         path = os.path.join(os.fsencode(directory), name)
-        temporary = os.path.join(os.fsencode(directory), b".pys6-" + name)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        data = value + b"\n"  # s6-linux-init's newline, which the reader chomps
+        held = _holding(path, len(data))
+        if held == data:
+            continue  # written already (pyinit writes it twice at boot: the second pass changes a few)
+        # A new name is written in place; one that holds another value is replaced whole, by a rename,
+        # so that a reader sees the old value or the new one, never a part of either.
+        target = path if held is None else os.path.join(os.fsencode(directory), b".pys6-" + name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_EXCL if held is None else os.O_TRUNC)
+        fd = os.open(target, flags, 0o644)
         try:
-            os.write(fd, value + b"\n")  # s6-linux-init's newline, which the reader chomps
+            os.write(fd, data)
         finally:
             os.close(fd)
-        os.rename(temporary, path)
+        if target != path:
+            os.rename(target, path)
     return skipped
+
+
+def _holding(path: bytes, size: int) -> bytes | None:
+    """What the regular file at `path` holds when it is `size` bytes long (b"" when it is another
+    size or not a regular file: to be replaced); None when there is nothing there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a symlink (ELOOP), a socket (ENXIO): replaced by the rename
+        return b""
+    try:
+        info = os.fstat(fd)
+        return os.read(fd, size + 1) if stat.S_ISREG(info.st_mode) and info.st_size == size else b""
+    finally:
+        os.close(fd)
 
 
 def _kind(mode: int) -> str:

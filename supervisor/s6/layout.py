@@ -287,8 +287,6 @@ def link_into(scandir: str, name: str, target: str) -> None:
 
 def forget_other_services(layout: Layout, names: set[str]) -> None:
     """A previous boot's entries for services this one does not have (a restarted container keeps /run)."""
-    import shutil
-
     for scandir in layout.scandirs:
         try:
             entries = os.listdir(scandir)
@@ -301,6 +299,8 @@ def forget_other_services(layout: Layout, names: set[str]) -> None:
             if os.path.islink(path):
                 os.unlink(path)
             elif os.path.isdir(os.path.join(path, "supervise")):
+                import shutil  # only when there is one to remove: it brings bz2, lzma and fnmatch
+
                 shutil.rmtree(path, ignore_errors=True)
 
 
