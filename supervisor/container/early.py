@@ -48,12 +48,12 @@ from ..s6.layout import Layout, clear_legacy_services, forget_other_services
 TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
     from dataclasses import dataclass as record
-    from dataclasses import field
+    from dataclasses import field, replace
 
     from ..core.model import ServiceSpec
     from ..core.prestart import Prestarted
 else:
-    from ..base.record import field, record
+    from ..base.record import field, record, replace
 
 if TYPE_CHECKING:
     from ..proc.reaper import ChildExit
@@ -93,6 +93,9 @@ class HeadStart:
     fix_failures: list[str] | None = None  # fix-attrs.d applied (None: not here)
     scripts: list[EarlyScript] = field(default_factory=list)  # all started here, in order: the loop adopts them
     services: ServicesD | None = None  # services.d read, copied and said (None: not here)
+    oneshots_done: dict[str, bool] = field(default_factory=dict)  # s6-rc oneshots run here: whether each succeeded
+    rc_specs: dict[str, ServiceSpec] = field(default_factory=dict)  # s6-rc longruns compiled here (and started)
+    logger_pipes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # producer: (logger, read, write)
     prestarted: dict[str, Prestarted] = field(default_factory=dict)  # their run scripts started here
 
 
@@ -237,23 +240,89 @@ def first_script(directory: str) -> tuple[str, list[bytes]] | None:
     return None if name is None else (name, names)
 
 
+def place(env: dict[bytes, bytes], path: str, rc_name: str | None, shell: bool,
+          oneshot_directory: str | None) -> str:
+    """Where a script runs, `env` completed for it (container.scripts runs every script so): run as
+    s6-rc runs oneshots (`rc_name`), in the oneshot runner's directory with RC_NAME, plus, from
+    s6-overlay's /bin/sh loop (`shell`, cont-init.d and cont-finish.d), the PWD that shell exports
+    (OSError: that directory cannot be resolved); else in its own directory."""
+    cwd = os.path.dirname(path)
+    if rc_name is None:
+        return cwd
+    if oneshot_directory is not None and os.path.isdir(oneshot_directory):
+        cwd = oneshot_directory
+    env[b"RC_NAME"] = os.fsencode(rc_name)
+    if shell:
+        env[b"PWD"] = shell_pwd(env.get(b"PWD"), os.fsencode(cwd))
+    return cwd
+
+
 def start_script(settings: Settings, layout: Layout, environment: ChildEnvironment, name: str, names: list[bytes],
                  stage_started: float, logger: Logger | None) -> EarlyScript | None:
-    """Start cont-init.d/`name` as container.scripts.Scripts.run_script would (its `_place`, its
+    """Start cont-init.d/`name` as container.scripts.Scripts.run_script would (its place, its
     pipes, its session); None when it cannot start (the loop then tries it and says why)."""
-    directory = settings.dirs("cont-init.d")
-    path = os.path.join(directory, name)
+    path = os.path.join(settings.dirs("cont-init.d"), name)
     env = environment()
-    cwd = os.path.dirname(path)
-    if layout.oneshot_runner is not None and os.path.isdir(layout.oneshot_runner):
-        cwd = layout.oneshot_runner
-    env[b"RC_NAME"] = LEGACY_CONT_INIT.encode()
     try:
-        env[b"PWD"] = shell_pwd(env.get(b"PWD"), os.fsencode(cwd))
+        cwd = place(env, path, LEGACY_CONT_INIT, True, layout.oneshot_runner)
     except OSError:
         return None
     return _start("cont-init.d", names, [path], cwd, env, False, f"cont-init.d/{name}", settings, stage_started,
                   logger)
+
+
+# What an s6-rc service of the plan may need that the start path has done, once fix-attrs.d is
+# applied and cont-init.d had nothing to run (s6-overlay's base); s6-rc's runner and fd holder are
+# there from the start. legacy-services (services.d) comes later, from the loop.
+DONE_BEFORE_ONESHOTS = frozenset({"base", LEGACY_CONT_INIT, "fix-attrs", "s6rc-oneshot-runner", "s6rc-fdholder"})
+
+
+def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: Logger | None) -> None:
+    """The s6-rc user bundle's services whose every dependency is done (stage 2's own, or a oneshot
+    the start path ran to success), started as the loop's rcrun would start them, in the plan's
+    order: a oneshot as a script, a longrun compiled and, where nothing must be watched from its
+    first moment (core/prestart), spawned with its pipeline's pipe; the loop adopts each (its
+    pipes, its exit, its result). `logger` says each oneshot's start (the first ones, before any
+    output); None: the loop says it, with its time, in order."""
+    from ..s6.rcsource import CommandLineError, command_line, find_execlineb
+
+    plan = head.plan
+    assert plan is not None
+    execlineb = find_execlineb()
+    done = len(head.oneshots_done)
+    for name in plan.first:
+        definition = plan.definitions[name]
+        if name in head.oneshots_done or name in head.rc_specs or any(
+                script.kind == "oneshot" and script.name == name for script in head.scripts):
+            continue
+        if not all(need in DONE_BEFORE_ONESHOTS or head.oneshots_done.get(need, need not in plan.definitions)
+                   for need in plan.needs.get(name, ())):
+            continue
+        if definition.type == "longrun":
+            start_longrun(head, settings, layout, name)
+            continue
+        if definition.type != "oneshot":
+            continue
+        try:
+            argv = command_line(definition.up, name, execlineb)
+        except CommandLineError:
+            continue  # the loop says why it cannot run
+        if not argv:  # nothing to run (comments only): done, as execlineb's empty program, by the loop too
+            head.oneshots_done[name] = True
+            continue
+        path = os.path.join(definition.directory, "up")
+        env = head.environment()
+        cwd = place(env, path, name, False, layout.oneshot_runner)
+        started_at = time.time()
+        if logger is not None:
+            logger.info("s6-rc oneshot starting", service=name)
+        script = _start("oneshot", [], argv, cwd, env, True, name, settings, time.monotonic(), None)
+        if script is None:
+            continue  # no pipe could be made: the loop starts it, and says why if it fails again
+        script.name, script.said, script.started_at = name, logger is not None, started_at
+        head.scripts.append(script)
+    if len(head.oneshots_done) > done:  # one with nothing to run let others go
+        start_ready_rc(head, settings, layout, logger)
 
 
 def start_hook(settings: Settings, environment: ChildEnvironment) -> EarlyScript | None:
@@ -312,16 +381,22 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
             head.scripts.append(hook)
         return head
     head.plan = read_plan(settings, logger)
-    if head.plan.problems or not everything_waits_for_cont_init(head.plan):
+    if head.plan.problems:
         return head
+    # cont-init.d with nothing to run (as in LinuxServer's images): base is done once fix-attrs.d is,
+    # and the first of stage 2 is the s6-rc user bundle's oneshots (services.d, when it has none)
+    nothing_before = runs_nothing(settings.dirs("cont-init.d")) and settings.log_prefix and not head.plan.second
+    if not everything_waits_for_cont_init(head.plan) and not nothing_before:
+        return head  # a service starts beside cont-init.d's scripts: the loop runs them together
     head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden, logger)
     first = first_script(settings.dirs("cont-init.d"))  # after fix-attrs, as the loop lists it
     if head.fix_failures:
         return head
     if first is None:
-        if (not head.plan.first and not head.plan.second and settings.log_prefix
-                and runs_nothing(settings.dirs("cont-init.d"))):
+        if nothing_before and not head.plan.first:
             start_services_early(head, settings, layout, logger)
+        elif nothing_before:
+            start_ready_rc(head, settings, layout, logger)
         return head
     script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
     if script is not None:
@@ -337,6 +412,9 @@ def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool
     after the lines of the one before it (drained from its pipes), with the times they happened.
     Not with raw output (it would come before those words), nor once a stop signal is pending,
     nor past an entry the loop would skip with a word."""
+    if head.scripts and head.scripts[0].kind == "oneshot":
+        carry_on_oneshots(head, settings, layout, stopping)
+        return
     last = head.scripts[-1] if head.scripts else None
     if last is None or last.kind != "cont-init.d" or last.error is not None or last.result is not None:
         return
@@ -373,3 +451,64 @@ def next_script(directory: str, names: list[bytes]) -> str | None:
             continue
         return name if stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK) else None
     return None
+
+
+def carry_on_oneshots(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
+    """Between two of the loop's imports: each s6-rc oneshot started here that has exited, reaped
+    (its pid only) and its result kept; then those it let go started (none once a stop is pending).
+    Nothing is said here: the loop says each end and each later start, in order, with its time."""
+    from ..base.terms import death_code
+
+    for script in head.scripts:
+        if script.kind != "oneshot" or script.error is not None or script.result is not None:
+            continue
+        result = reap_own(script.pid)
+        if result is not None:
+            script.result, script.ended, script.ended_at = result, time.monotonic(), time.time()
+            head.oneshots_done[script.name] = death_code(*result) == 0
+    if not stopping:
+        start_ready_rc(head, settings, layout, None)
+
+
+def start_longrun(head: HeadStart, settings: Settings, layout: Layout, name: str) -> None:
+    """An s6-rc longrun compiled (s6-rc-compile's copy) and, if it can be, started as rcrun and its
+    runner would (a pipeline's pipe made here, the table's from then on); the loop adopts both."""
+    from ..core.prestart import can_prestart, prestart
+    from ..core.servicedir import read_service
+    from ..s6.rcsource import USER_SUFFIX, compile_longrun
+
+    assert head.plan is not None
+    definition = head.plan.definitions[name]
+    pipelined = bool(definition.producer_for or definition.consumer_for)
+    compiled = os.path.join(layout.rc_compiled, name)
+    try:
+        compile_longrun(definition.directory, compiled, pipelined)
+    except OSError:
+        return  # the loop compiles it again, and says why it cannot
+    spec = read_service(compiled, settings)
+    if pipelined:
+        spec = replace(spec, script_suffix=USER_SUFFIX)
+    if not can_prestart(spec):
+        return
+    stdout_to = stdin_from = None
+    try:
+        if definition.producer_for:
+            stdout_to = _logger_pipe(head, name, definition.producer_for)[1]
+        if definition.consumer_for:
+            stdin_from = _logger_pipe(head, definition.consumer_for, name)[0]
+    except OSError:
+        return
+    started = prestart(spec, head.environment(), stdout_to, stdin_from)
+    if started is not None:
+        head.prestarted[name] = started
+        head.rc_specs[name] = spec
+
+
+def _logger_pipe(head: HeadStart, producer: str, logger: str) -> tuple[int, int]:
+    """The pipe from `producer`'s stdout to `logger`'s stdin, as the service table makes it once
+    (core/services.logger_pipe), which takes it over."""
+    if producer not in head.logger_pipes:
+        read_end, write_end = os.pipe()
+        head.logger_pipes[producer] = (logger, read_end, write_end)
+    _logger, read_end, write_end = head.logger_pipes[producer]
+    return read_end, write_end

@@ -20,9 +20,9 @@ from ..logs.events import TIME_KEY
 from ..logs.pipe import DirectOutput, LogPipe, Output
 from ..proc.reaper import ChildExit
 from ..proc.spawn import Child, send_signal, spawn_child
-from ..s6.childenv import main_program_environment, shell_pwd
+from ..s6.childenv import main_program_environment
 from .early import LEGACY_CONT_INIT as LEGACY_CONT_INIT  # s6-overlay's oneshot: cont-init.d and cont-finish.d
-from .early import EarlyScript
+from .early import EarlyScript, place
 from .shutdown import Shutdown
 
 TYPE_CHECKING = False
@@ -66,25 +66,18 @@ class Scripts:
         (`shell`, cont-init.d and cont-finish.d), the PWD that shell exports; else in its own
         directory with the children's environment."""
         env = dict(self.table.child_environment())  # a copy of our own to add to
-        cwd = os.path.dirname(path)
-        if rc_name is None:
-            return cwd, env
-        if self.oneshot_directory is not None and os.path.isdir(self.oneshot_directory):
-            cwd = self.oneshot_directory
-        env[b"RC_NAME"] = os.fsencode(rc_name)
-        if shell:
-            try:
-                env[b"PWD"] = shell_pwd(env.get(b"PWD"), os.fsencode(cwd))
-            except OSError:  # the directory cannot be resolved: spawning there fails and says so
-                pass
-        return cwd, env
+        try:
+            return place(env, path, rc_name, shell, self.oneshot_directory), env
+        except OSError:  # the directory cannot be resolved: spawning there fails and says so
+            return place(env, path, rc_name, False, self.oneshot_directory), env
 
     def take_early(self, kind: str, name: str = "") -> EarlyScript | None:
         """The next script the start path started, when it is `kind`'s ("hook", "cont-init.d") and,
-        for cont-init.d, `name`; once."""
-        if not self.early or self.early[0].kind != kind or self.early[0].name != name:
-            return None
-        return self.early.pop(0)
+        for cont-init.d, `name`; for an s6-rc "oneshot", the one named `name`, whatever its place; once."""
+        for index, script in enumerate(self.early if kind == "oneshot" else self.early[:1]):
+            if script.kind == kind and script.name == name:
+                return self.early.pop(index)
+        return None
 
     def _adopt(self, early: EarlyScript, source: str) -> Child:
         """The script the start path started (container/early): its pipes become LogPipes (raw:

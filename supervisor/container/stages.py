@@ -124,8 +124,11 @@ class Stages:
             reaper.watch(started.pid, started.exited)
         if head is not None:
             self.table.prestarted = dict(head.prestarted)
+            for producer, (logger, read_end, write_end) in head.logger_pipes.items():
+                self.table.adopt_logger_pipe(producer, logger, (read_end, write_end))
         self.rc = RcServices(self.scripts, self.table, Plan((), (), {}, {}), layout.rc_compiled,
                              self.table.stop_timeout)
+        self.rc.early_specs = dict(head.rc_specs) if head is not None else {}
         self._stage2_started = 0.0
         self._exit_code_file = ""  # where a script left the exit code, when it changed it
         self.report: ShutdownReport | None = None  # stage 3's progress and summary, while it runs

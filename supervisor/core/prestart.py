@@ -38,7 +38,7 @@ def can_prestart(spec: ServiceSpec) -> bool:
     normally up, well defined, no readiness pipe (notification-fd) nor health check to watch from
     its first moment, and no logger of its own (services.d/NAME/log: the pair starts together)."""
     return (spec.normally_up and not spec.problems and spec.notification_fd is None and spec.health is None
-            and spec.directory_fd is not None and not os.path.isdir(os.path.join(spec.directory, "log")))
+            and not os.path.isdir(os.path.join(spec.directory, "log")))
 
 
 class Prestarted:
@@ -74,15 +74,17 @@ class Prestarted:
                 pass
 
 
-def prestart(spec: ServiceSpec, env: Mapping[bytes, bytes]) -> Prestarted | None:
-    """Start `spec` (see can_prestart) with its pipes; None when it cannot be (its runner then
-    starts it, and says why if it fails again)."""
+def prestart(spec: ServiceSpec, env: Mapping[bytes, bytes], stdout_to: int | None = None,
+             stdin_from: int | None = None) -> Prestarted | None:
+    """Start `spec` (see can_prestart) with its pipes (`stdout_to`, `stdin_from`: an s6-rc pipeline's,
+    as ServiceRunner takes them); None when it cannot be (its runner then starts it, and says why
+    if it fails again)."""
     made: list[int] = []
     started = time.monotonic()
     try:
         for _ in (1, 2):
             made.extend(os.pipe())
-        pid = spawn_run(spec, made[1], made[3], env)
+        pid = spawn_run(spec, made[1] if stdout_to is None else stdout_to, made[3], env, stdin=stdin_from)
     except OSError:
         for fd in made:
             os.close(fd)

@@ -266,6 +266,11 @@ class ServiceTable:
             self.loggers[logger] = producer
         return self._logger_pipes[producer]
 
+    def adopt_logger_pipe(self, producer: str, logger: str, ends: tuple[int, int]) -> None:
+        """A logger pipe the start path made (container/early), held as logger_pipe holds its own."""
+        self._logger_pipes[producer] = ends
+        self.loggers[logger] = producer
+
     def end_of_input(self, logger: str) -> None:
         """Its producer is down: close pyinit's write end, so the logger reads the rest, then EOF."""
         producer = self.loggers.get(logger, "")

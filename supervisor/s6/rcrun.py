@@ -20,8 +20,6 @@ its directory (s6/layout), with RC_NAME=<the oneshot's name>.
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -30,12 +28,20 @@ import anyio.abc
 
 from ..core.model import ServiceSpec, ServiceState
 from ..core.service import ServiceRunner
-from ..logs.events import Logger
+from ..logs.events import TIME_KEY, Logger
 from .rcplan import AFTER_SERVICES, Plan
+
+# what s6-rc-compile makes of a definition (a oneshot's command line, a longrun's copy): s6/rcsource
+from .rcsource import USER_SUFFIX, find_execlineb
+from .rcsource import CommandLineError as CommandLineError
+from .rcsource import command_line as command_line
+from .rcsource import compile_longrun as compile_longrun
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
     from dataclasses import replace
+
+    from ..container.early import EarlyScript
 else:
     from ..base.record import replace
 
@@ -47,22 +53,15 @@ FIX_ATTRS = "fix-attrs"
 CONT_INIT = "legacy-cont-init"
 STAGES = {"base": CONT_INIT, CONT_INIT: CONT_INIT, FIX_ATTRS: FIX_ATTRS, AFTER_SERVICES: AFTER_SERVICES,
           "s6rc-oneshot-runner": "", "s6rc-fdholder": ""}
-USER_SUFFIX = ".user"  # s6-rc-compile's name for a pipelined longrun's own run and finish
-WRAPPER = """#!/bin/sh
-# s6-rc-compile's layout: a pipelined longrun's own script is {name}.user. pyinit runs
-# ./{name}.user itself with the pipe in place; this wrapper is for whoever runs ./{name}.
-exec ./{name}.user "$@"
-"""
-
-EXECLINE_WORDS = ("{", "}", "foreground", "background", "if", "ifelse", "ifte", "ifthenelse", "importas", "backtick",
-                  "define", "multisubstitute", "redirfd", "fdmove", "pipeline", "forx", "elglob", "emptyenv")
 
 
 class RcScripts(Protocol):
     """What the s6-rc stages need to run a oneshot (container/scripts.Scripts)."""
 
     async def run_script(self, path: str, source: str, timeout_ms: int = 0, argv: list[str] | None = None,
-                         rc_name: str | None = None, shell: bool = False) -> int: ...
+                         rc_name: str | None = None, shell: bool = False, early: EarlyScript | None = None) -> int: ...
+
+    def take_early(self, kind: str, name: str = "") -> EarlyScript | None: ...  # started by the start path
 
 
 class RcTable(Protocol):
@@ -81,47 +80,6 @@ class RcTable(Protocol):
     def end_of_input(self, logger: str) -> None: ...
 
     async def stop(self, runners: Mapping[str, ServiceRunner]) -> tuple[bool, list[str]]: ...
-
-
-class CommandLineError(Exception):
-    pass
-
-
-def command_line(text: str, name: str, execlineb: str | None) -> list[str]:
-    """The argv that runs a oneshot's `up` or `down` text; [] when it holds no command at all (only
-    comments, as LinuxServer's init-os-end: execlineb runs that as an empty program, which succeeds)."""
-    if execlineb is not None:
-        return [execlineb, "-P", "-c", text]
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    if not lines:
-        return []
-    import shlex  # only for an s6-rc oneshot run without execlineb
-
-    try:
-        words = shlex.split(lines[0]) if len(lines) == 1 else []
-    except ValueError:
-        words = []
-    if not words or any(word in EXECLINE_WORDS for word in words):
-        raise CommandLineError(f"{name}: this script needs execline (execlineb is not installed): {text.strip()[:200]!r}")
-    return words
-
-
-def compile_longrun(source: str, destination: str, pipelined: bool = False) -> None:
-    """A copy of the source directory to run from, run and finish executable (s6-rc-compile's);
-    `pipelined`: they become run.user and finish.user, with a wrapper run and finish beside them."""
-    if os.path.lexists(destination):
-        shutil.rmtree(destination)
-    shutil.copytree(source, destination, symlinks=True)
-    for name in ("run", "finish"):
-        path = os.path.join(destination, name)
-        if not os.path.isfile(path):
-            continue
-        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o755)
-        if pipelined:
-            os.replace(path, path + USER_SUFFIX)
-            with open(path, "x", encoding="utf-8") as wrapper:
-                wrapper.write(WRAPPER.format(name=name))
-            os.chmod(path, 0o755)
 
 
 def _settled_up(spec: ServiceSpec) -> Callable[[ServiceState], bool]:
@@ -148,6 +106,8 @@ class RcServices:
         # s6-overlay's own services (STAGES' values), set by the stages once each is up or has failed
         self.stage_done = {name: anyio.Event() for name in (FIX_ATTRS, CONT_INIT, AFTER_SERVICES)}
         self.stage_failed: set[str] = set()
+        # longruns the start path compiled and started (container/early): their specs, not compiled again
+        self.early_specs: dict[str, ServiceSpec] = {}
 
     def stage_finished(self, name: str, up: bool) -> None:
         """One of s6-overlay's own services is up (`up`) or failed: what waits for it goes on."""
@@ -156,7 +116,7 @@ class RcServices:
         self.stage_done[name].set()
 
     def _execlineb(self) -> str | None:
-        return shutil.which("execlineb")
+        return find_execlineb()
 
     async def bring_up(self, names: Sequence[str]) -> list[str]:
         """Start `names` in dependency order, in parallel where they do not depend on each other;
@@ -200,6 +160,9 @@ class RcServices:
         definition = self.plan.definitions[name]
         log = self.services.log
         if definition.type == "oneshot":
+            early = self.scripts.take_early("oneshot", name)
+            if early is not None:
+                return await self._adopt_oneshot(name, definition.directory, early)
             try:
                 argv = command_line(definition.up, name, self._execlineb())
             except CommandLineError as exc:
@@ -218,16 +181,18 @@ class RcServices:
             self.started.append(name)
             log.info("s6-rc oneshot done", service=name)
             return True
-        compiled = os.path.join(self.compiled_root, name)
-        pipelined = bool(definition.producer_for or definition.consumer_for)
-        try:
-            compile_longrun(definition.directory, compiled, pipelined)
-        except OSError as exc:
-            log.error("s6-rc longrun cannot be prepared", service=name, reason=exc.strerror or str(exc))
-            return False
-        spec = self.services.read_rc_service(compiled)
-        if pipelined:
-            spec = replace(spec, script_suffix=USER_SUFFIX)
+        spec = self.early_specs.pop(name, None)
+        if spec is None:
+            compiled = os.path.join(self.compiled_root, name)
+            pipelined = bool(definition.producer_for or definition.consumer_for)
+            try:
+                compile_longrun(definition.directory, compiled, pipelined)
+            except OSError as exc:
+                log.error("s6-rc longrun cannot be prepared", service=name, reason=exc.strerror or str(exc))
+                return False
+            spec = self.services.read_rc_service(compiled)
+            if pipelined:
+                spec = replace(spec, script_suffix=USER_SUFFIX)
         pipes: dict[str, int] = {}
         if definition.producer_for:  # a pipeline: its stdout to its logger, through one lasting pipe
             pipes["stdout_to"] = self.services.logger_pipe(name, definition.producer_for)[1]
@@ -243,6 +208,22 @@ class RcServices:
             log.error("s6-rc longrun did not come up", service=name)
             return False
         log.info("s6-rc longrun up" if spec.notification_fd is None else "s6-rc longrun ready", service=name)
+        return True
+
+    async def _adopt_oneshot(self, name: str, directory: str, early: EarlyScript) -> bool:
+        """A oneshot the start path started (container/early): its start said now if not then, its
+        end with the time it was seen (before the loop ran), as `_start` says them."""
+        log = self.services.log
+        if not early.said:
+            log.info("s6-rc oneshot starting", service=name, **{TIME_KEY: early.started_at})
+        code = await self.scripts.run_script(os.path.join(directory, "up"), name, _timeout(directory, "timeout-up"),
+                                             rc_name=name, early=early)
+        when = {TIME_KEY: early.ended_at} if early.result is not None else {}
+        if code != 0:
+            log.error("s6-rc oneshot failed", service=name, exitcode=code, **when)
+            return False
+        self.started.append(name)
+        log.info("s6-rc oneshot done", service=name, **when)
         return True
 
     async def bring_down(self, names: Sequence[str]) -> None:
