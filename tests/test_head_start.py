@@ -195,7 +195,13 @@ for started in head.prestarted.values():
     os.kill(started.pid, signal.SIGKILL)
     os.waitpid(started.pid, 0)
 heavy = sorted(name for name in ("anyio", "asyncio", "structlog") if name in sys.modules)
-print(json.dumps({"prestarted": sorted(head.prestarted), "read": head.services is not None, "heavy": heavy}))
+for script in head.scripts:
+    if script.pid > 0:
+        os.kill(script.pid, signal.SIGKILL)
+        os.waitpid(script.pid, 0)
+oneshots = [script.name for script in head.scripts if script.kind == "oneshot"]
+print(json.dumps({"prestarted": sorted(head.prestarted), "read": head.services is not None, "heavy": heavy,
+                  "oneshots": oneshots}))
 """
 
 
@@ -219,10 +225,10 @@ def test_services_d_alone_is_started_by_the_start_path_before_anything_heavy(pod
     pod.service("downed", "exec sleep 60\n", down="")
     pod.service("logged", "exec sleep 60\n")
     pod.script("services.d/logged/log/run", "exec cat\n")
-    assert _head_start(pod) == {"prestarted": ["plain"], "read": True, "heavy": []}
+    assert _head_start(pod) == {"prestarted": ["plain"], "read": True, "heavy": [], "oneshots": []}
     # a cont-init script comes first: the loop starts services.d once it is done
     pod.script("cont-init.d/10-first", "true\n")
-    assert _head_start(pod) == {"prestarted": [], "read": False, "heavy": []}
+    assert _head_start(pod) == {"prestarted": [], "read": False, "heavy": [], "oneshots": []}
     (pod.etc / "cont-init.d" / "10-first").unlink()
     (pod.etc / "cont-init.d" / "README").write_text("not a script: the loop warns of it, first\n")
     assert _head_start(pod)["prestarted"] == []
@@ -244,4 +250,80 @@ def test_a_service_started_before_the_loop_is_adopted_its_exit_and_output_kept(p
     pod.wait_control()
     shown = pod.cli("svstat", "-o", "up,pid", "stay")
     assert shown.stdout.split() == ["true", pod.read_state("stay").strip()]
+    assert pod.stop() == 0
+
+
+def _rc(pod: Pod, name: str, kind: str, needs: tuple[str, ...] = (), **files: str) -> None:
+    directory = pod.etc / "s6-overlay" / "s6-rc.d" / name
+    (directory / "dependencies.d").mkdir(parents=True)
+    (directory / "type").write_text(kind + "\n")
+    for need in needs:
+        (directory / "dependencies.d" / need).write_text("")
+    for filename, text in files.items():
+        (directory / filename.replace("_", "-")).write_text(text)
+        if filename in ("run", "script"):
+            (directory / filename).chmod(0o755)
+    contents = pod.etc / "s6-overlay" / "s6-rc.d" / "user" / "contents.d"
+    contents.mkdir(parents=True, exist_ok=True)
+    (pod.etc / "s6-overlay" / "s6-rc.d" / "user" / "type").write_text("bundle\n")
+    (contents / name).write_text("")
+
+
+def _oneshot(pod: Pod, name: str, body: str, needs: tuple[str, ...] = ("base",)) -> None:
+    script = pod.script(f"s6-overlay/scripts/{name}", body)
+    _rc(pod, name, "oneshot", needs, up=f"{script}\n")
+
+
+def test_the_first_s6_rc_services_are_started_by_the_start_path(pod: Pod):
+    """cont-init.d with nothing to run: the oneshots and longruns whose dependencies are done start
+    before anything heavy is loaded; what waits for a oneshot still running waits for the loop."""
+    _oneshot(pod, "first", "exit 0\n")
+    _oneshot(pod, "second", "exit 0\n", needs=("first",))
+    _rc(pod, "svc", "longrun", ("base",), run="#!/bin/sh\nexec sleep 60\n")
+    _rc(pod, "after", "longrun", ("second",), run="#!/bin/sh\nexec sleep 60\n")
+    found = _head_start(pod)
+    assert found == {"prestarted": ["svc"], "read": False, "heavy": [], "oneshots": ["first"]}, found
+    pod.script("cont-init.d/10-first", "true\n")  # a cont-init script first: the loop does it all
+    assert _head_start(pod)["oneshots"] == []
+
+
+def test_oneshots_started_early_are_adopted_in_order_and_a_failure_holds_its_dependents(pod: Pod):
+    _oneshot(pod, "first", 'echo "first says"; echo "$RC_NAME" > "$STATE/first"\n')
+    _oneshot(pod, "second", 'echo "second says"; echo ran > "$STATE/second"\n', needs=("first",))
+    _oneshot(pod, "bad", 'echo "bad says" >&2; exit 3\n')
+    _oneshot(pod, "never", 'echo ran > "$STATE/never"\n', needs=("bad",))
+    _rc(pod, "svc", "longrun", ("second",), run='#!/bin/sh\necho "$$" > "$STATE/svc"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: pod.read_state("svc"), what="the longrun after the oneshots")
+    pod.wait_event("services.d not started: a service it depends on failed")  # as s6-overlay: bad is in user
+    assert pod.read_state("first") == "first\n" and pod.read_state("second") == "ran\n"
+    assert pod.read_state("never") == ""
+    assert "[first] first says" in pod.stdout() and "[second] second says" in pod.stdout()
+    assert "[bad] bad says" in pod.stderr()
+    assert pod.event("s6-rc oneshot failed", service="bad", exitcode="3") is not None
+    assert pod.event("s6-rc service not started: a dependency failed", service="never") is not None
+    said = [(e.event, e.fields.get("service")) for e in pod.events() if e.event.startswith("s6-rc oneshot")]
+    assert said.index(("s6-rc oneshot done", "first")) < said.index(("s6-rc oneshot starting", "second"))
+    assert said.count(("s6-rc oneshot starting", "first")) == 1
+    # every oneshot's exit reached its watcher, none the orphans'
+    assert not pod.events("orphan reaped")
+    assert pod.stop() == 0
+
+
+def test_after_the_hook_the_plan_it_changed_is_read_and_its_words_come_after_the_hook(pod: Pod):
+    """LinuxServer's /docker-mods may add s6-rc services: the start path reads the plan once the
+    hook has exited 0, and what it had to say comes after the hook's lines and its end."""
+    _oneshot(pod, "first", 'echo ran > "$STATE/first"\n')
+    added = pod.script("s6-overlay/scripts/added", 'echo ran > "$STATE/added"\n')
+    rcd = pod.etc / "s6-overlay" / "s6-rc.d"
+    hook = (f'echo "hook says"; mkdir -p {rcd}/added/dependencies.d && echo oneshot > {rcd}/added/type && '
+            f'touch {rcd}/added/dependencies.d/first && echo {added} > {rcd}/added/up && '
+            f'touch {rcd}/user/contents.d/added')
+    pod.start(env={"S6_STAGE2_HOOK": hook})
+    wait_for(lambda: pod.read_state("added"), what="the oneshot the hook added")
+    pod.wait_event("s6-rc oneshot done", service="added")
+    assert "[S6_STAGE2_HOOK] hook says" in pod.stdout()
+    names = [e.event for e in pod.events()]
+    assert names.index("stage 2 hook done") < names.index("s6-rc services") < names.index("s6-rc oneshot starting")
+    assert pod.event("s6-rc services")["user"] == "first added"
     assert pod.stop() == 0

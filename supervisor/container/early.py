@@ -36,7 +36,7 @@ import time
 
 from ..core.settings import ConfigError, Settings
 from ..logs import events
-from ..logs.events import Logger
+from ..logs.events import Logger, Recorder
 from ..proc.reaper import reap_own
 from ..proc.spawn import spawn
 from ..s6 import fixattrs
@@ -93,6 +93,7 @@ class HeadStart:
     fix_failures: list[str] | None = None  # fix-attrs.d applied (None: not here)
     scripts: list[EarlyScript] = field(default_factory=list)  # all started here, in order: the loop adopts them
     services: ServicesD | None = None  # services.d read, copied and said (None: not here)
+    unsaid: Recorder | None = None  # what reading the plan and fix-attrs.d had to say after the hook: the loop says it
     oneshots_done: dict[str, bool] = field(default_factory=dict)  # s6-rc oneshots run here: whether each succeeded
     rc_specs: dict[str, ServiceSpec] = field(default_factory=dict)  # s6-rc longruns compiled here (and started)
     logger_pipes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # producer: (logger, read, write)
@@ -197,16 +198,24 @@ def say_starting(settings: Settings, layout: Layout, rundir: str, is_pid1: bool,
 
 def read_plan(settings: Settings, logger: Logger) -> s6rc.Plan:
     """rc.init compiles the s6-rc source before anything runs (a cont-init script that writes
-    s6-rc.d changes nothing): read it before any script starts."""
+    s6-rc.d changes nothing): read it before any script starts, and say it."""
+    the_plan = load_plan(settings)
+    say_plan(the_plan, logger)
+    return the_plan
+
+
+def load_plan(settings: Settings) -> s6rc.Plan:
     base = settings.dirs("s6-overlay")
     source = os.path.join(base, "s6-rc.d")
     bundles = [settings.runtime_bundledir or os.path.join(base, "user-bundles.d")]
-    the_plan = s6rc.plan(s6rc.load(source, bundles))
+    return s6rc.plan(s6rc.load(source, bundles))
+
+
+def say_plan(the_plan: s6rc.Plan, logger: Logger) -> None:
     for problem in the_plan.problems:
         logger.error("s6-rc service definition problem", problem=problem)
     if the_plan.first or the_plan.second:
         logger.info("s6-rc services", user=" ".join(the_plan.first), user2=" ".join(the_plan.second))
-    return the_plan
 
 
 def everything_waits_for_cont_init(the_plan: s6rc.Plan) -> bool:
@@ -290,13 +299,13 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
     assert plan is not None
     execlineb = find_execlineb()
     done = len(head.oneshots_done)
-    for name in plan.first:
+    for name in (*plan.first, *plan.second):  # user2's too: each once what it needs is up, as rcrun
         definition = plan.definitions[name]
         if name in head.oneshots_done or name in head.rc_specs or any(
                 script.kind == "oneshot" and script.name == name for script in head.scripts):
             continue
-        if not all(need in DONE_BEFORE_ONESHOTS or head.oneshots_done.get(need, need not in plan.definitions)
-                   for need in plan.needs.get(name, ())):
+        if not all(need in DONE_BEFORE_ONESHOTS or (need != s6rc.AFTER_SERVICES and head.oneshots_done.get(
+                need, need not in plan.definitions)) for need in plan.needs.get(name, ())):
             continue
         if definition.type == "longrun":
             start_longrun(head, settings, layout, name)
@@ -385,7 +394,7 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
         return head
     # cont-init.d with nothing to run (as in LinuxServer's images): base is done once fix-attrs.d is,
     # and the first of stage 2 is the s6-rc user bundle's oneshots (services.d, when it has none)
-    nothing_before = runs_nothing(settings.dirs("cont-init.d")) and settings.log_prefix and not head.plan.second
+    nothing_before = runs_nothing(settings.dirs("cont-init.d")) and settings.log_prefix
     if not everything_waits_for_cont_init(head.plan) and not nothing_before:
         return head  # a service starts beside cont-init.d's scripts: the loop runs them together
     head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden, logger)
@@ -393,7 +402,7 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
     if head.fix_failures:
         return head
     if first is None:
-        if nothing_before and not head.plan.first:
+        if nothing_before and not head.plan.first and not head.plan.second:
             start_services_early(head, settings, layout, logger)
         elif nothing_before:
             start_ready_rc(head, settings, layout, logger)
@@ -412,10 +421,17 @@ def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool
     after the lines of the one before it (drained from its pipes), with the times they happened.
     Not with raw output (it would come before those words), nor once a stop signal is pending,
     nor past an entry the loop would skip with a word."""
-    if head.scripts and head.scripts[0].kind == "oneshot":
+    if any(script.kind == "oneshot" for script in head.scripts):
         carry_on_oneshots(head, settings, layout, stopping)
         return
     last = head.scripts[-1] if head.scripts else None
+    if last is not None and last.kind == "hook" and last.error is None and last.result is None:
+        result = reap_own(last.pid)
+        if result is not None:
+            last.result, last.ended, last.ended_at = result, time.monotonic(), time.time()
+            if not stopping and result == (0, None):
+                after_the_hook(head, settings, layout)
+        return
     if last is None or last.kind != "cont-init.d" or last.error is not None or last.result is not None:
         return
     result = reap_own(last.pid)
@@ -512,3 +528,21 @@ def _logger_pipe(head: HeadStart, producer: str, logger: str) -> tuple[int, int]
         head.logger_pipes[producer] = (logger, read_end, write_end)
     _logger, read_end, write_end = head.logger_pipes[producer]
     return read_end, write_end
+
+
+def after_the_hook(head: HeadStart, settings: Settings, layout: Layout) -> None:
+    """S6_STAGE2_HOOK has exited 0 (LinuxServer's /docker-mods): what the loop would do next, done
+    between its imports as head_start would do it, nothing said (the hook's lines are not yet
+    read): the s6-rc plan read (the hook may have added to it) and fix-attrs.d applied, their words
+    kept for the loop to say after the hook's, and the first s6-rc services started, when
+    cont-init.d has nothing to run."""
+    head.unsaid = Recorder()
+    head.plan = load_plan(settings)
+    say_plan(head.plan, head.unsaid.as_logger())
+    if (head.plan.problems or not (head.plan.first or head.plan.second) or not settings.log_prefix
+            or not runs_nothing(settings.dirs("cont-init.d"))):
+        return
+    head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden,
+                                                 head.unsaid.as_logger())
+    if not head.fix_failures:
+        start_ready_rc(head, settings, layout, None)

@@ -39,7 +39,7 @@ from ..core.servicedir import held, read_service
 from ..core.services import STOP_MARGIN, ServiceTable
 from ..core.settings import Settings
 from ..core.telemetry import PodRecords, StageRecord
-from ..logs.events import Logger
+from ..logs.events import TIME_KEY, Logger, Recorder
 from ..logs.writer import OutputWriter
 from ..proc.killall import kill_everyone
 from ..proc.reaper import ChildExit, Reaper
@@ -229,6 +229,8 @@ class Stages:
             compat.report_unhandled_trees(self.settings.etc, self.log)
         if self.settings.stage2_hook and not await self._stage2_hook():
             return False
+        if head is not None and head.unsaid is not None:  # the start path read the plan after the hook
+            head.unsaid.replay(self.log)
         # rc.init compiles the s6-rc source before anything runs (a cont-init script that writes
         # s6-rc.d changes nothing): read it now, unless the start path did
         self.rc.plan = head.plan if head is not None and head.plan is not None else self._rc_plan()
@@ -364,17 +366,22 @@ class Stages:
         else:
             code = await self.scripts.run_script(os.path.join(self.settings.etc, "S6_STAGE2_HOOK"), "S6_STAGE2_HOOK",
                                                  argv=["/bin/sh", "-c", hook])
+        when = {TIME_KEY: early.ended_at} if early is not None and early.result is not None else {}
         if code == 0:
-            self.log.info("stage 2 hook done", hook=hook)
+            self.log.info("stage 2 hook done", hook=hook, **when)
             return True
         failed = ("warning", "stage 2 hook failed")
         return self._stage2_failed(Stage2Failure("S6_STAGE2_HOOK failed", code, fields={"hook": hook, "exitcode": code},
                                                  said=(failed, failed, ("error", "stage 2 hook failed, stopping the container"))))
 
     async def _fix_attrs(self) -> Stage2Failure | None:
-        """v2's fix-attrs.d, before cont-init: what failed, or None."""
-        return self._fix_attrs_failure(await anyio.to_thread.run_sync(
-            compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"), self.settings.fix_attrs_hidden, self.log))
+        """v2's fix-attrs.d, before cont-init: what failed, or None. Applied in a worker thread, its
+        words said here, in the loop's (the output writer is not the worker's to call)."""
+        said = Recorder()
+        failures = await anyio.to_thread.run_sync(compat.apply_fix_attrs, self.settings.dirs("fix-attrs.d"),
+                                                  self.settings.fix_attrs_hidden, said.as_logger())
+        said.replay(self.log)
+        return self._fix_attrs_failure(failures)
 
     @staticmethod
     def _fix_attrs_failure(failures: list[str]) -> Stage2Failure | None:

@@ -125,21 +125,20 @@ else:
     Logger = object  # at run time only a name: structlog is not imported for it
 
 
-class EarlyLogger:
-    """pyinit's logger before structlog is imported: each event at or above the verbosity floor
-    is recorded, in order, with its time; once structlog is configured, it forwards."""
+class Recorder:
+    """A logger that keeps each event (level, event, fields, time), in order, to be said later:
+    `replay` gives them to a logger, each with the time it was logged (TIME_KEY)."""
 
-    def __init__(self, log_format: str, verbosity: int, timestamps: bool) -> None:
-        self.settings = (log_format, verbosity, timestamps)  # configure's, for flush_early
-        self.floor = VERBOSITY_FLOOR.get(verbosity, 10)
+    def __init__(self) -> None:
         self.recorded: list[tuple[str, str, dict[str, object], float]] = []
-        self.real: Logger | None = None
 
     def _log(self, method: str, event: str, fields: dict[str, object]) -> None:
-        if self.real is not None:
-            getattr(self.real, method)(event, **fields)
-        elif LEVELS[method] >= self.floor:
-            self.recorded.append((method, event, fields, time.time()))
+        self.recorded.append((method, event, fields, time.time()))
+
+    def replay(self, logger: Logger) -> None:
+        for method, event, fields, when in self.recorded:
+            getattr(logger, method)(event, **{TIME_KEY: when, **fields})
+        self.recorded.clear()
 
     def debug(self, event: str, **fields: object) -> None:
         self._log("debug", event, fields)
@@ -155,6 +154,27 @@ class EarlyLogger:
 
     def critical(self, event: str, **fields: object) -> None:
         self._log("critical", event, fields)
+
+    def as_logger(self) -> Logger:
+        """Itself, given where a Logger is taken: it has the methods pyinit calls, with their signatures."""
+        return self  # type: ignore[return-value]
+
+
+class EarlyLogger(Recorder):
+    """pyinit's logger before structlog is imported: each event at or above the verbosity floor
+    is recorded, in order, with its time; once structlog is configured, it forwards."""
+
+    def __init__(self, log_format: str, verbosity: int, timestamps: bool) -> None:
+        super().__init__()
+        self.settings = (log_format, verbosity, timestamps)  # configure's, for flush_early
+        self.floor = VERBOSITY_FLOOR.get(verbosity, 10)
+        self.real: Logger | None = None
+
+    def _log(self, method: str, event: str, fields: dict[str, object]) -> None:
+        if self.real is not None:
+            getattr(self.real, method)(event, **fields)
+        elif LEVELS[method] >= self.floor:
+            self.recorded.append((method, event, fields, time.time()))
 
 
 _early: EarlyLogger | None = None
@@ -186,9 +206,7 @@ def configure(log_format: str = "text", verbosity: int = 2, source: str = "pyini
     _configured = True
     if _early is not None and _early.real is None:
         real: Logger = structlog.get_logger()
-        for method, event, fields, when in _early.recorded:
-            getattr(real, method)(event, **fields, **{TIME_KEY: when})
-        _early.recorded.clear()
+        _early.replay(real)
         _early.real = real
 
 
@@ -214,7 +232,7 @@ def route_to_stderr_if_room() -> None:
 
 def get() -> Logger:
     if _early is not None and not _configured:
-        return _early  # type: ignore[return-value]  # the methods pyinit calls, with structlog's signatures
+        return _early.as_logger()
     import structlog
 
     logger: Logger = structlog.get_logger()
