@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .base.terms import EXIT_SYSTEM, EXIT_USAGE
 
@@ -177,23 +177,22 @@ def run(argv: Sequence[str]) -> int:
     receiver = SignalReceiver(HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ()))
     try:
         with receiver:
-            from .container.early import carry_on, head_start
+            from .container.early import carry_on, head_start, running_pids
 
             head = head_start(settings, layout, rundir, is_pid1, metrics_dir, metrics_listener is not None,
                               log.get())
 
-            def next_script() -> None:  # between two imports: the next cont-init script, if the last is done
-                carry_on(head, settings, layout, receiver.has_pending(signal.SIGTERM, signal.SIGINT, signal.SIGQUIT))
+            def stopping() -> bool:
+                return receiver.has_pending(signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
-            # While cont-init.d's scripts run: structlog (the recorded events replayed), the loop.
+            # While stage 2's first scripts run: the loop's modules imported in a second thread, this
+            # one carrying the start on meanwhile (container/early.carry_on), each time one exits.
+            _import_the_loop(lambda: running_pids(head), lambda: carry_on(head, settings, layout, stopping()))
+            # structlog is loaded: the recorded events are replayed through it
             log.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
-            next_script()
             import anyio
 
-            next_script()
             from .root import run_pid1
-
-            next_script()
 
             return anyio.run(run_pid1, settings, list(argv), rundir, listener, is_pid1, layout, metrics_listener,
                              metrics_dir, head, receiver)
@@ -206,6 +205,68 @@ def run(argv: Sequence[str]) -> int:
             os.unlink(os.path.join(rundir, paths.SOCKET_NAME))
         except OSError:
             pass
+
+
+def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], None]) -> None:
+    """structlog, anyio and the loop's modules imported in a thread of their own, while this one
+    waits for the start path's scripts (pidfds: no polling) and calls `carry_on` as each exits,
+    until the imports are done; what they raised is raised here. Only the standard library's
+    cheapest is used: _thread, not threading."""
+    import _thread
+    import select
+
+    # what carry_on imports is imported here first: the two threads never wait on one module
+    from .core import prestart, servicedir  # noqa: F401
+    from .s6 import rcsource  # noqa: F401
+
+    done_read, done_write = os.pipe()
+    failure: list[BaseException] = []
+
+    def imports() -> None:
+        try:
+            import anyio  # noqa: F401
+            import structlog  # noqa: F401
+
+            from . import root  # noqa: F401
+        except BaseException as exc:  # noqa: BLE001 (raised again in the main thread)
+            failure.append(exc)
+        finally:
+            os.write(done_write, b"x")
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # a child's exit is acted on within half a millisecond of imports
+    finished = False
+    try:
+        _thread.start_new_thread(imports, ())
+        watched: dict[int, int] = {}  # pid -> its pidfd
+        try:
+            while True:
+                for pid in running():
+                    if pid not in watched:
+                        try:
+                            watched[pid] = os.pidfd_open(pid)
+                        except OSError:  # gone already (reaped meanwhile): carry_on sees it
+                            carry_on()
+                ready, _, _ = select.select([done_read, *watched.values()], [], [])
+                if done_read in ready:
+                    finished = True
+                    break
+                for pid, fd in list(watched.items()):
+                    if fd in ready:
+                        os.close(watched.pop(pid))
+                carry_on()
+        finally:
+            for fd in watched.values():
+                os.close(fd)
+    finally:
+        if not finished:  # carry_on raised: the thread's end first, so that its write finds its pipe
+            os.read(done_read, 1)
+        sys.setswitchinterval(switch)
+        os.close(done_read)
+        os.close(done_write)
+    if failure:
+        raise failure[0]
+    carry_on()  # whatever exited since the last look
 
 
 def _prepare_metrics_directory(rundir: str) -> str:

@@ -108,6 +108,7 @@ class ServicesD:
     specs: list[ServiceSpec]
     said: list[tuple[str, str, dict[str, object]]]
     unreadable: str = ""  # why services.d cannot be read at all: nothing starts, the container stops
+    told: bool = False  # `said` said already (by the start path, before anything ran)
 
 
 def prepare_services_d(settings: Settings, layout: Layout, rc_names: set[str]) -> ServicesD:
@@ -157,19 +158,31 @@ def runs_nothing(directory: str) -> bool:
     return all(name.startswith(".") or os.path.isdir(os.path.join(directory, name)) for name in names)
 
 
-def start_services_early(head: HeadStart, settings: Settings, layout: Layout, logger: Logger) -> None:
-    """services.d's services, when stage 2 has nothing to run before them (no cont-init script,
-    no s6-rc user service): read, copied and said here, and each that can be (core/prestart)
-    started, as its runner would start it; the loop's runners adopt them."""
+def start_services_early(head: HeadStart, settings: Settings, layout: Layout, logger: Logger | None) -> None:
+    """services.d's services, once stage 2 has nothing left to run before them (cont-init.d and
+    the s6-rc user bundle done here, or none): read, copied and said (`logger`; None: the loop
+    says it, in order), and each that can be (core/prestart) started, as its runner would start
+    it; the loop's runners adopt them."""
     from ..core.prestart import prestart_all
 
     assert head.plan is not None
     services = prepare_services_d(settings, layout, set(head.plan.definitions))
-    say(services.said, logger)
     if services.unreadable:
+        if logger is not None:
+            say(services.said, logger)
         return  # the loop reads it again, says so and stops the container
+    if logger is not None:
+        say(services.said, logger)
+        services = replace(services, told=True)
     head.services = services
-    head.prestarted = prestart_all(services.specs, head.environment())
+    head.prestarted.update(prestart_all(services.specs, head.environment()))
+
+
+def user_bundle_up(head: HeadStart) -> bool:
+    """Whether every service of the s6-rc user bundle was started here and is up (a oneshot done
+    with success, a longrun spawned: none started here waits for readiness): services.d may go."""
+    assert head.plan is not None
+    return all(head.oneshots_done.get(name) is True or name in head.rc_specs for name in head.plan.first)
 
 
 def child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
@@ -332,6 +345,8 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
         head.scripts.append(script)
     if len(head.oneshots_done) > done:  # one with nothing to run let others go
         start_ready_rc(head, settings, layout, logger)
+    elif head.services is None and user_bundle_up(head):
+        start_services_early(head, settings, layout, logger)
 
 
 def start_hook(settings: Settings, environment: ChildEnvironment) -> EarlyScript | None:
@@ -444,12 +459,25 @@ def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool
     following = last.names[last.names.index(os.fsencode(last.name)) + 1:]
     name = next_script(directory, following)
     if name is None:
+        if _only_skipped(directory, following) and all(
+                script.result == (0, None) for script in head.scripts if script.kind == "cont-init.d"):
+            start_ready_rc(head, settings, layout, None)  # base is up: the s6-rc services that need only it
         return
     started_at = time.time()
     script = start_script(settings, layout, head.environment, name, last.names, last.stage_started, None)
     if script is not None:
         script.name, script.said, script.started_at = name, False, started_at
         head.scripts.append(script)
+
+
+def _only_skipped(directory: str, names: list[bytes]) -> bool:
+    """Whether run_scripts would pass over every one of `names` without a word (hidden, a directory)."""
+    return all(raw.startswith(b".") or os.path.isdir(os.path.join(os.fsencode(directory), raw)) for raw in names)
+
+
+def running_pids(head: HeadStart) -> list[int]:
+    """The scripts the start path started that it has not seen exit: what carry_on waits for."""
+    return [script.pid for script in head.scripts if script.result is None and script.error is None and script.pid > 0]
 
 
 def next_script(directory: str, names: list[bytes]) -> str | None:

@@ -318,7 +318,9 @@ class Stages:
 
     async def start_services(self, task_group: anyio.abc.TaskGroup) -> bool:
         """Start every service; False (and a shutdown with 100) when services.d cannot be read at all."""
-        services = self.head.services if self.head is not None else None  # read and said by the start path
+        services = self.head.services if self.head is not None else None  # read (and said?) by the start path
+        if services is not None and not services.told:
+            early.say(services.said, self.log)
         if services is None:
             # all in one worker-thread call: a hop to the thread and back per service cost more than the copies
             services = await anyio.to_thread.run_sync(early.prepare_services_d, self.settings, self.layout,
