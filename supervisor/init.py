@@ -239,6 +239,8 @@ def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], No
     try:
         _thread.start_new_thread(imports, ())
         watched: dict[int, int] = {}  # pid -> its pidfd
+        waiting = select.poll()  # not select(): a thousand services' pipes put these fds past 1,024
+        waiting.register(done_read, select.POLLIN)
         try:
             while True:
                 for pid in running():
@@ -247,12 +249,15 @@ def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], No
                             watched[pid] = os.pidfd_open(pid)
                         except OSError:  # gone already (reaped meanwhile): carry_on sees it
                             carry_on()
-                ready, _, _ = select.select([done_read, *watched.values()], [], [])
+                            continue
+                        waiting.register(watched[pid], select.POLLIN)
+                ready = {fd for fd, _events in waiting.poll()}
                 if done_read in ready:
                     finished = True
                     break
                 for pid, fd in list(watched.items()):
                     if fd in ready:
+                        waiting.unregister(fd)
                         os.close(watched.pop(pid))
                 carry_on()
         finally:

@@ -327,3 +327,27 @@ def test_after_the_hook_the_plan_it_changed_is_read_and_its_words_come_after_the
     assert names.index("stage 2 hook done") < names.index("s6-rc services") < names.index("s6-rc oneshot starting")
     assert pod.event("s6-rc services")["user"] == "first added"
     assert pod.stop() == 0
+
+
+def test_cont_init_scripts_and_s6_rc_services_beside_them_each_run_once(pod: Pod):
+    """A service that needs nothing starts beside cont-init.d (as under s6-overlay); the start path
+    runs both, and the loop adopts each script once, in its place (never a second run)."""
+    for name in ("10-first", "20-second", "30-third"):
+        pod.script(f"cont-init.d/{name}", f'echo {name} >> "$STATE/ran"\n')
+    _oneshot(pod, "beside", 'echo beside >> "$STATE/ran"\n', needs=())
+    rcd = pod.etc / "s6-overlay" / "s6-rc.d"
+    (rcd / "user" / "contents.d" / "beside").unlink()  # in user2, whose services the loop takes up last
+    (rcd / "user2" / "contents.d").mkdir(parents=True)
+    (rcd / "user2" / "type").write_text("bundle\n")
+    (rcd / "user2" / "contents.d" / "beside").write_text("")
+    _oneshot(pod, "after-base", 'echo after-base >> "$STATE/ran"\n', needs=("base",))
+    pod.service("svc", 'echo svc >> "$STATE/ran"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: "svc" in pod.read_state("ran"), what="services.d")
+    pod.wait_event("services started")
+    ran = pod.read_state("ran").split()
+    assert sorted(ran) == sorted(["10-first", "20-second", "30-third", "beside", "after-base", "svc"]), ran
+    assert ran.index("30-third") < ran.index("after-base") < ran.index("svc")
+    assert [e["script"] for e in pod.events("script starting")] == [
+        "cont-init.d/10-first", "cont-init.d/20-second", "cont-init.d/30-third"]
+    assert pod.stop() == 0

@@ -96,6 +96,8 @@ class HeadStart:
     unsaid: Recorder | None = None  # what reading the plan and fix-attrs.d had to say after the hook: the loop says it
     oneshots_done: dict[str, bool] = field(default_factory=dict)  # s6-rc oneshots run here: whether each succeeded
     rc_specs: dict[str, ServiceSpec] = field(default_factory=dict)  # s6-rc longruns compiled here (and started)
+    walk: bool = False  # the start path starts s6-rc services as what they need comes up
+    base_done: bool = False  # fix-attrs.d applied and cont-init.d run to success, here
     logger_pipes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # producer: (logger, read, write)
     prestarted: dict[str, Prestarted] = field(default_factory=dict)  # their run scripts started here
 
@@ -293,10 +295,12 @@ def start_script(settings: Settings, layout: Layout, environment: ChildEnvironme
                   logger)
 
 
-# What an s6-rc service of the plan may need that the start path has done, once fix-attrs.d is
-# applied and cont-init.d had nothing to run (s6-overlay's base); s6-rc's runner and fd holder are
-# there from the start. legacy-services (services.d) comes later, from the loop.
-DONE_BEFORE_ONESHOTS = frozenset({"base", LEGACY_CONT_INIT, "fix-attrs", "s6rc-oneshot-runner", "s6rc-fdholder"})
+# What an s6-rc service of the plan may need of s6-overlay's own: s6-rc's runner and fd holder are
+# there from the start and fix-attrs.d is applied before any service starts here; base (and
+# legacy-cont-init) once cont-init.d has run to success (HeadStart.base_done); legacy-services
+# (services.d) is never up before the loop.
+UP_FROM_THE_START = frozenset({"fix-attrs", "s6rc-oneshot-runner", "s6rc-fdholder"})
+UP_WITH_BASE = frozenset({"base", LEGACY_CONT_INIT})
 
 
 def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: Logger | None) -> None:
@@ -317,8 +321,10 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
         if name in head.oneshots_done or name in head.rc_specs or any(
                 script.kind == "oneshot" and script.name == name for script in head.scripts):
             continue
-        if not all(need in DONE_BEFORE_ONESHOTS or (need != s6rc.AFTER_SERVICES and head.oneshots_done.get(
-                need, need not in plan.definitions)) for need in plan.needs.get(name, ())):
+        if not all(need in UP_FROM_THE_START or (need in UP_WITH_BASE and head.base_done)
+                   or (need not in UP_WITH_BASE and need != s6rc.AFTER_SERVICES
+                       and head.oneshots_done.get(need, need not in plan.definitions))
+                   for need in plan.needs.get(name, ())):
             continue
         if definition.type == "longrun":
             start_longrun(head, settings, layout, name)
@@ -345,7 +351,7 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
         head.scripts.append(script)
     if len(head.oneshots_done) > done:  # one with nothing to run let others go
         start_ready_rc(head, settings, layout, logger)
-    elif head.services is None and user_bundle_up(head):
+    elif head.services is None and head.base_done and user_bundle_up(head):
         start_services_early(head, settings, layout, logger)
 
 
@@ -409,45 +415,51 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
         return head
     # cont-init.d with nothing to run (as in LinuxServer's images): base is done once fix-attrs.d is,
     # and the first of stage 2 is the s6-rc user bundle's oneshots (services.d, when it has none)
-    nothing_before = runs_nothing(settings.dirs("cont-init.d")) and settings.log_prefix
-    if not everything_waits_for_cont_init(head.plan) and not nothing_before:
-        return head  # a service starts beside cont-init.d's scripts: the loop runs them together
+    nothing_before = runs_nothing(settings.dirs("cont-init.d"))
+    if not everything_waits_for_cont_init(head.plan) and not settings.log_prefix:
+        return head  # a service starts beside cont-init.d's scripts: with raw output, the loop does it all
     head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden, logger)
     first = first_script(settings.dirs("cont-init.d"))  # after fix-attrs, as the loop lists it
     if head.fix_failures:
         return head
-    if first is None:
-        if nothing_before and not head.plan.first and not head.plan.second:
-            start_services_early(head, settings, layout, logger)
-        elif nothing_before:
-            start_ready_rc(head, settings, layout, logger)
-        return head
-    script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
-    if script is not None:
-        script.name = first[0]
-        head.scripts.append(script)
+    head.walk = settings.log_prefix and (first is not None or nothing_before)
+    if first is not None:
+        script = start_script(settings, layout, head.environment, *first, time.monotonic(), logger)
+        if script is not None:
+            script.name = first[0]
+            head.scripts.append(script)
+    else:
+        head.base_done = nothing_before
+    if head.walk and not head.plan.first and not head.plan.second and head.base_done:
+        start_services_early(head, settings, layout, logger)
+    elif head.walk:
+        start_ready_rc(head, settings, layout, logger)  # those that need nothing cont-init.d does beside it
     return head
 
 
 def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
-    """Between two of the loop's imports: when cont-init.d's last script started here has exited,
-    reap it (its pid only) and start the next, as run_scripts would, so the scripts run while
-    pyinit imports. Nothing is said here: the loop says each script's start and end in order,
-    after the lines of the one before it (drained from its pipes), with the times they happened.
-    Not with raw output (it would come before those words), nor once a stop signal is pending,
-    nor past an entry the loop would skip with a word."""
-    if any(script.kind == "oneshot" for script in head.scripts):
-        carry_on_oneshots(head, settings, layout, stopping)
-        return
-    last = head.scripts[-1] if head.scripts else None
-    if last is not None and last.kind == "hook" and last.error is None and last.result is None:
-        result = reap_own(last.pid)
+    """While the loop's modules are imported, each time a script started here exits: reap it (its
+    pid only) and start what comes next, as the loop would: after the hook, the plan; cont-init.d's
+    next script; the s6-rc services each once what it needs is up; services.d once the user bundle
+    is. Nothing is said here: the loop says each start and end in order, after the lines of the
+    one before (drained from its pipes), with the times they happened. Not with raw output (it
+    would come before those words), nor once a stop signal is pending, nor past an entry the loop
+    would skip with a word."""
+    hook = head.scripts[0] if head.scripts and head.scripts[0].kind == "hook" else None
+    if hook is not None and hook.error is None and hook.result is None:
+        result = reap_own(hook.pid)
         if result is not None:
-            last.result, last.ended, last.ended_at = result, time.monotonic(), time.time()
+            hook.result, hook.ended, hook.ended_at = result, time.monotonic(), time.time()
             if not stopping and result == (0, None):
                 after_the_hook(head, settings, layout)
         return
-    if last is None or last.kind != "cont-init.d" or last.error is not None or last.result is not None:
+    _carry_on_cont_init(head, settings, layout, stopping)
+    carry_on_oneshots(head, settings, layout, stopping)
+
+
+def _carry_on_cont_init(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
+    last = next((script for script in reversed(head.scripts) if script.kind == "cont-init.d"), None)
+    if last is None or last.error is not None or last.result is not None:
         return
     result = reap_own(last.pid)
     if result is None:
@@ -459,9 +471,9 @@ def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool
     following = last.names[last.names.index(os.fsencode(last.name)) + 1:]
     name = next_script(directory, following)
     if name is None:
-        if _only_skipped(directory, following) and all(
-                script.result == (0, None) for script in head.scripts if script.kind == "cont-init.d"):
-            start_ready_rc(head, settings, layout, None)  # base is up: the s6-rc services that need only it
+        # base is up (all ran, each to success): what needs only it may start
+        head.base_done = _only_skipped(directory, following) and all(
+            script.result == (0, None) for script in head.scripts if script.kind == "cont-init.d")
         return
     started_at = time.time()
     script = start_script(settings, layout, head.environment, name, last.names, last.stage_started, None)
@@ -510,7 +522,7 @@ def carry_on_oneshots(head: HeadStart, settings: Settings, layout: Layout, stopp
         if result is not None:
             script.result, script.ended, script.ended_at = result, time.monotonic(), time.time()
             head.oneshots_done[script.name] = death_code(*result) == 0
-    if not stopping:
+    if not stopping and head.walk:
         start_ready_rc(head, settings, layout, None)
 
 
@@ -573,4 +585,5 @@ def after_the_hook(head: HeadStart, settings: Settings, layout: Layout) -> None:
     head.fix_failures = fixattrs.apply_fix_attrs(settings.dirs("fix-attrs.d"), settings.fix_attrs_hidden,
                                                  head.unsaid.as_logger())
     if not head.fix_failures:
+        head.walk = head.base_done = True
         start_ready_rc(head, settings, layout, None)

@@ -74,10 +74,13 @@ class Scripts:
     def take_early(self, kind: str, name: str = "") -> EarlyScript | None:
         """The next script the start path started, when it is `kind`'s ("hook", "cont-init.d") and,
         for cont-init.d, `name`; for an s6-rc "oneshot", the one named `name`, whatever its place; once."""
-        for index, script in enumerate(self.early if kind == "oneshot" else self.early[:1]):
-            if script.kind == kind and script.name == name:
-                return self.early.pop(index)
+        for index, script in enumerate(self.early):  # s6-rc's oneshots may come between two cont-init scripts
+            if script.kind == kind and (script.name == name or kind != "oneshot"):
+                return self.early.pop(index) if script.name == name else None
         return None
+
+    def _first_early(self, kind: str) -> EarlyScript | None:
+        return next((script for script in self.early if script.kind == kind), None)
 
     def _adopt(self, early: EarlyScript, source: str) -> Child:
         """The script the start path started (container/early): its pipes become LogPipes (raw:
@@ -147,8 +150,8 @@ class Scripts:
         directory = self.settings.dirs(kind)
         try:
             # the start path's listing, taken before its first script ran, as s6-overlay's loop takes it
-            names = self.early[0].names if self.early and self.early[0].kind == kind \
-                else sorted(os.listdir(os.fsencode(directory)))
+            first = self._first_early(kind)
+            names = first.names if first is not None else sorted(os.listdir(os.fsencode(directory)))
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -158,8 +161,9 @@ class Scripts:
         record = StageRecord(kind.removesuffix(".d"))
         self.stage_records.append(record)
         stage_started = anyio.current_time()  # the loop's clock: time.monotonic(), as the start path's
-        if self.early and self.early[0].kind == kind:
-            stage_started = self.early[0].stage_started
+        first = self._first_early(kind)
+        if first is not None:
+            stage_started = first.stage_started
         try:
             await self._run_each(names, directory, kind, timeout_ms, record, failures)
         finally:
