@@ -204,7 +204,9 @@ def test_printcontenv_prints_one_variable_of_the_container_environment(subreaper
     assert pod.read_state("greeting") == "hi there\n"
     assert pod.read_state("nothing") == "1\n"
     assert pod.read_state("usage") == "100\n"
-    assert "[ask] printcontenv: fatal: too few arguments" in pod.stdout() + pod.stderr()
+    # the service may have run before pyinit's loop reads its pipes: its line comes a moment later
+    wait_for(lambda: "[ask] printcontenv: fatal: too few arguments" in pod.stdout() + pod.stderr(),
+             what="printcontenv's complaint")
     assert pod.stop() == 0
 
 
