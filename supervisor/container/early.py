@@ -322,6 +322,7 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
                 script.kind == "oneshot" and script.name == name for script in head.scripts):
             continue
         if not all(need in UP_FROM_THE_START or (need in UP_WITH_BASE and head.base_done)
+                   or need in head.rc_specs  # a longrun spawned here is up: none started here waits for readiness
                    or (need not in UP_WITH_BASE and need != s6rc.AFTER_SERVICES
                        and head.oneshots_done.get(need, need not in plan.definitions))
                    for need in plan.needs.get(name, ())):
