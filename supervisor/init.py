@@ -207,6 +207,10 @@ def run(argv: Sequence[str]) -> int:
             pass
 
 
+WAKE_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while the start path waits for a child
+WORK_INTERVAL = 0.05  # and while it starts what comes next
+
+
 def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], None]) -> None:
     """structlog, anyio and the loop's modules imported in a thread of their own, while this one
     waits for the start path's scripts (pidfds: no polling) and calls `carry_on` as each exits,
@@ -233,8 +237,11 @@ def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], No
         finally:
             os.write(done_write, b"x")
 
+    # The GIL is handed over after the switch interval to a thread that waits for it: short while
+    # this thread waits in poll (a child's exit is acted on within half a millisecond of imports),
+    # long while it carries on (its work is not cut into slices shared with the imports).
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)  # a child's exit is acted on within half a millisecond of imports
+    sys.setswitchinterval(WAKE_INTERVAL)
     finished = False
     try:
         _thread.start_new_thread(imports, ())
@@ -251,7 +258,9 @@ def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], No
                             carry_on()
                             continue
                         waiting.register(watched[pid], select.POLLIN)
+                sys.setswitchinterval(WAKE_INTERVAL)
                 ready = {fd for fd, _events in waiting.poll()}
+                sys.setswitchinterval(WORK_INTERVAL)
                 if done_read in ready:
                     finished = True
                     break
