@@ -32,6 +32,16 @@ _pys6_reply() {
     done
 }
 
+# OPTIONS COMMAND CUR: an option for a word that starts with -, else a service's name
+_pys6_options_or_services() {
+    if [[ $3 == -* ]]; then
+        _pys6_reply "$1" "$3"
+    else
+        _pys6_reply "$(_pys6_services "$2")" "$3"
+    fi
+    return 0
+}
+
 _pys6_pysvstat() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local before=${COMP_WORDS[COMP_CWORD-2]:-}
@@ -57,12 +67,7 @@ _pys6_pysvstat() {
                 [[ $word == --log ]] && { COMPREPLY=(); return 0; }
             done ;;
     esac
-    if [[ $cur == -* ]]; then
-        _pys6_reply "$_PYS6_SVSTAT_OPTIONS" "$cur"
-    else
-        _pys6_reply "$(_pys6_services "$1")" "$cur"
-    fi
-    return 0
+    _pys6_options_or_services "$_PYS6_SVSTAT_OPTIONS" "$1" "$cur"
 }
 
 _pys6_pysvc() {
@@ -75,12 +80,7 @@ _pys6_pysvc() {
     for word in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
         [[ $word == --ssh-forced ]] && { COMPREPLY=(); return 0; }  # takes nothing after it
     done
-    if [[ $cur == -* ]]; then
-        _pys6_reply "$_PYS6_SVC_OPTIONS" "$cur"
-    else
-        _pys6_reply "$(_pys6_services "$1")" "$cur"
-    fi
-    return 0
+    _pys6_options_or_services "$_PYS6_SVC_OPTIONS" "$1" "$cur"
 }
 
 complete -F _pys6_pysvstat pysvstat

@@ -351,3 +351,51 @@ def test_cont_init_scripts_and_s6_rc_services_beside_them_each_run_once(pod: Pod
     assert [e["script"] for e in pod.events("script starting")] == [
         "cont-init.d/10-first", "cont-init.d/20-second", "cont-init.d/30-third"]
     assert pod.stop() == 0
+
+
+CARRY_ON_FAILS = """
+import json, os, sys
+from supervisor.base import paths
+from supervisor.container import early
+from supervisor.core.settings import load_settings
+from supervisor.logs import events
+from supervisor.s6 import layout as s6layout
+
+def broken(*args, **kwargs):
+    raise RuntimeError("planted")
+
+early.start_longrun = broken
+settings = load_settings(os.environ)
+events.configure_early()
+rundir = paths.prepare_rundir(os.environ)
+layout = s6layout.prepare(rundir, dict(os.environb), False, False, None)
+head = early.head_start(settings, layout, rundir, False, "", False, events.get())
+first = head.scripts[0]
+os.waitid(os.P_PID, first.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: carry_on reaps it
+early.carry_on(head, settings, layout, False)
+early.carry_on(head, settings, layout, False)  # a second call does nothing more
+print(json.dumps({"first": first.result, "stuck": head.stuck, "prestarted": sorted(head.prestarted),
+                  "said": [event for _level, event, _fields, _when in events.get().recorded]}))
+"""
+
+
+def test_what_the_start_path_cannot_do_is_left_to_the_loop_and_never_ends_the_boot(pod: Pod):
+    """An unexpected error while the start path carries on is said once and stops the head start;
+    the boot goes on: the loop does what is left, as it would without a head start."""
+    _oneshot(pod, "first", 'echo ran > "$STATE/first"\n')
+    _rc(pod, "svc", "longrun", ("first",), run='#!/bin/sh\necho "$$" > "$STATE/svc"\nexec sleep 60\n')
+    import json
+
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYS6_ETC": str(pod.etc),
+               "PYS6_RUNDIR": str(pod.rundir), "STATE": str(pod.state), "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", CARRY_ON_FAILS], env=environ, capture_output=True, text=True,
+                            timeout=60, cwd="/")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["first"] == [0, None] and found["stuck"] is True and found["prestarted"] == []
+    assert found["said"].count("the start path cannot carry on, the loop does the rest") == 1
+    # and the real boot, where nothing is planted, runs both
+    pod.start()
+    wait_for(lambda: pod.read_state("svc"), what="the longrun")
+    assert pod.read_state("first") == "ran\n"
+    assert pod.stop() == 0

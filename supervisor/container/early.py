@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 
 from ..core.settings import ConfigError, Settings
 from ..logs import events
@@ -98,6 +99,7 @@ class HeadStart:
     rc_specs: dict[str, ServiceSpec] = field(default_factory=dict)  # s6-rc longruns compiled here (and started)
     walk: bool = False  # the start path starts s6-rc services as what they need comes up
     base_done: bool = False  # fix-attrs.d applied and cont-init.d run to success, here
+    stuck: bool = False  # carrying on failed (said): the loop does the rest
     logger_pipes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # producer: (logger, read, write)
     prestarted: dict[str, Prestarted] = field(default_factory=dict)  # their run scripts started here
 
@@ -134,7 +136,11 @@ def prepare_services_d(settings: Settings, layout: Layout, rc_names: set[str]) -
                      {"directory": layout.legacy_services, "reason": exc.strerror or str(exc)}))
     specs = [copy_service(spec, layout.legacy_services, settings) for spec in specs]
     names = {spec.name for spec in specs} | rc_names
-    forget_other_services(layout, names)
+    try:
+        forget_other_services(layout, names)
+    except OSError as exc:  # a previous boot's entry that cannot be removed: this boot's services still start
+        said.append(("warning", "a previous boot's service entry cannot be removed",
+                     {"entry": exc.filename or "", "reason": exc.strerror or str(exc)}))
     told, more = unknown_overrides(settings, names)  # a typo under the YAML's services: (crn for cron)
     for name, closest in told:
         said.append(("warning", "config names no such service", {"entry": name, **({"closest": closest} if closest else {})}))
@@ -152,12 +158,12 @@ def runs_nothing(directory: str) -> bool:
     """Whether run_scripts would run nothing in `directory` and say nothing of it: absent, or
     holding only hidden entries and directories."""
     try:
-        names = os.listdir(directory)
+        names = os.listdir(os.fsencode(directory))
     except FileNotFoundError:
         return True
     except OSError:
         return False
-    return all(name.startswith(".") or os.path.isdir(os.path.join(directory, name)) for name in names)
+    return _only_skipped(directory, names)
 
 
 def start_services_early(head: HeadStart, settings: Settings, layout: Layout, logger: Logger | None) -> None:
@@ -303,6 +309,20 @@ UP_FROM_THE_START = frozenset({"fix-attrs", "s6rc-oneshot-runner", "s6rc-fdholde
 UP_WITH_BASE = frozenset({"base", LEGACY_CONT_INIT})
 
 
+def _is_up(head: HeadStart, need: str) -> bool:
+    """Whether `need` is up as far as the start path knows: s6-overlay's own (see above), a longrun
+    it spawned (none it starts waits for readiness), a oneshot it ran to success; a name the plan
+    does not define is passed over, as rcrun passes it over."""
+    assert head.plan is not None
+    if need in UP_FROM_THE_START or need in head.rc_specs:
+        return True
+    if need in UP_WITH_BASE:
+        return head.base_done
+    if need == s6rc.AFTER_SERVICES:
+        return False
+    return head.oneshots_done.get(need, need not in head.plan.definitions)
+
+
 def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: Logger | None) -> None:
     """The s6-rc user bundle's services whose every dependency is done (stage 2's own, or a oneshot
     the start path ran to success), started as the loop's rcrun would start them, in the plan's
@@ -321,11 +341,7 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
         if name in head.oneshots_done or name in head.rc_specs or any(
                 script.kind == "oneshot" and script.name == name for script in head.scripts):
             continue
-        if not all(need in UP_FROM_THE_START or (need in UP_WITH_BASE and head.base_done)
-                   or need in head.rc_specs  # a longrun spawned here is up: none started here waits for readiness
-                   or (need not in UP_WITH_BASE and need != s6rc.AFTER_SERVICES
-                       and head.oneshots_done.get(need, need not in plan.definitions))
-                   for need in plan.needs.get(name, ())):
+        if not all(_is_up(head, need) for need in plan.needs.get(name, ())):
             continue
         if definition.type == "longrun":
             start_longrun(head, settings, layout, name)
@@ -432,9 +448,9 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
     else:
         head.base_done = nothing_before
     if head.walk and not head.plan.first and not head.plan.second and head.base_done:
-        start_services_early(head, settings, layout, logger)
-    elif head.walk:
-        start_ready_rc(head, settings, layout, logger)  # those that need nothing cont-init.d does beside it
+        _carefully(head, lambda: start_services_early(head, settings, layout, logger))
+    elif head.walk:  # those that need nothing cont-init.d does beside it
+        _carefully(head, lambda: start_ready_rc(head, settings, layout, logger))
     return head
 
 
@@ -446,6 +462,24 @@ def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool
     one before (drained from its pipes), with the times they happened. Not with raw output (it
     would come before those words), nor once a stop signal is pending, nor past an entry the loop
     would skip with a word."""
+    _carefully(head, lambda: _carry_on(head, settings, layout, stopping))
+
+
+def _carefully(head: HeadStart, work: Callable[[], None]) -> None:
+    """`work`, unless an earlier one failed; what it raises is said and ends the head start, never
+    the boot: the loop adopts what was started and does what is left, as without a head start."""
+    if head.stuck:
+        return
+    try:
+        work()
+    except Exception:  # noqa: BLE001 (see above)
+        import traceback
+
+        head.stuck = True
+        events.get().error("the start path cannot carry on, the loop does the rest", traceback=traceback.format_exc())
+
+
+def _carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
     hook = head.scripts[0] if head.scripts and head.scripts[0].kind == "hook" else None
     if hook is not None and hook.error is None and hook.result is None:
         result = reap_own(hook.pid)
