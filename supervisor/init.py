@@ -3,20 +3,24 @@
 Order: settings (fail before anything starts), log, runtime dir, subreaper, the signal
 receiver, the head start (container/early: stage 2's first steps and cont-init.d's first
 script, before anything heavy is imported), then structlog, anyio and the loop's modules
-are imported while that script runs, and one anyio run whose root task group holds the
-signal loop, the output writer and the stages, which adopt what the head start began.
+imported in a second thread beside a script that takes its time, or once the start path has
+started what it can, and one anyio run whose root task group holds the signal loop, the
+output writer and the stages, which adopt what the head start began.
 Until structlog is imported, events are recorded (logs/events.configure_early).
 """
 
 from __future__ import annotations
 
+import _signal  # not signal and socket: their enums would bring enum onto the start path
 import os
-import signal
-import socket
 import sys
-from collections.abc import Callable, Sequence
 
 from .base.terms import EXIT_SYSTEM, EXIT_USAGE
+
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable, Sequence
 
 USAGE = """\
 usage: pyinit [--] [PROG ARGS...]
@@ -177,17 +181,19 @@ def run(argv: Sequence[str]) -> int:
     receiver = SignalReceiver(HANDLED_SIGNALS + (DIVERTED_SIGNALS if settings.cmd_receive_signals else ()))
     try:
         with receiver:
-            from .container.early import carry_on, head_start, running_pids
+            from .container.early import carry_on, head_start, needs_the_loop, prestarted_pids, running_pids
 
             head = head_start(settings, layout, rundir, is_pid1, metrics_dir, metrics_listener is not None,
                               log.get())
 
             def stopping() -> bool:
-                return receiver.has_pending(signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+                return receiver.has_pending(_signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT)
 
-            # While stage 2's first scripts run: the loop's modules imported in a second thread, this
-            # one carrying the start on meanwhile (container/early.carry_on), each time one exits.
-            _import_the_loop(lambda: running_pids(head), lambda: carry_on(head, settings, layout, stopping()))
+            # The loop's modules imported in a second thread, this one carrying the start on meanwhile
+            # (container/early.carry_on) each time a script exits, until the loop has work to do.
+            _import_the_loop(lambda: running_pids(head), lambda: prestarted_pids(head),
+                             lambda: carry_on(head, settings, layout, stopping()),
+                             lambda: stopping() or needs_the_loop(head))
             # structlog is loaded: the recorded events are replayed through it
             log.configure(settings.log_format, settings.verbosity, timestamps=settings.log_timestamps)
             import anyio
@@ -209,19 +215,29 @@ def run(argv: Sequence[str]) -> int:
 
 WAKE_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while the start path waits for a child
 WORK_INTERVAL = 0.05  # and while it starts what comes next
+# How long a script started here may run before the imports start beside it, and, once they are
+# done, before the loop takes over from the start path. On a machine of one or two cores the
+# imports (some 60 to 100 ms of CPU) slow down every script they share the machine with, and the
+# start path's reaction to each exit: a chain of short scripts runs alone, a longer one hides the
+# imports, and a script's live output (read by the loop only) waits for at most this and them.
+IDLE_MS = 50
 
 
-def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], None]) -> None:
+def _import_the_loop(running: Callable[[], list[int]], services: Callable[[], list[int]],
+                     carry_on: Callable[[], None], needs_the_loop: Callable[[], bool]) -> None:
     """structlog, anyio and the loop's modules imported in a thread of their own, while this one
-    waits for the start path's scripts (pidfds: no polling) and calls `carry_on` as each exits,
-    until the imports are done; what they raised is raised here. Only the standard library's
-    cheapest is used: _thread, not threading."""
+    waits for the start path's scripts (`running`: pidfds, no polling) and calls `carry_on` as each
+    exits. The imports start once nothing is left to wait for, or the loop has work to do
+    (`needs_the_loop`, or one of the `services` started here has exited), or a script has run
+    IDLE_MS; once they are done, the start path carries on until one of those holds, and returns
+    (what the imports raised is raised here). Only the standard library's cheapest is used:
+    _thread, not threading."""
     import _thread
     import select
 
     # what carry_on imports is imported here first: the two threads never wait on one module
     from .core import prestart, servicedir  # noqa: F401
-    from .s6 import rcsource  # noqa: F401
+    from .s6 import rcsource, supervisedir  # noqa: F401
 
     done_read, done_write = os.pipe()
     failure: list[BaseException] = []
@@ -229,6 +245,7 @@ def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], No
     def imports() -> None:
         try:
             import anyio  # noqa: F401
+            import anyio._backends._asyncio  # noqa: F401  (anyio.run's own, else imported by it, on this thread)
             import structlog  # noqa: F401
 
             from . import root  # noqa: F401
@@ -237,43 +254,72 @@ def _import_the_loop(running: Callable[[], list[int]], carry_on: Callable[[], No
         finally:
             os.write(done_write, b"x")
 
+    def begin() -> bool:
+        _thread.start_new_thread(imports, ())
+        return True
+
     # The GIL is handed over after the switch interval to a thread that waits for it: short while
     # this thread waits in poll (a child's exit is acted on within half a millisecond of imports),
     # long while it carries on (its work is not cut into slices shared with the imports).
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(WAKE_INTERVAL)
-    finished = False
+    importing = imported = service_exited = blind = False
+    watched: dict[int, int] = {}  # pid -> its pidfd: the scripts carry_on waits for
+    serving: dict[int, int] = {}  # fd -> pid: the services started here, until one exits
+    waiting = select.poll()  # not select(): a thousand services' pipes put these fds past 1,024
+    waiting.register(done_read, select.POLLIN)
+
+    def watch(pids: list[int], into: dict[int, int], by_fd: bool) -> bool:
+        """Each new pid's pidfd polled; False when one is gone already (reaped meanwhile)."""
+        for pid in pids:
+            if pid in (into.values() if by_fd else into):
+                continue
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                return False
+            if by_fd:
+                into[fd] = pid
+            else:
+                into[pid] = fd
+            waiting.register(fd, select.POLLIN)
+        return True
+
     try:
-        _thread.start_new_thread(imports, ())
-        watched: dict[int, int] = {}  # pid -> its pidfd
-        waiting = select.poll()  # not select(): a thousand services' pipes put these fds past 1,024
-        waiting.register(done_read, select.POLLIN)
-        try:
-            while True:
-                for pid in running():
-                    if pid not in watched:
-                        try:
-                            watched[pid] = os.pidfd_open(pid)
-                        except OSError:  # gone already (reaped meanwhile): carry_on sees it
-                            carry_on()
-                            continue
-                        waiting.register(watched[pid], select.POLLIN)
-                sys.setswitchinterval(WAKE_INTERVAL)
-                ready = {fd for fd, _events in waiting.poll()}
-                sys.setswitchinterval(WORK_INTERVAL)
-                if done_read in ready:
-                    finished = True
+        while True:
+            if not watch(running(), watched, False):
+                carry_on()  # gone already (reaped meanwhile): carry_on sees it
+                blind = not watch(running(), watched, False) or blind  # no pidfds (a kernel before 5.3)
+            service_exited = not watch(services(), serving, True) or service_exited
+            wanted = not watched or service_exited or blind or needs_the_loop()
+            if imported and (wanted or failure):
+                break
+            if not importing and wanted:
+                importing = begin()
+            sys.setswitchinterval(WAKE_INTERVAL)
+            ready = {fd for fd, _events in waiting.poll(None if importing and not imported else IDLE_MS)}
+            sys.setswitchinterval(WORK_INTERVAL)
+            if not ready:  # a script that takes its time
+                if imported:
                     break
-                for pid, fd in list(watched.items()):
-                    if fd in ready:
-                        waiting.unregister(fd)
-                        os.close(watched.pop(pid))
-                carry_on()
-        finally:
-            for fd in watched.values():
+                importing = begin()
+                continue
+            if done_read in ready:
+                imported = True
+                waiting.unregister(done_read)
+            for fd in ready & set(serving):
+                waiting.unregister(fd)
                 os.close(fd)
+                del serving[fd]
+                service_exited = True
+            for pid, fd in list(watched.items()):
+                if fd in ready:
+                    waiting.unregister(fd)
+                    os.close(watched.pop(pid))
+            carry_on()
     finally:
-        if not finished:  # carry_on raised: the thread's end first, so that its write finds its pipe
+        for fd in (*watched.values(), *serving):
+            os.close(fd)
+        if importing and not imported:  # carry_on raised: the thread's end first, so that its write finds its pipe
             os.read(done_read, 1)
         sys.setswitchinterval(switch)
         os.close(done_read)

@@ -15,7 +15,8 @@ from harness import REPO, Pod, wait_for
 
 HEAVY = {"anyio", "asyncio", "structlog", "yaml", "psutil", "supervisor.root", "supervisor.container.stages"}
 # The standard library's costlier modules: together some 18 ms of a 60 ms path to the first script.
-COSTLY = {"re", "typing", "dataclasses", "inspect", "json", "shutil", "threading", "logging"}
+COSTLY = {"re", "typing", "dataclasses", "inspect", "json", "shutil", "threading", "logging", "enum", "signal", "socket",
+          "collections"}
 
 
 def test_the_start_path_loads_nothing_heavy():
@@ -218,14 +219,14 @@ def _head_start(pod: Pod, env: dict[str, str] | None = None) -> dict[str, object
 
 def test_services_d_alone_is_started_by_the_start_path_before_anything_heavy(pod: Pod):
     """No cont-init script and no s6-rc user service: nothing comes before services.d, so the start
-    path starts it, before anyio, asyncio or structlog exist; what a runner must watch from the
-    first moment (a readiness pipe, a logger of its own, a down file) is left to the loop."""
+    path starts it, before anyio, asyncio or structlog exist, with its readiness pipe if it has one;
+    what a runner must do from the first moment (a logger of its own, a down file) is left to the loop."""
     pod.service("plain", "exec sleep 60\n")
     pod.service("notified", "exec sleep 60\n", notification_fd="3\n")
     pod.service("downed", "exec sleep 60\n", down="")
     pod.service("logged", "exec sleep 60\n")
     pod.script("services.d/logged/log/run", "exec cat\n")
-    assert _head_start(pod) == {"prestarted": ["plain"], "read": True, "heavy": [], "oneshots": []}
+    assert _head_start(pod) == {"prestarted": ["notified", "plain"], "read": True, "heavy": [], "oneshots": []}
     # a cont-init script comes first: the loop starts services.d once it is done
     pod.script("cont-init.d/10-first", "true\n")
     assert _head_start(pod) == {"prestarted": [], "read": False, "heavy": [], "oneshots": []}
@@ -272,6 +273,19 @@ def _rc(pod: Pod, name: str, kind: str, needs: tuple[str, ...] = (), **files: st
 def _oneshot(pod: Pod, name: str, body: str, needs: tuple[str, ...] = ("base",)) -> None:
     script = pod.script(f"s6-overlay/scripts/{name}", body)
     _rc(pod, name, "oneshot", needs, up=f"{script}\n")
+
+
+def test_readiness_written_before_the_loop_is_read_by_the_runner_that_adopts_the_service(pod: Pod):
+    """A service the start path started with its notification-fd pipe says it is ready at once,
+    long before the loop exists: the line waits in the pipe, and its runner reads it."""
+    pod.service("notified", 'echo "$$" > "$STATE/notified"; echo >&3; exec sleep 60\n', notification_fd="3\n")
+    pod.start()
+    wait_for(lambda: pod.read_state("notified"), what="notified")
+    pod.wait_event("service ready", service="notified")
+    pod.wait_control()
+    shown = pod.cli("svstat", "-o", "up,ready,pid", "notified")
+    assert shown.stdout.split() == ["true", "true", pod.read_state("notified").strip()]
+    assert pod.stop() == 0
 
 
 def test_the_first_s6_rc_services_are_started_by_the_start_path(pod: Pod):

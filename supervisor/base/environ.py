@@ -11,11 +11,16 @@ ignored signal stays ignored across exec, so a pys6 command that chain-loads a p
 them passes them on (pyinit starts every child with all signals at their default).
 """
 
-import os
-import signal
-from collections.abc import Mapping, Sequence
+from __future__ import annotations
 
-_PYTHON_IGNORES = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
+import _signal  # not signal: its enums would bring enum onto the start path
+import os
+
+TYPE_CHECKING = False  # collections.abc's import brings collections' (a millisecond of the start path)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+_PYTHON_IGNORES = tuple(getattr(_signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(_signal, name))
 
 
 def exec_environment(path: str = "/proc/self/environ") -> dict[bytes, bytes] | None:
@@ -34,11 +39,22 @@ def exec_environment(path: str = "/proc/self/environ") -> dict[bytes, bytes] | N
     return found
 
 
+def find_program(name: str, path: str | None = None) -> str | None:
+    """`name` on `path` (else $PATH) as shutil.which finds it: the first executable regular file,
+    an empty entry being the working directory. Here rather than shutil's, whose import (bz2,
+    lzma, fnmatch, re) would cost pyinit's start path milliseconds before its first script."""
+    for directory in (os.environ.get("PATH", os.defpath) if path is None else path).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def exec_program(argv: Sequence[str], environ: Mapping[bytes, bytes] | Mapping[str, str] | None = None) -> None:
     """Become argv[0] (searched on PATH), with the signals Python's start-up ignored at their
     default again; with `environ`, that environment, else os.environ. Raises OSError."""
     for signum in _PYTHON_IGNORES:
-        signal.signal(signum, signal.SIG_DFL)
+        _signal.signal(signum, _signal.SIG_DFL)
     if environ is None:
         os.execvp(argv[0], list(argv))
     else:

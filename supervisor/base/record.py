@@ -20,11 +20,11 @@ dataclasses' for these records; `dataclasses.replace` itself does not take them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import TypeVar
 
     Record = TypeVar("Record")
@@ -119,19 +119,57 @@ def _build(cls: type, frozen: bool) -> type:
             raise TypeError(f"non-default argument {name!r} follows default argument")
         declared.append(one)
     names = tuple(one.name for one in declared)
-    made = _methods(declared, frozen, hasattr(cls, "__post_init__"))
-    made[FIELDS] = tuple(declared)
-    made["__match_args__"] = names
+
+    def __repr__(self: object) -> str:
+        return f"{type(self).__qualname__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in names) + ")"
+
+    made = _first_use(cls, declared, frozen)
+    made.update({FIELDS: tuple(declared), "__match_args__": names, "__repr__": __repr__})
+    if frozen:
+        made.update(__setattr__=_frozen_setattr, __delattr__=_frozen_delattr)
     for name, value in made.items():
         setattr(cls, name, value)
     return cls
 
 
-def _methods(declared: list[Field], frozen: bool, post_init: bool) -> dict[str, object]:
-    """__init__, __repr__, __eq__ (and __setattr__, __delattr__, __hash__), written out as
-    dataclasses writes them: a record is made as fast as a dataclass (its replace, too)."""
-    scope: dict[str, object] = {"_rec_missing": MISSING, "_rec_frozen": FrozenInstanceError,
-                                "_rec_setter": object.__setattr__}
+def _frozen_setattr(self: object, name: str, value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _frozen_delattr(self: object, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _first_use(cls: type, declared: list[Field], frozen: bool) -> dict[str, object]:
+    """Stand-ins for __init__, __eq__ and __hash__ that write out the real ones at the class's
+    first use, put them in their place and hand over: writing them costs an exec (some 60 µs a
+    class), and the start path declares some forty records it never makes or compares."""
+    def written() -> None:
+        for name, value in _methods(cls, declared, frozen, hasattr(cls, "__post_init__")).items():
+            setattr(cls, name, value)  # twice at worst, from two threads: the same methods
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        written()
+        cls.__dict__["__init__"](self, *args, **kwargs)
+
+    def __eq__(self: object, other: object) -> bool:
+        written()
+        same: bool = cls.__dict__["__eq__"](self, other)
+        return same
+
+    def __hash__(self: object) -> int:
+        written()
+        hashed: int = cls.__dict__["__hash__"](self)
+        return hashed
+
+    # __hash__ None unless frozen: as a dataclass with eq and not frozen
+    return {"__init__": __init__, "__eq__": __eq__, "__hash__": __hash__ if frozen else None}
+
+
+def _methods(cls: type, declared: list[Field], frozen: bool, post_init: bool) -> dict[str, object]:
+    """__init__, __eq__ (and __hash__), written out as dataclasses writes them: a record is made
+    as fast as a dataclass (its replace, too)."""
+    scope: dict[str, object] = {"_rec_missing": MISSING, "_rec_setter": object.__setattr__}
     params: list[str] = []
     body: list[str] = []
     for index, one in enumerate(declared):
@@ -158,23 +196,13 @@ def _methods(declared: list[Field], frozen: bool, post_init: bool) -> dict[str, 
         f"  return {values} == {others}",
     ]
     if frozen:
-        source += [
-            "def __setattr__(self, name, value):",
-            "  raise _rec_frozen(f'cannot assign to field {name!r}')",
-            "def __delattr__(self, name):",
-            "  raise _rec_frozen(f'cannot delete field {name!r}')",
-            "def __hash__(self):",
-            f"  return hash({values})",
-        ]
+        source += ["def __hash__(self):", f"  return hash({values})"]
     exec("\n".join(source), scope)  # noqa: S102 (the source is the field names, as dataclasses does)
-    shown = tuple(one.name for one in declared)
-
-    def __repr__(self: object) -> str:
-        return f"{type(self).__qualname__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in shown) + ")"
-
-    made = {"__init__": scope["__init__"], "__repr__": __repr__, "__eq__": scope["__eq__"], "__hash__": None}
-    if frozen:  # __hash__ None otherwise: as a dataclass with eq and not frozen
-        made.update(__setattr__=scope["__setattr__"], __delattr__=scope["__delattr__"], __hash__=scope["__hash__"])
+    made = {"__init__": scope["__init__"], "__eq__": scope["__eq__"]}
+    if frozen:
+        made["__hash__"] = scope["__hash__"]
+    for name, method in made.items():
+        method.__qualname__ = f"{cls.__qualname__}.{name}"  # type: ignore[attr-defined]
     return made
 
 

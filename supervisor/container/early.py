@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable
 
 from ..core.settings import ConfigError, Settings
 from ..logs import events
@@ -48,11 +47,13 @@ from ..s6.layout import Layout, clear_legacy_services, forget_other_services
 
 TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from collections.abc import Callable
     from dataclasses import dataclass as record
     from dataclasses import field, replace
 
     from ..core.model import ServiceSpec
     from ..core.prestart import Prestarted
+    from ..s6.supervisedir import SuperviseDir
 else:
     from ..base.record import field, record, replace
 
@@ -100,8 +101,10 @@ class HeadStart:
     walk: bool = False  # the start path starts s6-rc services as what they need comes up
     base_done: bool = False  # fix-attrs.d applied and cont-init.d run to success, here
     stuck: bool = False  # carrying on failed (said): the loop does the rest
+    left: bool = False  # something ready to start was left to the loop (see needs_the_loop)
     logger_pipes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # producer: (logger, read, write)
     prestarted: dict[str, Prestarted] = field(default_factory=dict)  # their run scripts started here
+    supervise_dirs: dict[str, SuperviseDir] = field(default_factory=dict)  # theirs, made first: the s6 bridge's
 
 
 @record
@@ -171,26 +174,32 @@ def start_services_early(head: HeadStart, settings: Settings, layout: Layout, lo
     the s6-rc user bundle done here, or none): read, copied and said (`logger`; None: the loop
     says it, in order), and each that can be (core/prestart) started, as its runner would start
     it; the loop's runners adopt them."""
-    from ..core.prestart import prestart_all
+    from ..core.prestart import can_prestart
 
     assert head.plan is not None
     services = prepare_services_d(settings, layout, set(head.plan.definitions))
     if services.unreadable:
         if logger is not None:
             say(services.said, logger)
+        head.left = True
         return  # the loop reads it again, says so and stops the container
     if logger is not None:
         say(services.said, logger)
         services = replace(services, told=True)
     head.services = services
-    head.prestarted.update(prestart_all(services.specs, head.environment()))
+    for spec in services.specs:  # in order; two threads spawning at once were no faster on 2 cores
+        if not can_prestart(spec) or not _prestart(head, layout, spec):
+            head.left = True  # the loop starts it (a down file's: the loop looks at once)
+        elif spec.notification_fd is not None:
+            head.left = True  # its readiness is the loop's to read
 
 
 def user_bundle_up(head: HeadStart) -> bool:
     """Whether every service of the s6-rc user bundle was started here and is up (a oneshot done
-    with success, a longrun spawned: none started here waits for readiness): services.d may go."""
+    with success, a longrun spawned, and without a notification-fd: its readiness is the loop's
+    to read): services.d may go."""
     assert head.plan is not None
-    return all(head.oneshots_done.get(name) is True or name in head.rc_specs for name in head.plan.first)
+    return all(_is_up(head, name) for name in head.plan.first)
 
 
 def child_environment(settings: Settings, layout: Layout, metrics_dir: str, logger: Logger) -> ChildEnvironment:
@@ -311,11 +320,13 @@ UP_WITH_BASE = frozenset({"base", LEGACY_CONT_INIT})
 
 def _is_up(head: HeadStart, need: str) -> bool:
     """Whether `need` is up as far as the start path knows: s6-overlay's own (see above), a longrun
-    it spawned (none it starts waits for readiness), a oneshot it ran to success; a name the plan
+    it spawned (but one whose readiness s6-rc would wait for), a oneshot it ran to success; a name the plan
     does not define is passed over, as rcrun passes it over."""
     assert head.plan is not None
-    if need in UP_FROM_THE_START or need in head.rc_specs:
+    if need in UP_FROM_THE_START:
         return True
+    if need in head.rc_specs:  # s6-rc waits for a notification-fd's readiness: the loop reads it
+        return head.rc_specs[need].notification_fd is None
     if need in UP_WITH_BASE:
         return head.base_done
     if need == s6rc.AFTER_SERVICES:
@@ -344,13 +355,14 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
         if not all(_is_up(head, need) for need in plan.needs.get(name, ())):
             continue
         if definition.type == "longrun":
-            start_longrun(head, settings, layout, name)
+            head.left = not start_longrun(head, settings, layout, name) or head.left
             continue
         if definition.type != "oneshot":
             continue
         try:
             argv = command_line(definition.up, name, execlineb)
         except CommandLineError:
+            head.left = True
             continue  # the loop says why it cannot run
         if not argv:  # nothing to run (comments only): done, as execlineb's empty program, by the loop too
             head.oneshots_done[name] = True
@@ -363,6 +375,7 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
             logger.info("s6-rc oneshot starting", service=name)
         script = _start("oneshot", [], argv, cwd, env, True, name, settings, time.monotonic(), None)
         if script is None:
+            head.left = True
             continue  # no pipe could be made: the loop starts it, and says why if it fails again
         script.name, script.said, script.started_at = name, logger is not None, started_at
         head.scripts.append(script)
@@ -455,7 +468,7 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
 
 
 def carry_on(head: HeadStart, settings: Settings, layout: Layout, stopping: bool) -> None:
-    """While the loop's modules are imported, each time a script started here exits: reap it (its
+    """Until the loop takes over, each time a script started here exits: reap it (its
     pid only) and start what comes next, as the loop would: after the hook, the plan; cont-init.d's
     next script; the s6-rc services each once what it needs is up; services.d once the user bundle
     is. Nothing is said here: the loop says each start and end in order, after the lines of the
@@ -509,6 +522,7 @@ def _carry_on_cont_init(head: HeadStart, settings: Settings, layout: Layout, sto
         # base is up (all ran, each to success): what needs only it may start
         head.base_done = _only_skipped(directory, following) and all(
             script.result == (0, None) for script in head.scripts if script.kind == "cont-init.d")
+        head.left = head.left or not head.base_done
         return
     started_at = time.time()
     script = start_script(settings, layout, head.environment, name, last.names, last.stage_started, None)
@@ -520,6 +534,21 @@ def _carry_on_cont_init(head: HeadStart, settings: Settings, layout: Layout, sto
 def _only_skipped(directory: str, names: list[bytes]) -> bool:
     """Whether run_scripts would pass over every one of `names` without a word (hidden, a directory)."""
     return all(raw.startswith(b".") or os.path.isdir(os.path.join(os.fsencode(directory), raw)) for raw in names)
+
+
+def needs_the_loop(head: HeadStart) -> bool:
+    """Whether the loop has work the start path will not do: something ready it left (a longrun
+    watched from its first moment, a oneshot needing execline, a script it cannot run), a script
+    that failed or could not be executed (the loop decides what follows), or a failed carry-on.
+    Until then, the start path may carry on past the loop's imports (init._import_the_loop)."""
+    return head.stuck or head.left or any(
+        script.error is not None or (script.result is not None and script.result != (0, None))
+        for script in head.scripts)
+
+
+def prestarted_pids(head: HeadStart) -> list[int]:
+    """The services the start path started: their runners, in the loop, respawn one that exits."""
+    return [started.pid for started in head.prestarted.values()]
 
 
 def running_pids(head: HeadStart) -> list[int]:
@@ -561,10 +590,12 @@ def carry_on_oneshots(head: HeadStart, settings: Settings, layout: Layout, stopp
         start_ready_rc(head, settings, layout, None)
 
 
-def start_longrun(head: HeadStart, settings: Settings, layout: Layout, name: str) -> None:
+def start_longrun(head: HeadStart, settings: Settings, layout: Layout, name: str) -> bool:
     """An s6-rc longrun compiled (s6-rc-compile's copy) and, if it can be, started as rcrun and its
-    runner would (a pipeline's pipe made here, the table's from then on); the loop adopts both."""
-    from ..core.prestart import can_prestart, prestart
+    runner would (a pipeline's pipe made here, the table's from then on); the loop adopts both.
+    False: something of it left to the loop: its start (a health check to run from its first
+    moment, or something failed: the loop says it), or its readiness to read."""
+    from ..core.prestart import can_prestart
     from ..core.servicedir import read_service
     from ..s6.rcsource import USER_SUFFIX, compile_longrun
 
@@ -575,12 +606,12 @@ def start_longrun(head: HeadStart, settings: Settings, layout: Layout, name: str
     try:
         compile_longrun(definition.directory, compiled, pipelined)
     except OSError:
-        return  # the loop compiles it again, and says why it cannot
+        return False  # the loop compiles it again, and says why it cannot
     spec = read_service(compiled, settings)
     if pipelined:
         spec = replace(spec, script_suffix=USER_SUFFIX)
     if not can_prestart(spec):
-        return
+        return False
     stdout_to = stdin_from = None
     try:
         if definition.producer_for:
@@ -588,11 +619,35 @@ def start_longrun(head: HeadStart, settings: Settings, layout: Layout, name: str
         if definition.consumer_for:
             stdin_from = _logger_pipe(head, definition.consumer_for, name)[0]
     except OSError:
-        return
+        return False
+    if not _prestart(head, layout, spec, stdout_to, stdin_from):
+        return False
+    head.rc_specs[name] = spec
+    return spec.notification_fd is None
+
+
+def _prestart(head: HeadStart, layout: Layout, spec: ServiceSpec, stdout_to: int | None = None,
+              stdin_from: int | None = None) -> bool:
+    """`spec` started as its runner would start it (core/prestart), its s6 directory made first, as
+    s6-supervise makes it (the bridge adopts it); False: left to its runner."""
+    from ..core.prestart import prestart, room_after
+    from ..s6.supervisedir import make_supervise_dir
+
+    if spec.name not in head.supervise_dirs:
+        try:
+            directory = make_supervise_dir(spec, layout)
+        except OSError:
+            directory = None  # the bridge tries again, and says why
+        if directory is not None and not room_after(directory.control_fd):
+            directory.close()
+            return False
+        if directory is not None:
+            head.supervise_dirs[spec.name] = directory
     started = prestart(spec, head.environment(), stdout_to, stdin_from)
-    if started is not None:
-        head.prestarted[name] = started
-        head.rc_specs[name] = spec
+    if started is None:
+        return False
+    head.prestarted[spec.name] = started
+    return True
 
 
 def _logger_pipe(head: HeadStart, producer: str, logger: str) -> tuple[int, int]:

@@ -110,7 +110,7 @@ class Stages:
                                   self.essential_bailed)
         self.metrics_changed: Callable[[], None] = lambda: None  # the metrics textfile is out of date
         self.table.change_listeners.append(lambda spec, before, after: self.metrics_changed())
-        self.bridge = S6Bridge(self.table, layout, log)
+        self.bridge = S6Bridge(self.table, layout, log, None if head is None else head.supervise_dirs)
         self.scripts = Scripts(settings, self.table, self.shutdown, lambda: self.metrics_changed())
         self.scripts.oneshot_directory = layout.oneshot_runner
         for script in head.scripts if head is not None else ():  # before the loop's first reap: it may be dead

@@ -3,18 +3,24 @@ replaced, a live one never stolen: a second pyinit on the runtime directory is t
 and, as PID 1, the abstract address (server.py says who may talk on each).
 
 Apart from server.py, so pyinit's start path binds it without importing the server's asyncio
-and handlers (container/early runs before those are loaded).
+and handlers (container/early runs before those are loaded); with _socket's sockets, not
+socket's, whose enums would bring enum's import onto that path. The server takes them as
+socket's (ControlListeners.upgraded).
 """
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import stat
 
 from ..base.paths import SOCKET_NAME, abstract_control_address
 from ..core.settings import group_id
+
+TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
+if TYPE_CHECKING:
+    import socket
 
 
 class ControlSocketError(Exception):
@@ -25,10 +31,27 @@ class ControlListeners:
     """The control socket file, and the abstract address where pyinit is PID 1 (None: not bound;
     `abstract_problem` says why when it was tried and failed)."""
 
-    def __init__(self, file: socket.socket, abstract: socket.socket | None = None, abstract_problem: str = "") -> None:
+    def __init__(self, file: _socket.socket, abstract: _socket.socket | None = None, abstract_problem: str = "") -> None:
         self.file = file
         self.abstract = abstract
         self.abstract_problem = abstract_problem
+
+    def upgraded(self) -> tuple[socket.socket, socket.socket | None]:
+        """The file's and the abstract address's listeners as socket.socket (accept(), anyio's
+        streams): the same descriptors, kept here too, for close()."""
+        import socket
+
+        def upgrade(raw: _socket.socket) -> socket.socket:
+            if isinstance(raw, socket.socket):
+                return raw
+            made = socket.socket(fileno=raw.detach())
+            made.setblocking(False)
+            return made
+
+        file = upgrade(self.file)
+        abstract = None if self.abstract is None else upgrade(self.abstract)
+        self.file, self.abstract = file, abstract
+        return file, abstract
 
     def close(self) -> None:
         self.file.close()
@@ -46,17 +69,17 @@ def bind_control_socket(rundir: str, group: str = "", abstract: bool = False) ->
     return ControlListeners(file, listener, problem)
 
 
-def _bind_abstract(rundir: str) -> tuple[socket.socket | None, str]:
+def _bind_abstract(rundir: str) -> tuple[_socket.socket | None, str]:
     """The abstract listener, or None and why not. Taken already (EADDRINUSE) is a squatter in
     another PID namespace of our network namespace: clients see it is not PID 1 and ignore it,
     and the socket file still serves; it is no reason to refuse the boot."""
     address = abstract_control_address(rundir)
     if address is None:
         return None, "no /proc/self/ns/pid to name it by"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         listener.bind(address)
-        listener.listen(socket.SOMAXCONN)  # SO_PEERCRED records the caller of listen(): PID 1, us
+        listener.listen(_socket.SOMAXCONN)  # SO_PEERCRED records the caller of listen(): PID 1, us
     except OSError as exc:
         listener.close()
         taken = " (taken by another process of this network namespace)" if exc.errno == errno.EADDRINUSE else ""
@@ -65,7 +88,7 @@ def _bind_abstract(rundir: str) -> tuple[socket.socket | None, str]:
     return listener, ""
 
 
-def _bind_socket_file(rundir: str, group: str) -> socket.socket:
+def _bind_socket_file(rundir: str, group: str) -> _socket.socket:
     path = os.path.join(rundir, SOCKET_NAME)
     try:
         info = os.lstat(path)
@@ -74,7 +97,7 @@ def _bind_socket_file(rundir: str, group: str) -> socket.socket:
     if info is not None:
         if not stat.S_ISSOCK(info.st_mode):
             raise ControlSocketError(f"{path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         probe.settimeout(1.0)
         left_by = f"left by uid {info.st_uid} (mode {stat.S_IMODE(info.st_mode):04o})"
         try:
@@ -94,7 +117,7 @@ def _bind_socket_file(rundir: str, group: str) -> socket.socket:
             raise ControlSocketError(f"{path} is served by another running pyinit")
         finally:
             probe.close()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
     try:
         listener.bind(path)
@@ -108,6 +131,6 @@ def _bind_socket_file(rundir: str, group: str) -> socket.socket:
         os.chmod(path, 0o660)
     else:
         os.chmod(path, 0o600)
-    listener.listen(socket.SOMAXCONN)
+    listener.listen(_socket.SOMAXCONN)
     listener.setblocking(False)
     return listener

@@ -76,12 +76,13 @@ class ControlServer:
     def __init__(self, listener: socket.socket | ControlListeners, handlers: Handlers, group: str, timeout_ms: int,
                  tally: ControlTally | None = None) -> None:
         listeners = listener if isinstance(listener, ControlListeners) else ControlListeners(listener)
-        self.listener = listeners.file
+        file, abstract = listeners.upgraded()
+        self.listener = file
         # (listener, whether a peer outside our PID namespace is refused on it): on the abstract
         # address, reachable from the whole network namespace, it is.
-        self.listeners = [(listeners.file, False)]
-        if listeners.abstract is not None:
-            self.listeners.append((listeners.abstract, True))
+        self.listeners = [(file, False)]
+        if abstract is not None:
+            self.listeners.append((abstract, True))
         self.tally = tally or ControlTally(protocol.VERBS)
         self.handlers = handlers
         self.log = handlers.log

@@ -5,8 +5,8 @@ Nothing here performs I/O or reads a clock; times are monotonic seconds passed i
 
 from __future__ import annotations
 
+import _signal  # not signal: its own enums cost a millisecond of the start path
 import enum
-import signal
 
 # A death as one exit code: its home is base/terms; named here too, as the core's vocabulary
 # (policy, metrics and the stages take it from the model).
@@ -44,7 +44,7 @@ class ServiceSpec:
     notification_fd: int | None = None
     timeout_kill_ms: int | None = None  # None: the grace time applies; 0: never SIGKILL on down (s6)
     timeout_finish_ms: int = 5000  # 0: finish may run for ever (s6)
-    down_signal: int = signal.SIGTERM
+    down_signal: int = _signal.SIGTERM
     essential: bool = False
     crash: CrashPolicy = CrashPolicy()
     # True: the down-signal, SIGCONT and SIGKILL go to the process group, SIGKILL also at the grace

@@ -11,6 +11,7 @@ Standard library only beneath (proc/spawn): the start path must not load anyio.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Mapping
@@ -35,9 +36,10 @@ def spawn_run(spec: ServiceSpec, stdout: int, stderr: int, env: Mapping[bytes, b
 
 def can_prestart(spec: ServiceSpec) -> bool:
     """Whether the start path may start it as its runner would, with nothing said or set up first:
-    normally up, well defined, no readiness pipe (notification-fd) nor health check to watch from
-    its first moment, and no logger of its own (services.d/NAME/log: the pair starts together)."""
-    return (spec.normally_up and not spec.problems and spec.notification_fd is None and spec.health is None
+    normally up, well defined, no health check to run from its first moment, and no logger of its
+    own (services.d/NAME/log: the pair starts together). A readiness pipe (notification-fd) is made
+    here, and read by its runner once adopted: what was written meanwhile waits in it."""
+    return (spec.normally_up and not spec.problems and spec.health is None
             and not os.path.isdir(os.path.join(spec.directory, "log")))
 
 
@@ -45,8 +47,10 @@ class Prestarted:
     """A run script the start path started: its pid and pipes, and its exit if the reaper saw it
     before a runner took it (the reaper calls `exited` from its first reap on)."""
 
-    def __init__(self, pid: int, stdout: tuple[int, int], stderr: tuple[int, int], started: float) -> None:
+    def __init__(self, pid: int, stdout: tuple[int, int], stderr: tuple[int, int], started: float,
+                 notify: int | None = None) -> None:
         self.pid = pid
+        self.notify = notify  # the read end of its notification-fd pipe (None: it has none)
         self.started = started  # time.monotonic(), the loop's clock
         self.stdout = stdout  # (read end, write end): pyinit keeps both, as the runner's own pipes
         self.stderr = stderr
@@ -67,11 +71,20 @@ class Prestarted:
 
     def close(self) -> None:
         """Never adopted (the container stopped first): its pipes closed."""
-        for fd in (*self.stdout, *self.stderr):
+        for fd in (*self.stdout, *self.stderr, *(() if self.notify is None else (self.notify,))):
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def room_after(fd: int) -> bool:
+    """Whether `fd` leaves the loop half of the process's descriptors: its imports open a file each
+    and its runners make pipes of their own. Past that, services are left to their runners, which
+    meet a shortage as a failed start (a start path that took them all would leave PID 1 unable
+    to import its loop)."""
+    limit = os.sysconf("SC_OPEN_MAX")
+    return limit <= 0 or fd < limit // 2
 
 
 def prestart(spec: ServiceSpec, env: Mapping[bytes, bytes], stdout_to: int | None = None,
@@ -81,20 +94,22 @@ def prestart(spec: ServiceSpec, env: Mapping[bytes, bytes], stdout_to: int | Non
     if it fails again)."""
     made: list[int] = []
     started = time.monotonic()
+    extra: dict[int, int] = {}
     try:
         for _ in (1, 2):
             made.extend(os.pipe())
-        pid = spawn_run(spec, made[1] if stdout_to is None else stdout_to, made[3], env, stdin=stdin_from)
+        if spec.notification_fd is not None:  # as the runner makes it
+            made.extend(os.pipe())
+            extra[spec.notification_fd] = made[5]
+        if not room_after(max(made)):
+            raise OSError(errno.EMFILE, "left to its runner")
+        pid = spawn_run(spec, made[1] if stdout_to is None else stdout_to, made[3], env, extra, stdin=stdin_from)
     except OSError:
         for fd in made:
             os.close(fd)
         return None
-    return Prestarted(pid, (made[0], made[1]), (made[2], made[3]), started)
-
-
-
-def prestart_all(specs: list[ServiceSpec], env: Mapping[bytes, bytes]) -> dict[str, Prestarted]:
-    """Each of `specs` that can_prestart allows, started, in order; by name. (Two threads spawning
-    at once, each spawn waiting for its child's exec, were no faster on a 2-core machine.)"""
-    found = ((spec.name, prestart(spec, env)) for spec in specs if can_prestart(spec))
-    return {name: started for name, started in found if started is not None}
+    notify = None
+    if extra:
+        os.close(made[5])
+        notify = made[4]
+    return Prestarted(pid, (made[0], made[1]), (made[2], made[3]), started, notify)

@@ -358,6 +358,8 @@ class ServiceRunner:
             early, self._prestarted = self._prestarted, None
             pid = early.pid
             early.adopt(lambda code, sig: self.send(Exited(code, sig, pid)))
+            if early.notify is not None:
+                self._watch_readiness(pid, early.notify)
             return Spawned(pid, early.started)
         notify: tuple[int, int] | None = None
         extra: dict[int, int] = {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import stat
 from collections.abc import Callable, Iterable
 
@@ -97,6 +96,8 @@ HEALTH_NUMBERS = (("health-interval", "interval", parse_seconds), ("health-timeo
 
 def _local_addresses() -> frozenset[str]:
     """The pod's own addresses, for a health-http that is not on loopback (read only then)."""
+    import socket  # here: its enums would hold up the start path, which copies services.d
+
     import psutil
 
     return frozenset(address.address.split("%")[0] for addresses in psutil.net_if_addrs().values()
@@ -308,13 +309,36 @@ def _keep_attributes(path: str, info: os.stat_result, as_root: bool) -> None:
 
 
 def remove_tree(path: str) -> None:
-    """A previous copy (or a previous boot's link to /etc): removed without following a link."""
+    """A previous copy (or a previous boot's link to /etc): removed without following a link.
+    By hand rather than shutil.rmtree, whose import (bz2, lzma, fnmatch, re) the start path
+    would wait for; by descriptor as rmtree does, so a directory swapped for a link meanwhile
+    has the link removed, never what it points to."""
     if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
         os.unlink(path)
     elif os.path.isdir(path):
-        import shutil  # here: it brings bz2, lzma and fnmatch, and pyinit's start path copies services.d
+        parent = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _remove_entry(parent, os.path.basename(path), 0)
+        finally:
+            os.close(parent)
 
-        shutil.rmtree(path)
+
+def _remove_entry(parent: int, name: str, depth: int) -> None:
+    try:
+        directory = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        os.unlink(name, dir_fd=parent)  # a file, a link (to a directory, too): itself only
+        return
+    try:
+        if depth > MAX_COPY_DEPTH:
+            raise OSError(errno.ELOOP, f"nested more than {MAX_COPY_DEPTH} levels deep", name)
+        for entry in os.listdir(directory):
+            _remove_entry(directory, entry, depth + 1)
+    finally:
+        os.close(directory)
+    os.rmdir(name, dir_fd=parent)
 
 
 def copy_service(spec: ServiceSpec, root: str, settings: Settings) -> ServiceSpec:

@@ -10,12 +10,12 @@ a warning naming it (Settings.warnings).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 
 from ..base.terms import parse_signal_name
 
 TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from collections.abc import Callable, Mapping
     from dataclasses import dataclass as record
     from dataclasses import field, fields, replace
     from typing import Any, TypeVar

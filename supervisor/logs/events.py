@@ -17,22 +17,22 @@ is written, so no line is lost, reordered or rendered by anything but structlog.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 # Neither typing nor json (nor re, which both bring) is imported on pyinit's start path: events
 # are only recorded there; json and the line module come with the first rendering.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio  # imported where a burst is first logged: most processes never log one
+    from collections.abc import Callable
 
     from structlog.typing import EventDict, FilteringBoundLogger
+
+    Sink = Callable[[bytes], None]
 
 # S6_VERBOSITY: 0 errors only, 1 warnings, 2 (default) info, 3 and up debug.
 VERBOSITY_FLOOR = {0: 40, 1: 30, 2: 20}
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 TIME_KEY = "_pys6_logged_at"  # a replayed event's time of logging (renderers pop it)
-
-Sink = Callable[[bytes], None]
 
 
 def _stderr_sink(data: bytes) -> None:

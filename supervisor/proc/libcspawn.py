@@ -15,11 +15,14 @@ keeps os.posix_spawn.
 
 from __future__ import annotations
 
+import _signal  # not signal: its enums would bring enum onto the start path
 import ctypes
 import os
-import signal
 import sys
-from collections.abc import Mapping, Sequence
+
+TYPE_CHECKING = False  # collections.abc's import brings collections' (a millisecond of the start path)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 _SETSIGDEF = 0x04  # glibc's and musl's values (spawn.h)
 _SETSIGMASK = 0x08
@@ -51,7 +54,7 @@ def _every_signal() -> bytes:
     """A sigset_t with each signal the kernel lets a process reset: 1 to 64 but SIGKILL and SIGSTOP."""
     mask = 0
     for signum in range(1, 65):
-        if signum not in (signal.SIGKILL, signal.SIGSTOP):
+        if signum not in (_signal.SIGKILL, _signal.SIGSTOP):
             mask |= 1 << (signum - 1)
     return mask.to_bytes(8, sys.byteorder).ljust(_SIGSET, b"\0")  # one word, as the kernel's
 

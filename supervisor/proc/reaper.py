@@ -8,16 +8,17 @@ Nothing else may reap: no asyncio child watcher, no Popen.wait/poll.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # imported where first needed: pyinit's start path runs before anyio is loaded
+    from collections.abc import Callable
+
     import anyio
 
-PR_SET_CHILD_SUBREAPER = 36
+    ExitCallback = Callable[[int | None, int | None], None]  # exit code, signal number
 
-ExitCallback = Callable[[int | None, int | None], None]  # exit code, signal number
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def become_subreaper() -> None:

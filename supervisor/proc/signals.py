@@ -18,16 +18,19 @@ harmless (it already holds a wake-up), so CPython is told not to report it.
 
 from __future__ import annotations
 
-import signal
-import socket
-from collections.abc import Callable, Iterable
+import _signal  # not signal and socket: their enums would bring enum onto the start path
+import _socket
 from types import FrameType, TracebackType
 
+TYPE_CHECKING = False  # collections.abc's import brings collections' (a millisecond of the start path)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
 DRAIN_SIZE = 4096
-HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+HANDLED_SIGNALS = (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGHUP)
 # S6_CMD_RECEIVE_SIGNALS: what s6-overlay diverts to the main program while it runs.
-DIVERTED_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGPWR, signal.SIGWINCH)
+DIVERTED_SIGNALS = (_signal.SIGTERM, _signal.SIGQUIT, _signal.SIGINT, _signal.SIGUSR1, _signal.SIGUSR2,
+                    _signal.SIGPWR, _signal.SIGWINCH)
 
 
 class SignalReceiver:
@@ -41,7 +44,7 @@ class SignalReceiver:
         self._pending: dict[int, None] = {}  # an ordered set: each signal once, in order of arrival
         self._previous_handlers: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
         self._previous_wakeup_fd = -1
-        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read, self._wake_write = _socket.socketpair()
         for end in (self._wake_read, self._wake_write):
             end.setblocking(False)
 
@@ -58,25 +61,25 @@ class SignalReceiver:
 
     def __enter__(self) -> SignalReceiver:
         # No signal may come between the swap of handlers and the wakeup fd: block them meanwhile.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
+        blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, self._signals)
         try:
-            self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_write.fileno(), warn_on_full_buffer=False)
+            self._previous_wakeup_fd = _signal.set_wakeup_fd(self._wake_write.fileno(), warn_on_full_buffer=False)
             for signum in self._signals:
-                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-                signal.siginterrupt(signum, False)  # SA_RESTART, as asyncio does: no EINTR elsewhere
+                self._previous_handlers[signum] = _signal.signal(signum, self._on_signal)
+                _signal.siginterrupt(signum, False)  # SA_RESTART, as asyncio does: no EINTR elsewhere
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self._signals)
+        blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, self._signals)
         try:
             for signum, handler in self._previous_handlers.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-            signal.set_wakeup_fd(self._previous_wakeup_fd)
+                _signal.signal(signum, handler if handler is not None else _signal.SIG_DFL)
+            _signal.set_wakeup_fd(self._previous_wakeup_fd)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
         self._wake_read.close()
         self._wake_write.close()
 
@@ -101,7 +104,7 @@ class SignalReceiver:
         if self._pending:
             await anyio.lowlevel.checkpoint()  # a flood of signals must not starve the rest of the loop
         while not self._pending:
-            await anyio.wait_readable(self._wake_read)
+            await anyio.wait_readable(self._wake_read.fileno())
             self._drain()
         signum = next(iter(self._pending))
         del self._pending[signum]  # arriving again from here on, it is recorded again

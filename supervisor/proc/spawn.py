@@ -14,9 +14,8 @@ life and is driven by callbacks, so core/service uses `spawn` and the reaper its
 
 from __future__ import annotations
 
+import _signal  # not signal: its enums would bring enum onto the start path
 import os
-import signal
-from collections.abc import Callable, Mapping, Sequence
 
 # A failed exec's exit code: its home is base/terms, named here too for the callers of spawn.
 from ..base.terms import exec_failure_code as exec_failure_code
@@ -24,6 +23,7 @@ from . import libcspawn
 
 TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # not imported: pyinit's start path spawns before anyio is loaded (container/early)
+    from collections.abc import Callable, Mapping, Sequence
     from dataclasses import dataclass as record
     from typing import Protocol
 
@@ -33,7 +33,7 @@ else:
 
 # Signals a child must not inherit as ignored (Python ignores SIGPIPE and SIGXFSZ), where
 # libcspawn cannot be used: os.posix_spawn cannot name 32 and 33.
-_DEFAULT_SIGNALS = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
+_DEFAULT_SIGNALS = tuple(s for s in _signal.valid_signals() if s not in (_signal.SIGKILL, _signal.SIGSTOP))
 _home_fd: int | None = None
 
 

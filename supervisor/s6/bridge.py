@@ -25,17 +25,19 @@ from ..control.protocol import SIGNAL_LETTERS, STATE_LETTERS
 from ..core.model import ServiceSpec, ServiceState
 from ..core.services import ServiceTable, Signal, StateChange
 from ..logs.events import Logger
-from . import layout as s6layout
 from . import status as s6status
 from .layout import Layout
-from .supervisedir import ControlFifos, SuperviseDir
+from .supervisedir import ControlFifos, SuperviseDir, make_supervise_dir
 
 
 class S6Bridge:
     """Listens to the table (a service started, changed, changed its down file) and serves the FIFOs."""
 
-    def __init__(self, table: ServiceTable, layout: Layout, log: Logger) -> None:
+    def __init__(self, table: ServiceTable, layout: Layout, log: Logger,
+                 prepared: dict[str, SuperviseDir] | None = None) -> None:
+        """`prepared`: directories the start path made before it started their services (container/early)."""
         self.table = table
+        self._prepared = dict(prepared or {})
         self.layout = layout
         self.log = log
         self.supervise_dirs: dict[str, SuperviseDir] = {}
@@ -54,14 +56,13 @@ class S6Bridge:
     def make_supervise_dir(self, spec: ServiceSpec) -> None:
         if self._closed:
             return
-        scandir, *others = self.layout.scandirs
+        directory = self._prepared.pop(spec.name, None)
         try:
-            directory = SuperviseDir(spec, scandir, in_place=self.layout.runs_from_copy(spec.directory))
-            for other in others:
-                s6layout.link_into(other, spec.name, directory.path)
+            if directory is None:
+                directory = make_supervise_dir(spec, self.layout)
         except OSError as exc:
             self.log.warning("s6's supervise interface cannot be made: s6-svc and s6-svstat will not reach it",
-                             service=spec.name, directory=os.path.join(scandir, spec.name),
+                             service=spec.name, directory=os.path.join(self.layout.scandirs[0], spec.name),
                              reason=exc.strerror or str(exc))
             return
         self.supervise_dirs[spec.name] = directory
@@ -134,6 +135,9 @@ class S6Bridge:
         """What s6-supervise does as it exits, for every service: an 'x' event, the lock released."""
         self._closed = True
         self.control_fifos.close()
+        for directory in self._prepared.values():  # their services never started (a stop came first)
+            directory.close()
+        self._prepared.clear()
         for directory in self.supervise_dirs.values():
             self.control_fifos.forget(directory)
             directory.close()

@@ -25,9 +25,12 @@ program PWD=<workdir> and OLDPWD=/ (rc.init's `cd`). Services and longruns get n
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from ..base.environ import exec_environment
+
+TYPE_CHECKING = False  # collections.abc's import brings collections' (a millisecond of the start path)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 METRICS_DIR_VARIABLE = b"PYS6_METRICS_DIR"
 __all__ = ["ChildEnvironment", "container_environment", "exec_environment", "main_program_environment", "shell_pwd"]

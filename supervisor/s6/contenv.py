@@ -23,11 +23,16 @@ reader never holds more than about MAX_TOTAL_BYTES of values, whatever is writte
 Standard library only: with-contenv and printcontenv import this.
 """
 
+from __future__ import annotations
+
 import errno
 import heapq
 import os
 import stat
-from collections.abc import Iterable, Mapping
+
+TYPE_CHECKING = False  # collections.abc's import brings collections' (a millisecond of the start path)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 S6_CONTAINER_ENVIRONMENT = "/run/s6/container_environment"
 DIRECTORY_NAME = "container_environment"  # under $PYS6_RUNDIR

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 
 from .contenv import DIRECTORY_NAME, S6_CONTAINER_ENVIRONMENT, write_environment
 
 TYPE_CHECKING = False  # typing's own costs the start path its import (and re's)
 if TYPE_CHECKING:  # mypy reads real dataclasses; the start path builds them without importing dataclasses
+    from collections.abc import Mapping
     from dataclasses import dataclass as record
     from dataclasses import field
 else:
@@ -314,9 +314,9 @@ def s6_command_needing_run(environ: Mapping[str, str]) -> str | None:
     """The image's own s6-overlay with-contenv on PATH (it reads /run/s6/container_environment
     and nothing else), or None where there is none or it is pys6's (which finds the runtime
     directory's)."""
-    import shutil  # here, not on the start path's way (it brings fnmatch, bz2, lzma)
+    from ..base.environ import find_program
 
-    found = shutil.which("with-contenv", path=environ.get("PATH", os.defpath))
+    found = find_program("with-contenv", environ.get("PATH", os.defpath))
     if found is None or os.path.basename(os.path.realpath(found)) == "pys6-with-contenv":
         return None
     return found

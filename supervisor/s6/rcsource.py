@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import stat
 
+from ..base.environ import find_program
+
 USER_SUFFIX = ".user"  # s6-rc-compile's name for a pipelined longrun's own run and finish
 WRAPPER = """#!/bin/sh
 # s6-rc-compile's layout: a pipelined longrun's own script is {name}.user. pyinit runs
@@ -43,22 +45,18 @@ def command_line(text: str, name: str, execlineb: str | None) -> list[str]:
 
 
 def find_execlineb(path: str | None = None) -> str | None:
-    """execlineb on PATH (shutil.which's answer, without shutil's imports), or None."""
-    for directory in (os.environ.get("PATH", os.defpath) if path is None else path).split(os.pathsep):
-        candidate = os.path.join(directory or ".", "execlineb")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """execlineb on PATH, or None."""
+    return find_program("execlineb", path)
 
 
 def compile_longrun(source: str, destination: str, pipelined: bool = False) -> None:
     """A copy of the source directory to run from, run and finish executable (s6-rc-compile's);
     `pipelined`: they become run.user and finish.user, with a wrapper run and finish beside them."""
-    import shutil  # here: it brings bz2, lzma and fnmatch
+    from ..core.servicedir import copy_tree, remove_tree  # not shutil's: its imports would hold up the start
 
-    if os.path.lexists(destination):
-        shutil.rmtree(destination)
-    shutil.copytree(source, destination, symlinks=True)
+    remove_tree(destination)
+    os.makedirs(os.path.dirname(destination), 0o755, exist_ok=True)
+    copy_tree(source, destination)
     for name in ("run", "finish"):
         path = os.path.join(destination, name)
         if not os.path.isfile(path):

@@ -17,24 +17,47 @@ finish and data; pyinit writes nothing into the service's own directory.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
-
-import anyio
-import anyio.lowlevel
 
 from ..core.model import ServiceSpec
 from ..logs.events import Logger
-from .layout import link_into
+from .layout import Layout, link_into
+
+TYPE_CHECKING = False  # the start path makes a service's directory before the loop's modules exist
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Awaitable, Callable
+
+    import anyio
 
 EVENT_PREFIX = "ftrig1:@"
 EVENT_NAME_LENGTH = 39
 LINKED = ("run", "finish", "data", "env", "timeout-kill", "timeout-finish", "down-signal", "max-death-tally")
 MAX_CONTROL_READ = 512
 MAX_PENDING_LETTERS = 4096  # read, not yet applied: beyond this the FIFOs wait, and so do their writers
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    import asyncio
+
+    return asyncio.get_running_loop()
+
+
+def make_supervise_dir(spec: ServiceSpec, layout: Layout) -> SuperviseDir:
+    """`spec`'s directory in the shape s6-supervise keeps, before its run starts (as s6-supervise
+    makes it first: a run script's `s6-svok .` or s6-notifyoncheck finds it), and its entry in
+    every scan directory. OSError: it cannot be made."""
+    scandir, *others = layout.scandirs
+    directory = SuperviseDir(spec, scandir, in_place=layout.runs_from_copy(spec.directory))
+    try:
+        for other in others:
+            link_into(other, spec.name, directory.path)
+    except OSError:
+        directory.close()
+        raise
+    return directory
 
 
 class SuperviseDir:
@@ -197,11 +220,11 @@ class ControlFifos:
             return
         self._watched[directory.control_fd] = directory
         if not self._paused:
-            asyncio.get_running_loop().add_reader(directory.control_fd, self._on_readable, directory)
+            _loop().add_reader(directory.control_fd, self._on_readable, directory)
 
     def forget(self, directory: SuperviseDir) -> None:
         if self._watched.pop(directory.control_fd, None) is not None and not self._paused:
-            asyncio.get_running_loop().remove_reader(directory.control_fd)
+            _loop().remove_reader(directory.control_fd)
 
     def close(self) -> None:
         """No FIFO is read any more and what was read is dropped: the container is exiting, and a
@@ -216,12 +239,12 @@ class ControlFifos:
     def _pause(self) -> None:
         self._paused = True
         for fd in self._watched:
-            asyncio.get_running_loop().remove_reader(fd)
+            _loop().remove_reader(fd)
 
     def _resume(self) -> None:
         self._paused = False
         for fd, directory in self._watched.items():
-            asyncio.get_running_loop().add_reader(fd, self._on_readable, directory)
+            _loop().add_reader(fd, self._on_readable, directory)
 
     def _on_readable(self, directory: SuperviseDir) -> None:
         try:
@@ -246,6 +269,9 @@ class ControlFifos:
         needs no waiting (a signal to a down service) is applied without yielding, and the next
         read has always set the event again by the time anyio tries to deliver a cancellation, so
         the services' task group, and PID 1's exit with it, waited for as long as a writer wrote."""
+        import anyio
+        import anyio.lowlevel
+
         while not self._closed:
             if self._paused and len(self._pending) < MAX_PENDING_LETTERS // 2:
                 self._resume()
