@@ -47,12 +47,14 @@ def test_any_chunking_gives_back_the_same_lines(lines, data):
 
 def test_text_formatter_prefixes_every_line_keeping_bytes():
     fmt = text_formatter(b"[svc] ")
-    assert fmt(b"a\n\xff\xfe\n\n") == b"[svc] a\n[svc] \xff\xfe\n[svc] \n"
+    assert fmt(b"a\n\xff\xfe\n\n") == (b"[svc] a\n[svc] \xff\xfe\n[svc] \n", 3)
 
 
 def test_json_formatter_makes_one_object_per_line_even_for_bad_utf8():
     fmt = json_formatter("svc", "stderr")
-    records = [json.loads(line) for line in fmt(b"hello\n\xff\n").decode().splitlines()]
+    out, count = fmt(b"hello\n\xff\n")
+    assert count == 2
+    records = [json.loads(line) for line in out.decode().splitlines()]
     assert records[0] == {"service": "svc", "stream": "stderr", "message": "hello"}
     assert records[1]["message"] == "\\xff"
 
@@ -62,7 +64,7 @@ def test_a_crlf_ending_is_a_plain_newline_but_a_carriage_return_inside_a_line_is
 
     block = b"Server listening\r\nok\r[sshd] forged\r\nlast\r\n"
     assert text_formatter(b"[sshd] ")(block) == (
-        b"[sshd] Server listening\n[sshd] ok\\x0d[sshd] forged\n[sshd] last\n")
+        b"[sshd] Server listening\n[sshd] ok\\x0d[sshd] forged\n[sshd] last\n", 3)
 
 
 def ring_of_lines(blocks: list[tuple[str, bytes]], max_lines: int, max_bytes: int) -> list[tuple[str, bytes]]:
@@ -96,3 +98,13 @@ def test_a_busy_log_keeps_only_a_bounded_number_of_blocks():
         recent.add_block("stdout", block)
     assert len(recent._blocks) <= 3  # 128 KiB of 60-byte lines: two blocks and the one being trimmed
     assert len(recent) == 1000 and recent.tail(1)[0][1].startswith(b"line 000999")
+
+
+def test_the_count_a_formatter_gives_is_the_number_of_lines_whatever_they_hold():
+    from supervisor.logs.lines import json_formatter, text_formatter
+
+    blocks = [b"a\n", b"\n\n\n", b"x" * 70000 + b"\n", b"ok\r\nbad\x1b[2Jline\n\xe2\x80\xa8sep\n", b"\xc2\x85nel\n" * 9]
+    for block in blocks:
+        for fmt in (text_formatter(b"[svc] "), text_formatter(b""), json_formatter("svc", "stdout")):
+            out, count = fmt(block)
+            assert count == block.count(b"\n") == out.count(b"\n"), (block[:40], fmt)

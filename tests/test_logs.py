@@ -123,3 +123,28 @@ def test_supervisor_events_do_not_interleave_with_service_lines_on_stderr(pod: P
     for line in pod.stderr().splitlines():
         assert line.startswith("[noisy] noisy-err-") or line.startswith("[pyinit] "), line
 
+
+
+def _pipe_size(pid: int, fd: int) -> int:
+    import fcntl
+
+    with open(f"/proc/{pid}/fd/{fd}", "rb", buffering=0) as pipe:  # the same pipe, a new descriptor
+        return fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032))
+
+
+def test_a_flooding_service_gets_a_larger_pipe_and_a_quiet_one_keeps_its_own(pod: Pod):
+    """A stdout found full at a read grows to GROWN_PIPE, for at most GROWN_PIPES services at once."""
+    from supervisor.logs.pipe import GROWN_PIPE, GROWN_PIPES
+
+    for i in range(GROWN_PIPES + 2):
+        pod.service(f"flood{i}", f'echo "$$" > "$STATE/flood{i}"; seq 1 200000; exec sleep 1000')
+    pod.service("quiet", 'echo "$$" > "$STATE/quiet"; echo one line; exec sleep 1000')
+    pod.start()
+    pids = {name: pod.host_pid(wait_for(lambda name=name: read_int(pod, name), what=name))
+            for name in [f"flood{i}" for i in range(GROWN_PIPES + 2)] + ["quiet"]}
+    wait_for(lambda: pod.stdout().count("\n") >= (GROWN_PIPES + 2) * 200000 + 1, 60, "every line")
+    assert _pipe_size(pids["quiet"], 1) == 65536
+    sizes = [_pipe_size(pids[f"flood{i}"], 1) for i in range(GROWN_PIPES + 2)]
+    assert set(sizes) <= {65536, GROWN_PIPE} and 0 < sizes.count(GROWN_PIPE) <= GROWN_PIPES, sizes
+    assert _pipe_size(pids["flood0"], 2) == 65536  # its stderr said nothing
+    assert pod.stop() == 0

@@ -37,10 +37,10 @@ def run_formatter(state: JobState, run: int, iteration: int, stream: str, log_fo
     line = line_template("info", {"channel": stream, **spec.log_fields(iteration)}, as_json)
     errors = "replace" if as_json else "surrogateescape"  # Go: U+FFFD in JSON, \xNN in text
 
-    def format_block(block: bytes) -> bytes:
+    def format_block(block: bytes) -> tuple[bytes, int]:
         when = datetime.now().astimezone()
         lines = [line(text.decode("utf-8", errors), when) for text in block[:-1].split(b"\n")]
-        return ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+        return ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace"), len(lines)
 
     return format_block
 

@@ -17,7 +17,10 @@ READ_SIZE = 65536
 MAX_LINE = 65536  # longer lines are cut into pieces
 CUT_MARK = b" [...]"  # ends every piece of a cut line but the last
 
-Formatter = Callable[[bytes], bytes]
+# Whole lines (each ending in \n) -> what is written for them, and how many they were: a count
+# the formatter gets for nothing (a text block's grows by one prefix a line), where counting
+# them again would cost a second pass over every block.
+Formatter = Callable[[bytes], tuple[bytes, int]]
 
 
 # What could make a line display as another's: C0 controls but TAB and the line's
@@ -25,6 +28,9 @@ Formatter = Callable[[bytes], bytes]
 # escape sequence but SGR (colours survive), C1 controls in UTF-8 (NEL...) and
 # U+2028/U+2029. Each is written as a visible escape: \\x0d, \\x1b, \\u2028.
 _SUSPECT = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, 0xC2, 0xE2])
+# Every suspect byte to 0 (0 is one), every other to itself: one translate and one memchr find a
+# suspect byte in a block faster than a translate that deletes them (no search for each deleted).
+_TO_ZERO = bytes(0 if byte in _SUSPECT else byte for byte in range(256))
 
 
 @functools.cache
@@ -52,7 +58,7 @@ def displayable(text: bytes) -> bytes:
     (0xC2 and 0xE2 lead many ordinary UTF-8 characters, so they only send a block
     to the slow path, which leaves them be).
     """
-    if len(text.translate(None, _SUSPECT)) == len(text):
+    if text.translate(_TO_ZERO).find(0) < 0:
         return text
     return _display_hazard().sub(_escape, text)
 
@@ -61,8 +67,12 @@ def text_formatter(prefix: bytes) -> Formatter:
     """`block` holds whole lines, each ending in \\n; return them prefixed, each displayable as itself."""
     joined = b"\n" + prefix
 
-    def format_block(block: bytes) -> bytes:
-        return prefix + displayable(block[:-1]).replace(b"\n", joined) + b"\n"
+    def format_block(block: bytes) -> tuple[bytes, int]:
+        shown = displayable(block)
+        out = prefix + shown[:-1].replace(b"\n", joined) + b"\n"
+        if shown is block:  # unchanged: it grew by one prefix a line
+            return out, (len(out) - len(block)) // len(prefix) if prefix else block.count(b"\n")
+        return out, block.count(b"\n")
 
     return format_block
 
@@ -70,12 +80,12 @@ def text_formatter(prefix: bytes) -> Formatter:
 def record_formatter(**fields: object) -> Formatter:
     """JSON lines: each line of the block as {**fields, "message": line} (invalid UTF-8 as \\xNN)."""
 
-    def format_block(block: bytes) -> bytes:
+    def format_block(block: bytes) -> tuple[bytes, int]:
         out = []
         for line in block[:-1].split(b"\n"):
             record = {**fields, "message": line.decode("utf-8", "backslashreplace")}
             out.append(json.dumps(record, ensure_ascii=False))
-        return ("\n".join(out) + "\n").encode("utf-8", "backslashreplace")
+        return ("\n".join(out) + "\n").encode("utf-8", "backslashreplace"), len(out)
 
     return format_block
 
@@ -109,6 +119,10 @@ class LineSplitter:
         if len(chunk) > self.max_line:
             step = self.max_line
             return b"".join(self.feed(chunk[i : i + step]) for i in range(0, len(chunk), step))
+        if not self.tail:  # the usual case, a read that began at a line's start: no copy of the whole
+            end = chunk.rfind(b"\n") + 1
+            self.tail = chunk[end:]
+            return chunk if end == len(chunk) else chunk[:end]
         first_newline = chunk.find(b"\n")
         if first_newline < 0:
             pieces, self.tail = self._cut(self.tail + chunk)

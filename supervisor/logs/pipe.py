@@ -27,16 +27,27 @@ The lines are still counted and kept for pysvstat --log.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 
 from .lines import MAX_LINE, READ_SIZE, Formatter, LineSplitter, RecentLines
 from .writer import OutputWriter
 
 DRAIN_CHUNKS = 16  # a dead writer left at most a pipe's capacity; more comes from others
+# A pipe found full at a read (a chatty service: its writes were waiting for us) grows, once, to
+# this: each wake-up then finds a whole read's worth, and the service blocks less (pyinit spent
+# some 15 % less CPU on a flood). Only such pipes, and at most GROWN_PIPES of them at a time: the
+# kernel counts every pipe's pages against its user (fs.pipe-user-pages-soft, 64 MiB by default),
+# and a user past that limit gets one-page pipes everywhere. Past fs.pipe-max-size it stays as is.
+GROWN_PIPE = 1024 * 1024
+GROWN_PIPES = 8
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 RAW_HOLD = 0.25  # seconds an unfinished line waits for its newline before it goes out as it is (raw)
 
 
 class LogPipe:
+    grown = 0  # pipes grown to GROWN_PIPE and not closed yet, all services' together
+
     def __init__(
         self,
         writer: OutputWriter,
@@ -59,6 +70,7 @@ class LogPipe:
         self._keep_write_end = keep_write_end
         self._recent = recent  # the last lines, for pysvstat --log and forensics
         self._stream = "stdout" if target_fd == 1 else "stderr"
+        self._grown = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reading = False
         self.lines = 0  # merged so far, for the metrics
@@ -93,13 +105,15 @@ class LogPipe:
 
     def _emit(self, lines: bytes) -> None:
         if lines:
-            count = lines.count(b"\n")
+            if self._format is not None:
+                out, count = self._format(lines)
+                self._writer.write_nowait(self._target_fd, out)
+            else:
+                count = lines.count(b"\n")
             self.lines += count
             self.bytes += len(lines)
             if self._recent is not None:
                 self._recent.add_block(self._stream, lines, count)
-            if self._format is not None:
-                self._writer.write_nowait(self._target_fd, self._format(lines))
 
     def _pass_raw(self, chunk: bytes) -> None:
         """Raw: write what `chunk` completes, up to its last newline; hold the rest (RAW_HOLD)."""
@@ -154,6 +168,13 @@ class LogPipe:
             self._flush()
             self.close()
             return False
+        if len(chunk) == READ_SIZE and not self._grown and LogPipe.grown < GROWN_PIPES:
+            try:
+                fcntl.fcntl(self.read_fd, F_SETPIPE_SZ, GROWN_PIPE)
+                self._grown = True
+                LogPipe.grown += 1
+            except OSError:
+                pass  # EPERM past the user's pipe pages or fs.pipe-max-size: it stays as it is
         self._take(chunk)
         return True
 
@@ -167,6 +188,9 @@ class LogPipe:
     def close(self) -> None:
         self._release()  # lose nothing, even an unfinished line
         self._pause()
+        if self._grown:
+            self._grown = False
+            LogPipe.grown -= 1
         if self.read_fd >= 0:
             os.close(self.read_fd)
             self.read_fd = -1
