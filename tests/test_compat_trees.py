@@ -148,8 +148,9 @@ def test_a_linuxserver_style_base_image_boots_with_its_secret_and_its_user(image
     # with-contenv gave the service the secret a cont-init script wrote; s6-setuidgid made it abc,
     # whom the first cont-init script gave PUID and PGID
     assert seen == "uid=1000 gid=1000 password=hunter2 tz=Europe/London\n", image.output()[-2000:]
+    # the lines come once the loop is up, which may be after the start path started the app
+    wait_for(lambda: "User UID:    1000" in image.output(), 30, f"the boot's lines\n{image.output()[-2000:]}")
     assert "[cont-init.d/20-envfile] [env-init] DB_PASSWORD set from FILE__DB_PASSWORD" in image.output()
-    assert "User UID:    1000" in image.output()
     assert "fatal" not in image.output() and "mode=pid1" in image.output()
     assert image.stop() == 0
 
