@@ -165,6 +165,21 @@ def test_the_scripts_after_the_first_run_while_pyinit_imports_and_are_said_in_or
     assert pod.stop() == 0
 
 
+def test_a_script_that_fills_its_pipe_before_the_loop_exists_is_drained_and_loses_nothing(pod: Pod):
+    """Four pipes' worth from the first script, more than its pipe holds before anything reads it:
+    it blocks until the start path, after IDLE_MS, starts the imports and the loop drains it."""
+    pod.script("cont-init.d/10-chatty", 'seq -f "chatty %.0f" 1 40000\n')
+    pod.script("cont-init.d/20-next", 'echo "next ran" > "$STATE/next"\n')
+    pod.service("svc", 'echo up > "$STATE/svc"; exec sleep 60\n')
+    pod.start()
+    wait_for(lambda: pod.read_state("svc"), 30, "the service")
+    assert pod.read_state("next") == "next ran\n"
+    wait_for(lambda: pod.stdout().count("[cont-init.d/10-chatty] chatty") >= 40000, 30, "every line")
+    lines = [line for line in pod.stdout().splitlines() if line.startswith("[cont-init.d/10-chatty] ")]
+    assert lines == [f"[cont-init.d/10-chatty] chatty {i}" for i in range(1, 40001)]
+    assert pod.stop() == 0
+
+
 def test_a_dependency_chain_too_deep_to_follow_leaves_the_start_to_the_loop():
     """A chain of s6-rc services deeper than Python's recursion: no head start, never a RecursionError."""
     from supervisor.container.early import everything_waits_for_cont_init
