@@ -198,6 +198,17 @@ def test_an_essential_service_that_bails_stops_the_container_with_its_code():
     assert EssentialBailed(128 + signal.SIGSEGV) in actions
 
 
+def test_a_service_the_start_path_started_is_up_since_then_and_paced_from_its_adoption():
+    """Adopted at 5.0, started at 2.0 and dead before the loop saw it: up since 2.0 (status), and
+    its next start 1 s after the adoption, not at once as if it had been ready 3 s: its late
+    finish gets its full second."""
+    state, _ = step(ServiceState(), Boot(), 5.0)
+    state, _ = step(state, Spawned(100, 2.0), 5.0)
+    assert state.since == 2.0 and state.ready_at == 5.0 and state.last_start == 5.0
+    state, _ = step(state, Exited(3, None), 5.0)
+    assert state.phase is Phase.WAITING and state.deadline == 6.0
+
+
 def test_up_command_clears_a_bail_and_starts_again():
     spec = replace(SPEC, crash=CrashPolicy(1, 60.0))
     state = up(0.0, spec=spec)

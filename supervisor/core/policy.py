@@ -173,7 +173,12 @@ def _on_boot(spec: ServiceSpec, state: ServiceState, event: Boot, now: float, gr
 
 
 def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: float, grace: float) -> Result:
-    now = now if event.at is None else min(now, event.at)  # started by the start path, adopted now
+    # Started by the start path and adopted now: up since its real start, but ready (for the
+    # restart rule) and paced from now, the loop's first sight of it. One that died before the
+    # loop existed is seen dead only now, and its finish runs only now: that finish (s6-overlay's
+    # `exec halt` after writing the exit code) gets its full second before a restart, as under
+    # s6-supervise, which ran it at once; a death seen late is no sign of a long readiness.
+    started = now if event.at is None else min(now, event.at)
     # With a health check and no notification-fd, its first passing check makes it ready (core/health).
     ready_at = now if spec.notification_fd is None and spec.health is None else None
     state = replace(
@@ -182,7 +187,7 @@ def _on_spawned(spec: ServiceSpec, state: ServiceState, event: Spawned, now: flo
         pid=event.pid,
         pgid=event.pid,
         started=True,
-        since=now,
+        since=started,
         last_start=now,
         ready_at=ready_at,
         stopping=False,
