@@ -262,35 +262,42 @@ def _import_the_loop(running: Callable[[], list[int]], services: Callable[[], li
     # this thread waits in poll (a child's exit is acted on within half a millisecond of imports),
     # long while it carries on (its work is not cut into slices shared with the imports).
     switch = sys.getswitchinterval()
-    importing = imported = service_exited = blind = False
+    importing = imported = service_exited = False
     watched: dict[int, int] = {}  # pid -> its pidfd: the scripts carry_on waits for
-    serving: dict[int, int] = {}  # fd -> pid: the services started here, until one exits
+    serving: dict[int, int] = {}  # pid -> its pidfd: the services started here, until one exits
+    # each pid is watched once: one that carry_on leaves to the loop stays a readable zombie, and one
+    # whose pidfd cannot be had (ENOSYS before Linux 5.3, EMFILE) is the loop's to see
+    seen: set[int] = set()
     waiting = select.poll()  # not select(): a thousand services' pipes put these fds past 1,024
     waiting.register(done_read, select.POLLIN)
 
-    def watch(pids: list[int], into: dict[int, int], by_fd: bool) -> bool:
+    def watch(pids: list[int], into: dict[int, int]) -> bool:
         """Each new pid's pidfd polled; False when one is gone already (reaped meanwhile)."""
         for pid in pids:
-            if pid in (into.values() if by_fd else into):
+            if pid in seen:
                 continue
+            seen.add(pid)
             try:
-                fd = os.pidfd_open(pid)
+                into[pid] = os.pidfd_open(pid)
             except OSError:
                 return False
-            if by_fd:
-                into[fd] = pid
-            else:
-                into[pid] = fd
-            waiting.register(fd, select.POLLIN)
+            waiting.register(into[pid], select.POLLIN)
         return True
+
+    def forget(into: dict[int, int], ready: set[int]) -> bool:
+        """The pidfds of `into` in `ready` closed; whether there was one."""
+        gone = [pid for pid, fd in into.items() if fd in ready]
+        for pid in gone:
+            waiting.unregister(into[pid])
+            os.close(into.pop(pid))
+        return bool(gone)
 
     try:
         while True:
-            if not watch(running(), watched, False):
+            if not watch(running(), watched):
                 carry_on()  # gone already (reaped meanwhile): carry_on sees it
-                blind = not watch(running(), watched, False) or blind  # no pidfds (a kernel before 5.3)
-            service_exited = not watch(services(), serving, True) or service_exited
-            wanted = not watched or service_exited or blind or needs_the_loop()
+            service_exited = not watch(services(), serving) or service_exited
+            wanted = not watched or service_exited or needs_the_loop()
             if imported and (wanted or failure):
                 break
             if not importing and wanted:
@@ -306,18 +313,11 @@ def _import_the_loop(running: Callable[[], list[int]], services: Callable[[], li
             if done_read in ready:
                 imported = True
                 waiting.unregister(done_read)
-            for fd in ready & set(serving):
-                waiting.unregister(fd)
-                os.close(fd)
-                del serving[fd]
-                service_exited = True
-            for pid, fd in list(watched.items()):
-                if fd in ready:
-                    waiting.unregister(fd)
-                    os.close(watched.pop(pid))
+            service_exited = forget(serving, ready) or service_exited
+            forget(watched, ready)
             carry_on()
     finally:
-        for fd in (*watched.values(), *serving):
+        for fd in (*watched.values(), *serving.values()):
             os.close(fd)
         if importing and not imported:  # carry_on raised: the thread's end first, so that its write finds its pipe
             os.read(done_read, 1)
