@@ -120,8 +120,10 @@ KNOWN = [
     Known("rc-side-by-side", "rc-graph: s6-rc starts early-once and early-two (no dependency) at its change, "
           "cont-init.d once fix-attrs is done; on a loaded machine s6-overlay's fix-attrs (execline, s6 tools) or "
           "pyinit's spawns take longer than early-once's 0.3 s hold, so which of the side-by-side ones stamps first "
-          "is load's, under either init", cases="rc-graph.*", label="order",
-          key=r"(rc:early-(once|two):up|script:/etc/s6-overlay/scripts/early-(once|two)) / .*", racy=True),
+          "is load's, under either init; so is where they fall against cont-init.d's second script (s6-overlay once "
+          "started early-once more than 0.6 s after 10-first, under a fresh clone's full run)", cases="rc-graph.*",
+          label="order", key=r"(rc:early-(once|two):up|script:/etc/s6-overlay/scripts/early-(once|two)) / .*"
+          r"|.* / (rc:early-(once|two):up|script:/etc/s6-overlay/scripts/early-(once|two))", racy=True),
     Known("bare-user2-late", "lsio-code-server, pys6-bare, on a loaded machine: user2's ci-service-check waits for "
           "legacy-services, after svc-code-server's readiness, which pys6's s6-notifyoncheck (Python) polls; "
           "more than QUIET (1.5 s) without a new fact and the driver stops the boot before it ran",
