@@ -303,6 +303,21 @@ def test_readiness_written_before_the_loop_is_read_by_the_runner_that_adopts_the
     assert pod.stop() == 0
 
 
+def test_a_chatty_service_beside_a_chain_of_short_scripts_calls_the_loop_in_to_read_it(pod: Pod):
+    """An s6-rc longrun started beside cont-init.d writes more than its pipe holds, while thirty
+    short scripts run one after the other (each under IDLE_MS): half a pipe unread calls the loop
+    in, which reads it, so the service is not left blocked in its write until the chain ends."""
+    _rc(pod, "chatty", "longrun", (), run='#!/bin/sh\nseq -f "chatty %.0f" 1 40000\n'
+        'date +%s.%N > "$STATE/chatty-done"\nexec sleep 60\n')
+    for i in range(30):
+        pod.script(f"cont-init.d/{i:02d}-short", f'sleep 0.04; date +%s.%N > "$STATE/short-{i:02d}"\n')
+    pod.start()
+    wait_for(lambda: pod.read_state("short-29") and pod.read_state("chatty-done"), 30, "the chain and the service")
+    assert float(pod.read_state("chatty-done")) < float(pod.read_state("short-29"))
+    wait_for(lambda: pod.stdout().count("[chatty] chatty") >= 40000, 30, "every line")
+    assert pod.stop() == 0
+
+
 def test_the_first_s6_rc_services_are_started_by_the_start_path(pod: Pod):
     """cont-init.d with nothing to run: the oneshots and longruns whose dependencies are done start
     before anything heavy is loaded; what waits for a oneshot still running waits for the loop."""

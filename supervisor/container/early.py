@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 
 from ..core.settings import ConfigError, Settings
@@ -540,10 +541,28 @@ def needs_the_loop(head: HeadStart) -> bool:
     """Whether the loop has work the start path will not do: something ready it left (a longrun
     watched from its first moment, a oneshot needing execline, a script it cannot run), a script
     that failed or could not be executed (the loop decides what follows), or a failed carry-on.
-    Until then, the start path may carry on past the loop's imports (init._import_the_loop)."""
+    Until then, the start path may carry on past the loop's imports (init._import_the_loop). Also
+    a service started here with half a pipe of output unread: only the loop reads it, and a
+    service whose pipe is full waits in its write (looked at each time the start path wakes)."""
     return head.stuck or head.left or any(
         script.error is not None or (script.result is not None and script.result != (0, None))
-        for script in head.scripts)
+        for script in head.scripts) or any(
+        _unread(fd) >= OUTPUT_WAITING for started in head.prestarted.values()
+        for fd in (started.stdout[0], started.stderr[0]))
+
+
+OUTPUT_WAITING = 32 * 1024  # bytes unread in a service's pipe (of 64 KiB) that call the loop in
+
+
+def _unread(fd: int) -> int:
+    """The bytes `fd`'s pipe holds unread (FIONREAD); 0 when it cannot say."""
+    import fcntl
+    import termios
+
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder)
+    except OSError:
+        return 0
 
 
 def prestarted_pids(head: HeadStart) -> list[int]:
