@@ -64,4 +64,5 @@ exec sleep 0.1
     assert pod.cli("svc", "-k", *names).returncode == 0
     wait_for(lambda: all(read_int(pod, f"{n}.count") == 12 for n in names), 60, "eleven restarts each")
     wait_for(lambda: pod.cli("svstat", "--check").returncode == 0, 20, "every service ready again")
-    assert fd_count(pod.init_pid) == before
+    # not above: the last query's connection may still be open in either count, for a moment
+    wait_for(lambda: fd_count(pod.init_pid) <= before, 10, f"pyinit's fds back to {before}")
