@@ -201,10 +201,7 @@ class Stages:
 
     def _stage2_failed(self, failure: Stage2Failure) -> bool:
         """S6_BEHAVIOUR_IF_STAGE2_FAILS on one failure: its event, then False (and a shutdown) at 2."""
-        said, stops = stage2_ladder(self.settings.behaviour_if_stage2_fails, failure)
-        if said is not None:
-            getattr(self.log, said[0])(said[1], **dict(failure.fields))
-        if stops:
+        if self._said(failure):
             self.request_shutdown(failure.reason, failure.code)
             return False
         return True
