@@ -30,9 +30,11 @@ cont-init.d (base), and fix-attrs.d without failure. Otherwise the loop starts i
 
 from __future__ import annotations
 
+import fcntl  # C modules, cheap: not on the costly list of the start path
 import os
 import stat
 import sys
+import termios
 import time
 
 from ..core.settings import ConfigError, Settings
@@ -103,6 +105,7 @@ class HeadStart:
     base_done: bool = False  # fix-attrs.d applied and cont-init.d run to success, here
     stuck: bool = False  # carrying on failed (said): the loop does the rest
     left: bool = False  # something ready to start was left to the loop (see needs_the_loop)
+    passed: set[str] = field(default_factory=set)  # s6-rc services left to the loop: not tried again here
     logger_pipes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # producer: (logger, read, write)
     prestarted: dict[str, Prestarted] = field(default_factory=dict)  # their run scripts started here
     supervise_dirs: dict[str, SuperviseDir] = field(default_factory=dict)  # theirs, made first: the s6 bridge's
@@ -350,13 +353,15 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
     done = len(head.oneshots_done)
     for name in (*plan.first, *plan.second):  # user2's too: each once what it needs is up, as rcrun
         definition = plan.definitions[name]
-        if name in head.oneshots_done or name in head.rc_specs or any(
+        if name in head.oneshots_done or name in head.rc_specs or name in head.passed or any(
                 script.kind == "oneshot" and script.name == name for script in head.scripts):
             continue
         if not all(_is_up(head, need) for need in plan.needs.get(name, ())):
             continue
         if definition.type == "longrun":
-            head.left = not start_longrun(head, settings, layout, name) or head.left
+            if not start_longrun(head, settings, layout, name):
+                head.left = True
+                head.passed.add(name)  # compiled again by the loop, once
             continue
         if definition.type != "oneshot":
             continue
@@ -364,6 +369,7 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
             argv = command_line(definition.up, name, execlineb)
         except CommandLineError:
             head.left = True
+            head.passed.add(name)
             continue  # the loop says why it cannot run
         if not argv:  # nothing to run (comments only): done, as execlineb's empty program, by the loop too
             head.oneshots_done[name] = True
@@ -372,12 +378,13 @@ def start_ready_rc(head: HeadStart, settings: Settings, layout: Layout, logger: 
         env = head.environment()
         cwd = place(env, path, name, False, layout.oneshot_runner)
         started_at = time.time()
-        if logger is not None:
-            logger.info("s6-rc oneshot starting", service=name)
         script = _start("oneshot", [], argv, cwd, env, True, name, settings, time.monotonic(), None)
         if script is None:
             head.left = True
+            head.passed.add(name)
             continue  # no pipe could be made: the loop starts it, and says why if it fails again
+        if logger is not None:  # once started: the loop says it when it starts it instead
+            logger.info("s6-rc oneshot starting", service=name)
         script.name, script.said, script.started_at = name, logger is not None, started_at
         head.scripts.append(script)
     if len(head.oneshots_done) > done:  # one with nothing to run let others go
@@ -459,6 +466,8 @@ def head_start(settings: Settings, layout: Layout, rundir: str, is_pid1: bool, m
         if script is not None:
             script.name = first[0]
             head.scripts.append(script)
+        else:
+            head.left = True  # the loop tries it, and says why
     else:
         head.base_done = nothing_before
     if head.walk and not head.plan.first and not head.plan.second and head.base_done:
@@ -530,6 +539,8 @@ def _carry_on_cont_init(head: HeadStart, settings: Settings, layout: Layout, sto
     if script is not None:
         script.name, script.said, script.started_at = name, False, started_at
         head.scripts.append(script)
+    else:
+        head.left = True  # the loop tries it, and says why
 
 
 def _only_skipped(directory: str, names: list[bytes]) -> bool:
@@ -556,9 +567,6 @@ OUTPUT_WAITING = 32 * 1024  # bytes unread in a service's pipe (of 64 KiB) that 
 
 def _unread(fd: int) -> int:
     """The bytes `fd`'s pipe holds unread (FIONREAD); 0 when it cannot say."""
-    import fcntl
-    import termios
-
     try:
         return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder)
     except OSError:
@@ -654,6 +662,8 @@ def _prestart(head: HeadStart, layout: Layout, spec: ServiceSpec, stdout_to: int
     ext4) before every spawn put 100 services' start at 1.2x s6's in the anchor bench."""
     from ..core.prestart import prestart, room_after
 
+    if spec.name in head.prestarted:
+        return False  # services.d's and s6-rc's of one name: the loop refuses the second, and says so
     if spec.notification_fd is not None and spec.name not in head.supervise_dirs:
         _make_supervise_dir(head, layout, spec)
     directory = head.supervise_dirs.get(spec.name)
@@ -663,6 +673,9 @@ def _prestart(head: HeadStart, layout: Layout, spec: ServiceSpec, stdout_to: int
         return False
     started = prestart(spec, head.environment(), stdout_to, stdin_from)
     if started is None:
+        if directory is not None:  # its runner starts it from a fresh copy: the bridge makes its own
+            del head.supervise_dirs[spec.name]
+            directory.close()
         return False
     head.prestarted[spec.name] = started
     return True

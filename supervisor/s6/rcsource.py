@@ -59,9 +59,18 @@ def compile_longrun(source: str, destination: str, pipelined: bool = False) -> N
     copy_tree(source, destination)
     for name in ("run", "finish"):
         path = os.path.join(destination, name)
-        if not os.path.isfile(path):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
             continue
-        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | 0o755)
+        if stat.S_ISLNK(info.st_mode):
+            if not os.path.isfile(path):
+                continue
+            # its target, outside the copy, is not ours to chmod
+        elif stat.S_ISREG(info.st_mode):
+            os.chmod(path, stat.S_IMODE(info.st_mode) | 0o755)
+        else:
+            continue
         if pipelined:
             os.replace(path, path + USER_SUFFIX)
             with open(path, "x", encoding="utf-8") as wrapper:
