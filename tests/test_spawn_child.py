@@ -107,3 +107,31 @@ def test_the_child_changes_directory_itself_and_pyinit_stays_where_it_is(tmp_pat
     with pytest.raises(OSError):
         spawn(["/bin/true"], cwd=str(tmp_path / "missing"))
     assert os.getcwd() == before
+
+
+def test_a_directory_fd_numbered_as_a_descriptor_the_child_gets_is_changed_into_first(tmp_path):
+    """The child's fchdir comes before its dup2s: a service directory's fd may bear the number of
+    its notification-fd, which the dup2 replaces with the readiness pipe."""
+    import sys
+
+    from supervisor.proc.spawn import spawn
+
+    where = tmp_path / "service"
+    where.mkdir()
+    out = tmp_path / "pwd"
+    handle = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+    read_end, write_end = os.pipe()
+    code = f"import os; print(os.getcwd()); os.write({handle}, b'ready\\n')"
+    try:
+        with open(out, "wb") as sink:
+            pid = spawn([sys.executable, "-c", code], cwd=handle, stdout=sink.fileno(), extra_fds={handle: write_end})
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(handle)
+        os.close(write_end)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert out.read_text().strip() == str(where)
+        assert os.read(read_end, 10) == b"ready\n"
+    finally:
+        os.close(read_end)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Mapping
 
 from ..proc.spawn import spawn
 from .model import ServiceSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 
 def spawn_run(spec: ServiceSpec, stdout: int, stderr: int, env: Mapping[bytes, bytes],

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterable
 
 from ..base.files import read_small_text
 from ..base.terms import valid_name
@@ -34,6 +33,7 @@ from .settings import (
 
 TYPE_CHECKING = False  # no typing at run time: pyinit's start path copies services.d (container/early)
 if TYPE_CHECKING:  # mypy reads dataclasses; base/record builds them without importing dataclasses
+    from collections.abc import Callable, Iterable
     from dataclasses import replace
 
     from .health import HealthSpec

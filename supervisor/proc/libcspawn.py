@@ -96,6 +96,13 @@ def posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str] | Mapping
             _check(_functions["posix_spawnattr_setsigdefault"](attr, _EVERY_SIGNAL), "posix_spawnattr_setsigdefault")
             _check(_functions["posix_spawnattr_setsigmask"](attr, _NO_SIGNAL), "posix_spawnattr_setsigmask")
             kept: list[bytes] = []  # the paths of open actions, alive until the call returns
+            # first: a directory's fd may have the number of a descriptor the dup2s below replace
+            if isinstance(cwd, int):
+                _check(_chdir["posix_spawn_file_actions_addfchdir_np"](actions, cwd), "posix_spawn_file_actions_addfchdir_np")
+            elif cwd is not None:
+                kept.append(os.fsencode(cwd))
+                _check(_chdir["posix_spawn_file_actions_addchdir_np"](actions, kept[-1]),
+                       "posix_spawn_file_actions_addchdir_np")
             for action in file_actions:
                 if action[0] == os.POSIX_SPAWN_DUP2:
                     _check(_functions["posix_spawn_file_actions_adddup2"](actions, action[1], action[2]),
@@ -107,12 +114,6 @@ def posix_spawn(path: str, argv: Sequence[str], env: Mapping[str, str] | Mapping
                            "posix_spawn_file_actions_addopen")
                 else:
                     raise ValueError(f"file action {action[0]} is not one spawn uses")
-            if isinstance(cwd, int):
-                _check(_chdir["posix_spawn_file_actions_addfchdir_np"](actions, cwd), "posix_spawn_file_actions_addfchdir_np")
-            elif cwd is not None:
-                kept.append(os.fsencode(cwd))
-                _check(_chdir["posix_spawn_file_actions_addchdir_np"](actions, kept[-1]),
-                       "posix_spawn_file_actions_addchdir_np")
             arguments = _strings([os.fsencode(a) for a in argv])
             environment = _strings([os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()])
             pid = ctypes.c_int()

@@ -313,9 +313,9 @@ def _check_argv(script: str) -> list[str]:
     """-c's check line as s6-notifyoncheck runs it: `execlineb -Pc LINE` where execline is installed
     (s6-overlay's, pys6 mode); without it (the image removed s6-overlay: pys6-bare), a line of plain
     words runs as those words, which is what execlineb would exec; [] when it needs execline."""
-    from .rcsource import find_execlineb
+    from ..base.environ import find_program
 
-    if find_execlineb():
+    if find_program("execlineb"):
         return ["execlineb", "-Pc", script]
     if EXECLINE_SYNTAX.isdisjoint(script) and script.split():
         return script.split()
